@@ -1,0 +1,42 @@
+# Plain source lists of libipsecif. This file only sets variables, so a
+# firmware build with its own toolchain can include() it (or read it) and
+# compile the core without the project's targets.
+#
+#   IPSECIF_INCLUDE_DIRS      public headers
+#   IPSECIF_CORE_SOURCES      lib/core, lib/spd, lib/esp (no OS, no crypto library)
+#   IPSECIF_PFKEY_SOURCES     lib/pfkey
+#   IPSECIF_CRYPTO_MBEDTLS_SOURCES   ports/crypto-mbedtls
+
+get_filename_component(IPSECIF_ROOT_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+
+set(IPSECIF_INCLUDE_DIRS
+    ${IPSECIF_ROOT_DIR}/include
+)
+
+set(IPSECIF_PRIVATE_INCLUDE_DIRS
+    ${IPSECIF_ROOT_DIR}/lib/core
+)
+
+set(IPSECIF_CORE_SOURCES
+    ${IPSECIF_ROOT_DIR}/lib/core/ctx.c
+    ${IPSECIF_ROOT_DIR}/lib/core/util.c
+    ${IPSECIF_ROOT_DIR}/lib/core/strerror.c
+    ${IPSECIF_ROOT_DIR}/lib/core/sadb.c
+    ${IPSECIF_ROOT_DIR}/lib/core/iface.c
+    ${IPSECIF_ROOT_DIR}/lib/core/dispatch.c
+    ${IPSECIF_ROOT_DIR}/lib/spd/spd.c
+    ${IPSECIF_ROOT_DIR}/lib/esp/alg.c
+    ${IPSECIF_ROOT_DIR}/lib/esp/esp.c
+    ${IPSECIF_ROOT_DIR}/lib/esp/replay.c
+    ${IPSECIF_ROOT_DIR}/lib/esp/encap.c
+)
+
+set(IPSECIF_PFKEY_SOURCES
+)
+
+set(IPSECIF_CRYPTO_MBEDTLS_SOURCES
+    ${IPSECIF_ROOT_DIR}/ports/crypto-mbedtls/crypto_mbedtls.c
+)
+set(IPSECIF_CRYPTO_MBEDTLS_INCLUDE_DIRS
+    ${IPSECIF_ROOT_DIR}/ports/crypto-mbedtls
+)

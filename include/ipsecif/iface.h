@@ -1,0 +1,204 @@
+/**
+ * @file iface.h
+ * @brief ipsecif interfaces: create, destroy, tunnel, flags, MTU, counters.
+ */
+#ifndef IPSECIF_IFACE_H
+#define IPSECIF_IFACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipsecif/stats.h"
+#include "ipsecif/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @defgroup ipsecif_if Interfaces
+ * @brief Route-based IPsec interfaces, as ipsecif(4).
+ *
+ * Setting the tunnel creates four policies (IPv4 out and in, IPv6 out and
+ * in; `esp/transport//unique`, or `require` with link0), each with its own
+ * unique id. They are added and removed as one unit with the tunnel.
+ * @{
+ */
+
+/** Interface flags. */
+enum ipsecif_if_flags {
+    IPSECIF_IFF_UP = 0x1,    /**< Administratively up. */
+    IPSECIF_IFF_LINK0 = 0x2, /**< NAT-Traversal: ESP in UDP (RFC 3948). */
+    IPSECIF_IFF_LINK1 = 0x4, /**< ECN-friendly encapsulation (RFC 6040). */
+    IPSECIF_IFF_LINK2 = 0x8  /**< Forward inner IPv6 (default on). */
+};
+
+/** Default and limits of the interface MTU. */
+#define IPSECIF_MTU_DEFAULT 1280
+/** Smallest MTU. */
+#define IPSECIF_MTU_MIN 1280
+/** Largest MTU. */
+#define IPSECIF_MTU_MAX 8192
+
+/** Default NAT-T UDP port. */
+#define IPSECIF_NATT_PORT 4500
+
+/** Indexes of an interface's four policies in ipsecif_if_info::policy_id. */
+enum ipsecif_if_policy {
+    IPSECIF_IFPOL_V4_OUT = 0, /**< IPv4 out. */
+    IPSECIF_IFPOL_V4_IN = 1,  /**< IPv4 in. */
+    IPSECIF_IFPOL_V6_OUT = 2, /**< IPv6 out. */
+    IPSECIF_IFPOL_V6_IN = 3   /**< IPv6 in. */
+};
+
+/** What ipsecif_if_get_info() reports. */
+struct ipsecif_if_info {
+    char name[16];            /**< Interface name. */
+    uint32_t unit;            /**< Unit number (N of ipsecN). */
+    uint32_t flags;           /**< ::ipsecif_if_flags. */
+    uint16_t mtu;             /**< MTU. */
+    bool has_tunnel;          /**< A tunnel is set. */
+    struct ipsecif_addr src;  /**< Tunnel source. */
+    struct ipsecif_addr dst;  /**< Tunnel destination. */
+    uint16_t sport;           /**< NAT-T source port (link0). */
+    uint16_t dport;           /**< NAT-T destination port (link0). */
+    uint32_t policy_id[4];    /**< Policy ids, ::ipsecif_if_policy order; 0 without tunnel. */
+    uint32_t reqid[4];        /**< Unique ids, same order. */
+    struct ipsecif_stats stats; /**< Counters. */
+};
+
+struct ipsecif_ctx;
+struct ipsecif_if;
+
+/**
+ * @brief Create an interface.
+ * @param[in]  ctx  the context.
+ * @param[in]  name "ipsecN" (N a decimal unit, no leading zero).
+ * @param[out] out  the interface handle, valid until destroyed (may be NULL).
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG the name is not ipsecN.
+ * @retval IPSECIF_ERR_EXIST the name is taken.
+ * @retval IPSECIF_ERR_FULL no free interface slot.
+ */
+int ipsecif_if_create(struct ipsecif_ctx *ctx, const char *name, struct ipsecif_if **out);
+
+/**
+ * @brief Destroy an interface, removing its tunnel and policies.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ifp is NULL or not of this context.
+ */
+int ipsecif_if_destroy(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp);
+
+/** @brief Find an interface by name; NULL if there is none. */
+struct ipsecif_if *ipsecif_if_find(struct ipsecif_ctx *ctx, const char *name);
+
+/**
+ * @brief Set (or replace) the tunnel endpoints and create the four policies.
+ *
+ * All or nothing: on any failure the previous tunnel and its policies stay
+ * as they were.
+ * @param[in] ctx   the context.
+ * @param[in] ifp   the interface.
+ * @param[in] src   outer source (ours).
+ * @param[in] sport NAT-T source port, 0 = 4500 (used with link0 only).
+ * @param[in] dst   outer destination (the peer).
+ * @param[in] dport NAT-T destination port, 0 = 4500 (used with link0 only).
+ * @param[in] now   current time, ms.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG families differ or are unknown, or an address is unspecified.
+ * @retval IPSECIF_ERR_EXIST another interface has this outer pair (and
+ *         NAT-T is off on either), or one of the four policies already exists.
+ * @retval IPSECIF_ERR_FULL no room for the policies.
+ */
+int ipsecif_if_set_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                          const struct ipsecif_addr *src, uint16_t sport,
+                          const struct ipsecif_addr *dst, uint16_t dport, uint64_t now);
+
+/**
+ * @brief Delete the tunnel and its four policies.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_NOENT no tunnel is set.
+ */
+int ipsecif_if_delete_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp);
+
+/**
+ * @brief Set the flags (::ipsecif_if_flags). Changing link0 or link2 on a
+ *        tunnel re-creates its policies, all or nothing.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG unknown flag bits.
+ * @retval others as ipsecif_if_set_tunnel().
+ */
+int ipsecif_if_set_flags(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint32_t flags,
+                         uint64_t now);
+
+/** @brief Current flags. */
+uint32_t ipsecif_if_get_flags(const struct ipsecif_if *ifp);
+
+/**
+ * @brief Set the MTU.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_RANGE outside IPSECIF_MTU_MIN .. IPSECIF_MTU_MAX.
+ */
+int ipsecif_if_set_mtu(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint32_t mtu);
+
+/**
+ * @brief Report an interface.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG bad argument.
+ */
+int ipsecif_if_get_info(const struct ipsecif_ctx *ctx, const struct ipsecif_if *ifp,
+                        struct ipsecif_if_info *out);
+
+/** Callback for ipsecif_if_walk(): 0 to go on, nonzero to stop with that value. */
+typedef int (*ipsecif_if_walk_fn)(void *arg, struct ipsecif_if *ifp);
+
+/** @brief Visit every interface in creation order. */
+int ipsecif_if_walk(struct ipsecif_ctx *ctx, ipsecif_if_walk_fn fn, void *arg);
+
+/** @brief The interface's name. */
+const char *ipsecif_if_name(const struct ipsecif_if *ifp);
+
+/** @brief Attach a host pointer to the interface (for the port). */
+void ipsecif_if_set_user(struct ipsecif_if *ifp, void *user);
+
+/** @brief The host pointer attached with ipsecif_if_set_user(). */
+void *ipsecif_if_get_user(const struct ipsecif_if *ifp);
+
+/**
+ * @brief Encapsulate and protect an inner packet routed into the interface.
+ *
+ * The packet is processed in place: it needs headroom for the outer IP
+ * header, UDP (link0), ESP header and IV (IPSECIF_HEADROOM is always
+ * enough) and tailroom for padding, trailer and ICV (IPSECIF_TAILROOM).
+ * On success the port's send_outer was called once.
+ * @param[in]     ctx the context.
+ * @param[in]     ifp the interface.
+ * @param[in,out] pkt the inner IPv4 or IPv6 packet; its content is undefined afterwards.
+ * @param[in]     now current time, ms.
+ * @retval IPSECIF_OK sent.
+ * @retval IPSECIF_ERR_DOWN down or no tunnel.
+ * @retval IPSECIF_ERR_MALFORMED not an IPv4/IPv6 packet.
+ * @retval IPSECIF_ERR_DISCARD inner IPv6 with -link2.
+ * @retval IPSECIF_ERR_TOOBIG over the MTU or path; an ICMP error went back.
+ * @retval IPSECIF_ERR_NOSA no SA; an ACQUIRE was raised (rate-limited).
+ * @retval IPSECIF_ERR_NOROOM not enough head- or tailroom.
+ * @retval IPSECIF_ERR_SEQWRAP the SA's sequence number is exhausted.
+ * @retval IPSECIF_ERR_CRYPTO the crypto backend failed.
+ * @retval IPSECIF_ERR_PORT send_outer failed.
+ */
+int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
+                      uint64_t now);
+
+/** Headroom ipsecif_if_output() may need: IPv6 (40) + UDP (8) + ESP (8) + IV (16). */
+#define IPSECIF_HEADROOM 72
+/** Tailroom ipsecif_if_output() may need: padding (up to 15) + 2 + ICV (up to 32) + 4 (ESN). */
+#define IPSECIF_TAILROOM 56
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPSECIF_IFACE_H */

@@ -1,0 +1,139 @@
+/**
+ * @file ipsecif.h
+ * @brief libipsecif: the context, its configuration, packet input and timers.
+ *
+ * Include this header to get the whole public API.
+ */
+#ifndef IPSECIF_IPSECIF_H
+#define IPSECIF_IPSECIF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipsecif/err.h"
+#include "ipsecif/iface.h"
+#include "ipsecif/opts.h"
+#include "ipsecif/port.h"
+#include "ipsecif/sa.h"
+#include "ipsecif/spd.h"
+#include "ipsecif/stats.h"
+#include "ipsecif/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @defgroup ipsecif_ctx Context
+ * @brief One instance of the IPsec engine in host-supplied memory.
+ *
+ * Threading: a context is not locked inside. The host serializes every call
+ * on one context (one lock, or one thread such as lwIP's tcpip thread).
+ * Time: every call that may need it takes `now`, a monotonic time in
+ * milliseconds; the library never reads a clock.
+ * @{
+ */
+
+/** Library version. */
+#define IPSECIF_VERSION_STRING "0.1.0"
+
+/** Capacities and behaviour, fixed at ipsecif_init(). */
+struct ipsecif_config {
+    uint32_t max_interfaces;  /**< Interfaces (each holds 4 policies). */
+    uint32_t max_policies;    /**< Policies, interface-owned ones included. */
+    uint32_t max_sas;         /**< SAs, larval ones included. */
+    uint32_t replay_window_max; /**< Largest replay window per SA, packets; multiple of 32,
+                                     <= IPSECIF_REPLAY_WINDOW_MAX; 0 = that maximum. */
+    bool fixed_reqid;         /**< Use NetBSD's fixed unique-id scheme. */
+    uint32_t reqid_base;      /**< Base of the fixed scheme (IPv4 pair: base + 2 x unit,
+                                   IPv6 pair: base + 2 x unit + 1). */
+    uint32_t acquire_interval_ms; /**< Least time between two ACQUIREs for one policy; 0 = 1000. */
+    uint8_t ttl;              /**< Outer TTL / hop limit; 0 = 64. */
+};
+
+/** Fill a configuration with defaults for a small gateway. */
+void ipsecif_config_default(struct ipsecif_config *cfg);
+
+struct ipsecif_ctx;
+
+/**
+ * @brief Bytes of memory a context with this configuration needs.
+ * @return the size, or 0 if the configuration is invalid.
+ */
+size_t ipsecif_ctx_size(const struct ipsecif_config *cfg);
+
+/**
+ * @brief Initialize a context in caller memory.
+ * @param[out] out      the context (it lives inside mem).
+ * @param[in]  mem      memory of at least ipsecif_ctx_size() bytes, 16-byte aligned;
+ *                      owned by the context until ipsecif_deinit().
+ * @param[in]  mem_len  its size.
+ * @param[in]  cfg      the configuration (copied).
+ * @param[in]  port     the port callbacks; must outlive the context.
+ * @param[in]  user     passed to every port callback.
+ * @param[in]  now      current time, ms.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG a NULL argument, a missing required callback, or a bad configuration.
+ * @retval IPSECIF_ERR_NOROOM mem_len is too small or mem misaligned.
+ * @retval IPSECIF_ERR_UNSUPPORTED the crypto backend needs a larger slot than
+ *         IPSECIF_CRYPTO_SLOT_SIZE.
+ */
+int ipsecif_init(struct ipsecif_ctx **out, void *mem, size_t mem_len,
+                 const struct ipsecif_config *cfg, const struct ipsecif_port *port, void *user,
+                 uint64_t now);
+
+/**
+ * @brief Tear a context down: destroys interfaces, wipes every SA key. The
+ *        memory may be reused afterwards.
+ */
+void ipsecif_deinit(struct ipsecif_ctx *ctx);
+
+/**
+ * @brief Process an outer packet received from the network.
+ *
+ * The buffer starts with the outer IPv4 or IPv6 header. ESP (protocol 50)
+ * and ESP in UDP to a NAT-T interface's port are handled; the decapsulated
+ * inner packet is delivered through the port's deliver_inner. Processing is
+ * in place.
+ * @retval IPSECIF_OK delivered (or a NAT-T keepalive consumed).
+ * @retval IPSECIF_ERR_PROTO not ESP and not NAT-T (the host should handle it).
+ * @retval IPSECIF_ERR_MALFORMED, IPSECIF_ERR_BADSPI, IPSECIF_ERR_AUTH,
+ *         IPSECIF_ERR_REPLAY, IPSECIF_ERR_BADPAD, IPSECIF_ERR_POLICY,
+ *         IPSECIF_ERR_ECN, IPSECIF_ERR_NOSA, IPSECIF_ERR_DOWN dropped and counted.
+ */
+int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now);
+
+/**
+ * @brief Process an ESP packet whose outer IP header was already removed
+ *        (IPv6 raw sockets, UDP sockets).
+ * @param[in]     meta outer addresses, tos/traffic class, and for ESP in UDP the
+ *                     ports (sport/dport nonzero); ip_hlen and esp_off are ignored.
+ * @param[in,out] pkt  starting at the ESP header (or the UDP payload for NAT-T).
+ * @return as ipsecif_input().
+ */
+int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                      struct ipsecif_buf *pkt, uint64_t now);
+
+/**
+ * @brief Run expiry: lifetimes, dead SAs, rate-limit state.
+ * @return the next deadline in ms (absolute), or UINT64_MAX if none.
+ */
+uint64_t ipsecif_timer(struct ipsecif_ctx *ctx, uint64_t now);
+
+/** @brief The next deadline without running anything (UINT64_MAX if none). */
+uint64_t ipsecif_next_deadline(const struct ipsecif_ctx *ctx);
+
+/** @brief Global counters. */
+const struct ipsecif_stats *ipsecif_stats_get(const struct ipsecif_ctx *ctx);
+
+/** @brief Reset global, per-interface and per-SA counters. */
+void ipsecif_stats_reset(struct ipsecif_ctx *ctx);
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPSECIF_IPSECIF_H */

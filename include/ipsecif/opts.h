@@ -1,0 +1,81 @@
+/**
+ * @file opts.h
+ * @brief Compile-time options of libipsecif.
+ *
+ * A build may define IPSECIF_OPTS_FILE (for example
+ * `-DIPSECIF_OPTS_FILE="my_ipsecif_opts.h"`) to name a header that sets any of
+ * the options below; every option not set there gets the default given here.
+ * All options are numbers tested with `#if`, so a misspelt name fails a build
+ * that uses `-Wundef`.
+ */
+#ifndef IPSECIF_OPTS_H
+#define IPSECIF_OPTS_H
+
+#ifdef IPSECIF_OPTS_FILE
+#include IPSECIF_OPTS_FILE
+#endif
+
+/**
+ * @defgroup ipsecif_opts Options
+ * @brief Compile-time options; each may be set in the options file.
+ * @{
+ */
+
+/** Bytes reserved in every SA for the crypto backend's key schedule. */
+#ifndef IPSECIF_CRYPTO_SLOT_SIZE
+#define IPSECIF_CRYPTO_SLOT_SIZE 1024
+#endif
+
+/** 1 to compile ipsecif_strerror() with message texts, 0 for a stub that
+ *  returns an empty string (saves flash). */
+#ifndef IPSECIF_STRERROR
+#define IPSECIF_STRERROR 1
+#endif
+
+/** Largest anti-replay window, in packets, that an SA may ask for. A
+ *  multiple of 32. The context reserves this many bits per SA. */
+#ifndef IPSECIF_REPLAY_WINDOW_MAX
+#define IPSECIF_REPLAY_WINDOW_MAX 4096
+#endif
+
+/** Largest number of IPsec requests (ESP/AH, transport/tunnel) in one policy. */
+#ifndef IPSECIF_MAX_REQUESTS
+#define IPSECIF_MAX_REQUESTS 2
+#endif
+
+/** Longest interface name, including the terminating NUL. */
+#ifndef IPSECIF_IFNAME_SIZE
+#define IPSECIF_IFNAME_SIZE 16
+#endif
+
+/** Largest encryption key (bytes, salt included) an SA may carry. */
+#ifndef IPSECIF_MAX_EKEY
+#define IPSECIF_MAX_EKEY 36
+#endif
+
+/** Largest authentication key (bytes) an SA may carry. */
+#ifndef IPSECIF_MAX_AKEY
+#define IPSECIF_MAX_AKEY 64
+#endif
+
+/** 1 to call the port's log callback, 0 to compile logging out. */
+#ifndef IPSECIF_LOG
+#define IPSECIF_LOG 1
+#endif
+
+/** @} */
+
+#if (IPSECIF_REPLAY_WINDOW_MAX % 32) != 0 || IPSECIF_REPLAY_WINDOW_MAX < 32
+#error "IPSECIF_REPLAY_WINDOW_MAX must be a positive multiple of 32"
+#endif
+#if IPSECIF_MAX_REQUESTS < 1
+#error "IPSECIF_MAX_REQUESTS must be at least 1"
+#endif
+#if IPSECIF_IFNAME_SIZE < 8
+#error "IPSECIF_IFNAME_SIZE must be at least 8"
+#endif
+#if IPSECIF_CRYPTO_SLOT_SIZE < 64 || (IPSECIF_CRYPTO_SLOT_SIZE % 16) != 0
+#error "IPSECIF_CRYPTO_SLOT_SIZE must be a multiple of 16, at least 64"
+#endif
+
+#endif /* IPSECIF_OPTS_H */

@@ -1,0 +1,229 @@
+/**
+ * @file spd.h
+ * @brief Security policy database (SPD) and the system-wide defaults.
+ */
+#ifndef IPSECIF_SPD_H
+#define IPSECIF_SPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipsecif/opts.h"
+#include "ipsecif/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @defgroup ipsecif_spd SPD
+ * @brief Policies: selectors, directions, actions, IPsec requests, levels.
+ *
+ * Policies are ordered as KAME orders them: by priority (lower value
+ * first), then by the order they were added. Each policy gets an id when it
+ * is added. The policies an ipsecif interface owns are listed like any other
+ * but cannot be deleted through this API, and a policy that would clash with
+ * one of them is refused.
+ * @{
+ */
+
+/** Policy directions. */
+enum ipsecif_dir {
+    IPSECIF_DIR_ANY = 0, /**< Any (lookups by id only). */
+    IPSECIF_DIR_IN = 1,  /**< Inbound. */
+    IPSECIF_DIR_OUT = 2, /**< Outbound. */
+    IPSECIF_DIR_FWD = 3  /**< Forward (Linux). */
+};
+
+/** Policy actions. */
+enum ipsecif_action {
+    IPSECIF_ACTION_DISCARD = 0, /**< Drop. */
+    IPSECIF_ACTION_NONE = 1,    /**< Bypass IPsec. */
+    IPSECIF_ACTION_IPSEC = 2    /**< Apply the request list. */
+};
+
+/** IPsec request levels. */
+enum ipsecif_level {
+    IPSECIF_LEVEL_DEFAULT = 0, /**< Follow the system-wide default. */
+    IPSECIF_LEVEL_USE = 1,     /**< Use an SA if there is one. */
+    IPSECIF_LEVEL_REQUIRE = 2, /**< Require an SA. */
+    IPSECIF_LEVEL_UNIQUE = 3   /**< Require an SA bound to this policy's reqid. */
+};
+
+/** Largest manual request id; automatic ids are allocated above it. */
+#define IPSECIF_REQID_MANUAL_MAX 0x3fffu
+
+/** Port value meaning "any" in a selector. */
+#define IPSECIF_PORT_ANY 0
+
+/**
+ * @brief A traffic selector.
+ *
+ * For ICMP and ICMPv6 the type sits in sport and the code in dport, with
+ * 0xffff meaning any (the KAME convention shifted by one: use
+ * ::IPSECIF_ICMP_ANY).
+ */
+struct ipsecif_selector {
+    struct ipsecif_addr src; /**< Source prefix. */
+    struct ipsecif_addr dst; /**< Destination prefix (same family as src). */
+    uint8_t src_plen;        /**< Source prefix length. */
+    uint8_t dst_plen;        /**< Destination prefix length. */
+    uint8_t ulproto;         /**< Upper-layer protocol, ::IPSECIF_IPPROTO_ANY for any. */
+    uint16_t sport;          /**< Source port, 0 = any (ICMP: type). */
+    uint16_t dport;          /**< Destination port, 0 = any (ICMP: code). */
+};
+
+/** ICMP type/code value meaning "any". */
+#define IPSECIF_ICMP_ANY 0xffffu
+
+/** One IPsec request of a policy. */
+struct ipsecif_ipsecreq {
+    uint8_t proto;               /**< ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH. */
+    uint8_t mode;                /**< ::IPSECIF_MODE_TRANSPORT or ::IPSECIF_MODE_TUNNEL. */
+    uint8_t level;               /**< ::ipsecif_level. */
+    uint32_t reqid;              /**< Request id; required for unique, 0 otherwise allowed. */
+    struct ipsecif_addr tun_src; /**< Tunnel source (tunnel mode). */
+    struct ipsecif_addr tun_dst; /**< Tunnel destination (tunnel mode). */
+};
+
+/** A policy as added or reported. */
+struct ipsecif_policy {
+    struct ipsecif_selector sel; /**< What it matches. */
+    uint8_t dir;                 /**< ::ipsecif_dir. */
+    uint8_t action;              /**< ::ipsecif_action. */
+    uint32_t priority;           /**< Lower first; 0x80000000 is the usual default. */
+    uint8_t nreq;                /**< Number of requests (IPSEC action). */
+    struct ipsecif_ipsecreq req[IPSECIF_MAX_REQUESTS]; /**< The requests, outermost last. */
+    uint32_t id;                 /**< Policy id (reported; ignored on add). */
+    bool owned;                  /**< Owned by an interface (reported). */
+    uint64_t created;            /**< When added, ms (reported). */
+    uint64_t lastused;           /**< Last match, ms, 0 = never (reported). */
+};
+
+/** Priority most tools send when none is given. */
+#define IPSECIF_PRIORITY_DEFAULT 0x80000000u
+
+/** System-wide defaults (the net.inet.ipsec and net.inet6.ipsec sysctls). */
+enum ipsecif_sysctl {
+    IPSECIF_SYSCTL_ESP_TRANS_DEFLEV = 0, /**< IPv4 ESP transport default level. */
+    IPSECIF_SYSCTL_ESP_NET_DEFLEV,       /**< IPv4 ESP tunnel default level. */
+    IPSECIF_SYSCTL_AH_TRANS_DEFLEV,      /**< IPv4 AH transport default level. */
+    IPSECIF_SYSCTL_AH_NET_DEFLEV,        /**< IPv4 AH tunnel default level. */
+    IPSECIF_SYSCTL_DEF_POLICY,           /**< IPv4 policy when none matches: 0 discard, 1 none. */
+    IPSECIF_SYSCTL6_ESP_TRANS_DEFLEV,    /**< IPv6 ESP transport default level. */
+    IPSECIF_SYSCTL6_ESP_NET_DEFLEV,      /**< IPv6 ESP tunnel default level. */
+    IPSECIF_SYSCTL6_AH_TRANS_DEFLEV,     /**< IPv6 AH transport default level. */
+    IPSECIF_SYSCTL6_AH_NET_DEFLEV,       /**< IPv6 AH tunnel default level. */
+    IPSECIF_SYSCTL6_DEF_POLICY,          /**< IPv6 policy when none matches. */
+    IPSECIF_SYSCTL_COUNT                 /**< Number of values. */
+};
+
+struct ipsecif_ctx;
+
+/**
+ * @brief Add a policy.
+ * @param[in]  ctx the context.
+ * @param[in]  pol the policy; id, owned, created and lastused are ignored.
+ * @param[in]  now current time, ms.
+ * @param[out] id  the new policy's id (may be NULL).
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG malformed selector, direction, action or request.
+ * @retval IPSECIF_ERR_EXIST a policy with the same selector and direction exists.
+ * @retval IPSECIF_ERR_BUSY it would clash with a policy an interface owns.
+ * @retval IPSECIF_ERR_FULL no free policy slot.
+ */
+int ipsecif_spd_add(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, uint64_t now,
+                    uint32_t *id);
+
+/**
+ * @brief Replace the policy with the same selector and direction, or add it.
+ * @retval IPSECIF_ERR_BUSY the existing policy is owned by an interface.
+ * @retval others as ipsecif_spd_add().
+ */
+int ipsecif_spd_update(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, uint64_t now,
+                       uint32_t *id);
+
+/**
+ * @brief Delete the policy with this selector and direction.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_NOENT none matches.
+ * @retval IPSECIF_ERR_BUSY it is owned by an interface.
+ */
+int ipsecif_spd_delete(struct ipsecif_ctx *ctx, const struct ipsecif_selector *sel, uint8_t dir);
+
+/**
+ * @brief Delete a policy by id.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_NOENT no such id.
+ * @retval IPSECIF_ERR_BUSY it is owned by an interface.
+ */
+int ipsecif_spd_delete_id(struct ipsecif_ctx *ctx, uint32_t id);
+
+/**
+ * @brief Report a policy by id.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_NOENT no such id.
+ */
+int ipsecif_spd_get(struct ipsecif_ctx *ctx, uint32_t id, struct ipsecif_policy *out);
+
+/**
+ * @brief Delete every policy not owned by an interface.
+ * @return the number deleted (>= 0).
+ */
+int ipsecif_spd_flush(struct ipsecif_ctx *ctx);
+
+/** Callback for ipsecif_spd_walk(): 0 to go on, nonzero to stop with that value. */
+typedef int (*ipsecif_spd_walk_fn)(void *arg, const struct ipsecif_policy *pol);
+
+/**
+ * @brief Visit every policy in lookup order (direction by direction: in, out, fwd).
+ * The callback must not add or delete policies.
+ * @return 0 when all were visited, or the callback's nonzero value.
+ */
+int ipsecif_spd_walk(struct ipsecif_ctx *ctx, ipsecif_spd_walk_fn fn, void *arg);
+
+/** @brief Number of policies installed. */
+size_t ipsecif_spd_count(const struct ipsecif_ctx *ctx);
+
+/**
+ * @brief Find the policy a packet matches.
+ * @param[in]  ctx the context.
+ * @param[in]  dir ::IPSECIF_DIR_IN, ::IPSECIF_DIR_OUT or ::IPSECIF_DIR_FWD.
+ * @param[in]  pkt the packet's selector: full addresses (prefix lengths are
+ *                 ignored), protocol and ports (ICMP type/code).
+ * @param[in]  now current time, ms (recorded as last use).
+ * @param[out] out the matching policy, with its levels resolved against the
+ *                 system defaults (default becomes use or require). When none
+ *                 matches, out holds the def_policy action with id 0.
+ * @retval IPSECIF_OK a policy matched.
+ * @retval IPSECIF_ERR_NOENT none matched; *out holds the default.
+ */
+int ipsecif_spd_lookup(struct ipsecif_ctx *ctx, uint8_t dir, const struct ipsecif_selector *pkt,
+                       uint64_t now, struct ipsecif_policy *out);
+
+/**
+ * @brief Read a system-wide default.
+ * @param[in] key ::ipsecif_sysctl.
+ * @retval >=0 the value.
+ * @retval IPSECIF_ERR_ARG unknown key.
+ */
+int ipsecif_sysctl_get(const struct ipsecif_ctx *ctx, int key);
+
+/**
+ * @brief Set a system-wide default.
+ * @param[in] key   ::ipsecif_sysctl.
+ * @param[in] value levels: 1 use or 2 require; def_policy: 0 discard or 1 none.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG unknown key.
+ * @retval IPSECIF_ERR_RANGE value not allowed for the key.
+ */
+int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value);
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPSECIF_SPD_H */
