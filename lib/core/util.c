@@ -1,1 +1,147 @@
-/* placeholder: being written */
+/* Small helpers every module uses: constant-time compare, wiping, addresses,
+ * hashing and the Internet checksum. */
+#include "ipsecif_priv.h"
+
+int ipsecif_ct_memeq(const void *a, const void *b, size_t n)
+{
+    const volatile uint8_t *x = a;
+    const volatile uint8_t *y = b;
+    uint8_t diff = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        diff |= (uint8_t)(x[i] ^ y[i]);
+    }
+    /* Map 0 -> 1 and anything else -> 0 without a branch on the data. */
+    return (int)(1 & (((uint32_t)diff - 1) >> 8));
+}
+
+void ipsecif_wipe(void *p, size_t n)
+{
+    volatile uint8_t *v = p;
+
+    while (n--) {
+        *v++ = 0;
+    }
+}
+
+size_t ipsecif_addr_len(uint8_t family)
+{
+    if (family == IPSECIF_AF_INET) {
+        return 4;
+    }
+    if (family == IPSECIF_AF_INET6) {
+        return 16;
+    }
+    return 0;
+}
+
+bool ipsecif_addr_eq(const struct ipsecif_addr *a, const struct ipsecif_addr *b)
+{
+    size_t n = ipsecif_addr_len(a->family);
+
+    return a->family == b->family && memcmp(a->bytes, b->bytes, n) == 0;
+}
+
+bool ipsecif_addr_is_unspec(const struct ipsecif_addr *a)
+{
+    size_t n = ipsecif_addr_len(a->family);
+    size_t i;
+
+    if (n == 0) {
+        return true;
+    }
+    for (i = 0; i < n; i++) {
+        if (a->bytes[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool ipsecif_addr_in_prefix(const struct ipsecif_addr *addr, const struct ipsecif_addr *prefix,
+                            uint8_t plen)
+{
+    size_t n = ipsecif_addr_len(prefix->family);
+    size_t full;
+    uint8_t mask;
+
+    if (addr->family != prefix->family || plen > n * 8) {
+        return false;
+    }
+    full = plen / 8;
+    if (memcmp(addr->bytes, prefix->bytes, full) != 0) {
+        return false;
+    }
+    if ((plen % 8) == 0) {
+        return true;
+    }
+    mask = (uint8_t)(0xff << (8 - plen % 8));
+    return ((addr->bytes[full] ^ prefix->bytes[full]) & mask) == 0;
+}
+
+uint32_t ipsecif_hash_bytes(uint32_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+uint32_t ipsecif_hash_addr(uint32_t h, const struct ipsecif_addr *a)
+{
+    h = ipsecif_hash_bytes(h, &a->family, 1);
+    return ipsecif_hash_bytes(h, a->bytes, ipsecif_addr_len(a->family));
+}
+
+uint32_t ipsecif_hash_size(uint32_t n)
+{
+    uint32_t s = 16;
+
+    while (s < n && s < 0x80000000u) {
+        s <<= 1;
+    }
+    return s;
+}
+
+uint32_t ipsecif_csum_add(uint32_t sum, const uint8_t *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < n; i += 2) {
+        sum += ipsecif_load16(p + i);
+        /* Fold early so long buffers cannot overflow 32 bits. */
+        if (sum & 0x80000000u) {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+    }
+    if (n & 1) {
+        sum += (uint32_t)p[n - 1] << 8;
+    }
+    return sum;
+}
+
+uint16_t ipsecif_csum_fold(uint32_t sum)
+{
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}
+
+void ipsecif_log(struct ipsecif_ctx *ctx, int level, const char *msg)
+{
+#if IPSECIF_LOG
+    if (ctx != NULL && ctx->port != NULL && ctx->port->log != NULL) {
+        ctx->port->log(ctx->user, level, msg);
+    }
+#else
+    (void)ctx;
+    (void)level;
+    (void)msg;
+#endif
+}
