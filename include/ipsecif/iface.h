@@ -156,6 +156,21 @@ typedef int (*ipsecif_if_walk_fn)(void *arg, struct ipsecif_if *ifp);
 /** @brief Visit every interface in creation order. */
 int ipsecif_if_walk(struct ipsecif_ctx *ctx, ipsecif_if_walk_fn fn, void *arg);
 
+/**
+ * @brief Set the interface's own inner address of a family, used as the
+ *        source of ICMP errors the core builds (packet too big).
+ *
+ * Without one, IPv4 errors come from the tunnel source when it is IPv4, else
+ * from 192.0.0.8 (RFC 7600); IPv6 errors from the tunnel source when it is
+ * IPv6, else from the destination of the packet that was too big.
+ * @param[in] addr the address (IPv4 or IPv6); an all-zero address of a
+ *                 family clears that family's address.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG bad argument.
+ */
+int ipsecif_if_set_local(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                         const struct ipsecif_addr *addr);
+
 /** @brief The interface's name. */
 const char *ipsecif_if_name(const struct ipsecif_if *ifp);
 

@@ -152,6 +152,15 @@ struct ipsecif_sa {
 };
 
 /* ---- Policy ---- */
+struct ipsecif_sp;
+/* One link of a policy in the reqid hash: one per distinct nonzero reqid of
+ * its requests, so a policy with two reqids is found under both. */
+struct ipsecif_sp_rq {
+    struct ipsecif_sp *sp;
+    uint32_t reqid;
+    struct ipsecif_sp_rq *next;
+    struct ipsecif_sp_rq *prev;
+};
 struct ipsecif_sp {
     bool in_use;
     bool exact;        /* both prefixes full length: lives in the host-pair hash */
@@ -164,6 +173,15 @@ struct ipsecif_sp {
     struct ipsecif_sp *hnext;     /* exact host-pair hash chain, ordered */
     struct ipsecif_sp *id_next;   /* id hash chain */
     struct ipsecif_sp *reqid_next;/* reqid hash chain */
+    /* Added by lib/spd: next/prev above chain every policy of a direction
+     * (and the free slots through next); nx_next/nx_prev chain only the
+     * non-exact ones so a lookup never walks exact host pairs; sel_next
+     * chains the selector hash (duplicate checks, delete by selector);
+     * rq[] replaces reqid_next (a policy may carry two reqids). */
+    struct ipsecif_sp *nx_next;
+    struct ipsecif_sp *nx_prev;
+    struct ipsecif_sp *sel_next;
+    struct ipsecif_sp_rq rq[IPSECIF_MAX_REQUESTS];
 };
 
 /* ---- Interface ---- */
@@ -181,6 +199,7 @@ struct ipsecif_if {
     uint16_t sport; /* NAT-T ports, as configured (0 = 4500) */
     uint16_t dport;
     struct ipsecif_sp *sp[4]; /* enum ipsecif_if_policy order */
+    uint32_t reqid[4];        /* unique ids of the four (kept across tunnel changes) */
     struct ipsecif_addr local4; /* source for ICMP errors built back, optional */
     struct ipsecif_addr local6;
     struct ipsecif_stats stats;
@@ -192,6 +211,7 @@ struct ipsecif_if {
 /* ---- Context ---- */
 struct ipsecif_ctx {
     uint32_t magic;
+    size_t mem_len;         /* bytes of host memory the context covers */
     struct ipsecif_config cfg;
     const struct ipsecif_port *port;
     void *user;
@@ -221,6 +241,11 @@ struct ipsecif_ctx {
     uint32_t sp_next_id;
     uint32_t sp_next_reqid;
     uint32_t sp_nonexact[4];           /* count of non-exact policies per direction */
+    struct ipsecif_sp *sp_nx_head[4];  /* per direction: non-exact policies, lookup order */
+    struct ipsecif_sp *sp_nx_tail[4];
+    struct ipsecif_sp **sp_sel_hash;   /* (dir, whole selector) of every policy */
+    struct ipsecif_sp_rq **sp_rq_hash; /* reqid -> request links (sp_reqid_hash unused) */
+    struct ipsecif_sp *sp_free;        /* free slots, chained through next */
 
     /* SADB */
     struct ipsecif_sa *sas;
@@ -234,6 +259,12 @@ struct ipsecif_ctx {
     uint64_t sa_gen;
     uint32_t *replay_area;
     uint32_t replay_words; /* per SA */
+    /* Added by sadb.c: nsas counts SAs in use; sa_free is a stack of free
+     * slot indices (entries [0, max_sas - nsas) are valid) so add is O(1);
+     * sa_next_deadline caches the earliest SA deadline (may be early, never
+     * late) so ipsecif_next_deadline() is O(1). */
+    uint32_t *sa_free;
+    uint64_t sa_next_deadline;
 };
 
 #define IPSECIF_CTX_MAGIC 0x49505346u
@@ -361,6 +392,16 @@ int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta
  * src (the interface's address). mtu is what the sender may use.
  */
 int ipsecif_icmp_toobig(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint32_t mtu);
+
+/* ---- Interfaces (lib/core/iface.c) ---- */
+uint16_t ipsecif_if_local_port(const struct ipsecif_if *ifp);
+uint16_t ipsecif_if_remote_port(const struct ipsecif_if *ifp);
+/* The interface whose tunnel is local -> remote (NAT-T: with these ports;
+ * ports 0 = plain ESP, matching only interfaces without link0). */
+struct ipsecif_if *ipsecif_if_lookup_outer(struct ipsecif_ctx *ctx,
+                                           const struct ipsecif_addr *local,
+                                           const struct ipsecif_addr *remote, uint16_t lport,
+                                           uint16_t rport);
 
 /* ---- core dispatch helpers ---- */
 void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8_t req_index,
