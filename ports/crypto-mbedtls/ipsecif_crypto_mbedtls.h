@@ -23,6 +23,24 @@ extern "C" {
  * HMAC are precomputed at key setup. Mbed TLS's GCM keeps its block cipher
  * context in memory it allocates when the key is set (once per SA install,
  * freed by wipe); nothing is allocated per packet.
+ *
+ * Accepted pairs: AES-GCM-16 (16/24/32-byte key), AES-GMAC (16/24/32) and
+ * ChaCha20-Poly1305 (32) without an HMAC; AES-CBC (16/24/32), 3DES-CBC (24)
+ * or NULL with or without an HMAC (NULL only with one); no encryption with
+ * an HMAC. Keys exclude the 4-byte AEAD salt. Any other pair gives
+ * ::IPSECIF_ERR_UNSUPPORTED, a key of the wrong length ::IPSECIF_ERR_CRYPTO.
+ * Algorithms left out of the Mbed TLS build are unsupported.
+ *
+ * AEAD calls take a 12-byte nonce and a 16-byte tag; AES-GMAC takes len 0
+ * (the whole packet is AAD). CBC lengths must be whole blocks (NULL: any).
+ * mac() returns at most the full digest. Wrong use of a slot (a CBC call on
+ * an AEAD slot, a failed or wiped slot) gives ::IPSECIF_ERR_CRYPTO.
+ *
+ * Only the first slot_size bytes of the slot are touched; init and wipe
+ * zero them. A 3DES slot holds one key schedule and rebuilds it when an SA
+ * first changes direction (two would not fit the default slot next to the
+ * SHA-512 states); an SA is used in one direction, so this happens at most
+ * once. Calls on one slot must be serialized, as every call into a context is.
  * @{
  */
 
