@@ -48,6 +48,9 @@ static bool normalize(struct ipsecif_config *c)
 
 size_t ipsecif_iface_mem_size(const struct ipsecif_config *cfg)
 {
+    if ((uint64_t)cfg->max_interfaces * sizeof(struct ipsecif_if) > SIZE_MAX / 2) {
+        return 0;
+    }
     return ALIGN16((size_t)cfg->max_interfaces * sizeof(struct ipsecif_if)) +
            ALIGN16((size_t)ipsecif_hash_size(cfg->max_interfaces) * sizeof(struct ipsecif_if *));
 }
@@ -71,6 +74,8 @@ void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
 size_t ipsecif_ctx_size(const struct ipsecif_config *cfg)
 {
     struct ipsecif_config c;
+    size_t parts[3], total;
+    int i;
 
     if (cfg == NULL) {
         return 0;
@@ -79,8 +84,18 @@ size_t ipsecif_ctx_size(const struct ipsecif_config *cfg)
     if (!normalize(&c)) {
         return 0;
     }
-    return ALIGN16(sizeof(struct ipsecif_ctx)) + ipsecif_iface_mem_size(&c) +
-           ipsecif_spd_mem_size(&c) + ipsecif_sadb_mem_size(&c);
+    parts[0] = ipsecif_iface_mem_size(&c);
+    parts[1] = ipsecif_spd_mem_size(&c);
+    parts[2] = ipsecif_sadb_mem_size(&c);
+    total = ALIGN16(sizeof(struct ipsecif_ctx));
+    for (i = 0; i < 3; i++) {
+        /* A module says 0 when its size would overflow. */
+        if (parts[i] == 0 || total + parts[i] < total) {
+            return 0;
+        }
+        total += parts[i];
+    }
+    return total;
 }
 
 static bool port_ok(const struct ipsecif_port *port)
@@ -113,6 +128,9 @@ int ipsecif_init(struct ipsecif_ctx **out, void *mem, size_t mem_len,
         return IPSECIF_ERR_UNSUPPORTED;
     }
     need = ipsecif_ctx_size(&c);
+    if (need == 0) {
+        return IPSECIF_ERR_ARG;
+    }
     if (((uintptr_t)mem & 15u) != 0 || mem_len < need) {
         return IPSECIF_ERR_NOROOM;
     }

@@ -124,6 +124,11 @@ struct ipsecif_sa {
 
     /* Outbound: last sequence number used (64-bit; the low 32 go on the wire). */
     uint64_t seq_out;
+    /* AEAD/GMAC explicit IV = 64-bit sequence number XOR iv_base: unique per
+     * key whatever iv_base is. The SADB should fill it from the port's random
+     * source when it makes the SA (ipsecif_esp_sa_init leaves it alone), so
+     * that two SAs keyed alike by hand do not repeat nonces; 0 gives IV = seq. */
+    uint64_t iv_base;
     /* Inbound anti-replay: window size in packets (0 = off), highest seq
      * accepted, and the bitmap (replay_window bits, a ring indexed by seq). */
     uint32_t replay_window;
@@ -153,8 +158,8 @@ struct ipsecif_sa {
 
 /* ---- Policy ---- */
 struct ipsecif_sp;
-/* One link of a policy in the reqid hash: one per distinct nonzero reqid of
- * its requests, so a policy with two reqids is found under both. */
+/* One link of a policy in the reqid hash, one per request with a nonzero
+ * reqid, so a policy with two reqids is found under both. */
 struct ipsecif_sp_rq {
     struct ipsecif_sp *sp;
     uint32_t reqid;
