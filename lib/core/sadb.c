@@ -481,12 +481,20 @@ static void fill(struct ipsecif_sa *sa, const struct ipsecif_sa_params *p)
 static int set_keys(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
                     const struct ipsecif_sa_params *p)
 {
+    uint8_t ivb[8];
     int rc = ipsecif_esp_sa_init(ctx->port->crypto, sa, p);
 
     if (rc != IPSECIF_OK) {
         ipsecif_esp_sa_wipe(ctx->port->crypto, sa);
         return rc;
     }
+    /* AEAD IVs are the sequence number masked by a random per-SA value, so
+     * SAs keyed alike by hand (one key both ways) still never share a nonce. */
+    if (ctx->port->random(ctx->user, ivb, sizeof(ivb)) != 0) {
+        ipsecif_esp_sa_wipe(ctx->port->crypto, sa);
+        return IPSECIF_ERR_RANDOM;
+    }
+    sa->iv_base = ipsecif_load64(ivb);
     sa->ealg = p->ealg;
     sa->aalg = p->aalg;
     sa->ekey_len = (uint8_t)p->ekey_len;
