@@ -275,7 +275,7 @@ static struct ipsecif_if *find_sharer(struct ipsecif_ctx *ctx, struct ipsecif_if
 
 /* Release the interface's hold on its policies; save what is needed to undo. */
 static void release_policies(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
-                             struct ipsecif_policy saved[4], bool removed[4])
+                             struct ipsecif_policy saved[4], uint64_t order[4], bool removed[4])
 {
     int i;
 
@@ -287,6 +287,7 @@ static void release_policies(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
             continue;
         }
         saved[i] = sp->pol;
+        order[i] = sp->order;
         if (sp->refcnt > 1) {
             sp->refcnt--;
         } else {
@@ -297,10 +298,11 @@ static void release_policies(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
     }
 }
 
-/* Undo release_policies(): re-insert removed policies with their ids. */
+/* Undo release_policies(): put removed policies back with their ids and
+ * their places in lookup order. */
 static int restore_policies(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
                             struct ipsecif_sp *const old[4], const struct ipsecif_policy saved[4],
-                            const bool removed[4], uint64_t now)
+                            const uint64_t order[4], const bool removed[4])
 {
     int i, rc = IPSECIF_OK;
 
@@ -313,7 +315,7 @@ static int restore_policies(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
             ifp->sp[i] = old[i];
             continue;
         }
-        rc = ipsecif_spd_insert(ctx, &saved[i], true, now, &ifp->sp[i]);
+        rc = ipsecif_spd_restore(ctx, &saved[i], true, order[i], &ifp->sp[i]);
         if (rc != IPSECIF_OK) {
             /* Cannot happen: the slots and selectors were free a moment ago. */
             ipsecif_log(ctx, IPSECIF_LOG_ERR, "tunnel rollback failed");
@@ -330,6 +332,7 @@ static int apply(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct t
     struct ipsecif_sp *old[4];
     struct ipsecif_policy saved[4];
     struct ipsecif_policy pol[4];
+    uint64_t order[4];
     struct ipsecif_if *sharer = NULL;
     bool removed[4];
     uint32_t reqid[4];
@@ -369,7 +372,7 @@ static int apply(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct t
     prev.sport = ifp->sport;
     prev.dport = ifp->dport;
     memcpy(old, ifp->sp, sizeof(old));
-    release_policies(ctx, ifp, saved, removed);
+    release_policies(ctx, ifp, saved, order, removed);
 
     if (c->has_tunnel && sharer != NULL) {
         for (i = 0; i < 4; i++) {
@@ -414,7 +417,7 @@ rollback:
         ifp->sp[i] = NULL;
     }
     {
-        int rrc = restore_policies(ctx, ifp, old, saved, removed, now);
+        int rrc = restore_policies(ctx, ifp, old, saved, order, removed);
 
         if (rrc != IPSECIF_OK) {
             return rrc;

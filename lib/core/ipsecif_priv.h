@@ -177,12 +177,11 @@ struct ipsecif_sp {
     struct ipsecif_sp *prev;
     struct ipsecif_sp *hnext;     /* exact host-pair hash chain, ordered */
     struct ipsecif_sp *id_next;   /* id hash chain */
-    struct ipsecif_sp *reqid_next;/* reqid hash chain */
-    /* Added by lib/spd: next/prev above chain every policy of a direction
-     * (and the free slots through next); nx_next/nx_prev chain only the
-     * non-exact ones so a lookup never walks exact host pairs; sel_next
-     * chains the selector hash (duplicate checks, delete by selector);
-     * rq[] replaces reqid_next (a policy may carry two reqids). */
+    /* next/prev above chain every policy of a direction (and the free
+     * slots through next); nx_next/nx_prev chain only the non-exact ones so
+     * a lookup never walks exact host pairs; sel_next chains the selector
+     * hash (duplicate checks, delete by selector); a policy may carry two
+     * reqids, so each request has its own reqid-hash link. */
     struct ipsecif_sp *nx_next;
     struct ipsecif_sp *nx_prev;
     struct ipsecif_sp *sel_next;
@@ -238,7 +237,6 @@ struct ipsecif_ctx {
     uint32_t nsps;
     struct ipsecif_sp **sp_exact_hash; /* (dir, src, dst) of exact policies */
     struct ipsecif_sp **sp_id_hash;
-    struct ipsecif_sp **sp_reqid_hash;
     uint32_t sp_hash_mask;
     struct ipsecif_sp *sp_all_head[4]; /* per direction: every policy, lookup order */
     struct ipsecif_sp *sp_all_tail[4];
@@ -249,7 +247,7 @@ struct ipsecif_ctx {
     struct ipsecif_sp *sp_nx_head[4];  /* per direction: non-exact policies, lookup order */
     struct ipsecif_sp *sp_nx_tail[4];
     struct ipsecif_sp **sp_sel_hash;   /* (dir, whole selector) of every policy */
-    struct ipsecif_sp_rq **sp_rq_hash; /* reqid -> request links (sp_reqid_hash unused) */
+    struct ipsecif_sp_rq **sp_rq_hash; /* reqid -> request links */
     struct ipsecif_sp *sp_free;        /* free slots, chained through next */
 
     /* SADB */
@@ -296,6 +294,15 @@ int ipsecif_spd_insert(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol
                        uint64_t now, struct ipsecif_sp **out);
 /* Remove unconditionally (owned or not). */
 void ipsecif_spd_remove(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp);
+/*
+ * Undo a removal (rollback): insert pol, a copy of a removed policy's pol,
+ * keeping its id, created and lastused, at its old place in lookup order
+ * (order: the removed sp->order, saved before ipsecif_spd_remove()). Same
+ * checks as ipsecif_spd_insert(); IPSECIF_ERR_EXIST also if the id is in use,
+ * IPSECIF_ERR_ARG if pol->id is 0 or order was never issued.
+ */
+int ipsecif_spd_restore(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, bool owned,
+                        uint64_t order, struct ipsecif_sp **out);
 struct ipsecif_sp *ipsecif_spd_find_exact(struct ipsecif_ctx *ctx,
                                           const struct ipsecif_selector *sel, uint8_t dir);
 struct ipsecif_sp *ipsecif_spd_find_id(struct ipsecif_ctx *ctx, uint32_t id);

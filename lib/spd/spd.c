@@ -1,1 +1,987 @@
-/* placeholder: being written */
+/*
+ * The security policy database: policies ordered as KAME orders them (by
+ * priority, then by the order they were added), the system-wide defaults,
+ * and a lookup whose cost does not grow with the number of host-to-host
+ * policies.
+ *
+ * Every policy sits on the list of its direction (lookup order). Policies
+ * whose prefixes are both full length ("exact") are also chained in a hash
+ * keyed by (direction, source, destination); all others are also on a
+ * second per-direction list. A lookup takes the first match of its host
+ * pair's hash chain, then walks the non-exact list only while its entries
+ * come before that match, so thousands of tunnels cost one hash probe.
+ *
+ * All insertions and removals go through ipsecif_spd_insert() and
+ * ipsecif_spd_remove(), whoever asks (public API, interfaces, PF_KEY).
+ */
+#include "ipsecif_priv.h"
+
+#define ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
+
+static bool dir_ok(uint8_t dir)
+{
+    return dir == IPSECIF_DIR_IN || dir == IPSECIF_DIR_OUT || dir == IPSECIF_DIR_FWD;
+}
+
+static bool family_ok(uint8_t family)
+{
+    return family == IPSECIF_AF_INET || family == IPSECIF_AF_INET6;
+}
+
+static bool is_icmp(uint8_t proto)
+{
+    return proto == IPSECIF_IPPROTO_ICMP || proto == IPSECIF_IPPROTO_ICMPV6;
+}
+
+/* The FNV mix leaves the high bits of the key poorly folded into the low
+ * bits that pick the bucket; finish with an avalanche step. */
+static uint32_t mix(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x45d9f3bu;
+    h ^= h >> 16;
+    return h;
+}
+
+/* ---- Memory ---- */
+
+static size_t table_bytes(uint32_t max_policies)
+{
+    return ALIGN16((size_t)ipsecif_hash_size(max_policies) * sizeof(void *));
+}
+
+size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg)
+{
+    size_t n = cfg->max_policies;
+
+    if (n > (SIZE_MAX / 2) / sizeof(struct ipsecif_sp)) {
+        return 0;
+    }
+    /* Policies, then the exact, id, selector and reqid hash tables. */
+    return ALIGN16(n * sizeof(struct ipsecif_sp)) + 4 * table_bytes(cfg->max_policies);
+}
+
+static void *carve(uint8_t **cursor, size_t bytes)
+{
+    void *p = *cursor;
+
+    memset(p, 0, bytes);
+    *cursor += ALIGN16(bytes);
+    return p;
+}
+
+void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
+{
+    uint32_t n = ctx->cfg.max_policies;
+    size_t tbl = table_bytes(n);
+    uint32_t i;
+
+    ctx->sps = carve(cursor, (size_t)n * sizeof(struct ipsecif_sp));
+    ctx->sp_exact_hash = carve(cursor, tbl);
+    ctx->sp_id_hash = carve(cursor, tbl);
+    ctx->sp_sel_hash = carve(cursor, tbl);
+    ctx->sp_rq_hash = carve(cursor, tbl);
+    ctx->sp_hash_mask = ipsecif_hash_size(n) - 1;
+    ctx->nsps = 0;
+    for (i = 0; i < IPSECIF_ARRAY_SIZE(ctx->sp_all_head); i++) {
+        ctx->sp_all_head[i] = NULL;
+        ctx->sp_all_tail[i] = NULL;
+        ctx->sp_nx_head[i] = NULL;
+        ctx->sp_nx_tail[i] = NULL;
+        ctx->sp_nonexact[i] = 0;
+    }
+    /* Hand out low slots first: easier to read in a debugger. */
+    ctx->sp_free = NULL;
+    for (i = n; i-- > 0;) {
+        ctx->sps[i].next = ctx->sp_free;
+        ctx->sp_free = &ctx->sps[i];
+    }
+    ctx->sp_order = 0;
+    ctx->sp_next_id = 1;
+    ctx->sp_next_reqid = IPSECIF_REQID_MANUAL_MAX + 1;
+
+    for (i = 0; i < IPSECIF_SYSCTL_COUNT; i++) {
+        ctx->sysctl[i] = IPSECIF_LEVEL_USE;
+    }
+    ctx->sysctl[IPSECIF_SYSCTL_DEF_POLICY] = IPSECIF_ACTION_NONE;
+    ctx->sysctl[IPSECIF_SYSCTL6_DEF_POLICY] = IPSECIF_ACTION_NONE;
+}
+
+uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx)
+{
+    if (ctx == NULL) {
+        return 0;
+    }
+    return ctx->cfg.max_policies - ctx->nsps;
+}
+
+/* ---- Checking and normalizing what callers give ---- */
+
+/* Clear the bits past plen, and the unused tail of an IPv4 address, so that
+ * equal prefixes compare and hash equal. */
+static void mask_addr(struct ipsecif_addr *a, unsigned plen)
+{
+    size_t len = ipsecif_addr_len(a->family);
+    size_t i;
+
+    for (i = 0; i < sizeof(a->bytes); i++) {
+        if (i >= len || plen <= 8 * i) {
+            a->bytes[i] = 0;
+        } else if (plen < 8 * (i + 1)) {
+            a->bytes[i] &= (uint8_t)(0xffu << (8 * (i + 1) - plen));
+        }
+    }
+}
+
+static void norm_addr(struct ipsecif_addr *a)
+{
+    if (family_ok(a->family)) {
+        mask_addr(a, 128);
+    } else {
+        memset(a, 0, sizeof(*a));
+    }
+}
+
+static bool icmp_value_ok(uint16_t v)
+{
+    return v <= 255 || v == IPSECIF_ICMP_ANY;
+}
+
+static bool norm_sel(const struct ipsecif_selector *in, struct ipsecif_selector *out)
+{
+    size_t bits;
+
+    if (!family_ok(in->src.family) || in->dst.family != in->src.family) {
+        return false;
+    }
+    bits = 8 * ipsecif_addr_len(in->src.family);
+    if (in->src_plen > bits || in->dst_plen > bits) {
+        return false;
+    }
+    if (is_icmp(in->ulproto) && (!icmp_value_ok(in->sport) || !icmp_value_ok(in->dport))) {
+        return false;
+    }
+    memset(out, 0, sizeof(*out));
+    out->src = in->src;
+    out->dst = in->dst;
+    out->src_plen = in->src_plen;
+    out->dst_plen = in->dst_plen;
+    out->ulproto = in->ulproto;
+    out->sport = in->sport;
+    out->dport = in->dport;
+    mask_addr(&out->src, out->src_plen);
+    mask_addr(&out->dst, out->dst_plen);
+    return true;
+}
+
+static bool check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out)
+{
+    uint8_t fs = in->tun_src.family;
+    uint8_t fd = in->tun_dst.family;
+
+    if (in->proto != IPSECIF_IPPROTO_ESP && in->proto != IPSECIF_IPPROTO_AH) {
+        return false;
+    }
+    if (in->level > IPSECIF_LEVEL_UNIQUE) {
+        return false;
+    }
+    if (in->mode == IPSECIF_MODE_TUNNEL) {
+        if (!family_ok(fs) || fd != fs) {
+            return false;
+        }
+    } else if (in->mode == IPSECIF_MODE_TRANSPORT) {
+        /* Endpoints are optional in transport mode, but not half given. */
+        if (fd != fs || (fs != IPSECIF_AF_UNSPEC && !family_ok(fs))) {
+            return false;
+        }
+    } else {
+        return false;
+    }
+    memset(out, 0, sizeof(*out));
+    out->proto = in->proto;
+    out->mode = in->mode;
+    out->level = in->level;
+    out->reqid = in->reqid;
+    out->tun_src = in->tun_src;
+    out->tun_dst = in->tun_dst;
+    norm_addr(&out->tun_src);
+    norm_addr(&out->tun_dst);
+    return true;
+}
+
+/* Build the stored form of a policy: checked, masked, unused parts zero. */
+static int check_policy(const struct ipsecif_policy *in, struct ipsecif_policy *out)
+{
+    uint8_t i;
+
+    memset(out, 0, sizeof(*out));
+    if (!norm_sel(&in->sel, &out->sel) || !dir_ok(in->dir)) {
+        return IPSECIF_ERR_ARG;
+    }
+    out->dir = in->dir;
+    out->action = in->action;
+    out->priority = in->priority;
+    if (in->action == IPSECIF_ACTION_DISCARD || in->action == IPSECIF_ACTION_NONE) {
+        return in->nreq == 0 ? IPSECIF_OK : IPSECIF_ERR_ARG;
+    }
+    if (in->action != IPSECIF_ACTION_IPSEC || in->nreq < 1 || in->nreq > IPSECIF_MAX_REQUESTS) {
+        return IPSECIF_ERR_ARG;
+    }
+    out->nreq = in->nreq;
+    for (i = 0; i < in->nreq; i++) {
+        if (!check_req(&in->req[i], &out->req[i])) {
+            return IPSECIF_ERR_ARG;
+        }
+    }
+    return IPSECIF_OK;
+}
+
+static bool sel_eq(const struct ipsecif_selector *a, const struct ipsecif_selector *b)
+{
+    return ipsecif_addr_eq(&a->src, &b->src) && ipsecif_addr_eq(&a->dst, &b->dst) &&
+           a->src_plen == b->src_plen && a->dst_plen == b->dst_plen && a->ulproto == b->ulproto &&
+           a->sport == b->sport && a->dport == b->dport;
+}
+
+static bool sel_is_exact(const struct ipsecif_selector *sel)
+{
+    size_t bits = 8 * ipsecif_addr_len(sel->src.family);
+
+    return sel->src_plen == bits && sel->dst_plen == bits;
+}
+
+/* Lookup order: lower priority value first, then older first. */
+static bool before(const struct ipsecif_sp *a, const struct ipsecif_sp *b)
+{
+    return a->pol.priority < b->pol.priority ||
+           (a->pol.priority == b->pol.priority && a->order < b->order);
+}
+
+/* ---- Hash buckets ---- */
+
+static uint32_t pair_bucket(const struct ipsecif_ctx *ctx, uint8_t dir,
+                            const struct ipsecif_addr *src, const struct ipsecif_addr *dst)
+{
+    uint32_t h = ipsecif_hash_bytes(0x811c9dc5u, &dir, 1);
+
+    h = ipsecif_hash_addr(h, src);
+    h = ipsecif_hash_addr(h, dst);
+    return mix(h) & ctx->sp_hash_mask;
+}
+
+static uint32_t sel_bucket(const struct ipsecif_ctx *ctx, const struct ipsecif_selector *sel,
+                           uint8_t dir)
+{
+    uint8_t rest[8];
+    uint32_t h;
+
+    /* Field by field: struct padding must not reach the hash. */
+    rest[0] = dir;
+    rest[1] = sel->src_plen;
+    rest[2] = sel->dst_plen;
+    rest[3] = sel->ulproto;
+    ipsecif_store16(&rest[4], sel->sport);
+    ipsecif_store16(&rest[6], sel->dport);
+    h = ipsecif_hash_bytes(0x811c9dc5u, rest, sizeof(rest));
+    h = ipsecif_hash_addr(h, &sel->src);
+    h = ipsecif_hash_addr(h, &sel->dst);
+    return mix(h) & ctx->sp_hash_mask;
+}
+
+static uint32_t u32_bucket(const struct ipsecif_ctx *ctx, uint32_t v)
+{
+    return mix(v) & ctx->sp_hash_mask;
+}
+
+static struct ipsecif_sp *find_sel(struct ipsecif_ctx *ctx, const struct ipsecif_selector *sel,
+                                   uint8_t dir)
+{
+    struct ipsecif_sp *sp;
+
+    for (sp = ctx->sp_sel_hash[sel_bucket(ctx, sel, dir)]; sp != NULL; sp = sp->sel_next) {
+        if (sp->pol.dir == dir && sel_eq(&sp->pol.sel, sel)) {
+            return sp;
+        }
+    }
+    return NULL;
+}
+
+/* ---- Linking ---- */
+
+/* Insert in (priority, order) position. Walking from the tail makes a run
+ * of equal priorities (the usual case: a new policy is the youngest) O(1). */
+static void all_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    uint8_t d = sp->pol.dir;
+    struct ipsecif_sp *p = ctx->sp_all_tail[d];
+
+    while (p != NULL && before(sp, p)) {
+        p = p->prev;
+    }
+    sp->prev = p;
+    sp->next = p != NULL ? p->next : ctx->sp_all_head[d];
+    if (sp->next != NULL) {
+        sp->next->prev = sp;
+    } else {
+        ctx->sp_all_tail[d] = sp;
+    }
+    if (p != NULL) {
+        p->next = sp;
+    } else {
+        ctx->sp_all_head[d] = sp;
+    }
+}
+
+static void all_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    uint8_t d = sp->pol.dir;
+
+    if (sp->prev != NULL) {
+        sp->prev->next = sp->next;
+    } else {
+        ctx->sp_all_head[d] = sp->next;
+    }
+    if (sp->next != NULL) {
+        sp->next->prev = sp->prev;
+    } else {
+        ctx->sp_all_tail[d] = sp->prev;
+    }
+}
+
+static void nx_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    uint8_t d = sp->pol.dir;
+    struct ipsecif_sp *p = ctx->sp_nx_tail[d];
+
+    while (p != NULL && before(sp, p)) {
+        p = p->nx_prev;
+    }
+    sp->nx_prev = p;
+    sp->nx_next = p != NULL ? p->nx_next : ctx->sp_nx_head[d];
+    if (sp->nx_next != NULL) {
+        sp->nx_next->nx_prev = sp;
+    } else {
+        ctx->sp_nx_tail[d] = sp;
+    }
+    if (p != NULL) {
+        p->nx_next = sp;
+    } else {
+        ctx->sp_nx_head[d] = sp;
+    }
+    ctx->sp_nonexact[d]++;
+}
+
+static void nx_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    uint8_t d = sp->pol.dir;
+
+    if (sp->nx_prev != NULL) {
+        sp->nx_prev->nx_next = sp->nx_next;
+    } else {
+        ctx->sp_nx_head[d] = sp->nx_next;
+    }
+    if (sp->nx_next != NULL) {
+        sp->nx_next->nx_prev = sp->nx_prev;
+    } else {
+        ctx->sp_nx_tail[d] = sp->nx_prev;
+    }
+    ctx->sp_nonexact[d]--;
+}
+
+/* Exact chains stay in lookup order so a lookup stops at the first match. */
+static void exact_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    struct ipsecif_sp **pp;
+
+    pp = &ctx->sp_exact_hash[pair_bucket(ctx, sp->pol.dir, &sp->pol.sel.src, &sp->pol.sel.dst)];
+    while (*pp != NULL && !before(sp, *pp)) {
+        pp = &(*pp)->hnext;
+    }
+    sp->hnext = *pp;
+    *pp = sp;
+}
+
+static void exact_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    struct ipsecif_sp **pp;
+
+    pp = &ctx->sp_exact_hash[pair_bucket(ctx, sp->pol.dir, &sp->pol.sel.src, &sp->pol.sel.dst)];
+    while (*pp != NULL && *pp != sp) {
+        pp = &(*pp)->hnext;
+    }
+    if (*pp == sp) {
+        *pp = sp->hnext;
+    }
+}
+
+static void sel_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    struct ipsecif_sp **head = &ctx->sp_sel_hash[sel_bucket(ctx, &sp->pol.sel, sp->pol.dir)];
+
+    sp->sel_next = *head;
+    *head = sp;
+}
+
+static void sel_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    struct ipsecif_sp **pp = &ctx->sp_sel_hash[sel_bucket(ctx, &sp->pol.sel, sp->pol.dir)];
+
+    while (*pp != NULL && *pp != sp) {
+        pp = &(*pp)->sel_next;
+    }
+    if (*pp == sp) {
+        *pp = sp->sel_next;
+    }
+}
+
+static void id_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    struct ipsecif_sp **head = &ctx->sp_id_hash[u32_bucket(ctx, sp->pol.id)];
+
+    sp->id_next = *head;
+    *head = sp;
+}
+
+static void id_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    struct ipsecif_sp **pp = &ctx->sp_id_hash[u32_bucket(ctx, sp->pol.id)];
+
+    while (*pp != NULL && *pp != sp) {
+        pp = &(*pp)->id_next;
+    }
+    if (*pp == sp) {
+        *pp = sp->id_next;
+    }
+}
+
+/* One link per request with a reqid. Doubly linked: many policies may share
+ * one manual reqid, and removing one of them must not walk the others. */
+static void rq_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    uint8_t i;
+
+    for (i = 0; i < sp->pol.nreq; i++) {
+        uint32_t r = sp->pol.req[i].reqid;
+        struct ipsecif_sp_rq *n = &sp->rq[i];
+        struct ipsecif_sp_rq **head;
+
+        if (r == 0) {
+            continue;
+        }
+        head = &ctx->sp_rq_hash[u32_bucket(ctx, r)];
+        n->sp = sp;
+        n->reqid = r;
+        n->prev = NULL;
+        n->next = *head;
+        if (*head != NULL) {
+            (*head)->prev = n;
+        }
+        *head = n;
+    }
+}
+
+static void rq_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    uint8_t i;
+
+    for (i = 0; i < IPSECIF_MAX_REQUESTS; i++) {
+        struct ipsecif_sp_rq *n = &sp->rq[i];
+
+        if (n->sp == NULL) {
+            continue;
+        }
+        if (n->prev != NULL) {
+            n->prev->next = n->next;
+        } else {
+            ctx->sp_rq_hash[u32_bucket(ctx, n->reqid)] = n->next;
+        }
+        if (n->next != NULL) {
+            n->next->prev = n->prev;
+        }
+        memset(n, 0, sizeof(*n));
+    }
+}
+
+/* ---- Ids ---- */
+
+struct ipsecif_sp *ipsecif_spd_find_id(struct ipsecif_ctx *ctx, uint32_t id)
+{
+    struct ipsecif_sp *sp;
+
+    if (ctx == NULL || id == 0) {
+        return NULL;
+    }
+    for (sp = ctx->sp_id_hash[u32_bucket(ctx, id)]; sp != NULL; sp = sp->id_next) {
+        if (sp->pol.id == id) {
+            return sp;
+        }
+    }
+    return NULL;
+}
+
+/* Ids count up and skip 0 and ids still in use after a wrap. At most nsps
+ * ids are taken, so nsps + 1 tries always find one. */
+static uint32_t new_id(struct ipsecif_ctx *ctx)
+{
+    uint64_t tries;
+
+    for (tries = 0; tries <= (uint64_t)ctx->nsps; tries++) {
+        uint32_t id = ctx->sp_next_id;
+
+        ctx->sp_next_id = id == UINT32_MAX ? 1 : id + 1;
+        if (id != 0 && ipsecif_spd_find_id(ctx, id) == NULL) {
+            return id;
+        }
+    }
+    return 0;
+}
+
+bool ipsecif_spd_reqid_used(struct ipsecif_ctx *ctx, uint32_t reqid)
+{
+    struct ipsecif_sp_rq *n;
+
+    if (ctx == NULL || reqid == 0) {
+        return false;
+    }
+    for (n = ctx->sp_rq_hash[u32_bucket(ctx, reqid)]; n != NULL; n = n->next) {
+        if (n->reqid == reqid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+uint32_t ipsecif_spd_new_reqid(struct ipsecif_ctx *ctx)
+{
+    const uint32_t first = IPSECIF_REQID_MANUAL_MAX + 1;
+    uint64_t limit;
+    uint64_t tries;
+    uint32_t r = first;
+
+    if (ctx == NULL) {
+        return 0;
+    }
+    /* Each policy holds at most IPSECIF_MAX_REQUESTS reqids, so this many
+     * tries always reach a free one. */
+    limit = (uint64_t)ctx->nsps * IPSECIF_MAX_REQUESTS;
+    for (tries = 0; tries <= limit; tries++) {
+        r = ctx->sp_next_reqid < first ? first : ctx->sp_next_reqid;
+        ctx->sp_next_reqid = r == UINT32_MAX ? first : r + 1;
+        if (!ipsecif_spd_reqid_used(ctx, r)) {
+            break;
+        }
+    }
+    return r;
+}
+
+/* ---- The mutation path ---- */
+
+/* What a re-insert keeps of a policy that was removed: its id, and for a
+ * restore also its place in lookup order and its times. */
+struct keep {
+    uint32_t id;  /* 0: allocate */
+    bool restore; /* keep order, created and lastused */
+    uint64_t order;
+    uint64_t created;
+    uint64_t lastused;
+};
+
+static int insert_sp(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, bool owned,
+                     uint64_t now, const struct keep *keep, struct ipsecif_sp **out)
+{
+    struct ipsecif_policy p;
+    struct ipsecif_sp *old;
+    struct ipsecif_sp *sp;
+    uint8_t i;
+    int rc;
+
+    rc = check_policy(pol, &p);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    old = find_sel(ctx, &p.sel, p.dir);
+    if (old != NULL) {
+        return old->pol.owned ? IPSECIF_ERR_BUSY : IPSECIF_ERR_EXIST;
+    }
+    if (ctx->sp_free == NULL) {
+        return IPSECIF_ERR_FULL;
+    }
+    for (i = 0; i < p.nreq; i++) {
+        if (p.req[i].level == IPSECIF_LEVEL_UNIQUE && p.req[i].reqid == 0) {
+            p.req[i].reqid = ipsecif_spd_new_reqid(ctx);
+        }
+    }
+    p.id = keep != NULL && keep->id != 0 ? keep->id : new_id(ctx);
+    if (p.id == 0) {
+        return IPSECIF_ERR_INTERNAL;
+    }
+    p.owned = owned;
+    p.created = keep != NULL && keep->restore ? keep->created : now;
+    p.lastused = keep != NULL && keep->restore ? keep->lastused : 0;
+
+    sp = ctx->sp_free;
+    ctx->sp_free = sp->next;
+    memset(sp, 0, sizeof(*sp));
+    sp->in_use = true;
+    sp->exact = sel_is_exact(&p.sel);
+    sp->refcnt = owned ? 1 : 0;
+    sp->pol = p;
+    sp->order = keep != NULL && keep->restore ? keep->order : ctx->sp_order++;
+
+    all_link(ctx, sp);
+    if (sp->exact) {
+        exact_link(ctx, sp);
+    } else {
+        nx_link(ctx, sp);
+    }
+    sel_link(ctx, sp);
+    id_link(ctx, sp);
+    rq_link(ctx, sp);
+    ctx->nsps++;
+    if (out != NULL) {
+        *out = sp;
+    }
+    return IPSECIF_OK;
+}
+
+int ipsecif_spd_insert(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, bool owned,
+                       uint64_t now, struct ipsecif_sp **out)
+{
+    if (ctx == NULL || pol == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    return insert_sp(ctx, pol, owned, now, NULL, out);
+}
+
+int ipsecif_spd_restore(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, bool owned,
+                        uint64_t order, struct ipsecif_sp **out)
+{
+    struct keep k;
+
+    if (ctx == NULL || pol == NULL || pol->id == 0 || order >= ctx->sp_order) {
+        return IPSECIF_ERR_ARG;
+    }
+    if (ipsecif_spd_find_id(ctx, pol->id) != NULL) {
+        return IPSECIF_ERR_EXIST;
+    }
+    k.id = pol->id;
+    k.restore = true;
+    k.order = order;
+    k.created = pol->created;
+    k.lastused = pol->lastused;
+    return insert_sp(ctx, pol, owned, pol->created, &k, out);
+}
+
+void ipsecif_spd_remove(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    if (ctx == NULL || sp == NULL || !sp->in_use) {
+        return;
+    }
+    all_unlink(ctx, sp);
+    if (sp->exact) {
+        exact_unlink(ctx, sp);
+    } else {
+        nx_unlink(ctx, sp);
+    }
+    sel_unlink(ctx, sp);
+    id_unlink(ctx, sp);
+    rq_unlink(ctx, sp);
+    ctx->nsps--;
+    memset(sp, 0, sizeof(*sp));
+    sp->next = ctx->sp_free;
+    ctx->sp_free = sp;
+}
+
+struct ipsecif_sp *ipsecif_spd_find_exact(struct ipsecif_ctx *ctx,
+                                          const struct ipsecif_selector *sel, uint8_t dir)
+{
+    struct ipsecif_selector s;
+
+    if (ctx == NULL || sel == NULL || !dir_ok(dir) || !norm_sel(sel, &s)) {
+        return NULL;
+    }
+    return find_sel(ctx, &s, dir);
+}
+
+/* ---- Matching ---- */
+
+static bool ul_match(const struct ipsecif_selector *sel, const struct ipsecif_selector *pkt)
+{
+    uint16_t any = is_icmp(sel->ulproto) ? IPSECIF_ICMP_ANY : IPSECIF_PORT_ANY;
+
+    if (sel->ulproto != IPSECIF_IPPROTO_ANY && sel->ulproto != pkt->ulproto) {
+        return false;
+    }
+    return (sel->sport == any || sel->sport == pkt->sport) &&
+           (sel->dport == any || sel->dport == pkt->dport);
+}
+
+struct ipsecif_sp *ipsecif_spd_match(struct ipsecif_ctx *ctx, uint8_t dir,
+                                     const struct ipsecif_selector *pkt)
+{
+    struct ipsecif_addr src;
+    struct ipsecif_addr dst;
+    struct ipsecif_sp *best = NULL;
+    struct ipsecif_sp *sp;
+
+    if (ctx == NULL || pkt == NULL || !dir_ok(dir) || !family_ok(pkt->src.family) ||
+        pkt->dst.family != pkt->src.family) {
+        return NULL;
+    }
+    src = pkt->src;
+    dst = pkt->dst;
+    norm_addr(&src);
+    norm_addr(&dst);
+
+    for (sp = ctx->sp_exact_hash[pair_bucket(ctx, dir, &src, &dst)]; sp != NULL; sp = sp->hnext) {
+        if (sp->pol.dir == dir && ipsecif_addr_eq(&sp->pol.sel.src, &src) &&
+            ipsecif_addr_eq(&sp->pol.sel.dst, &dst) && ul_match(&sp->pol.sel, pkt)) {
+            best = sp;
+            break;
+        }
+    }
+    /* A prefix policy wins only if it comes first in lookup order. */
+    for (sp = ctx->sp_nx_head[dir]; sp != NULL; sp = sp->nx_next) {
+        if (best != NULL && !before(sp, best)) {
+            break;
+        }
+        if (ipsecif_addr_in_prefix(&src, &sp->pol.sel.src, sp->pol.sel.src_plen) &&
+            ipsecif_addr_in_prefix(&dst, &sp->pol.sel.dst, sp->pol.sel.dst_plen) &&
+            ul_match(&sp->pol.sel, pkt)) {
+            best = sp;
+            break;
+        }
+    }
+    return best;
+}
+
+uint8_t ipsecif_spd_level(const struct ipsecif_ctx *ctx, uint8_t family,
+                          const struct ipsecif_ipsecreq *req)
+{
+    bool v6 = family == IPSECIF_AF_INET6;
+    bool tunnel = req->mode == IPSECIF_MODE_TUNNEL;
+    int key;
+
+    if (req->level != IPSECIF_LEVEL_DEFAULT) {
+        return req->level;
+    }
+    if (req->proto == IPSECIF_IPPROTO_AH) {
+        key = v6 ? (tunnel ? IPSECIF_SYSCTL6_AH_NET_DEFLEV : IPSECIF_SYSCTL6_AH_TRANS_DEFLEV)
+                 : (tunnel ? IPSECIF_SYSCTL_AH_NET_DEFLEV : IPSECIF_SYSCTL_AH_TRANS_DEFLEV);
+    } else {
+        key = v6 ? (tunnel ? IPSECIF_SYSCTL6_ESP_NET_DEFLEV : IPSECIF_SYSCTL6_ESP_TRANS_DEFLEV)
+                 : (tunnel ? IPSECIF_SYSCTL_ESP_NET_DEFLEV : IPSECIF_SYSCTL_ESP_TRANS_DEFLEV);
+    }
+    /* Anything but an explicit "use" fails closed. */
+    return ctx->sysctl[key] == IPSECIF_LEVEL_USE ? IPSECIF_LEVEL_USE : IPSECIF_LEVEL_REQUIRE;
+}
+
+/* ---- Public API ---- */
+
+int ipsecif_spd_add(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, uint64_t now,
+                    uint32_t *id)
+{
+    struct ipsecif_sp *sp = NULL;
+    int rc;
+
+    if (ctx == NULL || pol == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    rc = insert_sp(ctx, pol, false, now, NULL, &sp);
+    if (rc == IPSECIF_OK && id != NULL) {
+        *id = sp->pol.id;
+    }
+    return rc;
+}
+
+int ipsecif_spd_update(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, uint64_t now,
+                       uint32_t *id)
+{
+    struct ipsecif_policy p;
+    struct ipsecif_sp *old;
+    struct ipsecif_sp *sp = NULL;
+    struct keep k;
+    int rc;
+
+    if (ctx == NULL || pol == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    rc = check_policy(pol, &p);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    old = find_sel(ctx, &p.sel, p.dir);
+    if (old == NULL) {
+        return ipsecif_spd_add(ctx, pol, now, id);
+    }
+    if (old->pol.owned) {
+        return IPSECIF_ERR_BUSY;
+    }
+    /* The policy is checked and its slot is freed first, so the insert
+     * below cannot fail: the replacement is all or nothing. */
+    memset(&k, 0, sizeof(k));
+    k.id = old->pol.id;
+    ipsecif_spd_remove(ctx, old);
+    rc = insert_sp(ctx, pol, false, now, &k, &sp);
+    if (rc == IPSECIF_OK && id != NULL) {
+        *id = sp->pol.id;
+    }
+    return rc;
+}
+
+int ipsecif_spd_delete(struct ipsecif_ctx *ctx, const struct ipsecif_selector *sel, uint8_t dir)
+{
+    struct ipsecif_selector s;
+    struct ipsecif_sp *sp;
+
+    if (ctx == NULL || sel == NULL || !dir_ok(dir) || !norm_sel(sel, &s)) {
+        return IPSECIF_ERR_ARG;
+    }
+    sp = find_sel(ctx, &s, dir);
+    if (sp == NULL) {
+        return IPSECIF_ERR_NOENT;
+    }
+    if (sp->pol.owned) {
+        return IPSECIF_ERR_BUSY;
+    }
+    ipsecif_spd_remove(ctx, sp);
+    return IPSECIF_OK;
+}
+
+int ipsecif_spd_delete_id(struct ipsecif_ctx *ctx, uint32_t id)
+{
+    struct ipsecif_sp *sp;
+
+    if (ctx == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    sp = ipsecif_spd_find_id(ctx, id);
+    if (sp == NULL) {
+        return IPSECIF_ERR_NOENT;
+    }
+    if (sp->pol.owned) {
+        return IPSECIF_ERR_BUSY;
+    }
+    ipsecif_spd_remove(ctx, sp);
+    return IPSECIF_OK;
+}
+
+int ipsecif_spd_get(struct ipsecif_ctx *ctx, uint32_t id, struct ipsecif_policy *out)
+{
+    struct ipsecif_sp *sp;
+
+    if (ctx == NULL || out == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    sp = ipsecif_spd_find_id(ctx, id);
+    if (sp == NULL) {
+        return IPSECIF_ERR_NOENT;
+    }
+    *out = sp->pol;
+    return IPSECIF_OK;
+}
+
+int ipsecif_spd_flush(struct ipsecif_ctx *ctx)
+{
+    struct ipsecif_sp *sp;
+    struct ipsecif_sp *next;
+    uint8_t d;
+    int n = 0;
+
+    if (ctx == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
+        for (sp = ctx->sp_all_head[d]; sp != NULL; sp = next) {
+            next = sp->next;
+            if (!sp->pol.owned) {
+                ipsecif_spd_remove(ctx, sp);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+int ipsecif_spd_walk(struct ipsecif_ctx *ctx, ipsecif_spd_walk_fn fn, void *arg)
+{
+    const struct ipsecif_sp *sp;
+    uint8_t d;
+    int rc;
+
+    if (ctx == NULL || fn == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
+        for (sp = ctx->sp_all_head[d]; sp != NULL; sp = sp->next) {
+            rc = fn(arg, &sp->pol);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+size_t ipsecif_spd_count(const struct ipsecif_ctx *ctx)
+{
+    return ctx != NULL ? ctx->nsps : 0;
+}
+
+int ipsecif_spd_lookup(struct ipsecif_ctx *ctx, uint8_t dir, const struct ipsecif_selector *pkt,
+                       uint64_t now, struct ipsecif_policy *out)
+{
+    struct ipsecif_sp *sp;
+    uint8_t i;
+    int key;
+
+    if (ctx == NULL || pkt == NULL || out == NULL || !dir_ok(dir) || !family_ok(pkt->src.family) ||
+        pkt->dst.family != pkt->src.family) {
+        return IPSECIF_ERR_ARG;
+    }
+    sp = ipsecif_spd_match(ctx, dir, pkt);
+    if (sp == NULL) {
+        key = pkt->src.family == IPSECIF_AF_INET6 ? IPSECIF_SYSCTL6_DEF_POLICY
+                                                  : IPSECIF_SYSCTL_DEF_POLICY;
+        memset(out, 0, sizeof(*out));
+        out->dir = dir;
+        out->action =
+            ctx->sysctl[key] == IPSECIF_ACTION_NONE ? IPSECIF_ACTION_NONE : IPSECIF_ACTION_DISCARD;
+        return IPSECIF_ERR_NOENT;
+    }
+    sp->pol.lastused = now;
+    *out = sp->pol;
+    for (i = 0; i < out->nreq; i++) {
+        out->req[i].level = ipsecif_spd_level(ctx, sp->pol.sel.src.family, &sp->pol.req[i]);
+    }
+    return IPSECIF_OK;
+}
+
+/* ---- System-wide defaults ---- */
+
+int ipsecif_sysctl_get(const struct ipsecif_ctx *ctx, int key)
+{
+    if (ctx == NULL || key < 0 || key >= IPSECIF_SYSCTL_COUNT) {
+        return IPSECIF_ERR_ARG;
+    }
+    return ctx->sysctl[key];
+}
+
+int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value)
+{
+    int lo = IPSECIF_LEVEL_USE;
+    int hi = IPSECIF_LEVEL_REQUIRE;
+
+    if (ctx == NULL || key < 0 || key >= IPSECIF_SYSCTL_COUNT) {
+        return IPSECIF_ERR_ARG;
+    }
+    if (key == IPSECIF_SYSCTL_DEF_POLICY || key == IPSECIF_SYSCTL6_DEF_POLICY) {
+        lo = IPSECIF_ACTION_DISCARD;
+        hi = IPSECIF_ACTION_NONE;
+    }
+    if (value < lo || value > hi) {
+        return IPSECIF_ERR_RANGE;
+    }
+    ctx->sysctl[key] = (uint8_t)value;
+    return IPSECIF_OK;
+}
