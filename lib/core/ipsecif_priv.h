@@ -262,7 +262,7 @@ struct ipsecif_ctx {
     uint64_t sa_gen;
     uint32_t *replay_area;
     uint32_t replay_words; /* per SA */
-    /* Added by sadb.c: nsas counts SAs in use; sa_free is a stack of free
+    /* nsas counts SAs in use; sa_free is a stack of free
      * slot indices (entries [0, max_sas - nsas) are valid) so add is O(1);
      * sa_next_deadline caches the earliest SA deadline (may be early, never
      * late) so ipsecif_next_deadline() is O(1). */
