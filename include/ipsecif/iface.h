@@ -54,17 +54,17 @@ enum ipsecif_if_policy {
 
 /** What ipsecif_if_get_info() reports. */
 struct ipsecif_if_info {
-    char name[16];            /**< Interface name. */
-    uint32_t unit;            /**< Unit number (N of ipsecN). */
-    uint32_t flags;           /**< ::ipsecif_if_flags. */
-    uint16_t mtu;             /**< MTU. */
-    bool has_tunnel;          /**< A tunnel is set. */
-    struct ipsecif_addr src;  /**< Tunnel source. */
-    struct ipsecif_addr dst;  /**< Tunnel destination. */
-    uint16_t sport;           /**< NAT-T source port (link0). */
-    uint16_t dport;           /**< NAT-T destination port (link0). */
-    uint32_t policy_id[4];    /**< Policy ids, ::ipsecif_if_policy order; 0 without tunnel. */
-    uint32_t reqid[4];        /**< Unique ids, same order. */
+    char name[16];              /**< Interface name. */
+    uint32_t unit;              /**< Unit number (N of ipsecN). */
+    uint32_t flags;             /**< ::ipsecif_if_flags. */
+    uint16_t mtu;               /**< MTU. */
+    bool has_tunnel;            /**< A tunnel is set. */
+    struct ipsecif_addr src;    /**< Tunnel source. */
+    struct ipsecif_addr dst;    /**< Tunnel destination. */
+    uint16_t sport;             /**< NAT-T source port (link0). */
+    uint16_t dport;             /**< NAT-T destination port (link0). */
+    uint32_t policy_id[4];      /**< Policy ids, ::ipsecif_if_policy order; 0 without tunnel. */
+    uint32_t reqid[4];          /**< Unique ids, same order. */
     struct ipsecif_stats stats; /**< Counters. */
 };
 
@@ -163,6 +163,8 @@ int ipsecif_if_walk(struct ipsecif_ctx *ctx, ipsecif_if_walk_fn fn, void *arg);
  * Without one, IPv4 errors come from the tunnel source when it is IPv4, else
  * from 192.0.0.8 (RFC 7600); IPv6 errors from the tunnel source when it is
  * IPv6, else from the destination of the packet that was too big.
+ * @param[in] ctx  the context.
+ * @param[in] ifp  the interface.
  * @param[in] addr the address (IPv4 or IPv6); an all-zero address of a
  *                 family clears that family's address.
  * @retval IPSECIF_OK success.

@@ -40,16 +40,16 @@ extern "C" {
 
 /** Capacities and behaviour, fixed at ipsecif_init(). */
 struct ipsecif_config {
-    uint32_t max_interfaces;  /**< Interfaces (each holds 4 policies). */
-    uint32_t max_policies;    /**< Policies, interface-owned ones included. */
-    uint32_t max_sas;         /**< SAs, larval ones included. */
-    uint32_t replay_window_max; /**< Largest replay window per SA, packets; multiple of 32,
-                                     <= IPSECIF_REPLAY_WINDOW_MAX; 0 = that maximum. */
-    bool fixed_reqid;         /**< Use NetBSD's fixed unique-id scheme. */
-    uint32_t reqid_base;      /**< Base of the fixed scheme (IPv4 pair: base + 2 x unit,
-                                   IPv6 pair: base + 2 x unit + 1). */
+    uint32_t max_interfaces;      /**< Interfaces (each holds 4 policies). */
+    uint32_t max_policies;        /**< Policies, interface-owned ones included. */
+    uint32_t max_sas;             /**< SAs, larval ones included. */
+    uint32_t replay_window_max;   /**< Largest replay window per SA, packets; multiple of 32,
+                                       <= IPSECIF_REPLAY_WINDOW_MAX; 0 = that maximum. */
+    bool fixed_reqid;             /**< Use NetBSD's fixed unique-id scheme. */
+    uint32_t reqid_base;          /**< Base of the fixed scheme (IPv4 pair: base + 2 x unit,
+                                       IPv6 pair: base + 2 x unit + 1). */
     uint32_t acquire_interval_ms; /**< Least time between two ACQUIREs for one policy; 0 = 1000. */
-    uint8_t ttl;              /**< Outer TTL / hop limit; 0 = 64. */
+    uint8_t ttl;                  /**< Outer TTL / hop limit; 0 = 64. */
 };
 
 /** Fill a configuration with defaults for a small gateway. */
@@ -107,9 +107,11 @@ int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now
 /**
  * @brief Process an ESP packet whose outer IP header was already removed
  *        (IPv6 raw sockets, UDP sockets).
+ * @param[in]     ctx  the context.
  * @param[in]     meta outer addresses, tos/traffic class, and for ESP in UDP the
  *                     ports (sport/dport nonzero); ip_hlen and esp_off are ignored.
  * @param[in,out] pkt  starting at the ESP header (or the UDP payload for NAT-T).
+ * @param[in]     now  current time, ms.
  * @return as ipsecif_input().
  */
 int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,

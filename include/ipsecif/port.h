@@ -55,8 +55,7 @@ struct ipsecif_crypto_ops {
      * released), ::IPSECIF_ERR_CRYPTO.
      */
     int (*aead_open)(void *slot, const uint8_t *nonce, size_t nonce_len, const uint8_t *aad,
-                     size_t aad_len, uint8_t *data, size_t len, const uint8_t *tag,
-                     size_t tag_len);
+                     size_t aad_len, uint8_t *data, size_t len, const uint8_t *tag, size_t tag_len);
     /** CBC encrypt (enc != 0) or decrypt in place; len is a multiple of the block size. */
     int (*cbc)(void *slot, int enc, const uint8_t *iv, uint8_t *data, size_t len);
     /** HMAC over data[0..len), truncated to out_len bytes. */
@@ -82,13 +81,13 @@ struct ipsecif_km_event {
     uint8_t type; /**< ::ipsecif_km_type. */
     /** ACQUIRE: the policy that wanted the SA and the SA it wants. */
     struct {
-        uint32_t policy_id;             /**< The policy's id. */
-        struct ipsecif_policy policy;   /**< A copy of the policy. */
-        uint8_t req_index;              /**< Which request of the policy lacks an SA. */
-        struct ipsecif_addr src;        /**< SA source wanted. */
-        struct ipsecif_addr dst;        /**< SA destination wanted. */
-        uint16_t natt_sport;            /**< NAT-T ports, 0 if none. */
-        uint16_t natt_dport;            /**< NAT-T destination port. */
+        uint32_t policy_id;           /**< The policy's id. */
+        struct ipsecif_policy policy; /**< A copy of the policy. */
+        uint8_t req_index;            /**< Which request of the policy lacks an SA. */
+        struct ipsecif_addr src;      /**< SA source wanted. */
+        struct ipsecif_addr dst;      /**< SA destination wanted. */
+        uint16_t natt_sport;          /**< NAT-T ports, 0 if none. */
+        uint16_t natt_dport;          /**< NAT-T destination port. */
     } acquire;
     /** EXPIRE: the SA, and which limit it reached. */
     struct {
@@ -100,10 +99,10 @@ struct ipsecif_km_event {
 
 /** Log levels. */
 enum ipsecif_log_level {
-    IPSECIF_LOG_ERR = 0,   /**< Errors. */
-    IPSECIF_LOG_WARN = 1,  /**< Warnings. */
-    IPSECIF_LOG_INFO = 2,  /**< Configuration changes. */
-    IPSECIF_LOG_DEBUG = 3  /**< Per-packet detail. */
+    IPSECIF_LOG_ERR = 0,  /**< Errors. */
+    IPSECIF_LOG_WARN = 1, /**< Warnings. */
+    IPSECIF_LOG_INFO = 2, /**< Configuration changes. */
+    IPSECIF_LOG_DEBUG = 3 /**< Per-packet detail. */
 };
 
 /** Describes an outer packet handed to ipsecif_port::send_outer. */
@@ -146,7 +145,8 @@ struct ipsecif_port {
      * stack like an inner packet). Optional: NULL uses deliver_inner.
      */
     void (*deliver_icmp)(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt);
-    /** Fill out[0..len) with cryptographically strong random bytes. Return 0 or ::IPSECIF_ERR_RANDOM. */
+    /** Fill out[0..len) with cryptographically strong random bytes. Return 0 or
+     * ::IPSECIF_ERR_RANDOM. */
     int (*random)(void *user, uint8_t *out, size_t len);
     /** Log a message (no trailing newline). Optional. */
     void (*log)(void *user, int level, const char *msg);

@@ -34,7 +34,8 @@ enum ipsecif_ealg {
     IPSECIF_EALG_AES_CBC = 3,   /**< AES-CBC (RFC 3602), 16/24/32-byte key. */
     IPSECIF_EALG_AES_GCM16 = 4, /**< AES-GCM, 16-byte ICV (RFC 4106); key + 4-byte salt. */
     IPSECIF_EALG_AES_GMAC = 5,  /**< AES-GMAC (RFC 4543); key + 4-byte salt. */
-    IPSECIF_EALG_CHACHA20_POLY1305 = 6 /**< ChaCha20-Poly1305 (RFC 7634); 32-byte key + 4-byte salt. */
+    IPSECIF_EALG_CHACHA20_POLY1305 =
+        6 /**< ChaCha20-Poly1305 (RFC 7634); 32-byte key + 4-byte salt. */
 };
 
 /** Authentication algorithms. */
@@ -71,41 +72,41 @@ struct ipsecif_lifetime {
     uint32_t allocations; /**< Number of allocations (not enforced, reported). */
     uint64_t bytes;       /**< Bytes protected. */
     uint64_t addtime;     /**< Seconds since the SA was added (or, current: when added, in ms). */
-    uint64_t usetime;     /**< Seconds since first use (or, current: first use, in ms; 0 = unused). */
+    uint64_t usetime; /**< Seconds since first use (or, current: first use, in ms; 0 = unused). */
 };
 
 /** Parameters to add or update an SA. */
 struct ipsecif_sa_params {
-    uint8_t proto;             /**< ::IPSECIF_IPPROTO_ESP (AH is reserved). */
-    uint8_t mode;              /**< ::ipsecif_mode. */
-    uint8_t ealg;              /**< ::ipsecif_ealg. */
-    uint8_t aalg;              /**< ::ipsecif_aalg. */
-    uint32_t spi;              /**< SPI, host byte order; 256 .. 0xffffffff. */
-    struct ipsecif_addr src;   /**< Outer source. */
-    struct ipsecif_addr dst;   /**< Outer destination. */
-    uint16_t natt_sport;       /**< NAT-T UDP source port, 0 = no UDP encapsulation. */
-    uint16_t natt_dport;       /**< NAT-T UDP destination port. */
-    uint32_t reqid;            /**< Request id ("unique id"), 0 = none. */
-    uint32_t replay_window;    /**< Anti-replay window in packets, 0 = off. */
-    uint32_t flags;            /**< ::ipsecif_sa_flags. */
-    uint32_t seq;              /**< Key-management sequence (PF_KEY), informational. */
-    const uint8_t *ekey;       /**< Encryption key (salt last for AEAD). */
-    size_t ekey_len;           /**< Its length. */
-    const uint8_t *akey;       /**< Authentication key. */
-    size_t akey_len;           /**< Its length. */
+    uint8_t proto;                /**< ::IPSECIF_IPPROTO_ESP (AH is reserved). */
+    uint8_t mode;                 /**< ::ipsecif_mode. */
+    uint8_t ealg;                 /**< ::ipsecif_ealg. */
+    uint8_t aalg;                 /**< ::ipsecif_aalg. */
+    uint32_t spi;                 /**< SPI, host byte order; 256 .. 0xffffffff. */
+    struct ipsecif_addr src;      /**< Outer source. */
+    struct ipsecif_addr dst;      /**< Outer destination. */
+    uint16_t natt_sport;          /**< NAT-T UDP source port, 0 = no UDP encapsulation. */
+    uint16_t natt_dport;          /**< NAT-T UDP destination port. */
+    uint32_t reqid;               /**< Request id ("unique id"), 0 = none. */
+    uint32_t replay_window;       /**< Anti-replay window in packets, 0 = off. */
+    uint32_t flags;               /**< ::ipsecif_sa_flags. */
+    uint32_t seq;                 /**< Key-management sequence (PF_KEY), informational. */
+    const uint8_t *ekey;          /**< Encryption key (salt last for AEAD). */
+    size_t ekey_len;              /**< Its length. */
+    const uint8_t *akey;          /**< Authentication key. */
+    size_t akey_len;              /**< Its length. */
     struct ipsecif_lifetime soft; /**< Soft limits (EXPIRE soft). */
     struct ipsecif_lifetime hard; /**< Hard limits (EXPIRE hard, SA removed). */
 };
 
 /** What ipsecif_sa_get() and the walk report of an SA (no keys). */
 struct ipsecif_sa_info {
-    struct ipsecif_sa_params params;  /**< As added; ekey/akey are NULL, lengths kept. */
-    uint8_t state;                    /**< ::ipsecif_sa_state. */
-    struct ipsecif_lifetime current;  /**< Bytes, add time and first use time (ms). */
-    uint64_t seq_out;                 /**< Last sequence number sent (64-bit). */
-    uint64_t seq_in_top;              /**< Highest sequence number accepted. */
-    uint32_t pid;                     /**< Creator id given by key management, informational. */
-    struct ipsecif_sa_stats stats;    /**< Counters. */
+    struct ipsecif_sa_params params; /**< As added; ekey/akey are NULL, lengths kept. */
+    uint8_t state;                   /**< ::ipsecif_sa_state. */
+    struct ipsecif_lifetime current; /**< Bytes, add time and first use time (ms). */
+    uint64_t seq_out;                /**< Last sequence number sent (64-bit). */
+    uint64_t seq_in_top;             /**< Highest sequence number accepted. */
+    uint32_t pid;                    /**< Creator id given by key management, informational. */
+    struct ipsecif_sa_stats stats;   /**< Counters. */
 };
 
 struct ipsecif_ctx;
@@ -163,7 +164,11 @@ int ipsecif_sa_getspi(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
 
 /**
  * @brief Delete an SA; its keys are wiped.
- * @param[in] src the SA's source, or NULL to match any.
+ * @param[in] ctx   the context.
+ * @param[in] proto ::IPSECIF_IPPROTO_ESP.
+ * @param[in] src   the SA's source, or NULL to match any.
+ * @param[in] dst   the SA's destination.
+ * @param[in] spi   the SPI, host byte order.
  * @retval IPSECIF_OK success.
  * @retval IPSECIF_ERR_NOENT no such SA.
  */
@@ -172,7 +177,12 @@ int ipsecif_sa_delete(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
 
 /**
  * @brief Report an SA.
- * @param[in] src the SA's source, or NULL to match any.
+ * @param[in]  ctx   the context.
+ * @param[in]  proto ::IPSECIF_IPPROTO_ESP.
+ * @param[in]  src   the SA's source, or NULL to match any.
+ * @param[in]  dst   the SA's destination.
+ * @param[in]  spi   the SPI, host byte order.
+ * @param[out] out   the SA's description.
  * @retval IPSECIF_OK success, *out filled.
  * @retval IPSECIF_ERR_NOENT no such SA.
  */

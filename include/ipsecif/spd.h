@@ -95,10 +95,10 @@ struct ipsecif_policy {
     uint32_t priority;           /**< Lower first; 0x80000000 is the usual default. */
     uint8_t nreq;                /**< Number of requests (IPSEC action). */
     struct ipsecif_ipsecreq req[IPSECIF_MAX_REQUESTS]; /**< The requests, outermost last. */
-    uint32_t id;                 /**< Policy id (reported; ignored on add). */
-    bool owned;                  /**< Owned by an interface (reported). */
-    uint64_t created;            /**< When added, ms (reported). */
-    uint64_t lastused;           /**< Last match, ms, 0 = never (reported). */
+    uint32_t id;                                       /**< Policy id (reported; ignored on add). */
+    bool owned;                                        /**< Owned by an interface (reported). */
+    uint64_t created;                                  /**< When added, ms (reported). */
+    uint64_t lastused;                                 /**< Last match, ms, 0 = never (reported). */
 };
 
 /** Priority most tools send when none is given. */
@@ -204,6 +204,7 @@ int ipsecif_spd_lookup(struct ipsecif_ctx *ctx, uint8_t dir, const struct ipseci
 
 /**
  * @brief Read a system-wide default.
+ * @param[in] ctx the context.
  * @param[in] key ::ipsecif_sysctl.
  * @retval >=0 the value.
  * @retval IPSECIF_ERR_ARG unknown key.
@@ -212,6 +213,7 @@ int ipsecif_sysctl_get(const struct ipsecif_ctx *ctx, int key);
 
 /**
  * @brief Set a system-wide default.
+ * @param[in] ctx   the context.
  * @param[in] key   ::ipsecif_sysctl.
  * @param[in] value levels: 1 use or 2 require; def_policy: 0 discard or 1 none.
  * @retval IPSECIF_OK success.

@@ -22,33 +22,33 @@ extern "C" {
 
 /** Packet counters. */
 struct ipsecif_stats {
-    uint64_t in_success;   /**< Inbound packets processed and delivered. */
-    uint64_t in_bytes;     /**< Inbound inner bytes delivered. */
-    uint64_t in_polvio;    /**< Inbound packets violating the policy. */
-    uint64_t in_nosa;      /**< Inbound packets for which no SA was usable (state). */
-    uint64_t in_badspi;    /**< Inbound ESP with an unknown SPI. */
-    uint64_t in_replay;    /**< Inbound packets rejected by the replay window. */
-    uint64_t in_auth;      /**< Inbound packets whose ICV failed. */
-    uint64_t in_badpad;    /**< Inbound packets with wrong padding. */
-    uint64_t in_malformed; /**< Inbound packets truncated or malformed. */
-    uint64_t in_ecn;       /**< Inbound packets dropped by the RFC 6040 ECN rule. */
-    uint64_t in_noroom;    /**< Inbound packets dropped for lack of buffer room. */
-    uint64_t in_crypto;    /**< Inbound packets the crypto backend failed on. */
+    uint64_t in_success;        /**< Inbound packets processed and delivered. */
+    uint64_t in_bytes;          /**< Inbound inner bytes delivered. */
+    uint64_t in_polvio;         /**< Inbound packets violating the policy. */
+    uint64_t in_nosa;           /**< Inbound packets for which no SA was usable (state). */
+    uint64_t in_badspi;         /**< Inbound ESP with an unknown SPI. */
+    uint64_t in_replay;         /**< Inbound packets rejected by the replay window. */
+    uint64_t in_auth;           /**< Inbound packets whose ICV failed. */
+    uint64_t in_badpad;         /**< Inbound packets with wrong padding. */
+    uint64_t in_malformed;      /**< Inbound packets truncated or malformed. */
+    uint64_t in_ecn;            /**< Inbound packets dropped by the RFC 6040 ECN rule. */
+    uint64_t in_noroom;         /**< Inbound packets dropped for lack of buffer room. */
+    uint64_t in_crypto;         /**< Inbound packets the crypto backend failed on. */
     uint64_t in_natt_keepalive; /**< NAT keepalives (0xFF) received and ignored. */
-    uint64_t in_notours;   /**< Inbound packets not for IPsec (ignored). */
-    uint64_t out_success;  /**< Outbound packets protected and sent. */
-    uint64_t out_bytes;    /**< Outbound inner bytes protected. */
-    uint64_t out_polvio;   /**< Outbound packets dropped by a discard policy. */
-    uint64_t out_nosa;     /**< Outbound packets dropped for lack of an SA. */
-    uint64_t out_noroom;   /**< Outbound packets dropped for lack of buffer room. */
-    uint64_t out_toobig;   /**< Outbound packets over the MTU (ICMP sent back). */
-    uint64_t out_seqwrap;  /**< Outbound packets refused because the SA sequence would wrap. */
-    uint64_t out_crypto;   /**< Outbound packets the crypto backend failed on. */
-    uint64_t out_malformed; /**< Outbound inner packets that are not IPv4/IPv6. */
-    uint64_t out_down;     /**< Outbound packets to an interface that is down or has no tunnel. */
-    uint64_t out_inval;    /**< Outbound packets of a family the interface does not forward. */
-    uint64_t out_port;     /**< Outbound packets the port failed to send. */
-    uint64_t acquire;      /**< ACQUIRE events raised. */
+    uint64_t in_notours;        /**< Inbound packets not for IPsec (ignored). */
+    uint64_t out_success;       /**< Outbound packets protected and sent. */
+    uint64_t out_bytes;         /**< Outbound inner bytes protected. */
+    uint64_t out_polvio;        /**< Outbound packets dropped by a discard policy. */
+    uint64_t out_nosa;          /**< Outbound packets dropped for lack of an SA. */
+    uint64_t out_noroom;        /**< Outbound packets dropped for lack of buffer room. */
+    uint64_t out_toobig;        /**< Outbound packets over the MTU (ICMP sent back). */
+    uint64_t out_seqwrap;       /**< Outbound packets refused because the SA sequence would wrap. */
+    uint64_t out_crypto;        /**< Outbound packets the crypto backend failed on. */
+    uint64_t out_malformed;     /**< Outbound inner packets that are not IPv4/IPv6. */
+    uint64_t out_down;  /**< Outbound packets to an interface that is down or has no tunnel. */
+    uint64_t out_inval; /**< Outbound packets of a family the interface does not forward. */
+    uint64_t out_port;  /**< Outbound packets the port failed to send. */
+    uint64_t acquire;   /**< ACQUIRE events raised. */
 };
 
 /** Per-SA counters. */

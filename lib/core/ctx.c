@@ -36,8 +36,8 @@ static bool normalize(struct ipsecif_config *c)
         c->ttl = 64;
     }
     /* Keep every table index and hash size well inside 32 bits. */
-    if (c->max_interfaces > 0x1000000u || c->max_policies > 0x4000000u ||
-        c->max_sas > 0x4000000u || c->max_policies == 0 || c->max_sas == 0) {
+    if (c->max_interfaces > 0x1000000u || c->max_policies > 0x4000000u || c->max_sas > 0x4000000u ||
+        c->max_policies == 0 || c->max_sas == 0) {
         return false;
     }
     if (c->fixed_reqid && (uint64_t)c->reqid_base + 2ull * c->max_interfaces + 1 > 0xffffffffull) {
@@ -52,12 +52,15 @@ size_t ipsecif_iface_mem_size(const struct ipsecif_config *cfg)
         return 0;
     }
     return ALIGN16((size_t)cfg->max_interfaces * sizeof(struct ipsecif_if)) +
-           ALIGN16((size_t)ipsecif_hash_size(cfg->max_interfaces) * sizeof(struct ipsecif_if *));
+           2 * ALIGN16((size_t)ipsecif_hash_size(cfg->max_interfaces) *
+                       sizeof(struct ipsecif_if *)) +
+           ALIGN16((size_t)cfg->max_interfaces * sizeof(uint32_t));
 }
 
 void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
 {
     uint32_t hs = ipsecif_hash_size(ctx->cfg.max_interfaces);
+    uint32_t i;
 
     ctx->ifs = (struct ipsecif_if *)(void *)*cursor;
     ctx->nifs = 0;
@@ -65,8 +68,18 @@ void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     ctx->if_hash = (struct ipsecif_if **)(void *)*cursor;
     ctx->if_hash_mask = hs - 1;
     *cursor += ALIGN16((size_t)hs * sizeof(struct ipsecif_if *));
+    ctx->if_unit_hash = (struct ipsecif_if **)(void *)*cursor;
+    *cursor += ALIGN16((size_t)hs * sizeof(struct ipsecif_if *));
+    ctx->if_free = (uint32_t *)(void *)*cursor;
+    *cursor += ALIGN16((size_t)ctx->cfg.max_interfaces * sizeof(uint32_t));
     memset(ctx->ifs, 0, (size_t)ctx->cfg.max_interfaces * sizeof(struct ipsecif_if));
     memset(ctx->if_hash, 0, (size_t)hs * sizeof(struct ipsecif_if *));
+    memset(ctx->if_unit_hash, 0, (size_t)hs * sizeof(struct ipsecif_if *));
+    /* Pop order hands out slot 0 first. */
+    for (i = 0; i < ctx->cfg.max_interfaces; i++) {
+        ctx->if_free[i] = ctx->cfg.max_interfaces - 1 - i;
+    }
+    ctx->if_nfree = ctx->cfg.max_interfaces;
     ctx->if_head = NULL;
     ctx->if_tail = NULL;
 }

@@ -19,9 +19,9 @@ static const uint8_t dummy4[4] = {192, 0, 0, 8};
 
 struct inner {
     uint8_t family;
-    uint8_t nh;   /* 4 or 41: what ESP's next header says */
-    uint8_t tos;  /* TOS or traffic class */
-    bool df;      /* IPv4 DF, always true for IPv6 */
+    uint8_t nh;  /* 4 or 41: what ESP's next header says */
+    uint8_t tos; /* TOS or traffic class */
+    bool df;     /* IPv4 DF, always true for IPv6 */
 };
 
 /* Check an inner IPv4/IPv6 header and trim the buffer to the packet length. */
@@ -217,8 +217,7 @@ int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ip
         sa->stats.packets++;
         sa->stats.bytes += inner_len;
         (void)ipsecif_sadb_account(ctx, sa, inner_len, now);
-        rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, sport, dport, otos, in.df,
-                                 &meta);
+        rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, sport, dport, otos, in.df, &meta);
     } else {
         /* Level use without an SA: plain IP in IP. */
         rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, 0, 0, otos, in.df, &meta);

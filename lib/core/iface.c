@@ -104,7 +104,8 @@ static int parse_name(const char *name, uint32_t *unit)
         return IPSECIF_ERR_ARG;
     }
     len = strlen(name);
-    if (len < 6 || len >= IPSECIF_IFNAME_SIZE || len >= sizeof(((struct ipsecif_if_info *)0)->name)) {
+    if (len < 6 || len >= IPSECIF_IFNAME_SIZE ||
+        len >= sizeof(((struct ipsecif_if_info *)0)->name)) {
         return IPSECIF_ERR_ARG;
     }
     p = name + 5;
@@ -124,15 +125,22 @@ static int parse_name(const char *name, uint32_t *unit)
     return IPSECIF_OK;
 }
 
+static uint32_t unit_bucket(const struct ipsecif_ctx *ctx, uint32_t unit)
+{
+    return (unit * 2654435761u) & ctx->if_hash_mask;
+}
+
 struct ipsecif_if *ipsecif_if_find(struct ipsecif_ctx *ctx, const char *name)
 {
     struct ipsecif_if *ifp;
+    uint32_t unit;
 
-    if (ctx == NULL || name == NULL) {
+    if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || parse_name(name, &unit) != IPSECIF_OK) {
         return NULL;
     }
-    for (ifp = ctx->if_head; ifp != NULL; ifp = ifp->list_next) {
-        if (strcmp(ifp->name, name) == 0) {
+    /* The name is canonical (no leading zeros), so the unit identifies it. */
+    for (ifp = ctx->if_unit_hash[unit_bucket(ctx, unit)]; ifp != NULL; ifp = ifp->unit_next) {
+        if (ifp->unit == unit) {
             return ifp;
         }
     }
@@ -141,8 +149,8 @@ struct ipsecif_if *ipsecif_if_find(struct ipsecif_ctx *ctx, const char *name)
 
 int ipsecif_if_create(struct ipsecif_ctx *ctx, const char *name, struct ipsecif_if **out)
 {
-    struct ipsecif_if *ifp = NULL;
-    uint32_t unit, i;
+    struct ipsecif_if *ifp;
+    uint32_t unit, b;
     int rc;
 
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC) {
@@ -155,21 +163,19 @@ int ipsecif_if_create(struct ipsecif_ctx *ctx, const char *name, struct ipsecif_
     if (ipsecif_if_find(ctx, name) != NULL) {
         return IPSECIF_ERR_EXIST;
     }
-    for (i = 0; i < ctx->cfg.max_interfaces; i++) {
-        if (!ctx->ifs[i].in_use) {
-            ifp = &ctx->ifs[i];
-            break;
-        }
-    }
-    if (ifp == NULL) {
+    if (ctx->if_nfree == 0) {
         return IPSECIF_ERR_FULL;
     }
+    ifp = &ctx->ifs[ctx->if_free[--ctx->if_nfree]];
     memset(ifp, 0, sizeof(*ifp));
     ifp->in_use = true;
     ifp->unit = unit;
     memcpy(ifp->name, name, strlen(name) + 1);
     ifp->flags = IPSECIF_IFF_LINK2;
     ifp->mtu = IPSECIF_MTU_DEFAULT;
+    b = unit_bucket(ctx, unit);
+    ifp->unit_next = ctx->if_unit_hash[b];
+    ctx->if_unit_hash[b] = ifp;
     ifp->list_prev = ctx->if_tail;
     if (ctx->if_tail != NULL) {
         ctx->if_tail->list_next = ifp;
@@ -447,8 +453,7 @@ int ipsecif_if_set_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
         return IPSECIF_ERR_ARG;
     }
     if (src->family != dst->family || ipsecif_addr_len(src->family) == 0 ||
-        ipsecif_addr_is_unspec(src) || ipsecif_addr_is_unspec(dst) ||
-        ipsecif_addr_eq(src, dst)) {
+        ipsecif_addr_is_unspec(src) || ipsecif_addr_is_unspec(dst) || ipsecif_addr_eq(src, dst)) {
         return IPSECIF_ERR_ARG;
     }
     current(ifp, &c);
@@ -506,6 +511,15 @@ int ipsecif_if_destroy(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
     } else {
         ctx->if_tail = ifp->list_prev;
     }
+    {
+        struct ipsecif_if **pp = &ctx->if_unit_hash[unit_bucket(ctx, ifp->unit)];
+
+        while (*pp != ifp) {
+            pp = &(*pp)->unit_next;
+        }
+        *pp = ifp->unit_next;
+    }
+    ctx->if_free[ctx->if_nfree++] = (uint32_t)(ifp - ctx->ifs);
     memset(ifp, 0, sizeof(*ifp));
     ctx->nifs--;
     ipsecif_log(ctx, IPSECIF_LOG_INFO, "interface destroyed");
@@ -515,8 +529,8 @@ int ipsecif_if_destroy(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
 int ipsecif_if_set_flags(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint32_t flags,
                          uint64_t now)
 {
-    const uint32_t known = IPSECIF_IFF_UP | IPSECIF_IFF_LINK0 | IPSECIF_IFF_LINK1 |
-                           IPSECIF_IFF_LINK2;
+    const uint32_t known =
+        IPSECIF_IFF_UP | IPSECIF_IFF_LINK0 | IPSECIF_IFF_LINK1 | IPSECIF_IFF_LINK2;
     const uint32_t shape = IPSECIF_IFF_LINK0 | IPSECIF_IFF_LINK2;
     struct tuncfg c;
 

@@ -77,13 +77,13 @@ void ipsecif_log(struct ipsecif_ctx *ctx, int level, const char *msg);
 
 /* ---- Algorithms (lib/esp/alg.c) ---- */
 struct ipsecif_ealg_info {
-    uint8_t id;         /* enum ipsecif_ealg */
-    uint8_t aead;       /* 1: AEAD (GCM, ChaCha20-Poly1305), 2: GMAC (auth only, AEAD engine) */
-    uint8_t block;      /* padding alignment (block size, or 4) */
-    uint8_t iv_len;     /* explicit IV on the wire */
-    uint8_t icv_len;    /* ICV for AEAD/GMAC, else 0 */
-    uint8_t salt_len;   /* 4 for AEAD/GMAC, else 0 */
-    uint8_t key_lens[3];/* accepted key lengths without salt (0 = unused entry) */
+    uint8_t id;          /* enum ipsecif_ealg */
+    uint8_t aead;        /* 1: AEAD (GCM, ChaCha20-Poly1305), 2: GMAC (auth only, AEAD engine) */
+    uint8_t block;       /* padding alignment (block size, or 4) */
+    uint8_t iv_len;      /* explicit IV on the wire */
+    uint8_t icv_len;     /* ICV for AEAD/GMAC, else 0 */
+    uint8_t salt_len;    /* 4 for AEAD/GMAC, else 0 */
+    uint8_t key_lens[3]; /* accepted key lengths without salt (0 = unused entry) */
 };
 struct ipsecif_aalg_info {
     uint8_t id;      /* enum ipsecif_aalg */
@@ -98,19 +98,19 @@ const struct ipsecif_aalg_info *ipsecif_aalg_find(uint8_t aalg);
 
 struct ipsecif_sa {
     bool in_use;
-    uint8_t state;     /* enum ipsecif_sa_state */
+    uint8_t state; /* enum ipsecif_sa_state */
     uint8_t proto;
     uint8_t mode;
     uint8_t ealg;
     uint8_t aalg;
-    uint8_t iv_len;    /* from the algorithm tables */
-    uint8_t icv_len;   /* AEAD ICV or truncated HMAC */
-    uint8_t block;     /* padding alignment */
-    uint8_t aead;      /* as ipsecif_ealg_info.aead */
-    uint8_t ekey_len;  /* as given, salt included (reporting) */
+    uint8_t iv_len;   /* from the algorithm tables */
+    uint8_t icv_len;  /* AEAD ICV or truncated HMAC */
+    uint8_t block;    /* padding alignment */
+    uint8_t aead;     /* as ipsecif_ealg_info.aead */
+    uint8_t ekey_len; /* as given, salt included (reporting) */
     uint8_t akey_len;
     uint8_t salt[4];
-    uint8_t soft_sent; /* soft EXPIRE already raised */
+    uint8_t soft_sent;   /* soft EXPIRE already raised */
     uint8_t hard_reason; /* reason to report once killed, 0 while alive */
     uint32_t spi;
     struct ipsecif_addr src;
@@ -118,8 +118,8 @@ struct ipsecif_sa {
     uint16_t natt_sport;
     uint16_t natt_dport;
     uint32_t reqid;
-    uint32_t flags;    /* IPSECIF_SA_F_* */
-    uint32_t seq;      /* key-management sequence */
+    uint32_t flags; /* IPSECIF_SA_F_* */
+    uint32_t seq;   /* key-management sequence */
     uint32_t pid;
 
     /* Outbound: last sequence number used (64-bit; the low 32 go on the wire). */
@@ -137,11 +137,11 @@ struct ipsecif_sa {
 
     struct ipsecif_lifetime soft;
     struct ipsecif_lifetime hard;
-    uint64_t add_ms;   /* when added (or matured), ms */
-    uint64_t use_ms;   /* first use, ms; 0 = unused */
-    uint64_t bytes;    /* bytes processed */
+    uint64_t add_ms; /* when added (or matured), ms */
+    uint64_t use_ms; /* first use, ms; 0 = unused */
+    uint64_t bytes;  /* bytes processed */
     uint32_t allocations;
-    uint64_t gen;      /* creation order; larger = newer */
+    uint64_t gen; /* creation order; larger = newer */
 
     struct ipsecif_sa_stats stats;
 
@@ -168,15 +168,15 @@ struct ipsecif_sp_rq {
 };
 struct ipsecif_sp {
     bool in_use;
-    bool exact;        /* both prefixes full length: lives in the host-pair hash */
-    uint16_t refcnt;   /* interfaces sharing it (NAT-T); 0 = manual */
+    bool exact;                /* both prefixes full length: lives in the host-pair hash */
+    uint16_t refcnt;           /* interfaces sharing it (NAT-T); 0 = manual */
     struct ipsecif_policy pol; /* pol.id, pol.owned kept current */
-    uint64_t order;    /* insertion order within equal priority */
-    uint64_t last_acquire; /* ms of the last ACQUIRE raised, 0 = never */
-    struct ipsecif_sp *next; /* per-direction ordered list (all, or non-exact only) */
+    uint64_t order;            /* insertion order within equal priority */
+    uint64_t last_acquire;     /* ms of the last ACQUIRE raised, 0 = never */
+    struct ipsecif_sp *next;   /* per-direction ordered list (all, or non-exact only) */
     struct ipsecif_sp *prev;
-    struct ipsecif_sp *hnext;     /* exact host-pair hash chain, ordered */
-    struct ipsecif_sp *id_next;   /* id hash chain */
+    struct ipsecif_sp *hnext;   /* exact host-pair hash chain, ordered */
+    struct ipsecif_sp *id_next; /* id hash chain */
     /* next/prev above chain every policy of a direction (and the free
      * slots through next); nx_next/nx_prev chain only the non-exact ones so
      * a lookup never walks exact host pairs; sel_next chains the selector
@@ -202,12 +202,13 @@ struct ipsecif_if {
     struct ipsecif_addr dst;
     uint16_t sport; /* NAT-T ports, as configured (0 = 4500) */
     uint16_t dport;
-    struct ipsecif_sp *sp[4]; /* enum ipsecif_if_policy order */
-    uint32_t reqid[4];        /* unique ids of the four (kept across tunnel changes) */
+    struct ipsecif_sp *sp[4];   /* enum ipsecif_if_policy order */
+    uint32_t reqid[4];          /* unique ids of the four (kept across tunnel changes) */
     struct ipsecif_addr local4; /* source for ICMP errors built back, optional */
     struct ipsecif_addr local6;
     struct ipsecif_stats stats;
-    struct ipsecif_if *hnext;   /* tunnel-pair hash chain */
+    struct ipsecif_if *hnext;     /* tunnel-pair hash chain */
+    struct ipsecif_if *unit_next; /* unit (name) hash chain */
     struct ipsecif_if *list_next; /* creation order */
     struct ipsecif_if *list_prev;
 };
@@ -215,20 +216,23 @@ struct ipsecif_if {
 /* ---- Context ---- */
 struct ipsecif_ctx {
     uint32_t magic;
-    size_t mem_len;         /* bytes of host memory the context covers */
+    size_t mem_len; /* bytes of host memory the context covers */
     struct ipsecif_config cfg;
     const struct ipsecif_port *port;
     void *user;
     struct ipsecif_stats stats;
-    uint64_t now;           /* last time seen */
-    uint16_t ip_id;         /* next outer IPv4 id */
+    uint64_t now;   /* last time seen */
+    uint16_t ip_id; /* next outer IPv4 id */
     uint8_t sysctl[IPSECIF_SYSCTL_COUNT];
 
     /* Interfaces */
     struct ipsecif_if *ifs;
     uint32_t nifs;
-    struct ipsecif_if **if_hash; /* by tunnel (src, dst) */
+    struct ipsecif_if **if_hash;      /* by tunnel (src, dst) */
+    struct ipsecif_if **if_unit_hash; /* by unit, so names resolve in O(1) */
     uint32_t if_hash_mask;
+    uint32_t *if_free; /* stack of free slot indices */
+    uint32_t if_nfree;
     struct ipsecif_if *if_head;
     struct ipsecif_if *if_tail;
 
@@ -243,8 +247,8 @@ struct ipsecif_ctx {
     uint64_t sp_order;
     uint32_t sp_next_id;
     uint32_t sp_next_reqid;
-    uint32_t sp_nonexact[4];           /* count of non-exact policies per direction */
-    struct ipsecif_sp *sp_nx_head[4];  /* per direction: non-exact policies, lookup order */
+    uint32_t sp_nonexact[4];          /* count of non-exact policies per direction */
+    struct ipsecif_sp *sp_nx_head[4]; /* per direction: non-exact policies, lookup order */
     struct ipsecif_sp *sp_nx_tail[4];
     struct ipsecif_sp **sp_sel_hash;   /* (dir, whole selector) of every policy */
     struct ipsecif_sp_rq **sp_rq_hash; /* reqid -> request links */

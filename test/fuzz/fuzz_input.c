@@ -112,14 +112,14 @@ static void setup(void)
         abort();
     }
     if (ipsecif_if_create(ctx, "ipsec0", &ifp) != IPSECIF_OK ||
-        ipsecif_if_set_flags(ctx, ifp, IPSECIF_IFF_UP | IPSECIF_IFF_LINK1 | IPSECIF_IFF_LINK2,
-                             0) != IPSECIF_OK ||
+        ipsecif_if_set_flags(ctx, ifp, IPSECIF_IFF_UP | IPSECIF_IFF_LINK1 | IPSECIF_IFF_LINK2, 0) !=
+            IPSECIF_OK ||
         ipsecif_if_set_tunnel(ctx, ifp, &s, 0, &d, 0, 0) != IPSECIF_OK ||
         ipsecif_if_get_info(ctx, ifp, &info) != IPSECIF_OK) {
         abort();
     }
-    add_sa(0x100, IPSECIF_EALG_NULL, IPSECIF_AALG_HMAC_SHA1_96, 0, 20,
-           0, info.reqid[IPSECIF_IFPOL_V4_IN], 0);
+    add_sa(0x100, IPSECIF_EALG_NULL, IPSECIF_AALG_HMAC_SHA1_96, 0, 20, 0,
+           info.reqid[IPSECIF_IFPOL_V4_IN], 0);
     add_sa(0x101, IPSECIF_EALG_AES_GCM16, 0, 20, 0, 0, info.reqid[IPSECIF_IFPOL_V4_IN], 0);
     add_sa(0x102, IPSECIF_EALG_AES_CBC, IPSECIF_AALG_HMAC_SHA2_256_128, 16, 32, 0,
            info.reqid[IPSECIF_IFPOL_V6_IN], IPSECIF_SA_F_ESN);

@@ -53,7 +53,7 @@ static void test_init_errors(void **state)
     (void)state;
     ipsecif_config_default(&cfg);
     need = ipsecif_ctx_size(&cfg);
-    mem = aligned_alloc(16, need + 32);
+    mem = aligned_alloc(16, (need + 32 + 15) & ~(size_t)15);
     assert_non_null(mem);
     assert_int_equal(ipsecif_init(NULL, mem, need, &cfg, &port, m, 0), IPSECIF_ERR_ARG);
     assert_int_equal(ipsecif_init(&ctx, NULL, need, &cfg, &port, m, 0), IPSECIF_ERR_ARG);
@@ -67,8 +67,7 @@ static void test_init_errors(void **state)
     port = m->port;
     ops.slot_size = IPSECIF_CRYPTO_SLOT_SIZE + 16;
     port.crypto = &ops;
-    assert_int_equal(ipsecif_init(&ctx, mem, need, &cfg, &port, m, 0),
-                     IPSECIF_ERR_UNSUPPORTED);
+    assert_int_equal(ipsecif_init(&ctx, mem, need, &cfg, &port, m, 0), IPSECIF_ERR_UNSUPPORTED);
     port = m->port;
     m->random_fail = 1;
     assert_int_equal(ipsecif_init(&ctx, mem, need, &cfg, &port, m, 0), IPSECIF_ERR_RANDOM);
@@ -117,7 +116,8 @@ static void test_deinit_wipes(void **state)
 
 static void test_timer_deadlines(void **state)
 {
-    static const uint8_t key[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 1, 2, 3, 4};
+    static const uint8_t key[20] = {1,  2,  3,  4,  5,  6,  7, 8, 9, 10,
+                                    11, 12, 13, 14, 15, 16, 1, 2, 3, 4};
     struct ipsecif_sa_params p;
     struct test_ctx t;
 
@@ -152,13 +152,34 @@ static void test_timer_deadlines(void **state)
 static void test_strerror(void **state)
 {
     static const int codes[] = {
-        IPSECIF_OK,          IPSECIF_ERR_ARG,     IPSECIF_ERR_STATE,     IPSECIF_ERR_EXIST,
-        IPSECIF_ERR_NOENT,   IPSECIF_ERR_FULL,    IPSECIF_ERR_BUSY,      IPSECIF_ERR_UNSUPPORTED,
-        IPSECIF_ERR_RANGE,   IPSECIF_ERR_KEYLEN,  IPSECIF_ERR_NOROOM,    IPSECIF_ERR_TOOBIG,
-        IPSECIF_ERR_MALFORMED, IPSECIF_ERR_AUTH,  IPSECIF_ERR_REPLAY,    IPSECIF_ERR_NOSA,
-        IPSECIF_ERR_POLICY,  IPSECIF_ERR_BADPAD,  IPSECIF_ERR_BADSPI,    IPSECIF_ERR_DISCARD,
-        IPSECIF_ERR_DOWN,    IPSECIF_ERR_SEQWRAP, IPSECIF_ERR_ECN,       IPSECIF_ERR_PROTO,
-        IPSECIF_ERR_PORT,    IPSECIF_ERR_CRYPTO,  IPSECIF_ERR_RANDOM,    IPSECIF_ERR_INTERNAL,
+        IPSECIF_OK,
+        IPSECIF_ERR_ARG,
+        IPSECIF_ERR_STATE,
+        IPSECIF_ERR_EXIST,
+        IPSECIF_ERR_NOENT,
+        IPSECIF_ERR_FULL,
+        IPSECIF_ERR_BUSY,
+        IPSECIF_ERR_UNSUPPORTED,
+        IPSECIF_ERR_RANGE,
+        IPSECIF_ERR_KEYLEN,
+        IPSECIF_ERR_NOROOM,
+        IPSECIF_ERR_TOOBIG,
+        IPSECIF_ERR_MALFORMED,
+        IPSECIF_ERR_AUTH,
+        IPSECIF_ERR_REPLAY,
+        IPSECIF_ERR_NOSA,
+        IPSECIF_ERR_POLICY,
+        IPSECIF_ERR_BADPAD,
+        IPSECIF_ERR_BADSPI,
+        IPSECIF_ERR_DISCARD,
+        IPSECIF_ERR_DOWN,
+        IPSECIF_ERR_SEQWRAP,
+        IPSECIF_ERR_ECN,
+        IPSECIF_ERR_PROTO,
+        IPSECIF_ERR_PORT,
+        IPSECIF_ERR_CRYPTO,
+        IPSECIF_ERR_RANDOM,
+        IPSECIF_ERR_INTERNAL,
     };
     size_t i, j;
 
@@ -207,9 +228,9 @@ static void test_input_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_checks),   cmocka_unit_test(test_init_errors),
-        cmocka_unit_test(test_deinit_wipes),    cmocka_unit_test(test_timer_deadlines),
-        cmocka_unit_test(test_strerror),        cmocka_unit_test(test_stats_reset),
+        cmocka_unit_test(test_config_checks), cmocka_unit_test(test_init_errors),
+        cmocka_unit_test(test_deinit_wipes),  cmocka_unit_test(test_timer_deadlines),
+        cmocka_unit_test(test_strerror),      cmocka_unit_test(test_stats_reset),
         cmocka_unit_test(test_input_args),
     };
 

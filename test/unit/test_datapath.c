@@ -49,12 +49,12 @@ static const struct algo algos[] = {
     {IPSECIF_EALG_NULL, IPSECIF_AALG_HMAC_SHA2_256_128, 0, 32, "null/sha256"},
 };
 
-static const uint8_t keybytes[64] = {
-    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc,
-    0xfe, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
-    0xff, 0x00, 0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3,
-    0xd2, 0xe1, 0xf0, 0x13, 0x57, 0x9b, 0xdf, 0x24, 0x68, 0xac, 0xe0, 0x31, 0x75, 0xb9, 0xfd,
-    0x42, 0x86, 0xca, 0x0e};
+static const uint8_t keybytes[80] = {
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe,
+    0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00,
+    0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0,
+    0x13, 0x57, 0x9b, 0xdf, 0x24, 0x68, 0xac, 0xe0, 0x31, 0x75, 0xb9, 0xfd, 0x42, 0x86, 0xca, 0x0e,
+    0x53, 0x97, 0xdb, 0x1f, 0x64, 0xa8, 0xec, 0x20, 0x75, 0xb9, 0xfd, 0x31, 0x86, 0xca, 0x0e, 0x42};
 
 static void sa_params(struct ipsecif_sa_params *p, const struct algo *al, const char *src,
                       const char *dst, uint32_t spi, uint32_t reqid, uint32_t flags)
@@ -188,8 +188,8 @@ static void test_round_trips(void **state)
             for (esn = 0; esn < 2; esn++) {
                 struct pair pr;
 
-                pair_up(&pr, outer_fams[of][0], outer_fams[of][1], &algos[ai],
-                        IPSECIF_IFF_LINK2, esn ? IPSECIF_SA_F_ESN : 0);
+                pair_up(&pr, outer_fams[of][0], outer_fams[of][1], &algos[ai], IPSECIF_IFF_LINK2,
+                        esn ? IPSECIF_SA_F_ESN : 0);
                 for (inf = 0; inf < 2; inf++) {
                     size_t si;
 
@@ -199,8 +199,7 @@ static void test_round_trips(void **state)
 
                         /* A -> B */
                         assert_int_equal(send_one(&pr.a, pr.ia, inner_fams[inf][0],
-                                                  inner_fams[inf][1], sizes[si], 0, &inner,
-                                                  &outer),
+                                                  inner_fams[inf][1], sizes[si], 0, &inner, &outer),
                                          IPSECIF_OK);
                         o = outer.mem + outer.b.off;
                         /* The outer header is the tunnel's, ESP inside. */
@@ -217,8 +216,7 @@ static void test_round_trips(void **state)
                                          pr.ib);
                         /* B -> A */
                         assert_int_equal(send_one(&pr.b, pr.ib, inner_fams[inf][1],
-                                                  inner_fams[inf][0], sizes[si], 0, &inner,
-                                                  &outer),
+                                                  inner_fams[inf][0], sizes[si], 0, &inner, &outer),
                                          IPSECIF_OK);
                         assert_int_equal(receive(&pr.a, &outer), IPSECIF_OK);
                         assert_delivered(&pr.a, &inner);
@@ -319,9 +317,9 @@ static void test_inbound_policy(void **state)
     pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], IPSECIF_IFF_LINK2, 0);
     /* An SA of another unique id on B: authentic, but the in policy wants
      * its own id, so the packet is a policy violation. */
-    assert_int_equal(ipsecif_sa_delete(pr.b.ctx, IPSECIF_IPPROTO_ESP, NULL,
-                                       &(struct ipsecif_addr){0}, 0x1001),
-                     IPSECIF_ERR_NOENT);
+    assert_int_equal(
+        ipsecif_sa_delete(pr.b.ctx, IPSECIF_IPPROTO_ESP, NULL, &(struct ipsecif_addr){0}, 0x1001),
+        IPSECIF_ERR_NOENT);
     {
         struct ipsecif_addr d = test_addr("198.51.100.2");
 
@@ -345,9 +343,9 @@ static void test_link2_off_discards_v6(void **state)
 
     (void)state;
     pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], 0, 0);
-    assert_int_equal(send_one(&pr.a, pr.ia, "2001:db8:a::1", "2001:db8:b::1", 10, 0, &inner,
-                              &outer),
-                     IPSECIF_ERR_DISCARD);
+    assert_int_equal(
+        send_one(&pr.a, pr.ia, "2001:db8:a::1", "2001:db8:b::1", 10, 0, &inner, &outer),
+        IPSECIF_ERR_DISCARD);
     assert_int_equal(ipsecif_stats_get(pr.a.ctx)->out_polvio, 1);
     assert_int_equal(pr.a.mock->n_sent, 0);
     assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
@@ -399,9 +397,9 @@ static void test_too_big(void **state)
     (void)state;
     for (f = 0; f < 2; f++) {
         pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], IPSECIF_IFF_LINK2, 0);
-        assert_int_equal(send_one(&pr.a, pr.ia, inner_fams[f][0], inner_fams[f][1], 1400, 0,
-                                  &inner, &outer),
-                         IPSECIF_ERR_TOOBIG);
+        assert_int_equal(
+            send_one(&pr.a, pr.ia, inner_fams[f][0], inner_fams[f][1], 1400, 0, &inner, &outer),
+            IPSECIF_ERR_TOOBIG);
         assert_int_equal(pr.a.mock->n_sent, 0);
         assert_int_equal(pr.a.mock->n_icmp, 1);
         assert_int_equal(ipsecif_stats_get(pr.a.ctx)->out_toobig, 1);
@@ -442,9 +440,9 @@ static void test_ecn(void **state)
     /* link1: inner ECT(0) is copied out; CE on the outer marks the inner. */
     pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], IPSECIF_IFF_LINK1 | IPSECIF_IFF_LINK2,
             0);
-    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0xb8 | 2, &inner,
-                              &outer),
-                     IPSECIF_OK);
+    assert_int_equal(
+        send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0xb8 | 2, &inner, &outer),
+        IPSECIF_OK);
     o = outer.mem + outer.b.off;
     assert_int_equal(o[1] & 3, 2);
     assert_int_equal(o[1] & 0xfc, 0xb8);
@@ -455,8 +453,7 @@ static void test_ecn(void **state)
     assert_int_equal(receive(&pr.b, &outer), IPSECIF_OK);
     assert_int_equal(pr.b.mock->delivered[0].data[1] & 3, 3);
     /* The inner header checksum still verifies. */
-    assert_int_equal(ipsecif_csum_fold(ipsecif_csum_add(0, pr.b.mock->delivered[0].data, 20)),
-                     0);
+    assert_int_equal(ipsecif_csum_fold(ipsecif_csum_add(0, pr.b.mock->delivered[0].data, 20)), 0);
     /* CE over a not-ECT inner: dropped and counted. */
     assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
                      IPSECIF_OK);
@@ -472,9 +469,9 @@ static void test_ecn(void **state)
 
     /* Without link1 the outer never carries ECN. */
     pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], IPSECIF_IFF_LINK2, 0);
-    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0xb8 | 2, &inner,
-                              &outer),
-                     IPSECIF_OK);
+    assert_int_equal(
+        send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0xb8 | 2, &inner, &outer),
+        IPSECIF_OK);
     assert_int_equal(outer.mem[outer.b.off + 1] & 3, 0);
     pair_down(&pr);
 }
@@ -492,8 +489,7 @@ static void test_natt(void **state)
 
         pair_up(&pr, outer_fams[of][0], outer_fams[of][1], &algos[0],
                 IPSECIF_IFF_LINK0 | IPSECIF_IFF_LINK2, 0);
-        assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 50, 0, &inner,
-                                  &outer),
+        assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 50, 0, &inner, &outer),
                          IPSECIF_OK);
         o = outer.mem + outer.b.off;
         assert_int_equal(of == 0 ? o[9] : o[6], IPSECIF_IPPROTO_UDP);
@@ -572,8 +568,7 @@ static void test_lifetime_bytes(void **state)
     assert_int_equal(ipsecif_sa_add(pr.a.ctx, &p, 1000), IPSECIF_OK);
     mock_port_clear(pr.a.mock);
     for (i = 0; i < 3; i++) {
-        assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 52, 0, &inner,
-                                  &outer),
+        assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 52, 0, &inner, &outer),
                          IPSECIF_OK);
     }
     /* 80, 160 (soft), 240 (hard): one soft, then one hard EXPIRE. */

@@ -43,9 +43,10 @@ static void test_names(void **state)
         const char *name;
         int rc;
     } cases[] = {
-        {"ipsec0", IPSECIF_OK},      {"ipsec12", IPSECIF_OK},    {"ipsec", IPSECIF_ERR_ARG},
-        {"ipsec01", IPSECIF_ERR_ARG}, {"eth0", IPSECIF_ERR_ARG},  {"ipsecx", IPSECIF_ERR_ARG},
-        {"ipsec1x", IPSECIF_ERR_ARG}, {"ipsec123456789012", IPSECIF_ERR_ARG},
+        {"ipsec0", IPSECIF_OK},        {"ipsec12", IPSECIF_OK},
+        {"ipsec", IPSECIF_ERR_ARG},    {"ipsec01", IPSECIF_ERR_ARG},
+        {"eth0", IPSECIF_ERR_ARG},     {"ipsecx", IPSECIF_ERR_ARG},
+        {"ipsec1x", IPSECIF_ERR_ARG},  {"ipsec123456789012", IPSECIF_ERR_ARG},
         {"ipsec0", IPSECIF_ERR_EXIST},
     };
     struct test_ctx t;
@@ -184,9 +185,9 @@ static void test_four_policies(void **state)
             assert_int_equal(i2.reqid[0], info.reqid[0]);
         }
         /* link0: level require. */
-        assert_int_equal(ipsecif_if_set_flags(t.ctx, ifp, IPSECIF_IFF_LINK0 | IPSECIF_IFF_LINK2,
-                                              3000),
-                         IPSECIF_OK);
+        assert_int_equal(
+            ipsecif_if_set_flags(t.ctx, ifp, IPSECIF_IFF_LINK0 | IPSECIF_IFF_LINK2, 3000),
+            IPSECIF_OK);
         assert_int_equal(ipsecif_if_get_info(t.ctx, ifp, &info), IPSECIF_OK);
         check_policy(&t, info.policy_id[IPSECIF_IFPOL_V4_OUT], a, b, IPSECIF_DIR_OUT, 4,
                      IPSECIF_ACTION_IPSEC, IPSECIF_LEVEL_REQUIRE, info.reqid[0]);
@@ -344,8 +345,7 @@ static void test_rollback_third_add(void **state)
     assert_memory_equal(after.reqid, before.reqid, sizeof(before.reqid));
     assert_int_equal(ipsecif_spd_count(t.ctx), 5);
     check_policy(&t, before.policy_id[IPSECIF_IFPOL_V4_OUT], "198.51.100.1", "198.51.100.2",
-                 IPSECIF_DIR_OUT, 4, IPSECIF_ACTION_IPSEC, IPSECIF_LEVEL_UNIQUE,
-                 before.reqid[0]);
+                 IPSECIF_DIR_OUT, 4, IPSECIF_ACTION_IPSEC, IPSECIF_LEVEL_UNIQUE, before.reqid[0]);
     test_ctx_free(&t);
 }
 
