@@ -14,6 +14,7 @@
 #include "ipsecif/err.h"
 #include "ipsecif/iface.h"
 #include "ipsecif/opts.h"
+#include "ipsecif/pfkey.h"
 #include "ipsecif/port.h"
 #include "ipsecif/sa.h"
 #include "ipsecif/spd.h"
@@ -50,6 +51,7 @@ struct ipsecif_config {
                                        IPv6 pair: base + 2 x unit + 1). */
     uint32_t acquire_interval_ms; /**< Least time between two ACQUIREs for one policy; 0 = 1000. */
     uint8_t ttl;                  /**< Outer TTL / hop limit; 0 = 64. */
+    uint32_t max_pfkey_endpoints; /**< PF_KEY endpoints open at once (0: no PF_KEY). */
 };
 
 /** Fill a configuration with defaults for a small gateway. */

@@ -63,6 +63,14 @@
 #define IPSECIF_LOG 1
 #endif
 
+/** Largest PF_KEY message the library builds (replies, dumps one entry
+ *  at a time, ACQUIRE, EXPIRE), in bytes; a multiple of 8, at least 1024.
+ *  The context reserves this much once when PF_KEY endpoints are
+ *  configured. Incoming messages are not limited by it. */
+#ifndef IPSECIF_PFKEY_MSG_MAX
+#define IPSECIF_PFKEY_MSG_MAX 4096
+#endif
+
 /** @} */
 
 #if (IPSECIF_REPLAY_WINDOW_MAX % 32) != 0 || IPSECIF_REPLAY_WINDOW_MAX < 32
@@ -73,6 +81,10 @@
 #endif
 #if IPSECIF_IFNAME_SIZE < 8
 #error "IPSECIF_IFNAME_SIZE must be at least 8"
+#endif
+#if IPSECIF_PFKEY_MSG_MAX < 1024 || (IPSECIF_PFKEY_MSG_MAX % 8) != 0 ||                            \
+    IPSECIF_PFKEY_MSG_MAX > 65536
+#error "IPSECIF_PFKEY_MSG_MAX must be a multiple of 8 in 1024..65536"
 #endif
 #if IPSECIF_CRYPTO_SLOT_SIZE < 64 || (IPSECIF_CRYPTO_SLOT_SIZE % 16) != 0
 #error "IPSECIF_CRYPTO_SLOT_SIZE must be a multiple of 16, at least 64"

@@ -122,7 +122,8 @@ struct ipsecif_if;
 
 /**
  * @brief The port struct. Required members: send_outer, deliver_inner,
- *        random, crypto. Optional (may be NULL): log, km_event.
+ *        random, crypto. Optional (may be NULL): deliver_icmp, log, km_event,
+ *        pfkey_deliver.
  */
 struct ipsecif_port {
     /**
@@ -154,6 +155,12 @@ struct ipsecif_port {
     void (*km_event)(void *user, const struct ipsecif_km_event *ev);
     /** The crypto backend. Required. */
     const struct ipsecif_crypto_ops *crypto;
+    /**
+     * Deliver a PF_KEY message (a reply, a broadcast, an ACQUIRE or EXPIRE)
+     * to endpoint ep_id (see ipsecif_pfkey_open()). The message is valid
+     * only during the call. Optional: NULL drops every PF_KEY message.
+     */
+    void (*pfkey_deliver)(void *user, uint32_t ep_id, const uint8_t *msg, size_t len);
 };
 
 /** @} */

@@ -18,6 +18,7 @@ void ipsecif_config_default(struct ipsecif_config *cfg)
     cfg->reqid_base = 0x2000;
     cfg->acquire_interval_ms = 1000;
     cfg->ttl = 64;
+    cfg->max_pfkey_endpoints = 8;
 }
 
 /* Fill in defaults and check limits; false if the configuration is unusable. */
@@ -36,6 +37,9 @@ static bool normalize(struct ipsecif_config *c)
         c->ttl = 64;
     }
     /* Keep every table index and hash size well inside 32 bits. */
+    if (c->max_pfkey_endpoints > 0x10000u) {
+        return false;
+    }
     if (c->max_interfaces > 0x1000000u || c->max_policies > 0x4000000u || c->max_sas > 0x4000000u ||
         c->max_policies == 0 || c->max_sas == 0) {
         return false;
@@ -84,6 +88,35 @@ void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     ctx->if_tail = NULL;
 }
 
+/* PF_KEY endpoints and the message buffer live here, not in lib/pfkey, so a
+ * build without lib/pfkey still links. */
+size_t ipsecif_pfkey_mem_size(const struct ipsecif_config *cfg)
+{
+    if (cfg->max_pfkey_endpoints == 0) {
+        return 0;
+    }
+    return ALIGN16((size_t)cfg->max_pfkey_endpoints * sizeof(struct ipsecif_pfkey_ep)) +
+           ALIGN16((size_t)IPSECIF_PFKEY_MSG_MAX);
+}
+
+void ipsecif_pfkey_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
+{
+    ctx->pfkey_eps = NULL;
+    ctx->pfkey_buf = NULL;
+    ctx->pfkey_nopen = 0;
+    ctx->pfkey_seq = 0;
+    ctx->pfkey_hook = NULL;
+    if (ctx->cfg.max_pfkey_endpoints == 0) {
+        return;
+    }
+    ctx->pfkey_eps = (struct ipsecif_pfkey_ep *)(void *)*cursor;
+    *cursor += ALIGN16((size_t)ctx->cfg.max_pfkey_endpoints * sizeof(struct ipsecif_pfkey_ep));
+    ctx->pfkey_buf = *cursor;
+    *cursor += ALIGN16((size_t)IPSECIF_PFKEY_MSG_MAX);
+    memset(ctx->pfkey_eps, 0,
+           (size_t)ctx->cfg.max_pfkey_endpoints * sizeof(struct ipsecif_pfkey_ep));
+}
+
 size_t ipsecif_ctx_size(const struct ipsecif_config *cfg)
 {
     struct ipsecif_config c;
@@ -108,7 +141,11 @@ size_t ipsecif_ctx_size(const struct ipsecif_config *cfg)
         }
         total += parts[i];
     }
-    return total;
+    /* Zero here means "no PF_KEY", not an overflow. */
+    if (total + ipsecif_pfkey_mem_size(&c) < total) {
+        return 0;
+    }
+    return total + ipsecif_pfkey_mem_size(&c);
 }
 
 static bool port_ok(const struct ipsecif_port *port)
@@ -160,6 +197,9 @@ int ipsecif_init(struct ipsecif_ctx **out, void *mem, size_t mem_len,
     ctx->mem_len = need;
     ctx->ip_id = ipsecif_load16(id);
     cursor = (uint8_t *)mem + ALIGN16(sizeof(struct ipsecif_ctx));
+    /* PF_KEY first: its parts are whole multiples of 16 bytes, so the
+     * modules after it keep the alignment they had. */
+    ipsecif_pfkey_setup(ctx, &cursor);
     ipsecif_iface_setup(ctx, &cursor);
     ipsecif_spd_setup(ctx, &cursor);
     ipsecif_sadb_setup(ctx, &cursor);
@@ -228,5 +268,9 @@ void ipsecif_emit(struct ipsecif_ctx *ctx, const struct ipsecif_km_event *ev)
 {
     if (ctx->port->km_event != NULL) {
         ctx->port->km_event(ctx->user, ev);
+    }
+    /* ACQUIRE and EXPIRE also go to registered PF_KEY endpoints. */
+    if (ctx->pfkey_hook != NULL && ctx->pfkey_nopen != 0) {
+        ctx->pfkey_hook(ctx, ev);
     }
 }

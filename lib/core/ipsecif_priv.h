@@ -213,6 +213,14 @@ struct ipsecif_if {
     struct ipsecif_if *list_prev;
 };
 
+/* ---- PF_KEY endpoint (lib/pfkey) ---- */
+struct ipsecif_pfkey_ep {
+    bool in_use;
+    bool promisc;
+    uint8_t dialect;     /* IPSECIF_PFKEY_DIALECT_* */
+    uint32_t registered; /* bit per SA type registered for (1u << satype) */
+};
+
 /* ---- Context ---- */
 struct ipsecif_ctx {
     uint32_t magic;
@@ -272,6 +280,16 @@ struct ipsecif_ctx {
      * late) so ipsecif_next_deadline() is O(1). */
     uint32_t *sa_free;
     uint64_t sa_next_deadline;
+
+    /* PF_KEY: endpoint table (cfg.max_pfkey_endpoints) and one buffer of
+     * IPSECIF_PFKEY_MSG_MAX bytes where every outgoing message is built.
+     * pfkey_hook is set by lib/pfkey when an endpoint opens, so the core
+     * links without lib/pfkey; ipsecif_emit() passes events through it. */
+    struct ipsecif_pfkey_ep *pfkey_eps;
+    uint8_t *pfkey_buf;
+    uint32_t pfkey_nopen;
+    uint32_t pfkey_seq; /* sadb_msg_seq of library-originated ACQUIREs */
+    void (*pfkey_hook)(struct ipsecif_ctx *ctx, const struct ipsecif_km_event *ev);
 };
 
 #define IPSECIF_CTX_MAGIC 0x49505346u
@@ -284,6 +302,8 @@ size_t ipsecif_sadb_mem_size(const struct ipsecif_config *cfg);
 void ipsecif_sadb_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
 size_t ipsecif_iface_mem_size(const struct ipsecif_config *cfg);
 void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
+size_t ipsecif_pfkey_mem_size(const struct ipsecif_config *cfg);
+void ipsecif_pfkey_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
 /* Round a power-of-two hash size for n entries (at least 16). */
 uint32_t ipsecif_hash_size(uint32_t n);
 
@@ -424,5 +444,10 @@ void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8
                            const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
                            uint16_t sport, uint16_t dport, uint64_t now);
 void ipsecif_emit(struct ipsecif_ctx *ctx, const struct ipsecif_km_event *ev);
+
+/* ---- PF_KEY (lib/pfkey) ---- */
+/* Broadcast an ACQUIRE or EXPIRE built from a km event to the registered
+ * endpoints; installed as ctx->pfkey_hook. */
+void ipsecif_pfkey_event(struct ipsecif_ctx *ctx, const struct ipsecif_km_event *ev);
 
 #endif /* IPSECIF_PRIV_H */
