@@ -7,6 +7,7 @@ packages=(
     build-essential cmake pkg-config
     libmbedtls-dev libcmocka-dev
     doxygen clang libclang-rt-14-dev valgrind clang-format
+    iproute2 iputils-ping tcpdump tshark python3-scapy python3-cryptography iperf3
 )
 
 missing=()
@@ -30,5 +31,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "deps: installing ${missing[*]}"
+# tshark asks whether non-root users may capture; answer no without asking.
+echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
 apt-get update
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"

@@ -1,0 +1,160 @@
+/*
+ * ipsecifctl: the control tool of ipsecifd.
+ *
+ * usage: ipsecifctl [-s SOCKET] COMMAND ...
+ *   ifconfig ipsecN create|destroy|tunnel SRC DST|deletetunnel|inet A/P PEER|
+ *            inet6 A/P|mtu N|[-]link0|[-]link1|[-]link2|up|down ...
+ *   ifconfig ipsecN | ifconfig -a
+ *   setkey -c (script on stdin) | setkey -f FILE | setkey -D | -DP | -F | -FP
+ *   sysctl -a | sysctl NAME | sysctl NAME=VALUE
+ *   stats
+ *
+ * The words go to the daemon as they are; for setkey -c and -f the tool
+ * reads the script and sends it along, the daemon parses it. Exit status 0
+ * on success, 1 on error (the error on stderr), 2 on bad usage.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipsecif_posix.h"
+#include "router_cmd.h"
+
+/* As the daemon accepts. */
+#define REQ_MAX (128u * 1024u)
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: ipsecifctl [-s SOCKET] COMMAND ...\n"
+            "  ifconfig ipsecN create | destroy | tunnel SRC DST | deletetunnel |\n"
+            "           inet ADDR/PLEN PEER | inet6 ADDR/PLEN | mtu N |\n"
+            "           [-]link0 | [-]link1 | [-]link2 | up | down ...\n"
+            "  ifconfig ipsecN | ifconfig -a\n"
+            "  setkey -c | setkey -f FILE | setkey -D | setkey -DP | setkey -F | setkey -FP\n"
+            "  sysctl -a | sysctl NAME | sysctl NAME=VALUE\n"
+            "  stats\n");
+    exit(2);
+}
+
+/* Read a whole script (stdin or a file) into buf; returns its length or -1. */
+static long read_script(const char *path, char *buf, size_t cap)
+{
+    FILE *f = path == NULL ? stdin : fopen(path, "r");
+    size_t n = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (n < cap) {
+        size_t k = fread(buf + n, 1, cap - n, f);
+
+        if (k == 0) {
+            break;
+        }
+        n += k;
+    }
+    if (ferror(f) || (n == cap && fgetc(f) != EOF)) {
+        fprintf(stderr, "%s: %s\n", path != NULL ? path : "stdin",
+                ferror(f) ? strerror(errno) : "script too large");
+        if (f != stdin) {
+            fclose(f);
+        }
+        return -1;
+    }
+    if (f != stdin) {
+        fclose(f);
+    }
+    return (long)n;
+}
+
+static void out_stdout(void *arg, const char *s, size_t n)
+{
+    (void)arg;
+    fwrite(s, 1, n, stdout);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "/run/ipsecifd.sock";
+    const char *script_path = NULL;
+    bool want_script = false;
+    char *script = NULL;
+    char *req = NULL;
+    char err[600];
+    long script_len = 0;
+    long len;
+    int first = 1;
+    int rc = 1;
+    int i;
+
+    if (argc > 2 && strcmp(argv[1], "-s") == 0) {
+        path = argv[2];
+        first = 3;
+    }
+    if (first >= argc || argv[first][0] == '-') {
+        usage();
+    }
+    if (strcmp(argv[first], "setkey") == 0) {
+        for (i = first + 1; i < argc; i++) {
+            if (strcmp(argv[i], "-c") == 0) {
+                want_script = true;
+            } else if (strcmp(argv[i], "-f") == 0) {
+                if (i + 1 == argc) {
+                    usage();
+                }
+                want_script = true;
+                script_path = argv[++i];
+            }
+        }
+    }
+    req = malloc(REQ_MAX);
+    script = want_script ? malloc(REQ_MAX) : NULL;
+    if (req == NULL || (want_script && script == NULL)) {
+        fprintf(stderr, "ipsecifctl: out of memory\n");
+        goto out;
+    }
+    if (want_script) {
+        script_len = read_script(script_path, script, REQ_MAX);
+        if (script_len < 0) {
+            goto out;
+        }
+    }
+    len = rtr_request_build(req, REQ_MAX, argc - first, argv + first, script, (size_t)script_len);
+    if (len < 0) {
+        fprintf(stderr, "ipsecifctl: request too large or a word is empty\n");
+        goto out;
+    }
+    switch (ipsecif_posix_ctl_request(path, req, (size_t)len, out_stdout, NULL, err, sizeof(err))) {
+    case 0:
+        rc = 0;
+        break;
+    case 1:
+        fflush(stdout);
+        fprintf(stderr, "%s\n", err);
+        break;
+    default:
+        fflush(stdout);
+        fprintf(stderr, "ipsecifctl: %s\n", err);
+        break;
+    }
+out:
+    /* Scripts carry keys. */
+    if (script != NULL) {
+        memset(script, 0, REQ_MAX);
+    }
+    if (req != NULL) {
+        memset(req, 0, REQ_MAX);
+    }
+    free(script);
+    free(req);
+    if (fflush(stdout) != 0) {
+        rc = 1;
+    }
+    return rc;
+}

@@ -1,0 +1,566 @@
+/*
+ * ipsecifd: a route-based IPsec router on Linux, built on libipsecif.
+ *
+ * One libipsecif context; each ipsecN interface is a TUN device of the same
+ * name; ESP goes over raw sockets, ESP in UDP (link0) over UDP sockets; one
+ * timerfd runs the lifetimes. ipsecifctl configures it over a UNIX-domain
+ * SOCK_SEQPACKET socket, one request per connection: the command words
+ * joined by '\n', for `setkey -c`/`-f` followed by a NUL and the script;
+ * the reply is output messages, then "OK" or "ERR <text>".
+ *
+ * usage: ipsecifd [-f] [-S] [-s SOCKET] [-p PIDFILE] [-l err|warn|info|debug]
+ *                 [-c IFS,POLICIES,SAS]
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipsecif/ipsecif.h"
+#include "ipsecif_crypto_mbedtls.h"
+#include "ipsecif_linux.h"
+#include "ipsecif_posix.h"
+#include "router_cmd.h"
+
+/* Largest request: command words plus a setkey script. */
+#define REQ_MAX (128u * 1024u)
+
+/* Addresses remembered per interface, for the listing. */
+#define ADDRS_MAX 8
+
+struct ifaddrs_slot {
+    struct rtr_inner_addr a[ADDRS_MAX];
+    size_t n;
+};
+
+struct daemon {
+    struct ipsecif_linux lx;
+    struct ipsecif_ctx *ctx;
+    void *mem;
+    struct ipsecif_posix_ctl ctl;
+    struct ifaddrs_slot *addrs; /* parallel to lx.tuns */
+};
+
+static struct daemon d;
+
+/* ---- Port ---- */
+
+static void km_event(void *user, const struct ipsecif_km_event *ev)
+{
+    char s[INET6_ADDRSTRLEN];
+    char t[INET6_ADDRSTRLEN];
+    static const char *const reasons[] = {"?", "bytes", "addtime", "usetime", "seqwrap"};
+
+    (void)user;
+    if (ev->type == IPSECIF_KM_ACQUIRE) {
+        const struct ipsecif_policy *p = &ev->acquire.policy;
+        uint32_t reqid = ev->acquire.req_index < p->nreq ? p->req[ev->acquire.req_index].reqid : 0;
+
+        ipsecif_posix_logf(IPSECIF_LOG_INFO, "ACQUIRE: policy %u wants an SA %s -> %s reqid %u",
+                           ev->acquire.policy_id, rtr_addr_str(&ev->acquire.src, s, sizeof(s)),
+                           rtr_addr_str(&ev->acquire.dst, t, sizeof(t)), reqid);
+    } else if (ev->type == IPSECIF_KM_EXPIRE) {
+        const struct ipsecif_sa_params *p = &ev->expire.sa.params;
+
+        ipsecif_posix_logf(
+            IPSECIF_LOG_INFO, "EXPIRE (%s, %s): esp spi=%u(0x%08x) %s -> %s reqid %u",
+            ev->expire.hard ? "hard" : "soft",
+            reasons[ev->expire.reason < 5 ? ev->expire.reason : 0], p->spi, p->spi,
+            rtr_addr_str(&p->src, s, sizeof(s)), rtr_addr_str(&p->dst, t, sizeof(t)), p->reqid);
+    }
+}
+
+static const struct ipsecif_port port = {
+    .send_outer = ipsecif_linux_send_outer,
+    .deliver_inner = ipsecif_linux_deliver_inner,
+    .deliver_icmp = ipsecif_linux_deliver_icmp,
+    .random = ipsecif_crypto_mbedtls_random,
+    .log = ipsecif_posix_port_log,
+    .km_event = km_event,
+    .crypto = &ipsecif_crypto_mbedtls_ops,
+};
+
+/* ---- ifconfig ---- */
+
+static struct ifaddrs_slot *addrs_of(struct ipsecif_linux_tun *t)
+{
+    return &d.addrs[t - d.lx.tuns];
+}
+
+struct list_arg {
+    struct rtr_out *o;
+};
+
+static void print_if(struct rtr_out *o, struct ipsecif_if *ifp)
+{
+    struct ipsecif_if_info info;
+    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    const struct ifaddrs_slot *a = t != NULL ? addrs_of(t) : NULL;
+
+    if (ipsecif_if_get_info(d.ctx, ifp, &info) == IPSECIF_OK) {
+        rtr_print_if(o, &info, a != NULL ? a->a : NULL, a != NULL ? a->n : 0);
+    }
+}
+
+static int list_cb(void *arg, struct ipsecif_if *ifp)
+{
+    struct list_arg *l = arg;
+
+    print_if(l->o, ifp);
+    return 0;
+}
+
+static int if_create(struct rtr_out *o, const char *name, struct ipsecif_if **ifp)
+{
+    struct ipsecif_linux_tun *t;
+    int rc = ipsecif_if_create(d.ctx, name, ifp);
+
+    if (rc != IPSECIF_OK) {
+        return rtr_fail(o, "%s: create: %s", name,
+                        rc == IPSECIF_ERR_EXIST ? "interface exists" : ipsecif_strerror(rc));
+    }
+    t = ipsecif_linux_tun_open(&d.lx, *ifp);
+    if (t == NULL) {
+        int e = errno;
+
+        ipsecif_if_destroy(d.ctx, *ifp);
+        *ifp = NULL;
+        return rtr_fail(o, "%s: create: TUN device: %s", name, strerror(e));
+    }
+    addrs_of(t)->n = 0;
+    ipsecif_posix_logf(IPSECIF_LOG_INFO, "%s: created", name);
+    return 0;
+}
+
+static void if_destroy(struct ipsecif_if *ifp)
+{
+    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    char name[IPSECIF_IFNAME_SIZE];
+
+    snprintf(name, sizeof(name), "%s", ipsecif_if_name(ifp));
+    if (t != NULL) {
+        addrs_of(t)->n = 0;
+        ipsecif_linux_tun_close(&d.lx, t);
+    }
+    ipsecif_if_destroy(d.ctx, ifp);
+    ipsecif_posix_logf(IPSECIF_LOG_INFO, "%s: destroyed", name);
+}
+
+static const char *tunnel_err(int rc)
+{
+    switch (rc) {
+    case IPSECIF_ERR_EXIST:
+        return "another interface has this tunnel, or one of its policies exists";
+    case IPSECIF_ERR_ARG:
+        return "both addresses must be of one family and not unspecified";
+    case IPSECIF_ERR_FULL:
+        return "no room for the tunnel's policies";
+    default:
+        return ipsecif_strerror(rc);
+    }
+}
+
+static int set_flag(struct rtr_out *o, struct ipsecif_if *ifp, uint32_t bit, bool on)
+{
+    const char *name = ipsecif_if_name(ifp);
+    uint32_t f = ipsecif_if_get_flags(ifp);
+    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    int rc;
+
+    f = on ? (f | bit) : (f & ~bit);
+    rc = ipsecif_if_set_flags(d.ctx, ifp, f, ipsecif_posix_now_ms());
+    if (rc != IPSECIF_OK) {
+        return rtr_fail(o, "%s: flags: %s", name, tunnel_err(rc));
+    }
+    if (bit == IPSECIF_IFF_UP && ipsecif_linux_tun_set_up(t, on) < 0) {
+        return rtr_fail(o, "%s: %s: %s", name, on ? "up" : "down", strerror(errno));
+    }
+    if (bit == IPSECIF_IFF_LINK0 && ipsecif_linux_sync_natt(&d.lx, t) < 0) {
+        return rtr_fail(o, "%s: NAT-T socket: %s", name, strerror(errno));
+    }
+    return 0;
+}
+
+static int add_addr(struct rtr_out *o, struct ipsecif_if *ifp, uint8_t family, int argc,
+                    char *const argv[], int *i)
+{
+    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    struct ifaddrs_slot *slot = addrs_of(t);
+    const char *name = ipsecif_if_name(ifp);
+    const char *word = family == IPSECIF_AF_INET ? "inet" : "inet6";
+    struct rtr_inner_addr a;
+    unsigned plen;
+
+    memset(&a, 0, sizeof(a));
+    if (*i + 1 >= argc || rtr_parse_prefix(argv[*i + 1], &a.addr, &plen) < 0 ||
+        a.addr.family != family) {
+        return rtr_fail(o, "%s: %s: needs an %s address ADDR/PLEN", name, word,
+                        family == IPSECIF_AF_INET ? "IPv4" : "IPv6");
+    }
+    (*i)++;
+    a.plen = (uint8_t)plen;
+    if (family == IPSECIF_AF_INET && *i + 1 < argc && rtr_parse_addr(argv[*i + 1], &a.peer) == 0) {
+        if (a.peer.family != IPSECIF_AF_INET) {
+            return rtr_fail(o, "%s: inet: the peer must be IPv4", name);
+        }
+        (*i)++;
+    }
+    if (slot->n == ADDRS_MAX) {
+        return rtr_fail(o, "%s: %s: at most %d addresses", name, word, ADDRS_MAX);
+    }
+    if (ipsecif_linux_addr_add(t, &a.addr, plen, a.peer.family != 0 ? &a.peer : NULL) < 0) {
+        return rtr_fail(o, "%s: %s: %s", name, word, strerror(errno));
+    }
+    slot->a[slot->n++] = a;
+    /* The interface's own address is the source of the ICMP errors it builds. */
+    ipsecif_if_set_local(d.ctx, ifp, &a.addr);
+    return 0;
+}
+
+static int ifconfig_words(struct rtr_out *o, const char *name, int argc, char *const argv[])
+{
+    struct ipsecif_if *ifp = ipsecif_if_find(d.ctx, name);
+    int i;
+
+    for (i = 2; i < argc && !o->failed; i++) {
+        const char *w = argv[i];
+        bool neg = w[0] == '-';
+        int rc;
+
+        if (strcmp(w, "create") == 0) {
+            if (ifp != NULL) {
+                return rtr_fail(o, "%s: create: interface exists", name);
+            }
+            if (if_create(o, name, &ifp) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (ifp == NULL) {
+            return rtr_fail(o, "%s: no such interface", name);
+        }
+        if (strcmp(w, "destroy") == 0) {
+            if_destroy(ifp);
+            ifp = NULL;
+        } else if (strcmp(w, "tunnel") == 0) {
+            struct ipsecif_addr src;
+            struct ipsecif_addr dst;
+            uint16_t sport;
+            uint16_t dport;
+
+            if (i + 2 >= argc || rtr_parse_addr_port(argv[i + 1], &src, &sport) < 0 ||
+                rtr_parse_addr_port(argv[i + 2], &dst, &dport) < 0) {
+                return rtr_fail(o, "%s: tunnel: needs SRC DST (ADDR or ADDR[PORT])", name);
+            }
+            i += 2;
+            rc =
+                ipsecif_if_set_tunnel(d.ctx, ifp, &src, sport, &dst, dport, ipsecif_posix_now_ms());
+            if (rc != IPSECIF_OK) {
+                return rtr_fail(o, "%s: tunnel: %s", name, tunnel_err(rc));
+            }
+            if (ipsecif_linux_sync_natt(&d.lx, ipsecif_linux_tun_of(ifp)) < 0) {
+                return rtr_fail(o, "%s: NAT-T socket: %s", name, strerror(errno));
+            }
+        } else if (strcmp(w, "deletetunnel") == 0) {
+            rc = ipsecif_if_delete_tunnel(d.ctx, ifp);
+            if (rc != IPSECIF_OK) {
+                return rtr_fail(o, "%s: deletetunnel: %s", name,
+                                rc == IPSECIF_ERR_NOENT ? "no tunnel is set"
+                                                        : ipsecif_strerror(rc));
+            }
+            ipsecif_linux_sync_natt(&d.lx, ipsecif_linux_tun_of(ifp));
+        } else if (strcmp(w, "inet") == 0 || strcmp(w, "inet6") == 0) {
+            if (add_addr(o, ifp, w[4] == '6' ? IPSECIF_AF_INET6 : IPSECIF_AF_INET, argc, argv, &i) <
+                0) {
+                return -1;
+            }
+        } else if (strcmp(w, "mtu") == 0) {
+            char *end;
+            unsigned long mtu;
+
+            if (i + 1 >= argc) {
+                return rtr_fail(o, "%s: mtu: needs a number", name);
+            }
+            errno = 0;
+            mtu = strtoul(argv[++i], &end, 10);
+            if (errno != 0 || *end != '\0' || argv[i][0] < '0' || argv[i][0] > '9' ||
+                mtu > UINT32_MAX || ipsecif_if_set_mtu(d.ctx, ifp, (uint32_t)mtu) != IPSECIF_OK) {
+                return rtr_fail(o, "%s: mtu: must be %u..%u", name, IPSECIF_MTU_MIN,
+                                IPSECIF_MTU_MAX);
+            }
+            if (ipsecif_linux_tun_set_mtu(ipsecif_linux_tun_of(ifp), (unsigned)mtu) < 0) {
+                return rtr_fail(o, "%s: mtu: %s", name, strerror(errno));
+            }
+        } else if (strcmp(w, "up") == 0 || strcmp(w, "down") == 0) {
+            if (set_flag(o, ifp, IPSECIF_IFF_UP, w[0] == 'u') < 0) {
+                return -1;
+            }
+        } else if (strcmp(w + neg, "link0") == 0 || strcmp(w + neg, "link1") == 0 ||
+                   strcmp(w + neg, "link2") == 0) {
+            static const uint32_t bits[] = {IPSECIF_IFF_LINK0, IPSECIF_IFF_LINK1,
+                                            IPSECIF_IFF_LINK2};
+
+            if (set_flag(o, ifp, bits[w[neg + 4] - '0'], !neg) < 0) {
+                return -1;
+            }
+        } else {
+            return rtr_fail(o, "%s: unknown word '%s'", name, w);
+        }
+    }
+    return o->failed ? -1 : 0;
+}
+
+static int do_ifconfig(struct rtr_out *o, int argc, char *const argv[])
+{
+    struct list_arg l = {o};
+    struct ipsecif_if *ifp;
+
+    if (argc == 1 || (argc == 2 && strcmp(argv[1], "-a") == 0)) {
+        ipsecif_if_walk(d.ctx, list_cb, &l);
+        return 0;
+    }
+    if (argc == 2) {
+        ifp = ipsecif_if_find(d.ctx, argv[1]);
+        if (ifp == NULL) {
+            return rtr_fail(o, "%s: no such interface", argv[1]);
+        }
+        print_if(o, ifp);
+        return 0;
+    }
+    return ifconfig_words(o, argv[1], argc, argv);
+}
+
+/* ---- Control requests ---- */
+
+static void out_write(void *arg, const char *s, size_t n)
+{
+    ipsecif_posix_ctl_write(arg, s, n);
+}
+
+static void log_request(const struct rtr_request *r)
+{
+    char line[512];
+    size_t n = 0;
+    int i;
+
+    /* Only the words: a setkey script carries keys and is never logged. */
+    line[0] = '\0';
+    for (i = 0; i < r->argc && n < sizeof(line) - 1; i++) {
+        int k = snprintf(line + n, sizeof(line) - n, "%s%s", i > 0 ? " " : "", r->argv[i]);
+
+        if (k < 0) {
+            break;
+        }
+        n += (size_t)k;
+    }
+    ipsecif_posix_logf(IPSECIF_LOG_INFO, "request: %s%s", line,
+                       r->has_script ? " (script not shown)" : "");
+}
+
+static void on_request(void *arg, struct ipsecif_posix_ctl_conn *c, const char *req, size_t len)
+{
+    static struct rtr_request r;
+    struct rtr_out o;
+    struct rtr_env env;
+    const char *cmd;
+
+    (void)arg;
+    memset(&o, 0, sizeof(o));
+    o.write = out_write;
+    o.arg = c;
+    if (rtr_request_split(req, len, &r) < 0) {
+        ipsecif_posix_ctl_error(c, "malformed request");
+        return;
+    }
+    log_request(&r);
+    env.ctx = d.ctx;
+    env.now = ipsecif_posix_now_ms();
+    env.wall = time(NULL);
+    cmd = r.argv[0];
+    if (strcmp(cmd, "ifconfig") == 0) {
+        do_ifconfig(&o, r.argc, r.argv);
+    } else if (strcmp(cmd, "setkey") == 0) {
+        rtr_setkey(&env, &o, &r);
+    } else if (strcmp(cmd, "sysctl") == 0) {
+        rtr_sysctl(&env, &o, r.argc, r.argv);
+    } else if (strcmp(cmd, "stats") == 0) {
+        rtr_stats(&env, &o, r.argc, r.argv);
+    } else {
+        rtr_fail(&o, "unknown command '%s'", cmd);
+    }
+    memset(&r, 0, sizeof(r));
+    if (o.failed) {
+        ipsecif_posix_logf(IPSECIF_LOG_INFO, "request failed: %s", o.err);
+        ipsecif_posix_ctl_error(c, "%s", o.err);
+    }
+}
+
+/* ---- Start and stop ---- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: ipsecifd [-f] [-S] [-s SOCKET] [-p PIDFILE] "
+                    "[-l err|warn|info|debug] [-c IFS,POLICIES,SAS]\n");
+    exit(2);
+}
+
+static int parse_caps(const char *s, struct ipsecif_config *cfg)
+{
+    unsigned long v[3];
+    char *end;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        if (*s < '0' || *s > '9') {
+            return -1;
+        }
+        errno = 0;
+        v[i] = strtoul(s, &end, 10);
+        if (errno != 0 || v[i] == 0 || v[i] > 1000000 || *end != (i < 2 ? ',' : '\0')) {
+            return -1;
+        }
+        s = end + 1;
+    }
+    cfg->max_interfaces = (uint32_t)v[0];
+    cfg->max_policies = (uint32_t)v[1];
+    cfg->max_sas = (uint32_t)v[2];
+    return 0;
+}
+
+static void shutdown_all(void)
+{
+    size_t i;
+
+    if (d.ctx != NULL) {
+        for (i = 0; i < d.lx.ntuns; i++) {
+            if (d.lx.tuns[i].ifp != NULL) {
+                if_destroy(d.lx.tuns[i].ifp);
+            }
+        }
+        ipsecif_deinit(d.ctx);
+        d.ctx = NULL;
+    }
+    ipsecif_posix_ctl_close(&d.ctl);
+    ipsecif_linux_fini(&d.lx);
+    free(d.mem);
+    free(d.addrs);
+    d.mem = NULL;
+    d.addrs = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock_path = "/run/ipsecifd.sock";
+    const char *pid_path = "/run/ipsecifd.pid";
+    struct ipsecif_config cfg;
+    bool foreground = false;
+    bool use_syslog = false;
+    int level = IPSECIF_LOG_INFO;
+    int ready_fd = -1;
+    size_t len;
+    int rc;
+    int opt;
+
+    ipsecif_config_default(&cfg);
+    cfg.max_interfaces = 64;
+    cfg.max_policies = 512;
+    cfg.max_sas = 512;
+    while ((opt = getopt(argc, argv, "fSs:p:l:c:")) != -1) {
+        switch (opt) {
+        case 'f':
+            foreground = true;
+            break;
+        case 'S':
+            use_syslog = true;
+            break;
+        case 's':
+            sock_path = optarg;
+            break;
+        case 'p':
+            pid_path = optarg;
+            break;
+        case 'l':
+            level = ipsecif_posix_log_level_parse(optarg);
+            if (level < 0) {
+                usage();
+            }
+            break;
+        case 'c':
+            if (parse_caps(optarg, &cfg) < 0) {
+                usage();
+            }
+            break;
+        default:
+            usage();
+        }
+    }
+    if (optind != argc) {
+        usage();
+    }
+    ipsecif_posix_log_open("ipsecifd", use_syslog, level);
+    if (!foreground && ipsecif_posix_daemonize(&ready_fd) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "daemonize: %s", strerror(errno));
+        return 1;
+    }
+    memset(&d, 0, sizeof(d));
+    d.ctl.fd = -1;
+    if (ipsecif_linux_init(&d.lx, cfg.max_interfaces) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "sockets: %s (needs CAP_NET_RAW and CAP_NET_ADMIN)",
+                           strerror(errno));
+        return 1;
+    }
+    d.addrs = calloc(cfg.max_interfaces, sizeof(*d.addrs));
+    len = ipsecif_ctx_size(&cfg);
+    if (d.addrs == NULL || len == 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "bad capacities or out of memory");
+        goto fail;
+    }
+    /* All the context's memory, once; nothing is allocated per packet later. */
+    d.mem = aligned_alloc(16, (len + 15u) & ~(size_t)15u);
+    if (d.mem == NULL) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "out of memory (%zu bytes)", len);
+        goto fail;
+    }
+    rc = ipsecif_init(&d.ctx, d.mem, len, &cfg, &port, &d.lx, ipsecif_posix_now_ms());
+    if (rc != IPSECIF_OK) {
+        d.ctx = NULL;
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "ipsecif_init: %s", ipsecif_strerror(rc));
+        goto fail;
+    }
+    ipsecif_linux_set_ctx(&d.lx, d.ctx);
+    if (ipsecif_posix_ctl_open(&d.ctl, &d.lx.loop, sock_path, REQ_MAX, on_request, NULL) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "control socket %s: %s", sock_path, strerror(errno));
+        goto fail;
+    }
+    if (ipsecif_posix_loop_stop_on_signals(&d.lx.loop) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "signals: %s", strerror(errno));
+        goto fail;
+    }
+    if (ipsecif_posix_pidfile_write(pid_path) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "pid file %s: %s", pid_path, strerror(errno));
+        goto fail;
+    }
+    ipsecif_posix_logf(IPSECIF_LOG_INFO,
+                       "libipsecif %s: %u interfaces, %u policies, %u SAs (%zu bytes); "
+                       "control socket %s",
+                       IPSECIF_VERSION_STRING, cfg.max_interfaces, cfg.max_policies, cfg.max_sas,
+                       len, sock_path);
+    if (!foreground) {
+        ipsecif_posix_daemon_ready(ready_fd);
+    }
+    rc = ipsecif_posix_loop_run(&d.lx.loop);
+    ipsecif_posix_logf(IPSECIF_LOG_INFO, "stopping");
+    shutdown_all();
+    unlink(pid_path);
+    ipsecif_posix_log_close();
+    return rc == 0 ? 0 : 1;
+fail:
+    shutdown_all();
+    ipsecif_posix_log_close();
+    return 1;
+}

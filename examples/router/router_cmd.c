@@ -1,0 +1,1011 @@
+/* The example router's OS-free commands: framing, setkey, sysctl, stats and
+ * the listings. The listings follow setkey(8) of ipsec-tools (-D, -DP) and
+ * NetBSD's ifconfig and netstat -s; keys are never printed: the library
+ * does not give them back, and the daemon keeps no copy. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router_cmd.h"
+#include "setkey_parse.h"
+
+/* ---- Output ---- */
+
+void rtr_printf(struct rtr_out *o, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || o->write == NULL) {
+        return;
+    }
+    if ((size_t)n >= sizeof(line)) {
+        n = (int)sizeof(line) - 1;
+    }
+    o->write(o->arg, line, (size_t)n);
+}
+
+int rtr_fail(struct rtr_out *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!o->failed) {
+        o->failed = true;
+        va_start(ap, fmt);
+        vsnprintf(o->err, sizeof(o->err), fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+const char *rtr_err_text(int rc, bool policy)
+{
+    switch (rc) {
+    case IPSECIF_ERR_EXIST:
+        return policy ? "policy already exists" : "SA already exists";
+    case IPSECIF_ERR_NOENT:
+        return policy ? "no such policy" : "no such SA";
+    case IPSECIF_ERR_BUSY:
+        return "policy is owned by an interface";
+    case IPSECIF_ERR_FULL:
+        return policy ? "no room for another policy" : "no room for another SA";
+    case IPSECIF_ERR_STATE:
+        return "the SA is mature: only its lifetimes can change";
+    default:
+        return ipsecif_strerror(rc);
+    }
+}
+
+/* ---- Framing ---- */
+
+long rtr_request_build(char *out, size_t cap, int argc, char *const argv[], const char *script,
+                       size_t script_len)
+{
+    size_t n = 0;
+    int i;
+
+    if (argc <= 0 || argc > RTR_ARGV_MAX) {
+        return -1;
+    }
+    for (i = 0; i < argc; i++) {
+        size_t len = strlen(argv[i]);
+
+        if (len == 0 || memchr(argv[i], '\n', len) != NULL) {
+            return -1;
+        }
+        if (n + len + 1 > cap) {
+            return -1;
+        }
+        if (i > 0) {
+            out[n++] = '\n';
+        }
+        memcpy(out + n, argv[i], len);
+        n += len;
+    }
+    if (script != NULL) {
+        if (cap - n < script_len + 1) {
+            return -1;
+        }
+        out[n++] = '\0';
+        memcpy(out + n, script, script_len);
+        n += script_len;
+    }
+    return (long)n;
+}
+
+int rtr_request_split(const char *req, size_t len, struct rtr_request *out)
+{
+    const char *nul = memchr(req, '\0', len);
+    size_t wlen = nul != NULL ? (size_t)(nul - req) : len;
+    size_t i;
+    char *w;
+
+    memset(out, 0, sizeof(*out));
+    if (wlen == 0 || wlen >= sizeof(out->words)) {
+        return -1;
+    }
+    memcpy(out->words, req, wlen);
+    out->words[wlen] = '\0';
+    w = out->words;
+    for (i = 0; i <= wlen; i++) {
+        if (out->words[i] != '\n' && out->words[i] != '\0') {
+            continue;
+        }
+        out->words[i] = '\0';
+        if (*w == '\0' || out->argc == RTR_ARGV_MAX) {
+            return -1;
+        }
+        out->argv[out->argc++] = w;
+        w = out->words + i + 1;
+    }
+    if (nul != NULL) {
+        out->has_script = true;
+        out->script = nul + 1;
+        out->script_len = len - wlen - 1;
+    }
+    return 0;
+}
+
+/* ---- Addresses ---- */
+
+int rtr_parse_addr(const char *text, struct ipsecif_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, text, out->bytes) == 1) {
+        out->family = IPSECIF_AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, out->bytes) == 1) {
+        out->family = IPSECIF_AF_INET6;
+        return 0;
+    }
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *v)
+{
+    char *end;
+
+    if (*s < '0' || *s > '9') {
+        return -1;
+    }
+    errno = 0;
+    *v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || *v > max) {
+        return -1;
+    }
+    return 0;
+}
+
+int rtr_parse_addr_port(const char *text, struct ipsecif_addr *out, uint16_t *port)
+{
+    char buf[64];
+    const char *br = strchr(text, '[');
+    size_t len = strlen(text);
+    unsigned long v;
+
+    *port = 0;
+    if (br == NULL) {
+        return rtr_parse_addr(text, out);
+    }
+    if (len >= sizeof(buf) || text[len - 1] != ']' || br == text) {
+        return -1;
+    }
+    memcpy(buf, text, len + 1);
+    buf[len - 1] = '\0';
+    buf[br - text] = '\0';
+    if (parse_uint(buf + (br - text) + 1, 65535, &v) < 0 || v == 0) {
+        return -1;
+    }
+    *port = (uint16_t)v;
+    return rtr_parse_addr(buf, out);
+}
+
+int rtr_parse_prefix(const char *text, struct ipsecif_addr *out, unsigned *plen)
+{
+    char buf[64];
+    const char *slash = strchr(text, '/');
+    size_t len = strlen(text);
+    unsigned long v;
+
+    if (len >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, text, len + 1);
+    if (slash != NULL) {
+        buf[slash - text] = '\0';
+    }
+    if (rtr_parse_addr(buf, out) < 0) {
+        return -1;
+    }
+    if (slash == NULL) {
+        *plen = out->family == IPSECIF_AF_INET ? 32 : 128;
+        return 0;
+    }
+    if (parse_uint(slash + 1, out->family == IPSECIF_AF_INET ? 32 : 128, &v) < 0) {
+        return -1;
+    }
+    *plen = (unsigned)v;
+    return 0;
+}
+
+const char *rtr_addr_str(const struct ipsecif_addr *a, char *buf, size_t len)
+{
+    int af = a->family == IPSECIF_AF_INET ? AF_INET : AF_INET6;
+
+    if ((a->family != IPSECIF_AF_INET && a->family != IPSECIF_AF_INET6) ||
+        inet_ntop(af, a->bytes, buf, (socklen_t)len) == NULL) {
+        snprintf(buf, len, "?");
+    }
+    return buf;
+}
+
+/* ---- Names ---- */
+
+static const char *ealg_name(uint8_t ealg)
+{
+    switch (ealg) {
+    case IPSECIF_EALG_NULL:
+        return "null";
+    case IPSECIF_EALG_3DES_CBC:
+        return "3des-cbc";
+    case IPSECIF_EALG_AES_CBC:
+        return "aes-cbc";
+    case IPSECIF_EALG_AES_GCM16:
+        return "aes-gcm-16";
+    case IPSECIF_EALG_AES_GMAC:
+        return "aes-gmac";
+    case IPSECIF_EALG_CHACHA20_POLY1305:
+        return "chacha20-poly1305";
+    default:
+        return "unknown";
+    }
+}
+
+static const char *aalg_name(uint8_t aalg)
+{
+    switch (aalg) {
+    case IPSECIF_AALG_HMAC_SHA1_96:
+        return "hmac-sha1";
+    case IPSECIF_AALG_HMAC_SHA2_256_128:
+        return "hmac-sha256";
+    case IPSECIF_AALG_HMAC_SHA2_384_192:
+        return "hmac-sha384";
+    case IPSECIF_AALG_HMAC_SHA2_512_256:
+        return "hmac-sha512";
+    default:
+        return "unknown";
+    }
+}
+
+static const char *mode_name(uint8_t mode)
+{
+    switch (mode) {
+    case IPSECIF_MODE_TRANSPORT:
+        return "transport";
+    case IPSECIF_MODE_TUNNEL:
+        return "tunnel";
+    default:
+        return "any";
+    }
+}
+
+static const char *state_name(uint8_t state)
+{
+    static const char *const names[] = {"larval", "mature", "dying", "dead"};
+
+    return state < 4 ? names[state] : "unknown";
+}
+
+static const char *proto_name(uint8_t proto)
+{
+    switch (proto) {
+    case IPSECIF_IPPROTO_ESP:
+        return "esp";
+    case IPSECIF_IPPROTO_AH:
+        return "ah";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- Time ---- */
+
+/* A monotonic time of the library (ms) as wall-clock seconds. */
+static time_t wall_of(const struct rtr_env *env, uint64_t ms)
+{
+    uint64_t ago = ms <= env->now ? (env->now - ms) / 1000u : 0;
+
+    return env->wall - (time_t)ago;
+}
+
+/* setkey's 20-column time: "Jan  2 15:04:05 2006", or blanks for "never". */
+static const char *time_str(time_t t, bool never, char buf[21])
+{
+    struct tm tm;
+
+    if (never || localtime_r(&t, &tm) == NULL || strftime(buf, 21, "%b %e %H:%M:%S %Y", &tm) == 0) {
+        memset(buf, ' ', 20);
+        buf[20] = '\0';
+    }
+    return buf;
+}
+
+/* ---- setkey -D ---- */
+
+static unsigned long long ull(uint64_t v)
+{
+    return (unsigned long long)v;
+}
+
+void rtr_print_sa(const struct rtr_env *env, struct rtr_out *o, const struct ipsecif_sa_info *sa,
+                  uint32_t sadb_seq)
+{
+    const struct ipsecif_sa_params *p = &sa->params;
+    char s[INET6_ADDRSTRLEN];
+    char d[INET6_ADDRSTRLEN];
+    char t1[21];
+    char t2[21];
+    uint64_t age = sa->current.addtime <= env->now ? (env->now - sa->current.addtime) / 1000u : 0;
+
+    rtr_addr_str(&p->src, s, sizeof(s));
+    rtr_addr_str(&p->dst, d, sizeof(d));
+    if (p->natt_sport != 0 || p->natt_dport != 0) {
+        rtr_printf(o, "%s[%u] %s[%u]\n", s, p->natt_sport, d, p->natt_dport);
+    } else {
+        rtr_printf(o, "%s %s\n", s, d);
+    }
+    rtr_printf(o, "\t%s mode=%s spi=%u(0x%08x) reqid=%u(0x%08x)\n", proto_name(p->proto),
+               mode_name(p->mode), p->spi, p->spi, p->reqid, p->reqid);
+    if (p->ealg != IPSECIF_EALG_NONE) {
+        rtr_printf(o, "\tE: %s\n", ealg_name(p->ealg));
+    }
+    if (p->aalg != IPSECIF_AALG_NONE) {
+        rtr_printf(o, "\tA: %s\n", aalg_name(p->aalg));
+    }
+    /* setkey's replay= is the window in bytes (8 packets each). */
+    rtr_printf(o, "\tseq=0x%08x replay=%u flags=0x%08x state=%s\n", p->seq, p->replay_window / 8,
+               p->flags, state_name(sa->state));
+    rtr_printf(o, "\tcreated: %s\tcurrent: %s\n",
+               time_str(wall_of(env, sa->current.addtime), false, t1),
+               time_str(env->wall, false, t2));
+    rtr_printf(o, "\tdiff: %llu(s)\thard: %llu(s)\tsoft: %llu(s)\n", ull(age), ull(p->hard.addtime),
+               ull(p->soft.addtime));
+    rtr_printf(o, "\tlast: %s\thard: %llu(s)\tsoft: %llu(s)\n",
+               time_str(wall_of(env, sa->current.usetime), sa->current.usetime == 0, t1),
+               ull(p->hard.usetime), ull(p->soft.usetime));
+    rtr_printf(o, "\tcurrent: %llu(bytes)\thard: %llu(bytes)\tsoft: %llu(bytes)\n",
+               ull(sa->current.bytes), ull(p->hard.bytes), ull(p->soft.bytes));
+    rtr_printf(o, "\tallocated: %u\thard: %u\tsoft: %u\n", sa->current.allocations,
+               p->hard.allocations, p->soft.allocations);
+    rtr_printf(o, "\tsadb_seq=%u pid=%u refcnt=0\n", sadb_seq, sa->pid);
+}
+
+/* ---- setkey -DP ---- */
+
+static const char *ulproto_name(uint8_t p, char *buf, size_t len)
+{
+    static const struct {
+        uint8_t num;
+        const char *name;
+    } names[] = {{IPSECIF_IPPROTO_ANY, "any"},
+                 {1, "icmp"},
+                 {4, "ipencap"},
+                 {6, "tcp"},
+                 {17, "udp"},
+                 {41, "ipv6"},
+                 {47, "gre"},
+                 {50, "esp"},
+                 {51, "ah"},
+                 {58, "icmp6"},
+                 {132, "sctp"}};
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].num == p) {
+            return names[i].name;
+        }
+    }
+    snprintf(buf, len, "%u", p);
+    return buf;
+}
+
+static bool is_icmp(uint8_t p)
+{
+    return p == IPSECIF_IPPROTO_ICMP || p == IPSECIF_IPPROTO_ICMPV6;
+}
+
+static const char *port_str(const struct ipsecif_selector *sel, uint16_t port, char *buf,
+                            size_t len)
+{
+    if (is_icmp(sel->ulproto) || port == IPSECIF_PORT_ANY) {
+        return "any";
+    }
+    snprintf(buf, len, "%u", port);
+    return buf;
+}
+
+static const char *level_name(uint8_t level)
+{
+    static const char *const names[] = {"default", "use", "require", "unique"};
+
+    return level < 4 ? names[level] : "unknown";
+}
+
+static const char *dir_name(uint8_t dir)
+{
+    static const char *const names[] = {"any", "in", "out", "fwd"};
+
+    return dir < 4 ? names[dir] : "unknown";
+}
+
+static const char *action_name(uint8_t action)
+{
+    static const char *const names[] = {"discard", "none", "ipsec"};
+
+    return action < 3 ? names[action] : "unknown";
+}
+
+/* "def", "low + 5" ...: setkey's form, relative to the nearest named base.
+ * "+ N" means N more urgent (a lower value), as the parser reads it. */
+static const char *prio_str(uint32_t prio, char *buf, size_t len)
+{
+    static const struct {
+        uint32_t base;
+        const char *name;
+    } bases[] = {{0x40000000u, "high"}, {0x80000000u, "def"}, {0xc0000000u, "low"}};
+    size_t best = 0;
+    uint32_t best_dist = UINT32_MAX;
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        uint32_t dist = prio > bases[i].base ? prio - bases[i].base : bases[i].base - prio;
+
+        if (dist < best_dist) {
+            best_dist = dist;
+            best = i;
+        }
+    }
+    if (best_dist == 0) {
+        snprintf(buf, len, "%s", bases[best].name);
+    } else {
+        snprintf(buf, len, "%s %c %u", bases[best].name, prio < bases[best].base ? '+' : '-',
+                 best_dist);
+    }
+    return buf;
+}
+
+void rtr_print_policy(const struct rtr_env *env, struct rtr_out *o, const struct ipsecif_policy *p,
+                      uint32_t seq)
+{
+    const struct ipsecif_selector *sel = &p->sel;
+    char s[INET6_ADDRSTRLEN];
+    char d[INET6_ADDRSTRLEN];
+    char sp[8];
+    char dp[8];
+    char up[8];
+    char prio[32];
+    char t1[21];
+    char t2[21];
+    uint8_t i;
+
+    rtr_printf(o, "%s/%u[%s] %s/%u[%s] %s", rtr_addr_str(&sel->src, s, sizeof(s)), sel->src_plen,
+               port_str(sel, sel->sport, sp, sizeof(sp)), rtr_addr_str(&sel->dst, d, sizeof(d)),
+               sel->dst_plen, port_str(sel, sel->dport, dp, sizeof(dp)),
+               ulproto_name(sel->ulproto, up, sizeof(up)));
+    if (is_icmp(sel->ulproto) && sel->sport != IPSECIF_ICMP_ANY) {
+        rtr_printf(o, " %u", sel->sport);
+        if (sel->dport != IPSECIF_ICMP_ANY) {
+            rtr_printf(o, ",%u", sel->dport);
+        }
+    }
+    rtr_printf(o, "\n\t%s prio %s %s\n", dir_name(p->dir),
+               prio_str(p->priority, prio, sizeof(prio)), action_name(p->action));
+    for (i = 0; p->action == IPSECIF_ACTION_IPSEC && i < p->nreq && i < IPSECIF_MAX_REQUESTS; i++) {
+        const struct ipsecif_ipsecreq *r = &p->req[i];
+
+        rtr_printf(o, "\t%s/%s/", proto_name(r->proto), mode_name(r->mode));
+        if (r->mode == IPSECIF_MODE_TUNNEL) {
+            rtr_printf(o, "%s-%s", rtr_addr_str(&r->tun_src, s, sizeof(s)),
+                       rtr_addr_str(&r->tun_dst, d, sizeof(d)));
+        }
+        if (r->level == IPSECIF_LEVEL_UNIQUE && r->reqid != 0) {
+            rtr_printf(o, "/unique:%u\n", r->reqid);
+        } else {
+            rtr_printf(o, "/%s\n", level_name(r->level));
+        }
+    }
+    rtr_printf(o, "\tcreated: %s  lastused: %s\n", time_str(wall_of(env, p->created), false, t1),
+               time_str(wall_of(env, p->lastused), p->lastused == 0, t2));
+    rtr_printf(o, "\tlifetime: 0(s) validtime: 0(s)\n");
+    rtr_printf(o, "\tspid=%u seq=%u pid=0\n", p->id, seq);
+    rtr_printf(o, "\trefcnt=1\n");
+}
+
+/* ---- Dumps ---- */
+
+struct sa_walk {
+    const struct rtr_env *env;
+    struct rtr_out *o;
+    uint32_t left;
+};
+
+static int count_sa(void *arg, const struct ipsecif_sa_info *sa)
+{
+    (void)sa;
+    (*(uint32_t *)arg)++;
+    return 0;
+}
+
+static int print_sa_cb(void *arg, const struct ipsecif_sa_info *sa)
+{
+    struct sa_walk *w = arg;
+
+    /* The countdown ends at 0 on the last entry, as in a PF_KEY dump. */
+    rtr_print_sa(w->env, w->o, sa, w->left > 0 ? --w->left : 0);
+    return 0;
+}
+
+static void dump_sas(const struct rtr_env *env, struct rtr_out *o, uint8_t proto)
+{
+    struct sa_walk w = {env, o, 0};
+
+    ipsecif_sa_walk(env->ctx, proto, count_sa, &w.left);
+    if (w.left == 0) {
+        rtr_printf(o, "No SAD entries.\n");
+        return;
+    }
+    ipsecif_sa_walk(env->ctx, proto, print_sa_cb, &w);
+}
+
+struct spd_walk {
+    const struct rtr_env *env;
+    struct rtr_out *o;
+    uint32_t left;
+};
+
+static int print_pol_cb(void *arg, const struct ipsecif_policy *p)
+{
+    struct spd_walk *w = arg;
+
+    rtr_print_policy(w->env, w->o, p, w->left > 0 ? --w->left : 0);
+    return 0;
+}
+
+static void dump_spd(const struct rtr_env *env, struct rtr_out *o)
+{
+    struct spd_walk w = {env, o, (uint32_t)ipsecif_spd_count(env->ctx)};
+
+    if (w.left == 0) {
+        rtr_printf(o, "No SPD entries.\n");
+        return;
+    }
+    ipsecif_spd_walk(env->ctx, print_pol_cb, &w);
+}
+
+/* ---- setkey statements ---- */
+
+struct script {
+    const struct rtr_env *env;
+    struct rtr_out *o;
+    char msg[512]; /* why the callback stopped the script */
+};
+
+struct find_sa {
+    uint8_t proto;
+    const struct ipsecif_addr *src;
+    const struct ipsecif_addr *dst;
+    uint32_t spi;
+};
+
+static int find_pair(void *arg, const struct ipsecif_sa_info *sa)
+{
+    struct find_sa *f = arg;
+
+    if (memcmp(&sa->params.src, f->src, sizeof(*f->src)) == 0 &&
+        memcmp(&sa->params.dst, f->dst, sizeof(*f->dst)) == 0) {
+        f->spi = sa->params.spi;
+        return 1;
+    }
+    return 0;
+}
+
+static int delete_all(const struct rtr_env *env, const struct ipsecif_sa_params *sa)
+{
+    struct find_sa f = {sa->proto, &sa->src, &sa->dst, 0};
+    int n = 0;
+
+    /* The walk may not delete; find one, delete it, look again. */
+    while (ipsecif_sa_walk(env->ctx, sa->proto, find_pair, &f) == 1) {
+        if (ipsecif_sa_delete(env->ctx, sa->proto, &sa->src, &sa->dst, f.spi) != IPSECIF_OK) {
+            return IPSECIF_ERR_INTERNAL;
+        }
+        n++;
+    }
+    return n > 0 ? IPSECIF_OK : IPSECIF_ERR_NOENT;
+}
+
+static int print_one_sa(const struct rtr_env *env, struct rtr_out *o,
+                        const struct ipsecif_sa_params *sa, uint32_t spi)
+{
+    struct ipsecif_sa_info info;
+    int rc = ipsecif_sa_get(env->ctx, sa->proto, &sa->src, &sa->dst, spi, &info);
+
+    if (rc == IPSECIF_OK) {
+        rtr_print_sa(env, o, &info, 0);
+    }
+    return rc;
+}
+
+static int run_stmt(void *arg, const struct skp_cmd *cmd, unsigned line)
+{
+    struct script *s = arg;
+    const struct rtr_env *env = s->env;
+    const struct ipsecif_sa_params *sa = &cmd->sa;
+    bool policy = false;
+    uint32_t spi = 0;
+    int rc;
+
+    switch (cmd->type) {
+    case SKP_CMD_ADD:
+        rc = ipsecif_sa_add(env->ctx, sa, env->now);
+        break;
+    case SKP_CMD_UPDATE:
+        rc = ipsecif_sa_update(env->ctx, sa, env->now);
+        break;
+    case SKP_CMD_GET:
+        rc = print_one_sa(env, s->o, sa, sa->spi);
+        break;
+    case SKP_CMD_GETSPI:
+        rc = ipsecif_sa_getspi(env->ctx, sa->proto, &sa->src, &sa->dst, sa->mode, sa->reqid,
+                               sa->spi, sa->spi, 0, env->now, &spi);
+        if (rc == IPSECIF_OK) {
+            rc = print_one_sa(env, s->o, sa, spi);
+        }
+        break;
+    case SKP_CMD_DELETE:
+        rc = ipsecif_sa_delete(env->ctx, sa->proto, &sa->src, &sa->dst, sa->spi);
+        break;
+    case SKP_CMD_DELETEALL:
+        rc = delete_all(env, sa);
+        break;
+    case SKP_CMD_FLUSH:
+        ipsecif_sa_flush(env->ctx, sa->proto);
+        rc = IPSECIF_OK;
+        break;
+    case SKP_CMD_DUMP:
+        dump_sas(env, s->o, sa->proto);
+        rc = IPSECIF_OK;
+        break;
+    case SKP_CMD_SPDADD:
+        policy = true;
+        rc = ipsecif_spd_add(env->ctx, &cmd->pol, env->now, NULL);
+        break;
+    case SKP_CMD_SPDUPDATE:
+        policy = true;
+        rc = ipsecif_spd_update(env->ctx, &cmd->pol, env->now, NULL);
+        break;
+    case SKP_CMD_SPDDELETE:
+        policy = true;
+        rc = ipsecif_spd_delete(env->ctx, &cmd->pol.sel, cmd->pol.dir);
+        break;
+    case SKP_CMD_SPDFLUSH:
+        ipsecif_spd_flush(env->ctx);
+        rc = IPSECIF_OK;
+        break;
+    case SKP_CMD_SPDDUMP:
+        dump_spd(env, s->o);
+        rc = IPSECIF_OK;
+        break;
+    default:
+        rc = IPSECIF_ERR_UNSUPPORTED;
+        break;
+    }
+    if (rc == IPSECIF_OK) {
+        return 0;
+    }
+    snprintf(s->msg, sizeof(s->msg), "line %u: %s: %s", line, skp_cmd_name(cmd->type),
+             rtr_err_text(rc, policy));
+    return 1;
+}
+
+static int run_script(const struct rtr_env *env, struct rtr_out *o, const char *text, size_t len)
+{
+    struct script s;
+    struct skp_error err;
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    s.env = env;
+    s.o = o;
+    rc = skp_parse(text, len, run_stmt, &s, &err);
+    if (rc == SKP_OK) {
+        return 0;
+    }
+    return rtr_fail(o, "%s", s.msg[0] != '\0' ? s.msg : err.msg);
+}
+
+int rtr_setkey(const struct rtr_env *env, struct rtr_out *o, const struct rtr_request *req)
+{
+    bool script = false;
+    bool dump = false;
+    bool flush = false;
+    bool spd = false;
+    int i;
+
+    for (i = 1; i < req->argc; i++) {
+        const char *a = req->argv[i];
+
+        if (strcmp(a, "-c") == 0) {
+            script = true;
+            continue;
+        }
+        if (strcmp(a, "-f") == 0) {
+            if (i + 1 == req->argc) {
+                return rtr_fail(o, "setkey: -f needs a file");
+            }
+            i++; /* the tool sent the file's text; its name is only informational */
+            script = true;
+            continue;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            return rtr_fail(o, "setkey: unknown argument '%s'", a);
+        }
+        for (a++; *a != '\0'; a++) {
+            if (*a == 'D') {
+                dump = true;
+            } else if (*a == 'F') {
+                flush = true;
+            } else if (*a == 'P') {
+                spd = true;
+            } else {
+                return rtr_fail(o, "setkey: unknown option -%c", *a);
+            }
+        }
+    }
+    if ((int)script + (int)dump + (int)flush != 1 || (spd && script)) {
+        return rtr_fail(o, "usage: setkey -c | -f FILE | -D | -DP | -F | -FP");
+    }
+    if (script) {
+        if (!req->has_script) {
+            return rtr_fail(o, "setkey: no script was sent");
+        }
+        return run_script(env, o, req->script, req->script_len);
+    }
+    if (dump) {
+        if (spd) {
+            dump_spd(env, o);
+        } else {
+            dump_sas(env, o, 0);
+        }
+        return 0;
+    }
+    if (spd) {
+        ipsecif_spd_flush(env->ctx);
+    } else {
+        ipsecif_sa_flush(env->ctx, 0);
+    }
+    return 0;
+}
+
+/* ---- sysctl ---- */
+
+static const struct {
+    const char *name;
+    int key;
+} sysctls[] = {
+    {"net.inet.ipsec.esp_trans_deflev", IPSECIF_SYSCTL_ESP_TRANS_DEFLEV},
+    {"net.inet.ipsec.esp_net_deflev", IPSECIF_SYSCTL_ESP_NET_DEFLEV},
+    {"net.inet.ipsec.ah_trans_deflev", IPSECIF_SYSCTL_AH_TRANS_DEFLEV},
+    {"net.inet.ipsec.ah_net_deflev", IPSECIF_SYSCTL_AH_NET_DEFLEV},
+    {"net.inet.ipsec.def_policy", IPSECIF_SYSCTL_DEF_POLICY},
+    {"net.inet6.ipsec6.esp_trans_deflev", IPSECIF_SYSCTL6_ESP_TRANS_DEFLEV},
+    {"net.inet6.ipsec6.esp_net_deflev", IPSECIF_SYSCTL6_ESP_NET_DEFLEV},
+    {"net.inet6.ipsec6.ah_trans_deflev", IPSECIF_SYSCTL6_AH_TRANS_DEFLEV},
+    {"net.inet6.ipsec6.ah_net_deflev", IPSECIF_SYSCTL6_AH_NET_DEFLEV},
+    {"net.inet6.ipsec6.def_policy", IPSECIF_SYSCTL6_DEF_POLICY},
+};
+
+#define NSYSCTL (sizeof(sysctls) / sizeof(sysctls[0]))
+
+static int sysctl_one(const struct rtr_env *env, struct rtr_out *o, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    size_t nlen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+    unsigned long v;
+    size_t i;
+    int old;
+    int rc;
+
+    for (i = 0; i < NSYSCTL; i++) {
+        if (strlen(sysctls[i].name) == nlen && memcmp(sysctls[i].name, arg, nlen) == 0) {
+            break;
+        }
+    }
+    if (i == NSYSCTL) {
+        return rtr_fail(o, "sysctl: unknown name '%.*s'", (int)nlen, arg);
+    }
+    old = ipsecif_sysctl_get(env->ctx, sysctls[i].key);
+    if (eq == NULL) {
+        rtr_printf(o, "%s = %d\n", sysctls[i].name, old);
+        return 0;
+    }
+    if (parse_uint(eq + 1, 255, &v) < 0) {
+        return rtr_fail(o, "sysctl: %s: bad value '%s'", sysctls[i].name, eq + 1);
+    }
+    rc = ipsecif_sysctl_set(env->ctx, sysctls[i].key, (int)v);
+    if (rc != IPSECIF_OK) {
+        return rtr_fail(o, "sysctl: %s: value %lu not allowed", sysctls[i].name, v);
+    }
+    rtr_printf(o, "%s: %d -> %lu\n", sysctls[i].name, old, v);
+    return 0;
+}
+
+int rtr_sysctl(const struct rtr_env *env, struct rtr_out *o, int argc, char *const argv[])
+{
+    size_t i;
+    int k;
+
+    if (argc == 2 && strcmp(argv[1], "-a") == 0) {
+        for (i = 0; i < NSYSCTL; i++) {
+            rtr_printf(o, "%s = %d\n", sysctls[i].name,
+                       ipsecif_sysctl_get(env->ctx, sysctls[i].key));
+        }
+        return 0;
+    }
+    if (argc < 2) {
+        return rtr_fail(o, "usage: sysctl -a | NAME | NAME=VALUE");
+    }
+    for (k = 1; k < argc; k++) {
+        if (sysctl_one(env, o, argv[k]) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- stats ---- */
+
+#define STAT(field, text)                                                                          \
+    {                                                                                              \
+        offsetof(struct ipsecif_stats, field), text                                                \
+    }
+
+static const struct {
+    size_t off;
+    const char *text;
+} stat_lines[] = {
+    STAT(in_success, "inbound packets processed successfully"),
+    STAT(in_bytes, "inbound bytes processed successfully"),
+    STAT(in_polvio, "inbound packets violated process security policy"),
+    STAT(in_nosa, "inbound packets with no SA available"),
+    STAT(in_badspi, "inbound packets with an unknown SPI"),
+    STAT(in_replay, "inbound packets failed on replay check"),
+    STAT(in_auth, "inbound packets failed on authentication"),
+    STAT(in_badpad, "inbound packets with bad padding"),
+    STAT(in_malformed, "invalid inbound packets"),
+    STAT(in_ecn, "inbound packets dropped by the ECN rule"),
+    STAT(in_noroom, "inbound packets failed due to insufficient buffer room"),
+    STAT(in_crypto, "inbound packets failed in the crypto backend"),
+    STAT(in_natt_keepalive, "NAT-T keepalives received"),
+    STAT(in_notours, "inbound packets not for IPsec"),
+    STAT(out_success, "outbound packets processed successfully"),
+    STAT(out_bytes, "outbound bytes processed successfully"),
+    STAT(out_polvio, "outbound packets violated process security policy"),
+    STAT(out_nosa, "outbound packets with no SA available"),
+    STAT(out_noroom, "outbound packets failed due to insufficient buffer room"),
+    STAT(out_toobig, "outbound packets too big (ICMP error sent back)"),
+    STAT(out_seqwrap, "outbound packets refused on sequence number wrap"),
+    STAT(out_crypto, "outbound packets failed in the crypto backend"),
+    STAT(out_malformed, "invalid outbound packets"),
+    STAT(out_down, "outbound packets to an interface that is down"),
+    STAT(out_inval, "outbound packets of a family the interface does not forward"),
+    STAT(out_port, "outbound packets failed to send"),
+    STAT(acquire, "ACQUIRE events raised"),
+};
+
+int rtr_stats(const struct rtr_env *env, struct rtr_out *o, int argc, char *const argv[])
+{
+    const struct ipsecif_stats *st = ipsecif_stats_get(env->ctx);
+    size_t i;
+
+    (void)argv;
+    if (argc != 1) {
+        return rtr_fail(o, "usage: stats");
+    }
+    for (i = 0; i < sizeof(stat_lines) / sizeof(stat_lines[0]); i++) {
+        uint64_t v;
+
+        memcpy(&v, (const uint8_t *)st + stat_lines[i].off, sizeof(v));
+        rtr_printf(o, "        %llu %s\n", ull(v), stat_lines[i].text);
+    }
+    return 0;
+}
+
+/* ---- ifconfig listing ---- */
+
+/* NetBSD's interface flag bits, so the numbers read as on NetBSD. */
+#define NB_IFF_UP 0x1u
+#define NB_IFF_POINTOPOINT 0x10u
+#define NB_IFF_RUNNING 0x40u
+#define NB_IFF_LINK0 0x1000u
+#define NB_IFF_LINK1 0x2000u
+#define NB_IFF_LINK2 0x4000u
+#define NB_IFF_MULTICAST 0x8000u
+
+static uint64_t drops_in(const struct ipsecif_stats *s)
+{
+    return s->in_polvio + s->in_nosa + s->in_badspi + s->in_replay + s->in_auth + s->in_badpad +
+           s->in_malformed + s->in_ecn + s->in_noroom + s->in_crypto;
+}
+
+static uint64_t drops_out(const struct ipsecif_stats *s)
+{
+    return s->out_polvio + s->out_nosa + s->out_noroom + s->out_toobig + s->out_seqwrap +
+           s->out_crypto + s->out_malformed + s->out_down + s->out_inval + s->out_port;
+}
+
+void rtr_print_if(struct rtr_out *o, const struct ipsecif_if_info *info,
+                  const struct rtr_inner_addr *addrs, size_t naddrs)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {{NB_IFF_UP, "UP"},           {NB_IFF_POINTOPOINT, "POINTOPOINT"},
+                 {NB_IFF_RUNNING, "RUNNING"}, {NB_IFF_MULTICAST, "MULTICAST"},
+                 {NB_IFF_LINK0, "LINK0"},     {NB_IFF_LINK1, "LINK1"},
+                 {NB_IFF_LINK2, "LINK2"}};
+    char fl[96];
+    char s[INET6_ADDRSTRLEN];
+    char d[INET6_ADDRSTRLEN];
+    uint32_t f = NB_IFF_POINTOPOINT | NB_IFF_MULTICAST;
+    size_t i;
+    size_t n = 0;
+
+    if ((info->flags & IPSECIF_IFF_UP) != 0) {
+        f |= NB_IFF_UP;
+        if (info->has_tunnel) {
+            f |= NB_IFF_RUNNING;
+        }
+    }
+    f |= (info->flags & IPSECIF_IFF_LINK0) != 0 ? NB_IFF_LINK0 : 0;
+    f |= (info->flags & IPSECIF_IFF_LINK1) != 0 ? NB_IFF_LINK1 : 0;
+    f |= (info->flags & IPSECIF_IFF_LINK2) != 0 ? NB_IFF_LINK2 : 0;
+    fl[0] = '\0';
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if ((f & names[i].bit) != 0) {
+            n += (size_t)snprintf(fl + n, sizeof(fl) - n, "%s%s", n > 0 ? "," : "", names[i].name);
+        }
+    }
+    rtr_printf(o, "%s: flags=0x%x<%s> mtu %u\n", info->name, f, fl, info->mtu);
+    if (info->has_tunnel) {
+        const char *fam = info->src.family == IPSECIF_AF_INET ? "inet" : "inet6";
+
+        rtr_addr_str(&info->src, s, sizeof(s));
+        rtr_addr_str(&info->dst, d, sizeof(d));
+        if ((info->flags & IPSECIF_IFF_LINK0) != 0) {
+            rtr_printf(o, "\ttunnel %s %s[%u] --> %s[%u]\n", fam, s,
+                       info->sport != 0 ? info->sport : IPSECIF_NATT_PORT, d,
+                       info->dport != 0 ? info->dport : IPSECIF_NATT_PORT);
+        } else {
+            rtr_printf(o, "\ttunnel %s %s --> %s\n", fam, s, d);
+        }
+    }
+    for (i = 0; i < naddrs; i++) {
+        const struct rtr_inner_addr *a = &addrs[i];
+
+        rtr_addr_str(&a->addr, s, sizeof(s));
+        if (a->peer.family != IPSECIF_AF_UNSPEC) {
+            rtr_printf(o, "\t%s %s/%u --> %s\n",
+                       a->addr.family == IPSECIF_AF_INET ? "inet" : "inet6", s, a->plen,
+                       rtr_addr_str(&a->peer, d, sizeof(d)));
+        } else {
+            rtr_printf(o, "\t%s %s/%u\n", a->addr.family == IPSECIF_AF_INET ? "inet" : "inet6", s,
+                       a->plen);
+        }
+    }
+    if (info->has_tunnel) {
+        rtr_printf(o, "\tunique id: v4 out %u in %u, v6 out %u in %u\n",
+                   info->reqid[IPSECIF_IFPOL_V4_OUT], info->reqid[IPSECIF_IFPOL_V4_IN],
+                   info->reqid[IPSECIF_IFPOL_V6_OUT], info->reqid[IPSECIF_IFPOL_V6_IN]);
+        rtr_printf(o, "\tpolicy id: %u %u %u %u\n", info->policy_id[IPSECIF_IFPOL_V4_OUT],
+                   info->policy_id[IPSECIF_IFPOL_V4_IN], info->policy_id[IPSECIF_IFPOL_V6_OUT],
+                   info->policy_id[IPSECIF_IFPOL_V6_IN]);
+    }
+    rtr_printf(o,
+               "\tinput: %llu packets, %llu bytes; output: %llu packets, %llu bytes; "
+               "drops: in %llu, out %llu\n",
+               ull(info->stats.in_success), ull(info->stats.in_bytes), ull(info->stats.out_success),
+               ull(info->stats.out_bytes), ull(drops_in(&info->stats)),
+               ull(drops_out(&info->stats)));
+}

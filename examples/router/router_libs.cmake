@@ -1,0 +1,17 @@
+# Host libraries of the example router that need no operating system
+# features beyond POSIX: the setkey(8) parser and the command module
+# (framing, setkey, sysctl, stats, listings). Included by
+# examples/router/CMakeLists.txt and, when the examples are not built, by
+# test/CMakeLists.txt for the unit tests of both.
+include_guard(GLOBAL)
+
+set(IPSECIF_ROUTER_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+add_library(ipsecif_setkey_parse STATIC ${IPSECIF_ROUTER_DIR}/setkey_parse.c)
+target_include_directories(ipsecif_setkey_parse PUBLIC ${IPSECIF_ROOT_DIR}/include
+    ${IPSECIF_ROUTER_DIR})
+target_link_libraries(ipsecif_setkey_parse PUBLIC ipsecif)
+
+add_library(ipsecif_router_cmd STATIC ${IPSECIF_ROUTER_DIR}/router_cmd.c)
+target_include_directories(ipsecif_router_cmd PUBLIC ${IPSECIF_ROUTER_DIR})
+target_link_libraries(ipsecif_router_cmd PUBLIC ipsecif_setkey_parse ipsecif)

@@ -1,0 +1,120 @@
+/**
+ * @file ipsecif_linux.h
+ * @brief The Linux port: a TUN device per ipsecif interface, addresses over
+ *        rtnetlink, one timerfd, on top of the POSIX parts (ports/posix).
+ *
+ * Host code, not part of libipsecif. A host makes one struct ipsecif_linux,
+ * builds its struct ipsecif_port from the callbacks below (user pointer:
+ * the struct ipsecif_linux), initializes its context and hands it over with
+ * ipsecif_linux_set_ctx(), then runs the loop in `lx->loop`.
+ *
+ * Inner packets read from a TUN device go to ipsecif_if_output(), read into
+ * the device's own buffer after IPSECIF_HEADROOM bytes; decapsulated packets
+ * and the ICMP errors the core builds are written back to the same device
+ * (the kernel routes an ICMP error to the inner sender).
+ */
+#ifndef IPSECIF_LINUX_H
+#define IPSECIF_LINUX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipsecif/ipsecif.h"
+#include "ipsecif_posix.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Bytes of a TUN buffer: room around the largest inner packet the MTU allows. */
+#define IPSECIF_LINUX_TUNBUF (IPSECIF_HEADROOM + IPSECIF_MTU_MAX + IPSECIF_TAILROOM + 64)
+
+/** One TUN device, bound to one ipsecif interface. */
+struct ipsecif_linux_tun {
+    struct ipsecif_linux *lx;          /**< The port. */
+    struct ipsecif_if *ifp;            /**< The interface, NULL when the slot is free. */
+    int fd;                            /**< The TUN descriptor. */
+    char name[IPSECIF_IFNAME_SIZE];    /**< Device name (the interface's). */
+    uint8_t natt_family;               /**< NAT-T socket in use: family, 0 = none. */
+    uint16_t natt_port;                /**< NAT-T socket in use: local port. */
+    uint64_t rx_errors;                /**< Failed reads. */
+    uint64_t tx_errors;                /**< Failed writes. */
+    uint8_t buf[IPSECIF_LINUX_TUNBUF]; /**< Receive buffer. */
+};
+
+/** The Linux port. */
+struct ipsecif_linux {
+    struct ipsecif_ctx *ctx;          /**< The context (after set_ctx). */
+    struct ipsecif_posix_loop loop;   /**< The event loop. */
+    struct ipsecif_posix_outer outer; /**< Raw ESP and NAT-T sockets. */
+    int timer_fd;                     /**< The timerfd. */
+    uint64_t armed;                   /**< Deadline the timerfd is armed to. */
+    struct ipsecif_linux_tun *tuns;   /**< TUN slots, one per possible interface. */
+    size_t ntuns;                     /**< Number of slots. */
+};
+
+/**
+ * @brief Set up the loop, the outer sockets and the timer for up to
+ *        max_ifs interfaces (all memory is taken here).
+ * @return 0, or -1 with errno set (nothing left open).
+ */
+int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs);
+
+/** Start feeding the context (received packets, timer). */
+void ipsecif_linux_set_ctx(struct ipsecif_linux *lx, struct ipsecif_ctx *ctx);
+
+/** Close every TUN device and socket; the context is not touched. */
+void ipsecif_linux_fini(struct ipsecif_linux *lx);
+
+/**
+ * @brief Create the TUN device named like ifp (IFF_TUN | IFF_NO_PI), with
+ *        the interface's MTU, down, and bind it to ifp (ipsecif_if_set_user).
+ * @return the device, or NULL with errno set.
+ */
+struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struct ipsecif_if *ifp);
+
+/** Close the device (the kernel removes it) and release its NAT-T socket. */
+void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t);
+
+/** The device bound to ifp, or NULL. */
+struct ipsecif_linux_tun *ipsecif_linux_tun_of(struct ipsecif_if *ifp);
+
+/** Set the device up or down. @return 0, or -1 with errno set. */
+int ipsecif_linux_tun_set_up(struct ipsecif_linux_tun *t, bool up);
+
+/** Set the device MTU. @return 0, or -1 with errno set. */
+int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu);
+
+/**
+ * @brief Add an address to the device over rtnetlink (RTM_NEWADDR).
+ * @param addr the local address.
+ * @param plen its prefix length.
+ * @param peer the point-to-point peer (IPv4), or NULL.
+ * @return 0, or -1 with errno set (the kernel's error).
+ */
+int ipsecif_linux_addr_add(struct ipsecif_linux_tun *t, const struct ipsecif_addr *addr,
+                           unsigned plen, const struct ipsecif_addr *peer);
+
+/**
+ * @brief Open, keep or close the device's NAT-T socket to match the
+ *        interface (link0 and a tunnel: the tunnel family and source port).
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_linux_sync_natt(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t);
+
+/** Port callback: ipsecif_port::send_outer (user: the struct ipsecif_linux). */
+int ipsecif_linux_send_outer(void *user, struct ipsecif_if *ifp,
+                             const struct ipsecif_outer_meta *meta, const struct ipsecif_buf *pkt);
+
+/** Port callback: ipsecif_port::deliver_inner, writes to the interface's TUN device. */
+void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt);
+
+/** Port callback: ipsecif_port::deliver_icmp, writes to the same TUN device. */
+void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPSECIF_LINUX_H */

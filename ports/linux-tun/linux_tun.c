@@ -1,0 +1,473 @@
+/* Linux port: TUN devices, addresses over rtnetlink, one timerfd. */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipsecif_linux.h"
+
+/* Inner packets read per wakeup from one device before others get a turn. */
+#define TUN_BATCH 64
+
+/* ---- Timer ---- */
+
+static void arm(struct ipsecif_linux *lx, uint64_t deadline)
+{
+    struct itimerspec its;
+
+    memset(&its, 0, sizeof(its));
+    if (deadline != UINT64_MAX) {
+        if (deadline == 0) {
+            deadline = 1; /* all zero would disarm */
+        }
+        its.it_value.tv_sec = (time_t)(deadline / 1000u);
+        its.it_value.tv_nsec = (long)(deadline % 1000u) * 1000000L;
+    }
+    if (timerfd_settime(lx->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "timerfd_settime: %s", strerror(errno));
+        return;
+    }
+    lx->armed = deadline;
+}
+
+static void on_timer(void *arg, int fd, short revents)
+{
+    struct ipsecif_linux *lx = arg;
+    uint64_t expirations;
+
+    (void)revents;
+    if (read(fd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN) {
+        return;
+    }
+    if (lx->ctx == NULL) {
+        return;
+    }
+    arm(lx, ipsecif_timer(lx->ctx, ipsecif_posix_now_ms()));
+}
+
+/* Before each poll: any call since the last one may have moved the deadline. */
+static uint64_t rearm(void *arg)
+{
+    struct ipsecif_linux *lx = arg;
+
+    if (lx->ctx != NULL) {
+        uint64_t d = ipsecif_next_deadline(lx->ctx);
+
+        if (d != lx->armed) {
+            arm(lx, d);
+        }
+    }
+    return UINT64_MAX; /* the timerfd wakes the loop, not a poll timeout */
+}
+
+/* ---- Setup ---- */
+
+int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
+{
+    int saved;
+    size_t i;
+
+    memset(lx, 0, sizeof(*lx));
+    lx->timer_fd = -1;
+    lx->armed = UINT64_MAX;
+    /* Each interface: a TUN device and at most one NAT-T socket; plus the raw
+     * sockets, the timer, a control socket, a signal pipe and some spare. */
+    if (ipsecif_posix_loop_init(&lx->loop, 2 * max_ifs + 16) < 0) {
+        return -1;
+    }
+    lx->tuns = calloc(max_ifs > 0 ? max_ifs : 1, sizeof(*lx->tuns));
+    if (lx->tuns == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    lx->ntuns = max_ifs;
+    for (i = 0; i < max_ifs; i++) {
+        lx->tuns[i].fd = -1;
+        lx->tuns[i].lx = lx;
+    }
+    if (ipsecif_posix_outer_open(&lx->outer, &lx->loop, max_ifs) < 0) {
+        goto fail;
+    }
+    lx->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (lx->timer_fd < 0 ||
+        ipsecif_posix_loop_add(&lx->loop, lx->timer_fd, POLLIN, on_timer, lx) < 0) {
+        goto fail;
+    }
+    ipsecif_posix_loop_set_timer(&lx->loop, rearm, NULL, lx);
+    return 0;
+fail:
+    saved = errno;
+    ipsecif_linux_fini(lx);
+    errno = saved;
+    return -1;
+}
+
+void ipsecif_linux_set_ctx(struct ipsecif_linux *lx, struct ipsecif_ctx *ctx)
+{
+    lx->ctx = ctx;
+    ipsecif_posix_outer_set_ctx(&lx->outer, ctx);
+}
+
+void ipsecif_linux_fini(struct ipsecif_linux *lx)
+{
+    size_t i;
+
+    for (i = 0; i < lx->ntuns; i++) {
+        if (lx->tuns[i].ifp != NULL) {
+            ipsecif_linux_tun_close(lx, &lx->tuns[i]);
+        }
+    }
+    ipsecif_posix_outer_close(&lx->outer);
+    if (lx->timer_fd >= 0) {
+        close(lx->timer_fd);
+    }
+    ipsecif_posix_loop_free(&lx->loop);
+    free(lx->tuns);
+    memset(lx, 0, sizeof(*lx));
+    lx->timer_fd = -1;
+}
+
+/* ---- TUN devices ---- */
+
+static void on_tun(void *arg, int fd, short revents)
+{
+    struct ipsecif_linux_tun *t = arg;
+    int i;
+
+    (void)revents;
+    for (i = 0; i < TUN_BATCH && t->ifp != NULL; i++) {
+        struct ipsecif_buf b;
+        ssize_t n = read(fd, t->buf + IPSECIF_HEADROOM,
+                         sizeof(t->buf) - IPSECIF_HEADROOM - IPSECIF_TAILROOM);
+        int rc;
+
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                t->rx_errors++;
+            }
+            return;
+        }
+        b.base = t->buf;
+        b.cap = sizeof(t->buf);
+        b.off = IPSECIF_HEADROOM;
+        b.len = (size_t)n;
+        rc = ipsecif_if_output(t->lx->ctx, t->ifp, &b, ipsecif_posix_now_ms());
+        if (rc != IPSECIF_OK && ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+            ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "%s: output dropped: %s", t->name,
+                               ipsecif_strerror(rc));
+        }
+    }
+}
+
+static int ioctl_sock(void)
+{
+    return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}
+
+struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struct ipsecif_if *ifp)
+{
+    struct ipsecif_linux_tun *t = NULL;
+    struct ipsecif_if_info info;
+    struct ifreq ifr;
+    const char *name = ipsecif_if_name(ifp);
+    size_t i;
+    int saved;
+
+    if (strlen(name) >= IFNAMSIZ || strlen(name) >= sizeof(t->name) ||
+        ipsecif_if_get_info(lx->ctx, ifp, &info) != IPSECIF_OK) {
+        errno = EINVAL;
+        return NULL;
+    }
+    for (i = 0; i < lx->ntuns; i++) {
+        if (lx->tuns[i].ifp == NULL) {
+            t = &lx->tuns[i];
+            break;
+        }
+    }
+    if (t == NULL) {
+        errno = ENOSPC;
+        return NULL;
+    }
+    t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (t->fd < 0) {
+        return NULL;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    memcpy(ifr.ifr_name, name, strlen(name) + 1);
+    if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
+        goto fail;
+    }
+    memcpy(t->name, name, strlen(name) + 1);
+    t->ifp = ifp;
+    t->natt_family = 0;
+    t->natt_port = 0;
+    t->rx_errors = 0;
+    t->tx_errors = 0;
+    if (ipsecif_linux_tun_set_mtu(t, info.mtu) < 0 ||
+        ipsecif_posix_loop_add(&lx->loop, t->fd, POLLIN, on_tun, t) < 0) {
+        goto fail;
+    }
+    ipsecif_if_set_user(ifp, t);
+    return t;
+fail:
+    saved = errno;
+    close(t->fd);
+    t->fd = -1;
+    t->ifp = NULL;
+    errno = saved;
+    return NULL;
+}
+
+void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+{
+    if (t->ifp == NULL) {
+        return;
+    }
+    if (t->natt_family != 0) {
+        ipsecif_posix_outer_natt_unref(&lx->outer, t->natt_family, t->natt_port);
+        t->natt_family = 0;
+        t->natt_port = 0;
+    }
+    ipsecif_posix_loop_del(&lx->loop, t->fd);
+    close(t->fd);
+    t->fd = -1;
+    ipsecif_if_set_user(t->ifp, NULL);
+    t->ifp = NULL;
+}
+
+struct ipsecif_linux_tun *ipsecif_linux_tun_of(struct ipsecif_if *ifp)
+{
+    return ifp != NULL ? ipsecif_if_get_user(ifp) : NULL;
+}
+
+int ipsecif_linux_tun_set_up(struct ipsecif_linux_tun *t, bool up)
+{
+    struct ifreq ifr;
+    int fd = ioctl_sock();
+    int rc = -1;
+    int saved;
+
+    if (fd < 0) {
+        return -1;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, t->name, strlen(t->name) + 1);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+        goto out;
+    }
+    if (up) {
+        ifr.ifr_flags |= IFF_UP;
+    } else {
+        ifr.ifr_flags &= ~IFF_UP;
+    }
+    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+out:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc < 0 ? -1 : 0;
+}
+
+int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu)
+{
+    struct ifreq ifr;
+    int fd = ioctl_sock();
+    int rc;
+    int saved;
+
+    if (fd < 0) {
+        return -1;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, t->name, strlen(t->name) + 1);
+    ifr.ifr_mtu = (int)mtu;
+    rc = ioctl(fd, SIOCSIFMTU, &ifr);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- Addresses over rtnetlink ---- */
+
+struct nlreq {
+    struct nlmsghdr nh;
+    struct ifaddrmsg ifa;
+    uint8_t attrs[64];
+};
+
+static void put_attr(struct nlreq *r, unsigned short type, const void *data, size_t len)
+{
+    struct rtattr *rta = (struct rtattr *)((uint8_t *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
+
+    rta->rta_type = type;
+    rta->rta_len = (unsigned short)RTA_LENGTH(len);
+    memcpy(RTA_DATA(rta), data, len);
+    r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+}
+
+/* Send one request and wait for the kernel's acknowledgement. */
+static int nl_transact(struct nlreq *r)
+{
+    struct sockaddr_nl sa;
+    union {
+        struct nlmsghdr nh;
+        uint8_t b[1024];
+    } ack;
+    int fd;
+    int rc = -1;
+    int saved;
+
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) {
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.nl_family = AF_NETLINK;
+    if (sendto(fd, r, r->nh.nlmsg_len, 0, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = recv(fd, ack.b, sizeof(ack.b), 0);
+        struct nlmsghdr *h;
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            goto out;
+        }
+        for (h = &ack.nh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_seq != r->nh.nlmsg_seq) {
+                continue;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr e;
+
+                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(e))) {
+                    errno = EPROTO;
+                    goto out;
+                }
+                memcpy(&e, NLMSG_DATA(h), sizeof(e));
+                if (e.error == 0) {
+                    rc = 0;
+                } else {
+                    errno = -e.error;
+                }
+                goto out;
+            }
+        }
+    }
+out:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int ipsecif_linux_addr_add(struct ipsecif_linux_tun *t, const struct ipsecif_addr *addr,
+                           unsigned plen, const struct ipsecif_addr *peer)
+{
+    static uint32_t seq;
+    struct nlreq r;
+    size_t alen = addr->family == IPSECIF_AF_INET ? 4 : 16;
+    unsigned idx = if_nametoindex(t->name);
+
+    if (idx == 0) {
+        return -1;
+    }
+    if ((addr->family != IPSECIF_AF_INET && addr->family != IPSECIF_AF_INET6) || plen > alen * 8 ||
+        (peer != NULL && peer->family != addr->family)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(&r, 0, sizeof(r));
+    r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+    r.nh.nlmsg_type = RTM_NEWADDR;
+    r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    r.nh.nlmsg_seq = ++seq;
+    r.ifa.ifa_family = addr->family == IPSECIF_AF_INET ? AF_INET : AF_INET6;
+    r.ifa.ifa_prefixlen = (unsigned char)plen;
+    /* The far end of a tunnel cannot answer duplicate address detection. */
+    r.ifa.ifa_flags = addr->family == IPSECIF_AF_INET6 ? IFA_F_NODAD : 0;
+    r.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+    r.ifa.ifa_index = idx;
+    put_attr(&r, IFA_LOCAL, addr->bytes, alen);
+    put_attr(&r, IFA_ADDRESS, peer != NULL ? peer->bytes : addr->bytes, alen);
+    return nl_transact(&r);
+}
+
+/* ---- NAT-T socket per interface ---- */
+
+int ipsecif_linux_sync_natt(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+{
+    struct ipsecif_if_info info;
+    uint8_t family = 0;
+    uint16_t port = 0;
+
+    if (ipsecif_if_get_info(lx->ctx, t->ifp, &info) != IPSECIF_OK) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((info.flags & IPSECIF_IFF_LINK0) != 0 && info.has_tunnel) {
+        family = info.src.family;
+        port = info.sport != 0 ? info.sport : IPSECIF_NATT_PORT;
+    }
+    if (family == t->natt_family && port == t->natt_port) {
+        return 0;
+    }
+    /* Take the new one before dropping the old, so a shared socket stays open. */
+    if (family != 0 && ipsecif_posix_outer_natt_ref(&lx->outer, family, port) < 0) {
+        return -1;
+    }
+    if (t->natt_family != 0) {
+        ipsecif_posix_outer_natt_unref(&lx->outer, t->natt_family, t->natt_port);
+    }
+    t->natt_family = family;
+    t->natt_port = port;
+    return 0;
+}
+
+/* ---- Port callbacks ---- */
+
+int ipsecif_linux_send_outer(void *user, struct ipsecif_if *ifp,
+                             const struct ipsecif_outer_meta *meta, const struct ipsecif_buf *pkt)
+{
+    struct ipsecif_linux *lx = user;
+
+    (void)ifp;
+    return ipsecif_posix_outer_send(&lx->outer, meta, pkt);
+}
+
+void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt)
+{
+    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+
+    (void)user;
+    if (t == NULL || t->fd < 0) {
+        return;
+    }
+    /* A TUN write is one packet; a device that is down refuses it. */
+    if (write(t->fd, ipsecif_buf_data(pkt), pkt->len) != (ssize_t)pkt->len) {
+        t->tx_errors++;
+    }
+}
+
+void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt)
+{
+    ipsecif_linux_deliver_inner(user, ifp, pkt);
+}

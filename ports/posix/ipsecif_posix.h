@@ -1,0 +1,292 @@
+/**
+ * @file ipsecif_posix.h
+ * @brief What every POSIX host of libipsecif shares: an event loop on poll(),
+ *        the outer sockets (raw ESP, UDP for NAT-T), a control socket
+ *        server and client, logging, daemonizing.
+ *
+ * Host code, not part of libipsecif. The Linux TUN port and a NetBSD tun(4)
+ * port build on it; only the TUN device, addresses and the timer are theirs.
+ * Everything here is single-threaded: callbacks run from
+ * ipsecif_posix_loop_run() on the caller's thread, which is also the thread
+ * that calls into the libipsecif context. Memory is taken at open time only;
+ * packets are received into one buffer per socket.
+ */
+#ifndef IPSECIF_POSIX_H
+#define IPSECIF_POSIX_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipsecif/ipsecif.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define IPSECIF_POSIX_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define IPSECIF_POSIX_PRINTF(f, a)
+#endif
+
+/* ---- Time ---- */
+
+/** Monotonic time in milliseconds, the clock every libipsecif call is given. */
+uint64_t ipsecif_posix_now_ms(void);
+
+/* ---- Logging ---- */
+
+/**
+ * @brief Start logging: to stderr, or to syslog (daemon facility) under ident.
+ * @param level the most verbose ::ipsecif_log_level written.
+ */
+void ipsecif_posix_log_open(const char *ident, bool use_syslog, int level);
+
+/** Stop logging to syslog (stderr needs nothing). */
+void ipsecif_posix_log_close(void);
+
+/** Log a message at a level (::ipsecif_log_level); no trailing newline needed. */
+void ipsecif_posix_logf(int level, const char *fmt, ...) IPSECIF_POSIX_PRINTF(2, 3);
+
+/** True when messages of this level are written (to skip formatting work). */
+bool ipsecif_posix_log_enabled(int level);
+
+/** A log callback for ipsecif_port::log. */
+void ipsecif_posix_port_log(void *user, int level, const char *msg);
+
+/** "err", "warn", "info", "debug" to a level; -1 if unknown. */
+int ipsecif_posix_log_level_parse(const char *name);
+
+/* ---- Event loop ---- */
+
+/** Called when fd is ready; revents as poll() reported them. */
+typedef void (*ipsecif_posix_fd_fn)(void *arg, int fd, short revents);
+
+/** Returns the next deadline (absolute, ipsecif_posix_now_ms() scale) or UINT64_MAX. */
+typedef uint64_t (*ipsecif_posix_deadline_fn)(void *arg);
+
+/** Called when the deadline has passed. */
+typedef void (*ipsecif_posix_expire_fn)(void *arg, uint64_t now);
+
+struct ipsecif_posix_loop_ent;
+
+/** An event loop on poll(). Fields are private. */
+struct ipsecif_posix_loop {
+    struct pollfd *pfd;                 /**< Poll set, parallel to ent. */
+    struct ipsecif_posix_loop_ent *ent; /**< Callbacks. */
+    size_t n;                           /**< Entries in use (dead ones included). */
+    size_t cap;                         /**< Capacity. */
+    bool dirty;                         /**< Dead entries wait to be compacted. */
+    volatile bool stop;                 /**< Leave ipsecif_posix_loop_run(). */
+    int sigpipe[2];                     /**< Self-pipe for signals, -1 if unused. */
+    ipsecif_posix_deadline_fn deadline; /**< Timer hook (may be NULL). */
+    ipsecif_posix_expire_fn expire;     /**< Timer hook (may be NULL). */
+    void *timer_arg;                    /**< Argument of the timer hooks. */
+};
+
+/**
+ * @brief Make a loop for up to cap descriptors (allocated here, once).
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_posix_loop_init(struct ipsecif_posix_loop *loop, size_t cap);
+
+/** Free a loop (does not close the registered descriptors). */
+void ipsecif_posix_loop_free(struct ipsecif_posix_loop *loop);
+
+/**
+ * @brief Watch fd for events (POLLIN ...).
+ * @return 0, or -1 (errno ENOSPC when full, EEXIST when fd is watched already).
+ */
+int ipsecif_posix_loop_add(struct ipsecif_posix_loop *loop, int fd, short events,
+                           ipsecif_posix_fd_fn fn, void *arg);
+
+/** Stop watching fd; safe from within a callback. */
+void ipsecif_posix_loop_del(struct ipsecif_posix_loop *loop, int fd);
+
+/**
+ * @brief Set the timer hooks: before each poll, deadline() bounds the wait;
+ *        once it has passed, expire() runs. Either may be NULL.
+ */
+void ipsecif_posix_loop_set_timer(struct ipsecif_posix_loop *loop,
+                                  ipsecif_posix_deadline_fn deadline,
+                                  ipsecif_posix_expire_fn expire, void *arg);
+
+/**
+ * @brief Leave the loop on SIGTERM and SIGINT (through a self-pipe, so no
+ *        signal is lost between checks); ignore SIGPIPE. One loop per process.
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_posix_loop_stop_on_signals(struct ipsecif_posix_loop *loop);
+
+/** Make ipsecif_posix_loop_run() return after the current round. */
+void ipsecif_posix_loop_stop(struct ipsecif_posix_loop *loop);
+
+/**
+ * @brief Dispatch events until stopped.
+ * @return 0 when stopped, -1 when poll() failed.
+ */
+int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop);
+
+/* ---- Outer sockets ---- */
+
+/** Receive buffer per socket: the largest outer packet of an MTU 8192 inner one, and more. */
+#define IPSECIF_POSIX_RXBUF 16384
+
+/** A NAT-T UDP socket, shared by every link0 interface with the same local port. */
+struct ipsecif_posix_natt {
+    int fd;                            /**< The socket, -1 when the slot is free. */
+    uint8_t family;                    /**< ::ipsecif_family. */
+    uint16_t port;                     /**< Local port. */
+    unsigned refs;                     /**< Interfaces using it. */
+    struct ipsecif_posix_outer *outer; /**< Back pointer for the callback. */
+    uint8_t buf[IPSECIF_POSIX_RXBUF];  /**< Receive buffer. */
+};
+
+/** Counters of the outer socket layer (the library counts the rest). */
+struct ipsecif_posix_outer_stats {
+    uint64_t rx_packets;   /**< Packets received and given to the library. */
+    uint64_t rx_truncated; /**< Packets larger than the buffer (dropped). */
+    uint64_t rx_errors;    /**< Receive errors. */
+    uint64_t rx_rejected;  /**< Packets the library dropped or did not want. */
+    uint64_t tx_packets;   /**< Packets sent. */
+    uint64_t tx_errors;    /**< Send errors. */
+};
+
+/** The outer socket layer. Fields are private. */
+struct ipsecif_posix_outer {
+    struct ipsecif_posix_loop *loop;        /**< Where the sockets are watched. */
+    struct ipsecif_ctx *ctx;                /**< Where received packets go. */
+    int raw4;                               /**< Raw IPv4 ESP socket (IP_HDRINCL). */
+    int raw6;                               /**< Raw IPv6 ESP socket. */
+    uint8_t *buf4;                          /**< Receive buffer of raw4. */
+    uint8_t *buf6;                          /**< Receive buffer of raw6. */
+    struct ipsecif_posix_natt *natt;        /**< NAT-T sockets (slots). */
+    size_t natt_cap;                        /**< Number of slots. */
+    struct ipsecif_posix_outer_stats stats; /**< Counters. */
+};
+
+/**
+ * @brief Open the raw ESP sockets (needs CAP_NET_RAW) and watch them.
+ * @param natt_cap NAT-T sockets that may be open at once.
+ * @return 0, or -1 with errno set (nothing left open).
+ */
+int ipsecif_posix_outer_open(struct ipsecif_posix_outer *o, struct ipsecif_posix_loop *loop,
+                             size_t natt_cap);
+
+/** Give received packets to ctx (none are read before). */
+void ipsecif_posix_outer_set_ctx(struct ipsecif_posix_outer *o, struct ipsecif_ctx *ctx);
+
+/** Close every socket and free the buffers. */
+void ipsecif_posix_outer_close(struct ipsecif_posix_outer *o);
+
+/**
+ * @brief Take a reference on the NAT-T socket of (family, local port),
+ *        opening it on the first one.
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_posix_outer_natt_ref(struct ipsecif_posix_outer *o, uint8_t family, uint16_t port);
+
+/** Drop a reference; the socket closes with the last one. */
+void ipsecif_posix_outer_natt_unref(struct ipsecif_posix_outer *o, uint8_t family, uint16_t port);
+
+/**
+ * @brief Send an outer packet as ipsecif_port::send_outer is given it: ESP
+ *        on the raw socket of its family, ESP in UDP (meta->sport nonzero)
+ *        on the NAT-T socket of (family, sport).
+ * @return 0, or ::IPSECIF_ERR_PORT.
+ */
+int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif_outer_meta *meta,
+                             const struct ipsecif_buf *pkt);
+
+/* ---- Control socket ---- */
+
+/** Largest reply message. */
+#define IPSECIF_POSIX_CTL_MSG 4096
+
+/** One control connection being answered. Fields are private. */
+struct ipsecif_posix_ctl_conn {
+    int fd;                          /**< The connection. */
+    bool failed;                     /**< The handler reported an error. */
+    bool broken;                     /**< Sending failed; the rest is dropped. */
+    size_t n;                        /**< Bytes pending in out. */
+    char out[IPSECIF_POSIX_CTL_MSG]; /**< Output not yet sent. */
+    char err[512];                   /**< The error text. */
+};
+
+/** Handles one request: req[0..len) as received (not NUL-terminated). */
+typedef void (*ipsecif_posix_ctl_fn)(void *arg, struct ipsecif_posix_ctl_conn *c, const char *req,
+                                     size_t len);
+
+/** A control socket server (UNIX domain, SOCK_SEQPACKET, one request per connection). */
+struct ipsecif_posix_ctl {
+    int fd;                          /**< Listening socket, -1 if closed. */
+    char path[108];                  /**< Its path (unlinked at close). */
+    struct ipsecif_posix_loop *loop; /**< Where it is watched. */
+    ipsecif_posix_ctl_fn fn;         /**< Request handler. */
+    void *arg;                       /**< Its argument. */
+    char *req;                       /**< Request buffer. */
+    size_t req_cap;                  /**< Its size (largest request + 1). */
+};
+
+/**
+ * @brief Listen on path (an existing socket file there is replaced) and
+ *        answer each connection's one request with fn.
+ * @param req_max largest request accepted, bytes.
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_posix_ctl_open(struct ipsecif_posix_ctl *ctl, struct ipsecif_posix_loop *loop,
+                           const char *path, size_t req_max, ipsecif_posix_ctl_fn fn, void *arg);
+
+/** Stop listening and unlink the path. */
+void ipsecif_posix_ctl_close(struct ipsecif_posix_ctl *ctl);
+
+/** Append output text to the reply. */
+void ipsecif_posix_ctl_write(struct ipsecif_posix_ctl_conn *c, const char *s, size_t n);
+
+/** Append formatted output text to the reply. */
+void ipsecif_posix_ctl_printf(struct ipsecif_posix_ctl_conn *c, const char *fmt, ...)
+    IPSECIF_POSIX_PRINTF(2, 3);
+
+/** Make the request fail with this text (the first error given is kept). */
+void ipsecif_posix_ctl_error(struct ipsecif_posix_ctl_conn *c, const char *fmt, ...)
+    IPSECIF_POSIX_PRINTF(2, 3);
+
+/** Called by the client for each output message. */
+typedef void (*ipsecif_posix_ctl_out_fn)(void *arg, const char *s, size_t n);
+
+/**
+ * @brief Client side: send one request, pass each output message to out,
+ *        and return the final status.
+ * @param[out] err the ERR text (or why the exchange failed), NUL-terminated.
+ * @return 0 on OK, 1 on ERR, -1 when the exchange failed (err says why).
+ */
+int ipsecif_posix_ctl_request(const char *path, const char *req, size_t len,
+                              ipsecif_posix_ctl_out_fn out, void *arg, char *err, size_t err_len);
+
+/* ---- Daemon ---- */
+
+/**
+ * @brief Fork into the background: the parent waits until the child calls
+ *        ipsecif_posix_daemon_ready() (then exits 0) or exits (then exits 1).
+ *        The child runs setsid() and chdir("/").
+ * @param[out] ready_fd what the child passes to ipsecif_posix_daemon_ready().
+ * @return 0 in the child, -1 when the fork failed (in the caller).
+ */
+int ipsecif_posix_daemonize(int *ready_fd);
+
+/** Release the waiting parent and point stdin, stdout and stderr at /dev/null. */
+void ipsecif_posix_daemon_ready(int ready_fd);
+
+/**
+ * @brief Write the process id to path (created with mode 0644).
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_posix_pidfile_write(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPSECIF_POSIX_H */
