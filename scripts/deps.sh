@@ -8,6 +8,7 @@ packages=(
     libmbedtls-dev libcmocka-dev
     doxygen clang libclang-rt-14-dev valgrind clang-format
     iproute2 iputils-ping tcpdump tshark python3-scapy python3-cryptography iperf3
+    liblwip-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
 )
 
 missing=()

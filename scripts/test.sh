@@ -5,15 +5,20 @@
 # Stages:
 #   build      build/ (RelWithDebInfo, -Werror) and ctest
 #   asan       build-asan/ (clang, AddressSanitizer + UBSan) and ctest
+#              Both ctest runs include the namespace tests (labels integration
+#              and interop: the example router against scapy's ESP and
+#              tshark); they need root and report "skipped" without it.
 #   fuzz       each libFuzzer target of build-asan/ for FUZZ_SECONDS (default 30)
 #   valgrind   the unit tests of build/ under valgrind memcheck
 #   docs       Doxygen, warnings are errors
 #   format     clang-format check of lib/ include/ ports/ test/ examples/ bench/
 #   bench      bench_esp --quick (figures only, nothing asserted on time)
+#   firmware   scripts/firmware.sh: lib/, the crypto backend and the lwIP port
+#              cross-compiled for Cortex-M4 without a warning; sizes printed
 #
 # The last line is "N passed, N failed": N counts the ctest tests of the
 # three test runs, one per fuzz target, plus one check each for a failed
-# build and for the docs, format and bench stages. The exit status is
+# build and for the docs, format, bench and firmware stages. The exit status is
 # non-zero when anything failed.
 set -euo pipefail
 
@@ -228,6 +233,10 @@ stage_bench() {
     ./build/bench/bench_esp --quick
 }
 
+stage_firmware() {
+    bash scripts/firmware.sh build-firmware
+}
+
 run_stage build stage_build
 run_stage asan stage_asan
 run_stage fuzz stage_fuzz
@@ -235,6 +244,7 @@ run_stage valgrind stage_valgrind
 run_stage docs stage_docs
 run_stage format stage_format
 run_stage bench stage_bench
+run_stage firmware stage_firmware
 
 echo
 echo "==== summary ===="

@@ -1,7 +1,7 @@
 /*
  * ipsecifctl: the control tool of ipsecifd.
  *
- * usage: ipsecifctl [-s SOCKET] COMMAND ...
+ * usage: ipsecifctl [-s SOCKET] [-k PFKEY_SOCKET] COMMAND ...
  *   ifconfig ipsecN create|destroy|tunnel SRC DST|deletetunnel|inet A/P PEER|
  *            inet6 A/P|mtu N|[-]link0|[-]link1|[-]link2|up|down ...
  *   ifconfig ipsecN | ifconfig -a
@@ -9,11 +9,16 @@
  *   sysctl -a | sysctl NAME | sysctl NAME=VALUE
  *   stats
  *
- * The words go to the daemon as they are; for setkey -c and -f the tool
- * reads the script and sends it along, the daemon parses it. Exit status 0
- * on success, 1 on error (the error on stderr), 2 on bad usage.
+ * The words go to the daemon's control socket as they are, except setkey:
+ * the tool is a PF_KEY client of the daemon's PF_KEY socket (-k; by
+ * default the control socket's path with ".pfkey" for ".sock"), parses
+ * the statements itself and sends them as PF_KEY messages, as setkey(8)
+ * does with a kernel. A script with what the Linux PF_KEY dialect cannot
+ * carry (ChaCha20-Poly1305, extended sequence numbers) goes over the
+ * control socket, whole, as before. Exit status 0 on success, 1 on error
+ * (the error on stderr), 2 on bad usage.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 
 #include <errno.h>
 #include <stdbool.h>
@@ -23,6 +28,7 @@
 
 #include "ipsecif_posix.h"
 #include "router_cmd.h"
+#include "setkey_pfkey.h"
 
 /* As the daemon accepts. */
 #define REQ_MAX (128u * 1024u)
@@ -30,7 +36,7 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: ipsecifctl [-s SOCKET] COMMAND ...\n"
+            "usage: ipsecifctl [-s SOCKET] [-k PFKEY_SOCKET] COMMAND ...\n"
             "  ifconfig ipsecN create | destroy | tunnel SRC DST | deletetunnel |\n"
             "           inet ADDR/PLEN PEER | inet6 ADDR/PLEN | mtu N |\n"
             "           [-]link0 | [-]link1 | [-]link2 | up | down ...\n"
@@ -82,6 +88,8 @@ static void out_stdout(void *arg, const char *s, size_t n)
 int main(int argc, char **argv)
 {
     const char *path = "/run/ipsecifd.sock";
+    const char *pfkey_path = NULL;
+    char pfkey_buf[108];
     const char *script_path = NULL;
     bool want_script = false;
     char *script = NULL;
@@ -93,9 +101,13 @@ int main(int argc, char **argv)
     int rc = 1;
     int i;
 
-    if (argc > 2 && strcmp(argv[1], "-s") == 0) {
-        path = argv[2];
-        first = 3;
+    while (first + 1 < argc && (strcmp(argv[first], "-s") == 0 || strcmp(argv[first], "-k") == 0)) {
+        if (argv[first][1] == 's') {
+            path = argv[first + 1];
+        } else {
+            pfkey_path = argv[first + 1];
+        }
+        first += 2;
     }
     if (first >= argc || argv[first][0] == '-') {
         usage();
@@ -124,6 +136,28 @@ int main(int argc, char **argv)
         if (script_len < 0) {
             goto out;
         }
+    }
+    if (strcmp(argv[first], "setkey") == 0 &&
+        !(want_script && spk_needs_control(script, (size_t)script_len))) {
+        struct rtr_out o;
+
+        if (pfkey_path == NULL) {
+            if (rtr_pfkey_path(path, pfkey_buf, sizeof(pfkey_buf)) < 0) {
+                fprintf(stderr, "ipsecifctl: socket path too long\n");
+                goto out;
+            }
+            pfkey_path = pfkey_buf;
+        }
+        memset(&o, 0, sizeof(o));
+        o.write = out_stdout;
+        rc = spk_setkey(pfkey_path, &o, argc - first, argv + first, script, (size_t)script_len) == 0
+                 ? 0
+                 : 1;
+        if (rc != 0) {
+            fflush(stdout);
+            fprintf(stderr, "%s\n", o.err);
+        }
+        goto out;
     }
     len = rtr_request_build(req, REQ_MAX, argc - first, argv + first, script, (size_t)script_len);
     if (len < 0) {

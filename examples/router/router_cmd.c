@@ -65,6 +65,18 @@ const char *rtr_err_text(int rc, bool policy)
     }
 }
 
+int rtr_pfkey_path(const char *ctl_path, char *out, size_t len)
+{
+    size_t n = strlen(ctl_path);
+    int k;
+
+    if (n >= 5 && strcmp(ctl_path + n - 5, ".sock") == 0) {
+        n -= 5;
+    }
+    k = snprintf(out, len, "%.*s.pfkey", (int)n, ctl_path);
+    return k < 0 || (size_t)k >= len ? -1 : 0;
+}
+
 /* ---- Framing ---- */
 
 long rtr_request_build(char *out, size_t cap, int argc, char *const argv[], const char *script,

@@ -78,6 +78,14 @@ struct rtr_request {
  */
 int rtr_request_split(const char *req, size_t len, struct rtr_request *out);
 
+/**
+ * @brief The PF_KEY socket path that goes with a control socket path when
+ *        none is given: a trailing ".sock" becomes ".pfkey", otherwise
+ *        ".pfkey" is appended (/run/ipsecifd.sock gives /run/ipsecifd.pfkey).
+ * @return 0, or -1 when it does not fit len.
+ */
+int rtr_pfkey_path(const char *ctl_path, char *out, size_t len);
+
 /* ---- Addresses ---- */
 
 /** Parse an IPv4 or IPv6 literal. @return 0 or -1. */

@@ -123,9 +123,21 @@ ctl A ifconfig ipsec0 inet6 2001:db8:1::1/64
 ctl A ifconfig ipsec0 up
 ctl B ifconfig ipsec0 create tunnel 198.51.100.2 198.51.100.1 inet 192.0.2.2/32 192.0.2.1 \
     inet6 2001:db8:1::2/64 up
-in_ns "$NSA" ip link show ipsec0 | grep -q 'UP' || fail "TUN ipsec0 in A is not up"
-in_ns "$NSB" ip -6 addr show dev ipsec0 | grep -q '2001:db8:1::2/64' ||
-    fail "no IPv6 address on B's ipsec0"
+# shows NS PATTERN CMD...: CMD's output in NS matches PATTERN within 2 s
+# (the kernel may finish an address or link change just after the reply).
+shows() {
+    local ns=$1 pat=$2 i
+    shift 2
+    for i in $(seq 20); do
+        if in_ns "$ns" "$@" 2>/dev/null >"$WORK/shows.txt" && grep -q "$pat" "$WORK/shows.txt"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+shows "$NSA" 'UP' ip link show ipsec0 || fail "TUN ipsec0 in A is not up"
+shows "$NSB" '2001:db8:1::2/64' ip -6 addr show dev ipsec0 || fail "no IPv6 address on B's ipsec0"
 
 ctl A ifconfig ipsec0 >"$WORK/ifA.txt"
 ctl B ifconfig ipsec0 >"$WORK/ifB.txt"
@@ -161,6 +173,8 @@ add 198.51.100.2 198.51.100.1 esp 0x1001 -m transport -u $B4O -E aes-gcm-16 $K2;
 add 198.51.100.1 198.51.100.2 esp 0x2000 -m transport -u $B6I -E aes-gcm-16 $K3;
 add 198.51.100.2 198.51.100.1 esp 0x2001 -m transport -u $B6O -E aes-gcm-16 $K4;
 EOF
+# setkey is a PF_KEY client of the daemon's PF_KEY socket (A.pfkey next to A.sock).
+grep -q 'PF_KEY: endpoint [0-9]* opened' "$WORK/A.log" || fail "setkey did not use PF_KEY"
 ctl A setkey -D >"$WORK/sadA.txt"
 grep -q "esp mode=transport spi=4096(0x00001000) reqid=$A4O" "$WORK/sadA.txt" || fail "setkey -D"
 grep -q 'E: aes-gcm-16' "$WORK/sadA.txt" || fail "setkey -D algorithm"
@@ -265,5 +279,6 @@ if in_ns "$NSA" ip link show ipsec0 >/dev/null 2>&1 ||
     in_ns "$NSB" ip link show ipsec0 >/dev/null 2>&1; then
     fail "a TUN device outlived its daemon"
 fi
-[ ! -e "$WORK/A.sock" ] && [ ! -e "$WORK/A.pid" ] || fail "socket or pid file left behind"
+[ ! -e "$WORK/A.sock" ] && [ ! -e "$WORK/A.pid" ] && [ ! -e "$WORK/A.pfkey" ] ||
+    fail "socket or pid file left behind"
 echo "PASS"

@@ -527,12 +527,39 @@ static void test_ifconfig_listing(void **state)
     assert_int_equal(ipsecif_if_destroy(f->t.ctx, ifp), IPSECIF_OK);
 }
 
+/* The PF_KEY socket path that goes with a control socket path. */
+static void test_pfkey_path(void **state)
+{
+    static const struct {
+        const char *ctl;
+        const char *pfkey;
+    } cases[] = {
+        {"/run/ipsecifd.sock", "/run/ipsecifd.pfkey"},
+        {"/tmp/x/A.sock", "/tmp/x/A.pfkey"},
+        {"/tmp/ctl", "/tmp/ctl.pfkey"},
+        {".sock", ".pfkey"},
+        {"a.sock.b", "a.sock.b.pfkey"},
+    };
+    char out[64];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(rtr_pfkey_path(cases[i].ctl, out, sizeof(out)), 0);
+        assert_string_equal(out, cases[i].pfkey);
+    }
+    /* "/run/ipsecifd.pfkey" needs 20 bytes with its NUL. */
+    assert_int_equal(rtr_pfkey_path("/run/ipsecifd.sock", out, 19), -1);
+    assert_int_equal(rtr_pfkey_path("/run/ipsecifd.sock", out, 20), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_framing_round_trip),
         cmocka_unit_test(test_framing_refusals),
         cmocka_unit_test(test_addr_parsing),
+        cmocka_unit_test(test_pfkey_path),
         cmocka_unit_test_setup_teardown(test_setkey_add_and_dump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_setkey_errors_keep_earlier_statements, setup,
                                         teardown),

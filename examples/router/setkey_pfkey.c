@@ -1,0 +1,828 @@
+/*
+ * ipsecifctl's setkey over PF_KEY v2 (Linux dialect): statements from
+ * skp_parse() become the messages setkey(8) sends, the replies are turned
+ * back into the library's SA and policy records and printed with
+ * router_cmd's setkey -D / -DP formats.
+ *
+ * Times: the daemon reports lifetimes on the library's monotonic clock
+ * (seconds), the same system-wide clock ipsecif_posix_now_ms() reads here.
+ */
+#define _GNU_SOURCE
+
+#include "setkey_pfkey.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/ipsec.h>
+#include <linux/pfkeyv2.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipsecif_posix.h"
+#include "setkey_parse.h"
+
+#ifndef UDP_ENCAP_ESPINUDP
+#define UDP_ENCAP_ESPINUDP 2
+#endif
+
+/* How long a reply may take (setkey waits 1 s; the daemon answers at once). */
+#define REPLY_MS 2000
+
+struct spk {
+    int fd;
+    struct rtr_out *o;
+    struct rtr_env env;
+    uint32_t seq;
+    uint64_t msg[8192]; /* request under construction */
+    uint64_t rep[8192]; /* reply */
+    char err[512];
+};
+
+/* ---- Algorithms (Linux wire numbers) ---- */
+
+static const struct {
+    uint8_t lib;
+    uint8_t wire;
+} ealgs[] = {{IPSECIF_EALG_NULL, SADB_EALG_NULL},
+             {IPSECIF_EALG_3DES_CBC, SADB_EALG_3DESCBC},
+             {IPSECIF_EALG_AES_CBC, SADB_X_EALG_AESCBC},
+             {IPSECIF_EALG_AES_GCM16, SADB_X_EALG_AES_GCM_ICV16},
+             {IPSECIF_EALG_AES_GMAC, SADB_X_EALG_NULL_AES_GMAC}},
+  aalgs[] = {{IPSECIF_AALG_HMAC_SHA1_96, SADB_AALG_SHA1HMAC},
+             {IPSECIF_AALG_HMAC_SHA2_256_128, SADB_X_AALG_SHA2_256HMAC},
+             {IPSECIF_AALG_HMAC_SHA2_384_192, SADB_X_AALG_SHA2_384HMAC},
+             {IPSECIF_AALG_HMAC_SHA2_512_256, SADB_X_AALG_SHA2_512HMAC}};
+
+static int alg_wire(bool enc, uint8_t lib, uint8_t *wire)
+{
+    size_t i;
+    size_t n = enc ? sizeof(ealgs) / sizeof(ealgs[0]) : sizeof(aalgs) / sizeof(aalgs[0]);
+
+    if (lib == 0) {
+        *wire = 0;
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if ((enc ? ealgs[i].lib : aalgs[i].lib) == lib) {
+            *wire = enc ? ealgs[i].wire : aalgs[i].wire;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static uint8_t alg_lib(bool enc, uint8_t wire)
+{
+    size_t i;
+    size_t n = enc ? sizeof(ealgs) / sizeof(ealgs[0]) : sizeof(aalgs) / sizeof(aalgs[0]);
+
+    for (i = 0; wire != 0 && i < n; i++) {
+        if ((enc ? ealgs[i].wire : aalgs[i].wire) == wire) {
+            return enc ? ealgs[i].lib : aalgs[i].lib;
+        }
+    }
+    return 0;
+}
+
+static uint8_t satype_of(uint8_t proto)
+{
+    return proto == IPSECIF_IPPROTO_ESP  ? SADB_SATYPE_ESP
+           : proto == IPSECIF_IPPROTO_AH ? SADB_SATYPE_AH
+                                         : SADB_SATYPE_UNSPEC;
+}
+
+/* ---- Building ---- */
+
+static struct sadb_msg *start(struct spk *k, uint8_t type, uint8_t satype)
+{
+    struct sadb_msg *m = (struct sadb_msg *)k->msg;
+
+    memset(k->msg, 0, sizeof(k->msg));
+    m->sadb_msg_version = PF_KEY_V2;
+    m->sadb_msg_type = type;
+    m->sadb_msg_satype = satype;
+    m->sadb_msg_len = sizeof(*m) / 8;
+    m->sadb_msg_seq = ++k->seq;
+    m->sadb_msg_pid = (uint32_t)getpid();
+    return m;
+}
+
+static void *ext(struct spk *k, uint16_t type, size_t len)
+{
+    struct sadb_msg *m = (struct sadb_msg *)k->msg;
+    struct sadb_ext *e = (struct sadb_ext *)(k->msg + m->sadb_msg_len);
+
+    len = (len + 7) & ~(size_t)7;
+    e->sadb_ext_len = (uint16_t)(len / 8);
+    e->sadb_ext_type = type;
+    m->sadb_msg_len = (uint16_t)(m->sadb_msg_len + len / 8);
+    return e;
+}
+
+static size_t sockaddr_put(void *p, const struct ipsecif_addr *a, uint16_t port)
+{
+    if (a->family == IPSECIF_AF_INET6) {
+        struct sockaddr_in6 s6;
+
+        memset(&s6, 0, sizeof(s6));
+        s6.sin6_family = AF_INET6;
+        s6.sin6_port = htons(port);
+        memcpy(&s6.sin6_addr, a->bytes, 16);
+        memcpy(p, &s6, sizeof(s6));
+        return sizeof(s6);
+    }
+    struct sockaddr_in s4;
+
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    s4.sin_port = htons(port);
+    memcpy(&s4.sin_addr, a->bytes, 4);
+    memcpy(p, &s4, sizeof(s4));
+    return sizeof(s4);
+}
+
+static size_t sockaddr_size(const struct ipsecif_addr *a)
+{
+    return a->family == IPSECIF_AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static void addr(struct spk *k, uint16_t type, const struct ipsecif_addr *a, uint16_t port,
+                 uint8_t plen, uint8_t proto)
+{
+    struct sadb_address *e = ext(k, type, sizeof(*e) + sockaddr_size(a));
+
+    e->sadb_address_proto = proto;
+    e->sadb_address_prefixlen = plen;
+    sockaddr_put(e + 1, a, port);
+}
+
+static uint8_t full(const struct ipsecif_addr *a)
+{
+    return a->family == IPSECIF_AF_INET6 ? 128 : 32;
+}
+
+static void sa_addrs(struct spk *k, const struct ipsecif_sa_params *p)
+{
+    addr(k, SADB_EXT_ADDRESS_SRC, &p->src, 0, full(&p->src), IPSEC_PROTO_ANY);
+    addr(k, SADB_EXT_ADDRESS_DST, &p->dst, 0, full(&p->dst), IPSEC_PROTO_ANY);
+}
+
+static int sa_ext(struct spk *k, const struct ipsecif_sa_params *p)
+{
+    struct sadb_sa *sa = ext(k, SADB_EXT_SA, sizeof(*sa));
+
+    sa->sadb_sa_spi = htonl(p->spi);
+    /*
+     * The Linux dialect counts the window in packets, in one byte; the
+     * parser already turned setkey's -r (bytes of bitmap) into packets.
+     */
+    sa->sadb_sa_replay = (uint8_t)(p->replay_window > 255 ? 255 : p->replay_window);
+    sa->sadb_sa_state = SADB_SASTATE_MATURE;
+    if (alg_wire(true, p->ealg, &sa->sadb_sa_encrypt) < 0 ||
+        alg_wire(false, p->aalg, &sa->sadb_sa_auth) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void sa2(struct spk *k, uint8_t mode, uint32_t reqid)
+{
+    struct sadb_x_sa2 *e = ext(k, SADB_X_EXT_SA2, sizeof(*e));
+
+    e->sadb_x_sa2_mode = mode;
+    e->sadb_x_sa2_reqid = reqid;
+}
+
+static void key_ext(struct spk *k, uint16_t type, const uint8_t *bytes, size_t len)
+{
+    struct sadb_key *e = ext(k, type, sizeof(*e) + len);
+
+    e->sadb_key_bits = (uint16_t)(len * 8);
+    if (len > 0) {
+        memcpy(e + 1, bytes, len);
+    }
+}
+
+static void lifetime(struct spk *k, uint16_t type, const struct ipsecif_lifetime *lt)
+{
+    struct sadb_lifetime *e;
+
+    if (lt->allocations == 0 && lt->bytes == 0 && lt->addtime == 0 && lt->usetime == 0) {
+        return;
+    }
+    e = ext(k, type, sizeof(*e));
+    e->sadb_lifetime_allocations = lt->allocations;
+    e->sadb_lifetime_bytes = lt->bytes;
+    e->sadb_lifetime_addtime = lt->addtime;
+    e->sadb_lifetime_usetime = lt->usetime;
+}
+
+static void natt(struct spk *k, const struct ipsecif_sa_params *p)
+{
+    struct sadb_x_nat_t_type *t;
+    struct sadb_x_nat_t_port *port;
+
+    if (p->natt_sport == 0 && p->natt_dport == 0) {
+        return;
+    }
+    t = ext(k, SADB_X_EXT_NAT_T_TYPE, sizeof(*t));
+    t->sadb_x_nat_t_type_type = UDP_ENCAP_ESPINUDP;
+    port = ext(k, SADB_X_EXT_NAT_T_SPORT, sizeof(*port));
+    port->sadb_x_nat_t_port_port = htons(p->natt_sport);
+    port = ext(k, SADB_X_EXT_NAT_T_DPORT, sizeof(*port));
+    port->sadb_x_nat_t_port_port = htons(p->natt_dport);
+}
+
+static void policy_ext(struct spk *k, const struct ipsecif_policy *p, uint8_t dir)
+{
+    const struct ipsecif_selector *s = &p->sel;
+    bool icmp = s->ulproto == IPSECIF_IPPROTO_ICMP || s->ulproto == IPSECIF_IPPROTO_ICMPV6;
+    size_t n = sizeof(struct sadb_x_policy);
+    struct sadb_x_policy *x;
+    uint8_t *q;
+    uint8_t i;
+
+    addr(k, SADB_EXT_ADDRESS_SRC, &s->src, icmp && s->sport == IPSECIF_ICMP_ANY ? 0 : s->sport,
+         s->src_plen, s->ulproto);
+    addr(k, SADB_EXT_ADDRESS_DST, &s->dst, icmp && s->dport == IPSECIF_ICMP_ANY ? 0 : s->dport,
+         s->dst_plen, s->ulproto);
+    for (i = 0; p->action == IPSECIF_ACTION_IPSEC && i < p->nreq; i++) {
+        n += sizeof(struct sadb_x_ipsecrequest);
+        if (p->req[i].mode == IPSECIF_MODE_TUNNEL) {
+            n += 2 * sockaddr_size(&p->req[i].tun_src);
+        }
+        n = (n + 7) & ~(size_t)7;
+    }
+    x = ext(k, SADB_X_EXT_POLICY, n);
+    x->sadb_x_policy_type = p->action == IPSECIF_ACTION_IPSEC  ? IPSEC_POLICY_IPSEC
+                            : p->action == IPSECIF_ACTION_NONE ? IPSEC_POLICY_NONE
+                                                               : IPSEC_POLICY_DISCARD;
+    x->sadb_x_policy_dir = dir;
+    x->sadb_x_policy_priority = p->priority;
+    q = (uint8_t *)(x + 1);
+    for (i = 0; p->action == IPSECIF_ACTION_IPSEC && i < p->nreq; i++) {
+        const struct ipsecif_ipsecreq *r = &p->req[i];
+        struct sadb_x_ipsecrequest rq;
+        size_t len = sizeof(rq);
+
+        memset(&rq, 0, sizeof(rq));
+        if (r->mode == IPSECIF_MODE_TUNNEL) {
+            len += sockaddr_put(q + len, &r->tun_src, 0);
+            len += sockaddr_put(q + len, &r->tun_dst, 0);
+        }
+        len = (len + 7) & ~(size_t)7;
+        rq.sadb_x_ipsecrequest_len = (uint16_t)len;
+        rq.sadb_x_ipsecrequest_proto = r->proto;
+        rq.sadb_x_ipsecrequest_mode = r->mode;
+        rq.sadb_x_ipsecrequest_level = r->level;
+        rq.sadb_x_ipsecrequest_reqid = r->reqid;
+        memcpy(q, &rq, sizeof(rq));
+        q += len;
+    }
+}
+
+/* ---- Replies ---- */
+
+static const uint8_t *find(const struct sadb_msg *m, uint16_t type)
+{
+    const uint8_t *b = (const uint8_t *)m;
+    size_t off = sizeof(*m);
+    size_t end = (size_t)m->sadb_msg_len * 8;
+
+    while (off + sizeof(struct sadb_ext) <= end) {
+        struct sadb_ext e;
+
+        memcpy(&e, b + off, sizeof(e));
+        if (e.sadb_ext_len == 0 || off + (size_t)e.sadb_ext_len * 8 > end) {
+            break;
+        }
+        if (e.sadb_ext_type == type) {
+            return b + off;
+        }
+        off += (size_t)e.sadb_ext_len * 8;
+    }
+    return NULL;
+}
+
+/* A sockaddr into an address; returns the port. */
+static uint16_t sockaddr_get(const uint8_t *p, struct ipsecif_addr *a)
+{
+    sa_family_t fam;
+
+    memcpy(&fam, p, sizeof(fam));
+    memset(a, 0, sizeof(*a));
+    if (fam == AF_INET6) {
+        struct sockaddr_in6 s6;
+
+        memcpy(&s6, p, sizeof(s6));
+        a->family = IPSECIF_AF_INET6;
+        memcpy(a->bytes, &s6.sin6_addr, 16);
+        return ntohs(s6.sin6_port);
+    }
+    if (fam == AF_INET) {
+        struct sockaddr_in s4;
+
+        memcpy(&s4, p, sizeof(s4));
+        a->family = IPSECIF_AF_INET;
+        memcpy(a->bytes, &s4.sin_addr, 4);
+        return ntohs(s4.sin_port);
+    }
+    return 0;
+}
+
+static void lifetime_get(const struct sadb_msg *m, uint16_t type, struct ipsecif_lifetime *lt)
+{
+    const uint8_t *e = find(m, type);
+    struct sadb_lifetime l;
+
+    if (e == NULL) {
+        return;
+    }
+    memcpy(&l, e, sizeof(l));
+    lt->allocations = l.sadb_lifetime_allocations;
+    lt->bytes = l.sadb_lifetime_bytes;
+    lt->addtime = l.sadb_lifetime_addtime;
+    lt->usetime = l.sadb_lifetime_usetime;
+}
+
+static void print_sa(struct spk *k, const struct sadb_msg *m, uint32_t seq)
+{
+    struct ipsecif_sa_info si;
+    struct ipsecif_sa_params *p = &si.params;
+    const uint8_t *e;
+
+    memset(&si, 0, sizeof(si));
+    p->proto = m->sadb_msg_satype == SADB_SATYPE_AH ? IPSECIF_IPPROTO_AH : IPSECIF_IPPROTO_ESP;
+    si.pid = m->sadb_msg_pid;
+    if ((e = find(m, SADB_EXT_SA)) != NULL) {
+        struct sadb_sa sa;
+
+        memcpy(&sa, e, sizeof(sa));
+        p->spi = ntohl(sa.sadb_sa_spi);
+        p->replay_window = sa.sadb_sa_replay;
+        si.state = sa.sadb_sa_state;
+        p->ealg = alg_lib(true, sa.sadb_sa_encrypt);
+        p->aalg = alg_lib(false, sa.sadb_sa_auth);
+        p->flags = sa.sadb_sa_flags;
+    }
+    if ((e = find(m, SADB_X_EXT_SA2)) != NULL) {
+        struct sadb_x_sa2 s2;
+
+        memcpy(&s2, e, sizeof(s2));
+        p->mode = s2.sadb_x_sa2_mode;
+        p->seq = s2.sadb_x_sa2_sequence;
+        p->reqid = s2.sadb_x_sa2_reqid;
+    }
+    lifetime_get(m, SADB_EXT_LIFETIME_CURRENT, &si.current);
+    si.current.addtime *= 1000u;
+    si.current.usetime *= 1000u;
+    lifetime_get(m, SADB_EXT_LIFETIME_HARD, &p->hard);
+    lifetime_get(m, SADB_EXT_LIFETIME_SOFT, &p->soft);
+    if ((e = find(m, SADB_EXT_ADDRESS_SRC)) != NULL) {
+        sockaddr_get(e + sizeof(struct sadb_address), &p->src);
+    }
+    if ((e = find(m, SADB_EXT_ADDRESS_DST)) != NULL) {
+        sockaddr_get(e + sizeof(struct sadb_address), &p->dst);
+    }
+    if ((e = find(m, SADB_X_EXT_NAT_T_SPORT)) != NULL) {
+        struct sadb_x_nat_t_port np;
+
+        memcpy(&np, e, sizeof(np));
+        p->natt_sport = ntohs(np.sadb_x_nat_t_port_port);
+    }
+    if ((e = find(m, SADB_X_EXT_NAT_T_DPORT)) != NULL) {
+        struct sadb_x_nat_t_port np;
+
+        memcpy(&np, e, sizeof(np));
+        p->natt_dport = ntohs(np.sadb_x_nat_t_port_port);
+    }
+    rtr_print_sa(&k->env, k->o, &si, seq);
+}
+
+static void print_policy(struct spk *k, const struct sadb_msg *m)
+{
+    struct ipsecif_policy p;
+    struct ipsecif_lifetime cur;
+    struct sadb_x_policy x;
+    struct sadb_address a;
+    const uint8_t *e;
+    size_t off;
+    size_t end;
+
+    memset(&p, 0, sizeof(p));
+    memset(&cur, 0, sizeof(cur));
+    if ((e = find(m, SADB_EXT_ADDRESS_SRC)) != NULL) {
+        memcpy(&a, e, sizeof(a));
+        p.sel.ulproto = a.sadb_address_proto;
+        p.sel.src_plen = a.sadb_address_prefixlen;
+        p.sel.sport = sockaddr_get(e + sizeof(a), &p.sel.src);
+    }
+    if ((e = find(m, SADB_EXT_ADDRESS_DST)) != NULL) {
+        memcpy(&a, e, sizeof(a));
+        p.sel.dst_plen = a.sadb_address_prefixlen;
+        p.sel.dport = sockaddr_get(e + sizeof(a), &p.sel.dst);
+    }
+    if ((p.sel.ulproto == IPSECIF_IPPROTO_ICMP || p.sel.ulproto == IPSECIF_IPPROTO_ICMPV6)) {
+        p.sel.sport = p.sel.sport == 0 ? IPSECIF_ICMP_ANY : p.sel.sport;
+        p.sel.dport = p.sel.dport == 0 ? IPSECIF_ICMP_ANY : p.sel.dport;
+    }
+    lifetime_get(m, SADB_EXT_LIFETIME_CURRENT, &cur);
+    p.created = cur.addtime * 1000u;
+    p.lastused = cur.usetime * 1000u;
+    e = find(m, SADB_X_EXT_POLICY);
+    if (e != NULL) {
+        memcpy(&x, e, sizeof(x));
+        p.action = x.sadb_x_policy_type == IPSEC_POLICY_IPSEC  ? IPSECIF_ACTION_IPSEC
+                   : x.sadb_x_policy_type == IPSEC_POLICY_NONE ? IPSECIF_ACTION_NONE
+                                                               : IPSECIF_ACTION_DISCARD;
+        p.dir = x.sadb_x_policy_dir;
+        p.id = x.sadb_x_policy_id;
+        p.priority = x.sadb_x_policy_priority;
+        end = (size_t)x.sadb_x_policy_len * 8;
+        off = sizeof(x);
+        while (off + sizeof(struct sadb_x_ipsecrequest) <= end && p.nreq < IPSECIF_MAX_REQUESTS) {
+            struct sadb_x_ipsecrequest rq;
+            struct ipsecif_ipsecreq *r = &p.req[p.nreq];
+
+            memcpy(&rq, e + off, sizeof(rq));
+            if (rq.sadb_x_ipsecrequest_len < sizeof(rq) || off + rq.sadb_x_ipsecrequest_len > end) {
+                break;
+            }
+            r->proto = (uint8_t)rq.sadb_x_ipsecrequest_proto;
+            r->mode = rq.sadb_x_ipsecrequest_mode;
+            r->level = rq.sadb_x_ipsecrequest_level;
+            r->reqid = rq.sadb_x_ipsecrequest_reqid;
+            if (rq.sadb_x_ipsecrequest_len > sizeof(rq)) {
+                size_t first;
+
+                sockaddr_get(e + off + sizeof(rq), &r->tun_src);
+                first = sockaddr_size(&r->tun_src);
+                sockaddr_get(e + off + sizeof(rq) + first, &r->tun_dst);
+            }
+            off += rq.sadb_x_ipsecrequest_len;
+            p.nreq++;
+        }
+    }
+    rtr_print_policy(&k->env, k->o, &p, m->sadb_msg_seq);
+}
+
+/* ---- Exchanging ---- */
+
+/* Receive the next reply to the request in k->msg; NULL on timeout. */
+static const struct sadb_msg *next_reply(struct spk *k)
+{
+    const struct sadb_msg *q = (const struct sadb_msg *)k->msg;
+    const struct sadb_msg *r = (const struct sadb_msg *)k->rep;
+
+    for (;;) {
+        struct pollfd p = {k->fd, POLLIN, 0};
+        ssize_t n;
+
+        if (poll(&p, 1, REPLY_MS) != 1) {
+            return NULL;
+        }
+        n = recv(k->fd, k->rep, sizeof(k->rep), 0);
+        if (n <= 0) {
+            return NULL;
+        }
+        if ((size_t)n < sizeof(*r) || (size_t)r->sadb_msg_len * 8 != (size_t)n) {
+            continue;
+        }
+        /* Broadcasts of other clients' changes and ACQUIREs are not ours. */
+        if (r->sadb_msg_type == q->sadb_msg_type && r->sadb_msg_pid == q->sadb_msg_pid) {
+            return r;
+        }
+    }
+}
+
+/* Send k->msg; returns the reply's errno (0) or -1 when none came. */
+static int xfer(struct spk *k, const struct sadb_msg **reply)
+{
+    const struct sadb_msg *q = (const struct sadb_msg *)k->msg;
+    const struct sadb_msg *r;
+
+    if (send(k->fd, k->msg, (size_t)q->sadb_msg_len * 8, 0) < 0) {
+        snprintf(k->err, sizeof(k->err), "PF_KEY send: %s", strerror(errno));
+        return -1;
+    }
+    r = next_reply(k);
+    if (r == NULL) {
+        snprintf(k->err, sizeof(k->err), "no reply from the daemon");
+        return -1;
+    }
+    if (reply != NULL) {
+        *reply = r;
+    }
+    return r->sadb_msg_errno;
+}
+
+/* Print every entry of a dump; ENOENT is an empty one. */
+static int dump(struct spk *k, bool spd)
+{
+    const struct sadb_msg *r;
+    int e = xfer(k, &r);
+
+    if (e == ENOENT) {
+        rtr_printf(k->o, spd ? "No SPD entries.\n" : "No SAD entries.\n");
+        return 0;
+    }
+    while (e == 0) {
+        if (spd) {
+            print_policy(k, r);
+        } else {
+            print_sa(k, r, r->sadb_msg_seq);
+        }
+        if (r->sadb_msg_seq == 0) {
+            return 0;
+        }
+        r = next_reply(k);
+        if (r == NULL) {
+            snprintf(k->err, sizeof(k->err), "the dump ended early");
+            return -1;
+        }
+        e = r->sadb_msg_errno;
+    }
+    return e;
+}
+
+static const char *errno_text(int e, bool policy)
+{
+    switch (e) {
+    case EEXIST:
+        return rtr_err_text(IPSECIF_ERR_EXIST, policy);
+    case ENOENT:
+    case ESRCH:
+        return rtr_err_text(IPSECIF_ERR_NOENT, policy);
+    case EBUSY:
+        return rtr_err_text(IPSECIF_ERR_BUSY, policy);
+    case ENOBUFS:
+        return rtr_err_text(IPSECIF_ERR_FULL, policy);
+    default:
+        return strerror(e);
+    }
+}
+
+static int run_stmt(void *arg, const struct skp_cmd *cmd, unsigned line)
+{
+    struct spk *k = arg;
+    const struct ipsecif_sa_params *p = &cmd->sa;
+    uint8_t satype = satype_of(p->proto);
+    const struct sadb_msg *r = NULL;
+    bool policy = false;
+    int e = 0;
+
+    switch (cmd->type) {
+    case SKP_CMD_ADD:
+    case SKP_CMD_UPDATE:
+        start(k, cmd->type == SKP_CMD_ADD ? SADB_ADD : SADB_UPDATE, satype);
+        if (sa_ext(k, p) < 0) {
+            e = EOPNOTSUPP;
+            break;
+        }
+        sa2(k, p->mode, p->reqid);
+        sa_addrs(k, p);
+        natt(k, p);
+        if (p->aalg != IPSECIF_AALG_NONE) {
+            key_ext(k, SADB_EXT_KEY_AUTH, p->akey, p->akey_len);
+        }
+        if (p->ealg != IPSECIF_EALG_NONE) {
+            key_ext(k, SADB_EXT_KEY_ENCRYPT, p->ekey, p->ekey_len);
+        }
+        lifetime(k, SADB_EXT_LIFETIME_HARD, &p->hard);
+        lifetime(k, SADB_EXT_LIFETIME_SOFT, &p->soft);
+        e = xfer(k, NULL);
+        /* The request held keys. */
+        memset(k->msg, 0, sizeof(k->msg));
+        break;
+    case SKP_CMD_GET:
+    case SKP_CMD_DELETE:
+        start(k, cmd->type == SKP_CMD_GET ? SADB_GET : SADB_DELETE, satype);
+        sa_ext(k, p);
+        sa_addrs(k, p);
+        natt(k, p);
+        e = xfer(k, &r);
+        if (e == 0 && cmd->type == SKP_CMD_GET) {
+            print_sa(k, r, 0);
+        }
+        break;
+    case SKP_CMD_GETSPI: {
+        struct sadb_spirange *sr;
+
+        start(k, SADB_GETSPI, satype);
+        sa2(k, p->mode, p->reqid);
+        sa_addrs(k, p);
+        sr = ext(k, SADB_EXT_SPIRANGE, sizeof(*sr));
+        sr->sadb_spirange_min = p->spi;
+        sr->sadb_spirange_max = p->spi;
+        e = xfer(k, &r);
+        if (e == 0) {
+            print_sa(k, r, 0);
+        }
+        break;
+    }
+    case SKP_CMD_DELETEALL:
+        /* DELETE without an SA extension: every SA between the two addresses. */
+        start(k, SADB_DELETE, satype);
+        sa_addrs(k, p);
+        e = xfer(k, NULL);
+        break;
+    case SKP_CMD_FLUSH:
+        start(k, SADB_FLUSH, satype);
+        e = xfer(k, NULL);
+        break;
+    case SKP_CMD_DUMP:
+        start(k, SADB_DUMP, satype);
+        e = dump(k, false);
+        break;
+    case SKP_CMD_SPDADD:
+    case SKP_CMD_SPDUPDATE:
+    case SKP_CMD_SPDDELETE: {
+        uint8_t type = cmd->type == SKP_CMD_SPDADD      ? SADB_X_SPDADD
+                       : cmd->type == SKP_CMD_SPDUPDATE ? SADB_X_SPDUPDATE
+                                                        : SADB_X_SPDDELETE;
+
+        policy = true;
+        start(k, type, SADB_SATYPE_UNSPEC);
+        policy_ext(k, &cmd->pol, cmd->pol.dir);
+        e = xfer(k, NULL);
+        /* As Linux setkey: forwarded traffic needs its own copy of an inbound policy. */
+        if (e == 0 && cmd->pol.dir == IPSECIF_DIR_IN) {
+            start(k, type, SADB_SATYPE_UNSPEC);
+            policy_ext(k, &cmd->pol, IPSECIF_DIR_FWD);
+            e = xfer(k, NULL);
+            if (type == SADB_X_SPDDELETE && (e == ENOENT || e == ESRCH)) {
+                e = 0;
+            }
+        }
+        break;
+    }
+    case SKP_CMD_SPDFLUSH:
+        start(k, SADB_X_SPDFLUSH, SADB_SATYPE_UNSPEC);
+        e = xfer(k, NULL);
+        break;
+    case SKP_CMD_SPDDUMP:
+        start(k, SADB_X_SPDDUMP, SADB_SATYPE_UNSPEC);
+        e = dump(k, true);
+        break;
+    default:
+        e = EOPNOTSUPP;
+        break;
+    }
+    if (e == 0) {
+        return 0;
+    }
+    if (e < 0) {
+        char why[256];
+
+        snprintf(why, sizeof(why), "%.255s", k->err);
+        snprintf(k->err, sizeof(k->err), "line %u: %s: %.256s", line, skp_cmd_name(cmd->type), why);
+    } else {
+        snprintf(k->err, sizeof(k->err), "line %u: %s: %s", line, skp_cmd_name(cmd->type),
+                 errno_text(e, policy));
+    }
+    return 1;
+}
+
+static int needs_control(void *arg, const struct skp_cmd *cmd, unsigned line)
+{
+    (void)arg;
+    (void)line;
+    return (cmd->type == SKP_CMD_ADD || cmd->type == SKP_CMD_UPDATE) &&
+                   (cmd->sa.ealg == IPSECIF_EALG_CHACHA20_POLY1305 ||
+                    (cmd->sa.flags & IPSECIF_SA_F_ESN) != 0)
+               ? 1
+               : 0;
+}
+
+bool spk_needs_control(const char *script, size_t script_len)
+{
+    struct skp_error err;
+
+    return skp_parse(script, script_len, needs_control, NULL, &err) != SKP_OK && err.code == 1;
+}
+
+static int connect_to(const char *path)
+{
+    struct sockaddr_un sun;
+    int fd;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path));
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        int saved = errno;
+
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int spk_setkey(const char *path, struct rtr_out *o, int argc, char *const argv[],
+               const char *script, size_t script_len)
+{
+    static struct spk k;
+    bool want_script = false;
+    bool dumpf = false;
+    bool flush = false;
+    bool spd = false;
+    int rc = -1;
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "-c") == 0) {
+            want_script = true;
+            continue;
+        }
+        if (strcmp(a, "-f") == 0) {
+            if (i + 1 == argc) {
+                return rtr_fail(o, "setkey: -f needs a file");
+            }
+            i++;
+            want_script = true;
+            continue;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            return rtr_fail(o, "setkey: unknown argument '%s'", a);
+        }
+        for (a++; *a != '\0'; a++) {
+            if (*a == 'D') {
+                dumpf = true;
+            } else if (*a == 'F') {
+                flush = true;
+            } else if (*a == 'P') {
+                spd = true;
+            } else {
+                return rtr_fail(o, "setkey: unknown option -%c", *a);
+            }
+        }
+    }
+    if ((int)want_script + (int)dumpf + (int)flush != 1 || (spd && want_script)) {
+        return rtr_fail(o, "usage: setkey -c | -f FILE | -D | -DP | -F | -FP");
+    }
+    memset(&k, 0, sizeof(k));
+    k.o = o;
+    k.env.ctx = NULL;
+    k.env.now = ipsecif_posix_now_ms();
+    k.env.wall = time(NULL);
+    k.fd = connect_to(path);
+    if (k.fd < 0) {
+        return rtr_fail(o, "PF_KEY socket %s: %s", path, strerror(errno));
+    }
+    /* As setkey: register first (the reply lists the algorithms). */
+    start(&k, SADB_REGISTER, SADB_SATYPE_UNSPEC);
+    if (xfer(&k, NULL) != 0) {
+        rtr_fail(o, "REGISTER: %s", k.err[0] != '\0' ? k.err : "refused");
+        goto out;
+    }
+    if (want_script) {
+        struct skp_error err;
+
+        if (skp_parse(script, script_len, run_stmt, &k, &err) != SKP_OK) {
+            rtr_fail(o, "%s", k.err[0] != '\0' ? k.err : err.msg);
+            goto out;
+        }
+    } else if (dumpf) {
+        int e;
+
+        start(&k, spd ? SADB_X_SPDDUMP : SADB_DUMP, SADB_SATYPE_UNSPEC);
+        e = dump(&k, spd);
+        if (e != 0) {
+            rtr_fail(o, "%s: %s", spd ? "spddump" : "dump", e < 0 ? k.err : strerror(e));
+            goto out;
+        }
+    } else {
+        int e;
+
+        start(&k, spd ? SADB_X_SPDFLUSH : SADB_FLUSH, SADB_SATYPE_UNSPEC);
+        e = xfer(&k, NULL);
+        if (e != 0) {
+            rtr_fail(o, "%s: %s", spd ? "spdflush" : "flush", e < 0 ? k.err : strerror(e));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    close(k.fd);
+    memset(&k, 0, sizeof(k));
+    return rc;
+}
