@@ -21,77 +21,9 @@ PRELOAD=$(readlink -f "$3")
 PFKEY_CLIENT=$(readlink -f "$4")
 IKE_TEST=$(readlink -f "$5")
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: needs root"
-    exit 77
-fi
-for tool in ip ping; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "SKIP: needs $tool"
-        exit 77
-    fi
-done
-if [ ! -c /dev/net/tun ]; then
-    echo "SKIP: needs /dev/net/tun"
-    exit 77
-fi
-
-ID=ipsecif-ike-$$
-NSA=$ID-a
-NSB=$ID-b
-WORK=$(mktemp -d)
-PIDA=
-PIDB=
-
-stop() {
-    local p=$1 i
-    kill -TERM "$p" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$p" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? p
-    for p in $PIDA $PIDB; do
-        stop "$p"
-    done
-    ip netns del "$NSA" 2>/dev/null || true
-    ip netns del "$NSB" 2>/dev/null || true
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-        for f in "$WORK"/*.log; do
-            [ -f "$f" ] || continue
-            echo "---- $(basename "$f") (last 40 lines)"
-            tail -n 40 "$f"
-        done
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*"
-    exit 1
-}
-
-step() {
-    echo "-- $*"
-}
-
-ctl() {
-    local side=$1
-    shift
-    "$IPSECIFCTL" -s "$WORK/$side.sock" -k "$WORK/$side.pfkey" "$@"
-}
-
-in_ns() {
-    local ns=$1
-    shift
-    ip netns exec "$ns" "$@"
-}
+NETNS_TAG=ike
+# shellcheck source=netns_lib.sh
+. "$(dirname "$0")/netns_lib.sh"
 
 step "namespaces $NSA and $NSB, veth on 198.51.100.0/24"
 ip netns add "$NSA"
