@@ -768,6 +768,14 @@ int main(int argc, char **argv)
         goto fail;
     }
     ipsecif_linux_set_ctx(&d.lx, d.ctx);
+    {
+        /* PF_KEY programs read SA and policy times as Unix seconds. */
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_sec > 0) {
+            ipsecif_pfkey_set_wallclock(d.ctx, ipsecif_posix_now_ms(), (uint64_t)ts.tv_sec);
+        }
+    }
     if (ipsecif_posix_ctl_open(&d.ctl, &d.lx.loop, sock_path, REQ_MAX, on_request, NULL) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "control socket %s: %s", sock_path, strerror(errno));
         goto fail;

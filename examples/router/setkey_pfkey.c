@@ -338,6 +338,27 @@ static uint16_t sockaddr_get(const uint8_t *p, struct ipsecif_addr *a)
     return 0;
 }
 
+/* Unix times below this (2001) are taken for seconds of the library's
+ * monotonic clock: what an endpoint sends before ipsecif_pfkey_set_wallclock(). */
+#define WALL_MIN 1000000000u
+
+/* A LIFETIME_CURRENT time (seconds) as the library's ms, which rtr_print_sa()
+ * and rtr_print_policy() turn into dates; 0 (never) stays 0. ipsecifd and the
+ * kernel send Unix seconds. */
+static uint64_t lib_ms(const struct spk *k, uint64_t secs)
+{
+    uint64_t ago_ms;
+
+    if (secs < WALL_MIN) {
+        return secs * 1000u;
+    }
+    if (k->env.wall < 0 || secs >= (uint64_t)k->env.wall) {
+        return k->env.now;
+    }
+    ago_ms = ((uint64_t)k->env.wall - secs) * 1000u;
+    return ago_ms < k->env.now ? k->env.now - ago_ms : 0;
+}
+
 static void lifetime_get(const struct sadb_msg *m, uint16_t type, struct ipsecif_lifetime *lt)
 {
     const uint8_t *e = find(m, type);
@@ -382,8 +403,8 @@ static void print_sa(struct spk *k, const struct sadb_msg *m, uint32_t seq)
         p->reqid = s2.sadb_x_sa2_reqid;
     }
     lifetime_get(m, SADB_EXT_LIFETIME_CURRENT, &si.current);
-    si.current.addtime *= 1000u;
-    si.current.usetime *= 1000u;
+    si.current.addtime = lib_ms(k, si.current.addtime);
+    si.current.usetime = lib_ms(k, si.current.usetime);
     lifetime_get(m, SADB_EXT_LIFETIME_HARD, &p->hard);
     lifetime_get(m, SADB_EXT_LIFETIME_SOFT, &p->soft);
     if ((e = find(m, SADB_EXT_ADDRESS_SRC)) != NULL) {
@@ -435,8 +456,8 @@ static void print_policy(struct spk *k, const struct sadb_msg *m)
         p.sel.dport = p.sel.dport == 0 ? IPSECIF_ICMP_ANY : p.sel.dport;
     }
     lifetime_get(m, SADB_EXT_LIFETIME_CURRENT, &cur);
-    p.created = cur.addtime * 1000u;
-    p.lastused = cur.usetime * 1000u;
+    p.created = lib_ms(k, cur.addtime);
+    p.lastused = lib_ms(k, cur.usetime);
     e = find(m, SADB_X_EXT_POLICY);
     if (e != NULL) {
         memcpy(&x, e, sizeof(x));

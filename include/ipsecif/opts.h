@@ -58,6 +58,13 @@
 #define IPSECIF_MAX_AKEY 64
 #endif
 
+/** 1 to keep a copy of SA keys so PF_KEY GET/DUMP can return them as
+ *  RFC 2367 says; 0 saves IPSECIF_MAX_EKEY+IPSECIF_MAX_AKEY bytes per SA and
+ *  GET/DUMP then omit keys. */
+#ifndef IPSECIF_SA_KEEP_KEYS
+#define IPSECIF_SA_KEEP_KEYS 1
+#endif
+
 /** 1 to call the port's log callback, 0 to compile logging out. */
 #ifndef IPSECIF_LOG
 #define IPSECIF_LOG 1

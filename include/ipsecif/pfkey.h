@@ -55,8 +55,16 @@ extern "C" {
  *
  * What the SADB cannot hold is refused: AH, IPComp and other SA types,
  * algorithms the library lacks (EINVAL for an unknown algorithm number,
- * EOPNOTSUPP for an SA type). GET and DUMP never return key material: keys
- * live only inside the crypto backend's slot.
+ * EOPNOTSUPP for an SA type). GET and DUMP replies carry the SA's keys
+ * (KEY_AUTH, KEY_ENCRYPT; for AES-GCM and AES-GMAC the salt is part of the
+ * encryption key) as RFC 2367 says, unless the library is built with
+ * ::IPSECIF_SA_KEEP_KEYS 0. ADD and UPDATE results, EXPIRE and ACQUIRE
+ * never carry keys (as in KAME). A promiscuous endpoint's copy of a GET or
+ * DUMP reply carries them too.
+ *
+ * Times: LIFETIME_CURRENT add and use times are in seconds of the clock
+ * passed as `now`, unless ipsecif_pfkey_set_wallclock() gave its offset to
+ * Unix time; then they are Unix seconds, as PF_KEY programs expect.
  *
  * Policies an ipsecif interface owns are listed by X_SPDDUMP like any other
  * (their requests carry the interface's unique ids); X_SPDDELETE and
@@ -220,6 +228,19 @@ int ipsecif_pfkey_close(struct ipsecif_ctx *ctx, uint32_t ep_id);
  */
 int ipsecif_pfkey_send(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_t *msg, size_t len,
                        uint64_t now);
+
+/**
+ * @brief Tell the library how its clock relates to Unix time, so that
+ *        LIFETIME_CURRENT add and use times (SAs and policies) go out as
+ *        Unix seconds, as PF_KEY programs expect.
+ *
+ * Call it once after ipsecif_init(), and again if the wall clock is
+ * stepped. A use time of 0 (never used) stays 0.
+ * @param[in] ctx          the context (NULL: nothing happens).
+ * @param[in] now_ms       the library's clock (as passed as `now`), ms.
+ * @param[in] unix_seconds Unix time at the same instant, seconds.
+ */
+void ipsecif_pfkey_set_wallclock(struct ipsecif_ctx *ctx, uint64_t now_ms, uint64_t unix_seconds);
 
 /**
  * @brief The `sadb_msg_errno` value the library puts in a reply for one of

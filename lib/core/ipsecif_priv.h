@@ -110,6 +110,11 @@ struct ipsecif_sa {
     uint8_t ekey_len; /* as given, salt included (reporting) */
     uint8_t akey_len;
     uint8_t salt[4];
+#if IPSECIF_SA_KEEP_KEYS
+    /* Keys as given (ekey with the salt), for PF_KEY GET/DUMP; wiped with the SA. */
+    uint8_t ekey[IPSECIF_MAX_EKEY];
+    uint8_t akey[IPSECIF_MAX_AKEY];
+#endif
     uint8_t soft_sent;   /* soft EXPIRE already raised */
     uint8_t hard_reason; /* reason to report once killed, 0 while alive */
     uint32_t spi;
@@ -289,6 +294,9 @@ struct ipsecif_ctx {
     uint8_t *pfkey_buf;
     uint32_t pfkey_nopen;
     uint32_t pfkey_seq; /* sadb_msg_seq of library-originated ACQUIREs */
+    /* Unix time minus the library's clock, ms (ipsecif_pfkey_set_wallclock);
+     * 0 leaves PF_KEY times in the library's clock. */
+    int64_t pfkey_wall_off_ms;
     void (*pfkey_hook)(struct ipsecif_ctx *ctx, const struct ipsecif_km_event *ev);
 };
 

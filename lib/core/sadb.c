@@ -499,6 +499,15 @@ static int set_keys(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
     sa->aalg = p->aalg;
     sa->ekey_len = (uint8_t)p->ekey_len;
     sa->akey_len = (uint8_t)p->akey_len;
+#if IPSECIF_SA_KEEP_KEYS
+    /* check_params bounded both lengths by the arrays. */
+    if (p->ekey_len != 0) {
+        memcpy(sa->ekey, p->ekey, p->ekey_len);
+    }
+    if (p->akey_len != 0) {
+        memcpy(sa->akey, p->akey, p->akey_len);
+    }
+#endif
     return IPSECIF_OK;
 }
 

@@ -96,6 +96,18 @@ static uint8_t e_opnotsupp(uint8_t d)
     return is_linux(d) ? IPSECIF_PFKEY_EOPNOTSUPP_LINUX : IPSECIF_PFKEY_EOPNOTSUPP_KAME;
 }
 
+void ipsecif_pfkey_set_wallclock(struct ipsecif_ctx *ctx, uint64_t now_ms, uint64_t unix_seconds)
+{
+    const uint64_t lim = (uint64_t)INT64_MAX / 1000u;
+
+    if (ctx == NULL) {
+        return;
+    }
+    unix_seconds = unix_seconds > lim ? lim : unix_seconds;
+    now_ms = now_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : now_ms;
+    ctx->pfkey_wall_off_ms = (int64_t)(unix_seconds * 1000u) - (int64_t)now_ms;
+}
+
 uint8_t ipsecif_pfkey_errno(uint8_t dialect, int err)
 {
     switch (err) {
@@ -556,6 +568,43 @@ static void lifetime_put(struct bld *b, unsigned type, const struct ipsecif_life
     }
 }
 
+/* A time of the library's clock (ms) as wire seconds: Unix seconds once
+ * ipsecif_pfkey_set_wallclock() gave the offset. never_zero keeps a use time
+ * of 0 (never used) at 0. */
+static uint64_t wire_time(int64_t off_ms, uint64_t ms, bool never_zero)
+{
+    uint64_t t;
+
+    if (never_zero && ms == 0) {
+        return 0;
+    }
+    if (off_ms >= 0) {
+        t = ms > UINT64_MAX - (uint64_t)off_ms ? UINT64_MAX : ms + (uint64_t)off_ms;
+    } else {
+        uint64_t back = (uint64_t)(-(off_ms + 1)) + 1u;
+
+        t = ms >= back ? ms - back : 0;
+    }
+    return t / 1000u;
+}
+
+#if IPSECIF_SA_KEEP_KEYS
+/* sadb_key: bits of key, then the key padded to 64 bits (RFC 2367 2.3.4). */
+static void key_put(struct bld *b, unsigned type, const uint8_t *key, size_t len)
+{
+    uint8_t *p;
+
+    if (len == 0) {
+        return;
+    }
+    p = ext_put(b, type, 8 + len);
+    if (p != NULL) {
+        s16(p + 4, (uint16_t)(len * 8u));
+        memcpy(p + 8, key, len);
+    }
+}
+#endif
+
 static void finish(struct bld *b)
 {
     if (!b->over && b->len >= HDR_LEN) {
@@ -566,8 +615,10 @@ static void finish(struct bld *b)
 /* Which limits an SA message carries. */
 enum limits { LIM_BOTH, LIM_HARD, LIM_SOFT };
 
-/* The SA part of replies, DUMP entries and EXPIRE: no key material ever. */
-static void sa_exts_put(struct bld *b, uint8_t d, const struct ipsecif_sa_info *si, enum limits lim)
+/* The SA part of replies, DUMP entries and EXPIRE: no key material (GET and
+ * DUMP add the keys after it). */
+static void sa_exts_put(struct bld *b, uint8_t d, const struct ipsecif_sa_info *si, enum limits lim,
+                        int64_t wall_off)
 {
     const struct ipsecif_sa_params *sp = &si->params;
     size_t n;
@@ -604,8 +655,8 @@ static void sa_exts_put(struct bld *b, uint8_t d, const struct ipsecif_sa_info *
         struct ipsecif_lifetime cur = si->current;
 
         /* Times on the wire are seconds. */
-        cur.addtime /= 1000u;
-        cur.usetime /= 1000u;
+        cur.addtime = wire_time(wall_off, cur.addtime, false);
+        cur.usetime = wire_time(wall_off, cur.usetime, true);
         lifetime_put(b, IPSECIF_SADB_EXT_LIFETIME_CURRENT, &cur);
     }
     if (lim != LIM_SOFT) {
@@ -705,7 +756,8 @@ static void policy_ext_put(struct bld *b, uint8_t d, const struct ipsecif_policy
     }
 }
 
-static void policy_exts_put(struct bld *b, uint8_t d, const struct ipsecif_policy *pol)
+static void policy_exts_put(struct bld *b, uint8_t d, const struct ipsecif_policy *pol,
+                            int64_t wall_off)
 {
     const struct ipsecif_selector *s = &pol->sel;
     struct ipsecif_lifetime cur;
@@ -716,8 +768,8 @@ static void policy_exts_put(struct bld *b, uint8_t d, const struct ipsecif_polic
     addr_put(b, d, IPSECIF_SADB_EXT_ADDRESS_DST, &s->dst, wire_port(s->ulproto, s->dport),
              s->dst_plen, s->ulproto);
     memset(&cur, 0, sizeof(cur));
-    cur.addtime = pol->created / 1000u;
-    cur.usetime = pol->lastused / 1000u;
+    cur.addtime = wire_time(wall_off, pol->created, false);
+    cur.usetime = wire_time(wall_off, pol->lastused, true);
     lifetime_put(b, IPSECIF_SADB_EXT_LIFETIME_CURRENT, &cur);
 }
 
@@ -807,15 +859,19 @@ struct out {
     const struct ipsecif_sa_info *sa;
     const struct ipsecif_policy *pol;
     const struct ipsecif_km_event *ev;
+    /* B_SA of GET and DUMP: the SA's keys (NULL: none go out). */
+    const struct ipsecif_sa *keys;
     const struct paddr *src; /* B_DELETE */
     const struct paddr *dst;
     bool has_spi;
     uint32_t spi;
 };
 
-static size_t build(uint8_t d, const struct out *o, uint8_t *buf, size_t cap)
+static size_t build(const struct ipsecif_ctx *ctx, uint8_t d, const struct out *o, uint8_t *buf,
+                    size_t cap)
 {
     struct bld b = {buf, cap, 0, false};
+    const int64_t off = ctx->pfkey_wall_off_ms;
     uint8_t *p;
     size_t n;
 
@@ -824,7 +880,13 @@ static size_t build(uint8_t d, const struct out *o, uint8_t *buf, size_t cap)
     case B_HDR:
         break;
     case B_SA:
-        sa_exts_put(&b, d, o->sa, LIM_BOTH);
+        sa_exts_put(&b, d, o->sa, LIM_BOTH, off);
+#if IPSECIF_SA_KEEP_KEYS
+        if (o->keys != NULL) {
+            key_put(&b, IPSECIF_SADB_EXT_KEY_AUTH, o->keys->akey, o->keys->akey_len);
+            key_put(&b, IPSECIF_SADB_EXT_KEY_ENCRYPT, o->keys->ekey, o->keys->ekey_len);
+        }
+#endif
         break;
     case B_DELETE:
         if (o->has_spi) {
@@ -839,7 +901,7 @@ static size_t build(uint8_t d, const struct out *o, uint8_t *buf, size_t cap)
                  o->dst->proto);
         break;
     case B_POLICY:
-        policy_exts_put(&b, d, o->pol);
+        policy_exts_put(&b, d, o->pol, off);
         break;
     case B_REGISTER:
         if (o->satype == IPSECIF_SADB_SATYPE_UNSPEC || o->satype == IPSECIF_SADB_SATYPE_ESP) {
@@ -860,7 +922,7 @@ static size_t build(uint8_t d, const struct out *o, uint8_t *buf, size_t cap)
         break;
     case B_EXPIRE:
         /* RFC 2367 3.1.10: the current lifetime and the limit that fired. */
-        sa_exts_put(&b, d, &o->ev->expire.sa, o->ev->expire.hard ? LIM_HARD : LIM_SOFT);
+        sa_exts_put(&b, d, &o->ev->expire.sa, o->ev->expire.hard ? LIM_HARD : LIM_SOFT, off);
         break;
     }
     finish(&b);
@@ -934,14 +996,14 @@ static void emit(struct ipsecif_ctx *ctx, uint32_t sender, enum dest how, const 
                 continue;
             }
             if (len == 0) {
-                len = build(d, o, buf, cap);
+                len = build(ctx, d, o, buf, cap);
                 if (len == 0) {
                     /* Too large for IPSECIF_PFKEY_MSG_MAX: the header alone says so. */
                     struct out e = *o;
 
                     e.body = B_HDR;
                     e.err = e_nobufs(d);
-                    len = build(d, &e, buf, cap);
+                    len = build(ctx, d, &e, buf, cap);
                 }
             }
             if (target) {
@@ -950,6 +1012,10 @@ static void emit(struct ipsecif_ctx *ctx, uint32_t sender, enum dest how, const 
                 promisc_copy(ctx, i + 1, d, buf, len);
             }
         }
+    }
+    if (o->keys != NULL) {
+        /* Keys do not outlive the message in the context. */
+        ipsecif_wipe(ctx->pfkey_buf, IPSECIF_PFKEY_MSG_MAX);
     }
 }
 
@@ -975,6 +1041,19 @@ static void out_init(struct out *o, const struct pmsg *m, enum body body)
     o->seq = m->seq;
     o->pid = m->pid;
     o->body = body;
+}
+
+/* GET and DUMP replies carry the keys (RFC 2367 3.1.5, 3.1.11); broadcasts
+ * of ADD and UPDATE do not, as in KAME. */
+static void keys_of(struct ipsecif_ctx *ctx, struct out *o, const struct ipsecif_sa_info *si)
+{
+#if IPSECIF_SA_KEEP_KEYS
+    o->keys = ipsecif_sadb_lookup_spi(ctx, si->params.proto, &si->params.dst, si->params.spi);
+#else
+    (void)ctx;
+    (void)si;
+    o->keys = NULL;
+#endif
 }
 
 /* ---- Handlers: each returns 0 (it answered) or an errno to answer with ---- */
@@ -1243,6 +1322,7 @@ static uint8_t do_get(const struct req *r)
     }
     out_init(&o, m, B_SA);
     o.sa = &info;
+    keys_of(r->ctx, &o, &info);
     emit(r->ctx, r->sender, TO_ONE, &o);
     return 0;
 }
@@ -1371,6 +1451,7 @@ static int dump_sa_fn(void *arg, const struct ipsecif_sa_info *sa)
     o.satype = satype_of(sa->params.proto);
     o.seq = dp->left;
     o.sa = sa;
+    keys_of(dp->r->ctx, &o, sa);
     emit(dp->r->ctx, dp->r->sender, TO_ONE, &o);
     return 0;
 }
@@ -1705,6 +1786,8 @@ static void copy_request(struct ipsecif_ctx *ctx, uint32_t sender, uint8_t d, co
         } else if (len <= IPSECIF_PFKEY_MSG_MAX - BUILD_OFF) {
             memcpy(ctx->pfkey_buf + BUILD_OFF, msg, len);
             promisc_copy(ctx, i + 1, d, ctx->pfkey_buf + BUILD_OFF, len);
+            /* An ADD or UPDATE carries keys. */
+            ipsecif_wipe(ctx->pfkey_buf, BUILD_OFF + len);
         }
     }
 }

@@ -157,6 +157,25 @@ static const struct sadb_ext *find_ext(const struct sadb_msg *m, uint16_t type)
     return NULL;
 }
 
+/* A key extension of bits bits, every byte fill. */
+static int key_is(const struct sadb_ext *e, unsigned bits, uint8_t fill)
+{
+    const struct sadb_key *k = (const struct sadb_key *)e;
+    const uint8_t *b = (const uint8_t *)(k + 1);
+    size_t i;
+
+    if (k == NULL || k->sadb_key_bits != bits ||
+        (size_t)k->sadb_key_len * 8 < sizeof(*k) + bits / 8) {
+        return 0;
+    }
+    for (i = 0; i < bits / 8; i++) {
+        if (b[i] != fill) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void add_sa(int s)
 {
     msg_start(SADB_ADD, 2);
@@ -191,9 +210,13 @@ static void get_sa(int s, uint32_t spi, int want_errno)
         return;
     }
     sa = (const struct sadb_sa *)find_ext(r, SADB_EXT_SA);
-    if (sa == NULL || ntohl(sa->sadb_sa_spi) != spi || sa->sadb_sa_encrypt != SADB_X_EALG_AESCBC ||
-        find_ext(r, SADB_EXT_KEY_ENCRYPT) != NULL) {
-        die("GET reply: SA extension wrong or key material returned");
+    if (sa == NULL || ntohl(sa->sadb_sa_spi) != spi || sa->sadb_sa_encrypt != SADB_X_EALG_AESCBC) {
+        die("GET reply: SA extension wrong");
+    }
+    /* RFC 2367 3.1.5: GET returns the keys as they were added. */
+    if (!key_is(find_ext(r, SADB_EXT_KEY_AUTH), 256, 0x11) ||
+        !key_is(find_ext(r, SADB_EXT_KEY_ENCRYPT), 128, 0x22)) {
+        die("GET reply: keys missing or wrong");
     }
 }
 

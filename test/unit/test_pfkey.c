@@ -440,9 +440,14 @@ static void test_captures_basic(void **state)
     check_dump(f.ep, IPSECIF_SADB_DUMP, 1);
     r = rec_get(f.ep, 0);
     assert_int_equal(be32(find_ext(r, IPSECIF_SADB_EXT_SA, NULL) + 4), 0x1000);
-    /* No key material leaves the library. */
+    /* DUMP returns the keys (RFC 2367 3.1.11) unless the build drops them. */
+#if IPSECIF_SA_KEEP_KEYS
+    assert_int_equal(g16(find_ext(r, IPSECIF_SADB_EXT_KEY_ENCRYPT, NULL) + 4), 128);
+    assert_int_equal(g16(find_ext(r, IPSECIF_SADB_EXT_KEY_AUTH, NULL) + 4), 256);
+#else
     assert_null(find_ext(r, IPSECIF_SADB_EXT_KEY_ENCRYPT, NULL));
     assert_null(find_ext(r, IPSECIF_SADB_EXT_KEY_AUTH, NULL));
+#endif
 
     send_capture(&f, &c[6]); /* X_SPDDUMP */
     check_dump(f.ep, IPSECIF_SADB_X_SPDDUMP, 1);
@@ -1697,6 +1702,223 @@ static void test_endpoints(void **state)
     test_ctx_free(&t);
 }
 
+/* ---- Keys in GET and DUMP, wall-clock times ---- */
+
+struct key_case {
+    uint8_t d;
+    uint8_t ealg, aalg; /* wire numbers */
+    size_t ekey_len;    /* salt included for GCM */
+    size_t akey_len;
+};
+
+static void mb_key_bytes(struct mb *m, uint16_t type, const uint8_t *key, size_t bytes)
+{
+    uint8_t *p = mb_ext(m, type, 8 + bytes);
+
+    put16(p + 4, (uint16_t)(bytes * 8));
+    memcpy(p + 8, key, bytes);
+}
+
+static void mb_sa_id(struct mb *m, uint8_t d, uint8_t type, uint32_t spi)
+{
+    mb_init(m, d, type, IPSECIF_SADB_SATYPE_ESP, 9);
+    mb_sa(m, spi, 0, 0, 0);
+    mb_addr(m, IPSECIF_SADB_EXT_ADDRESS_SRC, "192.0.2.1", 0, -1, 255);
+    mb_addr(m, IPSECIF_SADB_EXT_ADDRESS_DST, "192.0.2.2", 0, -1, 255);
+}
+
+/* A reply's key extension: whole 64-bit units, bits, bytes, zero padding. */
+static void check_key(const struct rec_msg *r, unsigned type, const uint8_t *key, size_t len)
+{
+    size_t elen = 0;
+    const uint8_t *e = find_ext(r, type, &elen);
+    size_t i;
+
+    if (len == 0) {
+        assert_null(e);
+        return;
+    }
+#if IPSECIF_SA_KEEP_KEYS
+    assert_non_null(e);
+    assert_int_equal(elen, (8 + len + 7) / 8 * 8);
+    assert_int_equal(g16(e + 4), len * 8);
+    assert_int_equal(g16(e + 6), 0);
+    assert_memory_equal(e + 8, key, len);
+    for (i = 8 + len; i < elen; i++) {
+        assert_int_equal(e[i], 0);
+    }
+#else
+    (void)key;
+    (void)i;
+    assert_null(e);
+#endif
+}
+
+static bool ctx_holds(const struct fx *f, const uint8_t *needle, size_t m)
+{
+    const uint8_t *hay = f->t.mem + TEST_GUARD;
+    size_t i;
+
+    for (i = 0; i + m <= f->t.mem_len; i++) {
+        if (memcmp(hay + i, needle, m) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint64_t cur_addtime(const struct rec_msg *r, uint64_t *usetime)
+{
+    const uint8_t *e = find_ext(r, IPSECIF_SADB_EXT_LIFETIME_CURRENT, NULL);
+
+    assert_non_null(e);
+    *usetime = g64(e + 24);
+    return g64(e + 16);
+}
+
+static void key_case_run(const struct key_case *kc)
+{
+    const uint64_t wall_now_ms = 2500, unix_s = 1700000000, add_ms = 9700;
+    uint8_t ekey[IPSECIF_MAX_EKEY], akey[IPSECIF_MAX_AKEY];
+    uint64_t usetime = 1;
+    const struct rec_msg *r;
+    struct mb m;
+    struct fx f;
+    size_t i;
+
+    for (i = 0; i < sizeof(ekey); i++) {
+        ekey[i] = (uint8_t)(0xa0 + i);
+    }
+    for (i = 0; i < sizeof(akey); i++) {
+        akey[i] = (uint8_t)(0x30 + 3 * i);
+    }
+    fx_up(&f, kc->d);
+    ipsecif_pfkey_set_wallclock(f.t.ctx, wall_now_ms, unix_s);
+
+    mb_init(&m, kc->d, IPSECIF_SADB_ADD, IPSECIF_SADB_SATYPE_ESP, 7);
+    mb_sa(&m, 0x4242, 4, kc->aalg, kc->ealg);
+    mb_sa2(&m, IPSECIF_MODE_TUNNEL, 5);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_SRC, "192.0.2.1", 0, -1, 255);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_DST, "192.0.2.2", 0, -1, 255);
+    mb_key_bytes(&m, IPSECIF_SADB_EXT_KEY_ENCRYPT, ekey, kc->ekey_len);
+    if (kc->akey_len != 0) {
+        mb_key_bytes(&m, IPSECIF_SADB_EXT_KEY_AUTH, akey, kc->akey_len);
+    }
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), add_ms);
+    /* The ADD broadcast never carries keys, as in KAME. */
+    r = only_reply(f.ep, IPSECIF_SADB_ADD, 0);
+    assert_non_null(find_ext(r, IPSECIF_SADB_EXT_SA, NULL));
+    assert_null(find_ext(r, IPSECIF_SADB_EXT_KEY_ENCRYPT, NULL));
+    assert_null(find_ext(r, IPSECIF_SADB_EXT_KEY_AUTH, NULL));
+
+    mb_sa_id(&m, kc->d, IPSECIF_SADB_GET, 0x4242);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), add_ms + 60000);
+    r = only_reply(f.ep, IPSECIF_SADB_GET, 0);
+    check_key(r, IPSECIF_SADB_EXT_KEY_ENCRYPT, ekey, kc->ekey_len);
+    check_key(r, IPSECIF_SADB_EXT_KEY_AUTH, akey, kc->akey_len);
+    /* Unix seconds once the offset is known; an unused SA keeps usetime 0. */
+    assert_int_equal(cur_addtime(r, &usetime), unix_s + (add_ms - wall_now_ms) / 1000);
+    assert_int_equal(usetime, 0);
+
+    mb_init(&m, kc->d, IPSECIF_SADB_DUMP, IPSECIF_SADB_SATYPE_ESP, 3);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), add_ms + 60000);
+    check_dump(f.ep, IPSECIF_SADB_DUMP, 1);
+    r = rec_get(f.ep, 0);
+    check_key(r, IPSECIF_SADB_EXT_KEY_ENCRYPT, ekey, kc->ekey_len);
+    check_key(r, IPSECIF_SADB_EXT_KEY_AUTH, akey, kc->akey_len);
+    assert_int_equal(cur_addtime(r, &usetime), unix_s + (add_ms - wall_now_ms) / 1000);
+
+    /* The SA holds its keys; after DELETE no copy is left in the context,
+     * not even in the buffer GET and DUMP were built in. */
+#if IPSECIF_SA_KEEP_KEYS
+    assert_true(ctx_holds(&f, ekey, kc->ekey_len));
+#endif
+    mb_sa_id(&m, kc->d, IPSECIF_SADB_DELETE, 0x4242);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), add_ms + 61000);
+    (void)only_reply(f.ep, IPSECIF_SADB_DELETE, 0);
+    assert_false(ctx_holds(&f, ekey, kc->ekey_len));
+    if (kc->akey_len != 0) {
+        assert_false(ctx_holds(&f, akey, kc->akey_len));
+    }
+    mb_sa_id(&m, kc->d, IPSECIF_SADB_GET, 0x4242);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), add_ms + 62000);
+    r = rec_get(f.ep, 0);
+    assert_int_not_equal(r->b[2], 0);
+    assert_int_equal(r->len, 16);
+    fx_down(&f);
+}
+
+static void test_get_dump_keys(void **state)
+{
+    static const struct key_case cases[] = {
+        {LINUX, IPSECIF_SADB_X_EALG_AESCBC, IPSECIF_SADB_X_AALG_SHA2_256, 16, 32},
+        {KAME, IPSECIF_SADB_X_EALG_AESCBC, IPSECIF_SADB_X_AALG_SHA2_256, 32, 32},
+        {LINUX, IPSECIF_SADB_X_EALG_AESGCM16, 0, 20, 0},
+        {KAME, IPSECIF_SADB_X_EALG_AESGCM16, 0, 36, 0},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < IPSECIF_ARRAY_SIZE(cases); i++) {
+        key_case_run(&cases[i]);
+    }
+}
+
+/* Without ipsecif_pfkey_set_wallclock() times stay in the library's clock;
+ * a later call moves SA and policy times alike. */
+static void test_wallclock(void **state)
+{
+    uint64_t usetime = 1;
+    const struct rec_msg *r;
+    const uint8_t *e;
+    struct mb m;
+    struct fx f;
+
+    (void)state;
+    fx_up(&f, KAME);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_add_sa(&m, KAME, IPSECIF_SADB_ADD, 0x500, "192.0.2.1", "192.0.2.2"),
+          42000);
+    mb_sa_id(&m, KAME, IPSECIF_SADB_GET, 0x500);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), 50000);
+    r = only_reply(f.ep, IPSECIF_SADB_GET, 0);
+    assert_int_equal(cur_addtime(r, &usetime), 42);
+
+    /* The wall clock may be behind the library's clock's origin too. */
+    ipsecif_pfkey_set_wallclock(f.t.ctx, 100000, 90);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), 50000);
+    r = only_reply(f.ep, IPSECIF_SADB_GET, 0);
+    assert_int_equal(cur_addtime(r, &usetime), 32);
+    assert_int_equal(usetime, 0);
+    ipsecif_pfkey_set_wallclock(f.t.ctx, 100000, 10);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), 50000);
+    r = only_reply(f.ep, IPSECIF_SADB_GET, 0);
+    assert_int_equal(cur_addtime(r, &usetime), 0); /* clamped, not wrapped */
+
+    ipsecif_pfkey_set_wallclock(f.t.ctx, 1000, 1600000000);
+    mb_init(&m, KAME, IPSECIF_SADB_X_SPDADD, IPSECIF_SADB_SATYPE_UNSPEC, 4);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_SRC, "10.0.0.0", 0, 24, 255);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_DST, "10.0.1.0", 0, 24, 255);
+    mb_policy(&m, 0 /* discard */, IPSECIF_DIR_OUT, 0, 0, NULL, 0);
+    rec_clear();
+    sendm(&f, f.ep, m.b, mb_done(&m), 7000);
+    r = only_reply(f.ep, IPSECIF_SADB_X_SPDADD, 0);
+    e = find_ext(r, IPSECIF_SADB_EXT_LIFETIME_CURRENT, NULL);
+    assert_non_null(e);
+    assert_int_equal(g64(e + 16), 1600000006);
+    assert_int_equal(g64(e + 24), 0);
+    ipsecif_pfkey_set_wallclock(NULL, 1, 1); /* harmless */
+    fx_down(&f);
+}
+
 static void test_errno_map(void **state)
 {
     (void)state;
@@ -1762,6 +1984,8 @@ int main(void)
         cmocka_unit_test(test_broadcast_scope),
         cmocka_unit_test(test_owned_policies),
         cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_get_dump_keys),
+        cmocka_unit_test(test_wallclock),
         cmocka_unit_test(test_errno_map),
         cmocka_unit_test(test_full),
     };
