@@ -110,6 +110,7 @@ char sz_crypto_slot[IPSECIF_CRYPTO_SLOT_SIZE];
 char sz_lwip_port[sizeof(struct ipsecif_lwip)];
 char sz_lwip_if[sizeof(struct ipsecif_lwip_if)];
 char sz_lwip_buf[IPSECIF_LWIP_BUF_SIZE];
+char sz_lwip_txbuf[sizeof(struct ipsecif_lwip_txbuf)];
 EOF
 "$CC_ARM" "${CFLAGS[@]}" -Wno-missing-variable-declarations "${INCS[@]}" "${DEFS[@]}" \
     -c "$OUT/sizes_target.c" -o "$OUT/sizes_target.o"

@@ -815,10 +815,12 @@ int main(int argc, char **argv)
     }
 
     LOCK_TCPIP_CORE();
-    say("port: %u outer packets decrypted in place, %u copied from a chain, "
-        "%u sent from an allocated pbuf",
+    say("port: %u outer packets decrypted in place, %u copied from a chain; "
+        "%u sent in place, %u copied; %u dropped with every transmit buffer held "
+        "(at most %u held at once)",
         (unsigned)g.port.counters.rx_in_place, (unsigned)g.port.counters.rx_copied,
-        (unsigned)g.port.counters.tx_alloc);
+        (unsigned)g.port.counters.tx_in_place, (unsigned)g.port.counters.tx_copied,
+        (unsigned)g.port.counters.tx_no_buf, (unsigned)g.port.counters.tx_held_max);
     teardown();
     UNLOCK_TCPIP_CORE();
     close(g.tap_fd);

@@ -15,27 +15,32 @@
  * ipsecif_lwip_rearm() brings the timer forward if the core's next deadline
  * moved.
  *
- * Memory. Nothing is allocated per packet on the usual paths:
+ * Memory. The port never allocates; its packets live in buffers inside the
+ * instance:
  * - Input: a received pbuf that is one piece (p->next == NULL) is decrypted
  *   in place and the same pbuf, trimmed to the inner packet, goes to
  *   netif->input. A chain is copied into the port's receive buffer,
  *   processed there, and the inner packet copied back into the same chain.
  * - Output: lwIP forbids a netif's output function to change the pbuf it is
  *   given (TCP keeps it for retransmission), so the inner packet is copied
- *   once into the port's transmit buffer, protected there in place, and
- *   sent as a pbuf_custom of type PBUF_RAM over that buffer (no pool
- *   element, no heap). The outer packet is sent whole through a raw pcb
- *   with RAW_FLAGS_HDRINCL, so lwIP adds no header pbuf either.
- * - Trade-off: a PBUF_RAM pbuf may be kept by lwIP past raw_sendto() (ARP
- *   or neighbour resolution queues it by reference). The port sees this
- *   (the custom free function has not run) and protects the next packet in
- *   a pbuf_alloc(PBUF_RAW, ..., PBUF_RAM) instead, until the buffer comes
- *   back: a few pool allocations per packet, only while a resolution is
- *   pending. A PBUF_REF would be copied by lwIP's queues instead, but
- *   Ethernet output cannot prepend its header to a PBUF_REF and would drop
- *   it, so PBUF_RAM it is.
- * - ICMP "packet too big" errors the core builds go back to the inner
- *   sender in a pbuf_alloc()ed pbuf (an error path, rare by design).
+ *   once into one of the port's IPSECIF_LWIP_TX_BUFS transmit buffers,
+ *   protected there in place, and sent as a pbuf_custom of type PBUF_RAM
+ *   over that buffer (no pool element, no heap). The outer packet is sent
+ *   whole through a raw pcb with RAW_FLAGS_HDRINCL, so lwIP adds no header
+ *   pbuf either.
+ * - lwIP may keep such a pbuf past raw_sendto(): ARP and neighbour
+ *   discovery queue it by reference while the next hop is being resolved.
+ *   The buffer is lwIP's until the pbuf is freed (the custom free function
+ *   gives it back); the next packet takes another buffer. When lwIP holds
+ *   all of them, the packet is dropped (ERR_MEM to the caller) and counted
+ *   in counters.tx_no_buf, as an Ethernet driver with a full ring does.
+ *   A PBUF_REF would be copied by lwIP's queues instead, but Ethernet
+ *   output cannot prepend its header to a PBUF_REF, so PBUF_RAM it is.
+ * - ICMP errors the core builds (packet too big) go to lwIP in a transmit
+ *   buffer too.
+ * - After ipsecif_lwip_deinit(), lwIP may still hold buffers queued for
+ *   address resolution; keep the instance's memory until those queues
+ *   have drained (or their netif is removed) before reusing it.
  *
  * Time: sys_now() (32-bit ms) is extended to 64 bits; the port wakes at
  * least every IPSECIF_LWIP_MAX_SLEEP_MS so that no wrap is missed.
@@ -104,7 +109,7 @@ extern "C" {
 /** Room kept in front of a transmitted outer packet for the link header. */
 #define IPSECIF_LWIP_LINK_ROOM LWIP_MEM_ALIGN_SIZE(PBUF_LINK_ENCAPSULATION_HLEN + PBUF_LINK_HLEN)
 
-/** Size of each of the port's two packet buffers. */
+/** Size of each of the port's packet buffers (receive and transmit). */
 #define IPSECIF_LWIP_BUF_SIZE                                                                      \
     (IPSECIF_LWIP_LINK_ROOM + IPSECIF_HEADROOM + IPSECIF_LWIP_OUTER_MAX + IPSECIF_TAILROOM)
 
@@ -117,26 +122,46 @@ struct ipsecif_lwip_if {
     struct ipsecif_lwip *port; /**< Back pointer. */
 };
 
-/** The transmit buffer: the pbuf header sits right before the bytes so
- *  that lwIP's header room check on a PBUF_RAM pbuf holds. */
+/** How many transmit buffers the port owns (each IPSECIF_LWIP_BUF_SIZE
+ *  bytes). One is enough while every next hop is resolved; each more lets
+ *  one more packet wait in lwIP's ARP or neighbour-discovery queue. */
+#ifndef IPSECIF_LWIP_TX_BUFS
+#define IPSECIF_LWIP_TX_BUFS 3
+#endif
+
+#if IPSECIF_LWIP_TX_BUFS < 1
+#error "IPSECIF_LWIP_TX_BUFS must be at least 1"
+#endif
+
+/** A transmit buffer is free, being filled and protected, or held by lwIP. */
+enum ipsecif_lwip_tx_state {
+    IPSECIF_LWIP_TX_FREE = 0, /**< Free. */
+    IPSECIF_LWIP_TX_WORK,     /**< Being filled and protected (inside a port call). */
+    IPSECIF_LWIP_TX_HELD      /**< Sent as a pbuf that lwIP has not freed yet. */
+};
+
+/** A transmit buffer: the pbuf header sits right before the bytes so that
+ *  lwIP's header room check on a PBUF_RAM pbuf holds. */
 struct ipsecif_lwip_txbuf {
-    struct pbuf_custom pc; /**< The pbuf lwIP sees. */
-    bool busy;             /**< lwIP still holds it. */
+    struct ipsecif_lwip *port; /**< Back pointer. */
+    uint8_t state;             /**< An enum ipsecif_lwip_tx_state. */
+    struct pbuf_custom pc;     /**< The pbuf lwIP sees. */
     /** The bytes (aligned for lwIP and for the core's 16-byte habits). */
     _Alignas(16) uint8_t mem[IPSECIF_LWIP_BUF_SIZE];
 };
 
 /** One port instance. Allocate it statically; all members are private. */
 struct ipsecif_lwip {
-    struct ipsecif_ctx *ctx;                          /**< The core context. */
-    struct ipsecif_port port;                         /**< Callbacks given to the core. */
-    struct raw_pcb *esp4;                             /**< ESP over IPv4. */
-    struct raw_pcb *esp6;                             /**< ESP over IPv6. */
-    struct udp_pcb *natt;                             /**< ESP in UDP, port 4500. */
-    struct ipsecif_lwip_if ifs[IPSECIF_LWIP_MAX_IFS]; /**< Interface slots. */
-    netif_input_fn input;                             /**< Where inner packets go. */
-    struct netif *outer_netif;                        /**< Where outer packets leave, or NULL. */
-    struct ipsecif_lwip_txbuf tx;                     /**< Transmit buffer. */
+    struct ipsecif_ctx *ctx;                            /**< The core context. */
+    struct ipsecif_port port;                           /**< Callbacks given to the core. */
+    struct raw_pcb *esp4;                               /**< ESP over IPv4. */
+    struct raw_pcb *esp6;                               /**< ESP over IPv6. */
+    struct udp_pcb *natt;                               /**< ESP in UDP, port 4500. */
+    struct ipsecif_lwip_if ifs[IPSECIF_LWIP_MAX_IFS];   /**< Interface slots. */
+    netif_input_fn input;                               /**< Where inner packets go. */
+    struct netif *outer_netif;                          /**< Where outer packets leave, or NULL. */
+    struct ipsecif_lwip_txbuf tx[IPSECIF_LWIP_TX_BUFS]; /**< Transmit buffers. */
+    uint32_t tx_held;                                   /**< How many lwIP holds now. */
     /** Receive buffer for chained pbufs. */
     _Alignas(16) uint8_t rx[IPSECIF_LWIP_BUF_SIZE];
     struct pbuf *rx_p;         /**< The pbuf being decapsulated. */
@@ -149,9 +174,13 @@ struct ipsecif_lwip {
     uint32_t now_high;         /**< High word of the 64-bit clock. */
     /** How the memory rules played out (read-only for the host). */
     struct {
-        uint32_t rx_in_place; /**< Outer packets decrypted inside their pbuf. */
-        uint32_t rx_copied;   /**< Chained outer packets copied to the receive buffer. */
-        uint32_t tx_alloc;    /**< Outer packets that needed a pbuf_alloc() (buffer held). */
+        uint32_t rx_in_place;  /**< Outer packets decrypted inside their pbuf. */
+        uint32_t rx_copied;    /**< Chained outer packets copied to the receive buffer. */
+        uint32_t tx_in_place;  /**< Outer packets sent from the buffer they were protected in. */
+        uint32_t tx_copied;    /**< Outer packets the core built elsewhere, copied to a buffer. */
+        uint32_t local_copied; /**< Packets the core built (ICMP errors) handed to lwIP. */
+        uint32_t tx_no_buf;    /**< Packets dropped: lwIP held every transmit buffer. */
+        uint32_t tx_held_max;  /**< Most transmit buffers lwIP held at once. */
     } counters;
 };
 

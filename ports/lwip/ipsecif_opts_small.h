@@ -25,7 +25,8 @@
  *   PBUF_POOL_BUFSIZE >= 1514       frames arrive in one pbuf and are
  *                                   decrypted in place (else they are copied
  *                                   once into the port's receive buffer)
- *   IPSECIF_LWIP_OUTER_MAX 1500     the two port buffers are about 1.7 KiB each
+ *   IPSECIF_LWIP_OUTER_MAX 1500     the port's buffers (one receive, two
+ *                                   transmit) are about 1.6 KiB each
  */
 #ifndef IPSECIF_OPTS_SMALL_H
 #define IPSECIF_OPTS_SMALL_H
@@ -67,6 +68,11 @@
 #endif
 #ifndef IPSECIF_LWIP_NATT
 #define IPSECIF_LWIP_NATT 1
+#endif
+/* Two transmit buffers: one packet may wait for ARP or neighbour discovery
+ * while the next is sent (a third would be dropped and counted). */
+#ifndef IPSECIF_LWIP_TX_BUFS
+#define IPSECIF_LWIP_TX_BUFS 2
 #endif
 
 #endif /* IPSECIF_OPTS_SMALL_H */

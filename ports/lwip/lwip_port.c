@@ -4,6 +4,7 @@
  */
 #include "ipsecif_lwip.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "ipsecif_crypto_mbedtls.h"
@@ -143,24 +144,111 @@ static struct netif *netif_of(struct ipsecif_if *ifp)
     return lif != NULL ? &lif->netif : NULL;
 }
 
-/* A copy in a fresh pbuf: for packets the core built itself (ICMP errors)
- * and for deliveries outside an input call. */
+/* ---- The transmit buffers ---- */
+
+static void tx_free(struct pbuf *p)
+{
+    struct ipsecif_lwip_txbuf *tx =
+        (struct ipsecif_lwip_txbuf *)(void *)((uint8_t *)p -
+                                              offsetof(struct ipsecif_lwip_txbuf, pc));
+    struct ipsecif_lwip *pl = tx->port;
+
+    tx->state = IPSECIF_LWIP_TX_FREE;
+    if (pl != NULL && pl->tx_held > 0) {
+        pl->tx_held--;
+    }
+}
+
+/* A free transmit buffer, now being worked on; NULL (counted) when lwIP
+ * holds every one of them. */
+static struct ipsecif_lwip_txbuf *tx_get(struct ipsecif_lwip *pl)
+{
+    size_t i;
+
+    for (i = 0; i < IPSECIF_LWIP_TX_BUFS; i++) {
+        struct ipsecif_lwip_txbuf *tx = &pl->tx[i];
+
+        if (tx->state == IPSECIF_LWIP_TX_FREE) {
+            tx->state = IPSECIF_LWIP_TX_WORK;
+            tx->port = pl;
+            return tx;
+        }
+    }
+    pl->counters.tx_no_buf++;
+    return NULL;
+}
+
+/* The buffer being worked on whose bytes are at base, or NULL. */
+static struct ipsecif_lwip_txbuf *tx_of(struct ipsecif_lwip *pl, const uint8_t *base)
+{
+    size_t i;
+
+    for (i = 0; i < IPSECIF_LWIP_TX_BUFS; i++) {
+        if (pl->tx[i].mem == base && pl->tx[i].state == IPSECIF_LWIP_TX_WORK) {
+            return &pl->tx[i];
+        }
+    }
+    return NULL;
+}
+
+/* The len bytes at off in tx as a PBUF_RAM pbuf_custom, with the off bytes
+ * in front as header room (Ethernet prepends its header there). The buffer
+ * is lwIP's until the pbuf is freed. */
+static struct pbuf *tx_wrap(struct ipsecif_lwip *pl, struct ipsecif_lwip_txbuf *tx, size_t off,
+                            size_t len)
+{
+    struct pbuf *p;
+    u16_t total = (u16_t)(off + len);
+
+    tx->pc.custom_free_function = tx_free;
+    p = pbuf_alloced_custom(PBUF_RAW, total, PBUF_RAM, &tx->pc, tx->mem, total);
+    if (p == NULL || pbuf_remove_header(p, off) != 0) {
+        tx->state = IPSECIF_LWIP_TX_FREE;
+        return NULL;
+    }
+    tx->state = IPSECIF_LWIP_TX_HELD;
+    pl->tx_held++;
+    if (pl->tx_held > pl->counters.tx_held_max) {
+        pl->counters.tx_held_max = pl->tx_held;
+    }
+    return p;
+}
+
+/* A packet that does not lie in a transmit buffer being worked on, copied
+ * into a free one and wrapped; NULL when none is free. */
+static struct pbuf *tx_copy(struct ipsecif_lwip *pl, const struct ipsecif_buf *pkt)
+{
+    const size_t head = IPSECIF_LWIP_LINK_ROOM + IPSECIF_HEADROOM;
+    struct ipsecif_lwip_txbuf *tx;
+
+    if (pkt->len > IPSECIF_LWIP_BUF_SIZE - head) {
+        return NULL;
+    }
+    tx = tx_get(pl);
+    if (tx == NULL) {
+        return NULL;
+    }
+    memcpy(tx->mem + head, ipsecif_buf_data(pkt), pkt->len);
+    return tx_wrap(pl, tx, head, pkt->len);
+}
+
+/* ---- Handing inner packets to lwIP ---- */
+
+/* Packets the core built itself (ICMP errors) and deliveries outside an
+ * input call go to lwIP in a transmit buffer, like an outgoing packet. */
 static void pend_copy(struct ipsecif_lwip *pl, struct ipsecif_if *ifp,
                       const struct ipsecif_buf *pkt)
 {
     struct pbuf *p;
 
-    if (pl->pending != NULL || pkt->len > 0xffff) {
+    if (pl->pending != NULL) {
         return;
     }
-    p = pbuf_alloc(PBUF_RAW, (u16_t)pkt->len, PBUF_RAM);
+    p = tx_copy(pl, pkt);
     if (p == NULL) {
         return;
     }
-    if (pbuf_take(p, ipsecif_buf_data(pkt), (u16_t)pkt->len) != ERR_OK) {
-        pbuf_free(p);
-        return;
-    }
+    pl->counters.local_copied++;
     pl->pending = p;
     pl->pending_nif = netif_of(ifp);
 }
@@ -199,39 +287,18 @@ static void deliver_icmp(void *user, struct ipsecif_if *ifp, const struct ipseci
 
 /* ---- Outer packets out ---- */
 
-static void tx_free(struct pbuf *p)
-{
-    struct ipsecif_lwip_txbuf *tx = (struct ipsecif_lwip_txbuf *)(void *)p;
-
-    tx->busy = false;
-}
-
-/* The outer packet as a pbuf: the transmit buffer itself when it is free,
- * else a copy (lwIP still holds the buffer). */
+/* The outer packet as a pbuf: the transmit buffer it was protected in
+ * (zero copies), else a copy in a free one. */
 static struct pbuf *tx_pbuf(struct ipsecif_lwip *pl, const struct ipsecif_buf *pkt)
 {
-    struct ipsecif_lwip_txbuf *tx = &pl->tx;
-    struct pbuf *p;
+    struct ipsecif_lwip_txbuf *tx = tx_of(pl, pkt->base);
 
-    if (pkt->base == tx->mem && !tx->busy && pkt->off >= IPSECIF_LWIP_LINK_ROOM) {
-        uint8_t *start = tx->mem + pkt->off - IPSECIF_LWIP_LINK_ROOM;
-        u16_t total = (u16_t)(IPSECIF_LWIP_LINK_ROOM + pkt->len);
-
-        tx->pc.custom_free_function = tx_free;
-        p = pbuf_alloced_custom(PBUF_RAW, total, PBUF_RAM, &tx->pc, start, total);
-        if (p == NULL || pbuf_remove_header(p, IPSECIF_LWIP_LINK_ROOM) != 0) {
-            return NULL;
-        }
-        tx->busy = true;
-        return p;
+    if (tx != NULL && pkt->off >= IPSECIF_LWIP_LINK_ROOM) {
+        pl->counters.tx_in_place++;
+        return tx_wrap(pl, tx, pkt->off, pkt->len);
     }
-    pl->counters.tx_alloc++;
-    p = pbuf_alloc(PBUF_LINK, (u16_t)pkt->len, PBUF_RAM);
-    if (p != NULL && pbuf_take(p, ipsecif_buf_data(pkt), (u16_t)pkt->len) != ERR_OK) {
-        pbuf_free(p);
-        p = NULL;
-    }
-    return p;
+    pl->counters.tx_copied++;
+    return tx_copy(pl, pkt);
 }
 
 #if LWIP_IPV4
@@ -296,8 +363,7 @@ static err_t if_output(struct netif *nif, struct pbuf *p)
 {
     struct ipsecif_lwip_if *lif = nif->state;
     struct ipsecif_lwip *pl = lif->port;
-    struct ipsecif_lwip_txbuf *tx = &pl->tx;
-    struct pbuf *work = NULL;
+    struct ipsecif_lwip_txbuf *tx;
     struct ipsecif_buf b;
     const size_t head = IPSECIF_LWIP_LINK_ROOM + IPSECIF_HEADROOM;
     int rc;
@@ -305,22 +371,20 @@ static err_t if_output(struct netif *nif, struct pbuf *p)
     if (lif->ifp == NULL || p->tot_len > IPSECIF_LWIP_OUTER_MAX) {
         return ERR_VAL;
     }
-    if (tx->busy) {
-        /* lwIP still holds the last packet (queued for address resolution). */
-        work = pbuf_alloc(PBUF_RAW, (u16_t)IPSECIF_LWIP_BUF_SIZE, PBUF_RAM);
-        if (work == NULL) {
-            return ERR_MEM;
-        }
-        b.base = work->payload;
-    } else {
-        b.base = tx->mem;
+    /* Every buffer still held by lwIP (queued for address resolution):
+     * dropped and counted, as a driver with a full ring does. */
+    tx = tx_get(pl);
+    if (tx == NULL) {
+        return ERR_MEM;
     }
+    b.base = tx->mem;
     b.cap = head + p->tot_len + IPSECIF_TAILROOM;
     b.off = head;
     b.len = pbuf_copy_partial(p, b.base + head, p->tot_len, 0);
     rc = ipsecif_if_output(pl->ctx, lif->ifp, &b, ipsecif_lwip_now(pl));
-    if (work != NULL) {
-        pbuf_free(work);
+    if (tx->state == IPSECIF_LWIP_TX_WORK) {
+        /* Not sent (dropped by the core, or the send failed). */
+        tx->state = IPSECIF_LWIP_TX_FREE;
     }
     flush_pending(pl);
     ipsecif_lwip_rearm(pl);

@@ -318,6 +318,8 @@ EOF
     PIDN=
     [ "$rc" -eq 0 ] || fail "lwip_node exited $rc"
     grep '^port:' "$log" || fail "no port counters"
+    grep -q '^port: .* sent in place, 0 copied;' "$log" ||
+        fail "outer packets were copied again on their way out"
     if [ "$*" = "-s" ]; then
         grep -q '^port: .* 0 copied from a chain' "$log" &&
             fail "chained frames were not copied"
