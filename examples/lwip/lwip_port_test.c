@@ -22,6 +22,13 @@
  * goes to lwIP in a transmit buffer and comes back. pbuf_alloc, mem_malloc
  * and memp_malloc are wrapped at link time: the port must never call them
  * (the test's own pbufs come from __real_pbuf_alloc).
+ *
+ * Two ways to run, as the two kinds of lwIP host do:
+ * - (default) lwIP's tcpip thread; inner packets go to lwIP through
+ *   tcpip_input(), the test calls in under LOCK_TCPIP_CORE();
+ * - --nosys: no tcpip thread, as with NO_SYS=1. lwip_init(), this thread
+ *   runs sys_check_timeouts(), and every input is netif_input(), called
+ *   directly: lwIP answers inside the port's own calls, which must hold.
  * Exits 0 when every check passes.
  */
 #ifndef _DEFAULT_SOURCE
@@ -39,12 +46,14 @@
 #include "ipsecif_crypto_mbedtls.h"
 #include "ipsecif_lwip.h"
 
+#include "lwip/init.h"
 #include "lwip/ip.h"
 #include "lwip/mem.h"
 #include "lwip/memp.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
 #include "lwip/tcpip.h"
+#include "lwip/timeouts.h"
 #include "lwip/udp.h"
 
 #define BUF 2048
@@ -107,6 +116,39 @@ static struct {
 } g;
 
 static volatile int tcpip_ready;
+static bool nosys;
+
+static void lock(void)
+{
+    if (!nosys) {
+        LOCK_TCPIP_CORE();
+    }
+}
+
+static void unlock(void)
+{
+    if (!nosys) {
+        UNLOCK_TCPIP_CORE();
+    }
+}
+
+/* Let ms pass; without a tcpip thread, this thread runs lwIP's timers. */
+static void settle(unsigned ms)
+{
+    unsigned t;
+
+    for (t = 0; t < ms; t += 10) {
+        if (nosys) {
+            sys_check_timeouts();
+        }
+        usleep(10000);
+    }
+}
+
+static err_t lwip_in(struct pbuf *p, struct netif *nif)
+{
+    return nosys ? netif_input(p, nif) : tcpip_input(p, nif);
+}
 static int failures;
 
 static void check(bool ok, const char *what)
@@ -319,13 +361,13 @@ static void wait_echoes(unsigned n)
     int i;
 
     for (i = 0; i < 100; i++) {
-        LOCK_TCPIP_CORE();
+        lock();
         bool done = g.echoes >= n;
-        UNLOCK_TCPIP_CORE();
+        unlock();
         if (done) {
             return;
         }
-        usleep(10000);
+        settle(10);
     }
 }
 
@@ -363,7 +405,7 @@ static void hold_buffers(void)
     err_t last = ERR_OK;
     unsigned i;
 
-    LOCK_TCPIP_CORE();
+    lock();
     no_buf0 = g.port.counters.tx_no_buf;
     before = g.echoes;
     g.hold = true;
@@ -386,17 +428,17 @@ static void hold_buffers(void)
         g.held[i] = NULL;
     }
     check(g.port.tx_held == 0, "every buffer came back");
-    UNLOCK_TCPIP_CORE();
+    unlock();
     wait_echoes(before + n);
-    LOCK_TCPIP_CORE();
+    lock();
     check(g.echoes == before + n, "the held packets were delivered intact");
     send_udp("203.0.113.2");
-    UNLOCK_TCPIP_CORE();
+    unlock();
     wait_echoes(before + n + 1);
-    LOCK_TCPIP_CORE();
+    lock();
     check(g.echoes == before + n + 1, "sending works again once the buffers came back");
     check(g.port.counters.tx_no_buf - no_buf0 == 1, "no further drop");
-    UNLOCK_TCPIP_CORE();
+    unlock();
 }
 
 /* An IPv6 datagram over the core's MTU (the netif's MTU raised behind its
@@ -408,7 +450,7 @@ static void too_big(void)
     uint32_t local0;
     uint64_t toobig0;
 
-    LOCK_TCPIP_CORE();
+    lock();
     st = ipsecif_stats_get(ipsecif_lwip_ctx(&g.port));
     local0 = g.port.counters.local_copied;
     toobig0 = st->out_toobig;
@@ -417,14 +459,14 @@ static void too_big(void)
     send_udp_len("2001:db8:2::2", 1300);
     g.lif->netif.mtu = IPSECIF_MTU_DEFAULT;
     g.lif->netif.mtu6 = IPSECIF_MTU_DEFAULT;
-    UNLOCK_TCPIP_CORE();
-    usleep(200000);
-    LOCK_TCPIP_CORE();
+    unlock();
+    settle(200);
+    lock();
     check(st->out_toobig == toobig0 + 1, "the core refused the oversize packet");
     check(g.port.counters.local_copied == local0 + 1,
           "its packet too big went to lwIP in a transmit buffer");
     check(g.port.tx_held == 0, "lwIP gave that buffer back");
-    UNLOCK_TCPIP_CORE();
+    unlock();
 }
 
 static void run(const char *local, const char *remote)
@@ -439,13 +481,13 @@ static void run(const char *local, const char *remote)
     unsigned before;
 
     printf("outer %s <-> %s\n", local, remote);
-    LOCK_TCPIP_CORE();
+    lock();
     ipsecif_config_default(&cfg);
     cfg.max_interfaces = 1;
     cfg.max_policies = 8;
     cfg.max_sas = 4;
     cfg.replay_window_max = 64;
-    if (ipsecif_lwip_init(&g.port, g.ctx_mem, sizeof(g.ctx_mem), &cfg, NULL, NULL, tcpip_input) !=
+    if (ipsecif_lwip_init(&g.port, g.ctx_mem, sizeof(g.ctx_mem), &cfg, NULL, NULL, lwip_in) !=
             IPSECIF_OK ||
         ipsecif_init(&g.peer, g.peer_mem, sizeof(g.peer_mem), &cfg, &peer_port, NULL, now_ms()) !=
             IPSECIF_OK) {
@@ -480,16 +522,21 @@ static void run(const char *local, const char *remote)
     netif_set_default(&g.lif->netif);
     g.echoes = 0;
     g.answers = 0;
-    UNLOCK_TCPIP_CORE();
+    unlock();
 
     for (int i = 0; i < ROUNDS; i++) {
-        LOCK_TCPIP_CORE();
+        lock();
         send_udp("203.0.113.2");
         send_udp("2001:db8:2::2");
-        UNLOCK_TCPIP_CORE();
+        if (nosys && i == 0) {
+            /* Out through the port and the wire, the peer's answer in
+             * through the port: all inside udp_sendto(). */
+            check(g.echoes == 2, "both echoes arrived inside the sends (synchronous input)");
+        }
+        unlock();
         wait_echoes((unsigned)(2 * (i + 1)));
     }
-    LOCK_TCPIP_CORE();
+    lock();
     check(g.echoes == 2 * ROUNDS, "every datagram came back through ipsec0 (IPv4 and IPv6)");
     check(g.port.counters.rx_in_place > 0, "answers in one pbuf were decrypted in place");
     check(g.port.counters.rx_copied > 0, "answers in a pbuf chain were copied and delivered");
@@ -508,24 +555,24 @@ static void run(const char *local, const char *remote)
     }
     g.tamper = true;
     send_udp("203.0.113.2");
-    UNLOCK_TCPIP_CORE();
-    usleep(300000);
-    LOCK_TCPIP_CORE();
+    unlock();
+    settle(300);
+    lock();
     g.tamper = false;
     st = ipsecif_stats_get(ipsecif_lwip_ctx(&g.port));
     check(g.echoes == before, "a replayed and a tampered answer were not delivered");
     check(st->in_replay == 1, "one replay counted");
     check(st->in_auth == 1, "one authentication failure counted");
-    UNLOCK_TCPIP_CORE();
+    unlock();
 
     hold_buffers();
     too_big();
 
-    LOCK_TCPIP_CORE();
+    lock();
     ipsecif_deinit(g.peer);
     g.peer = NULL;
     ipsecif_lwip_deinit(&g.port);
-    UNLOCK_TCPIP_CORE();
+    unlock();
 }
 
 static void tcpip_done(void *arg)
@@ -534,17 +581,29 @@ static void tcpip_done(void *arg)
     tcpip_ready = 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     ip_addr_t a;
     s8_t idx;
 
-    tcpip_init(tcpip_done, NULL);
-    while (!tcpip_ready) {
-        usleep(1000);
+    if (argc == 2 && strcmp(argv[1], "--nosys") == 0) {
+        nosys = true;
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: lwip_port_test [--nosys]\n");
+        return 2;
     }
-    LOCK_TCPIP_CORE();
-    if (netif_add_noaddr(&g.wire, NULL, wire_init, tcpip_input) == NULL) {
+    printf("lwIP %s\n", nosys ? "without a tcpip thread (as NO_SYS=1): synchronous input"
+                              : "with its tcpip thread: input through tcpip_input()");
+    if (nosys) {
+        lwip_init();
+    } else {
+        tcpip_init(tcpip_done, NULL);
+        while (!tcpip_ready) {
+            usleep(1000);
+        }
+    }
+    lock();
+    if (netif_add_noaddr(&g.wire, NULL, wire_init, lwip_in) == NULL) {
         abort();
     }
     ipaddr_aton("198.51.100.2", &a);
@@ -561,15 +620,15 @@ int main(void)
     g.udp = udp_new_ip_type(IPADDR_TYPE_ANY);
     udp_bind(g.udp, IP_ANY_TYPE, 0);
     udp_recv(g.udp, udp_echo, NULL);
-    UNLOCK_TCPIP_CORE();
+    unlock();
 
     run("198.51.100.2", "198.51.100.1");
     run("2001:db8:100::2", "2001:db8:100::1");
 
-    LOCK_TCPIP_CORE();
+    lock();
     udp_remove(g.udp);
     netif_remove(&g.wire);
-    UNLOCK_TCPIP_CORE();
+    unlock();
     printf("pbuf_alloc, mem_malloc, memp_malloc called by the port: %u\n", port_allocs);
     check(port_allocs == 0, "the port allocated nothing from lwIP");
     printf("%s\n", failures == 0 ? "lwip_port_test: all checks passed" : "lwip_port_test: FAILED");
