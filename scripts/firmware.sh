@@ -73,6 +73,20 @@ for src in "${SOURCES[@]}"; do
     fi
 done
 
+# What lib/ needs from outside itself, read from the objects: only <string.h>
+# functions and the compiler's own helpers (__aeabi_*), nothing a firmware
+# might lack (malloc, stdio, a clock, threads, exit).
+mapfile -t LIBOBJ < <(printf '%s\n' "${SOURCES[@]}" | grep '^lib/' |
+    sed 's|/|__|g; s|\.c$|.o|; s|^|'"$OUT"'/obj/|')
+needs=$(comm -23 <(arm-none-eabi-nm -u "${LIBOBJ[@]}" | awk 'NF == 2 {print $2}' | sort -u) \
+    <(arm-none-eabi-nm --defined-only "${LIBOBJ[@]}" | awk 'NF == 3 {print $3}' | sort -u))
+echo "lib/ needs from outside: $(echo $needs)"
+bad=$(printf '%s\n' $needs | grep -Ev '^(mem(cpy|move|set|cmp)|str(len|n?cmp|nlen)|__aeabi_[a-z0-9_]+)$' || true)
+if [ -n "$bad" ]; then
+    echo "firmware: lib/ calls what a microcontroller may lack: $(echo $bad)" >&2
+    exit 1
+fi
+
 echo
 echo "Flash and static RAM per object (bytes, before --gc-sections):"
 printf '  %-40s %8s %6s %6s\n' object text data bss
