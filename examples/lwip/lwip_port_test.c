@@ -21,7 +21,8 @@
  * An oversize IPv6 datagram makes the core build a "packet too big" that
  * goes to lwIP in a transmit buffer and comes back. pbuf_alloc, mem_malloc
  * and memp_malloc are wrapped at link time: the port must never call them
- * (the test's own pbufs come from __real_pbuf_alloc).
+ * (the test's own pbufs come from __real_pbuf_alloc). Timer: an idle SA's
+ * soft and hard lifetimes (1 s, 2 s) expire through the port's sys_timeout.
  *
  * Two ways to run, as the two kinds of lwIP host do:
  * - (default) lwIP's tcpip thread; inner packets go to lwIP through
@@ -112,6 +113,8 @@ static struct {
     bool hold;                   /* the wire keeps what lwIP sends */
     struct pbuf *held[MAX_HELD]; /* what it keeps */
     unsigned nheld;
+    uint64_t soft_at; /* when the test SA's EXPIREs came */
+    uint64_t hard_at;
     struct udp_pcb *udp;
 } g;
 
@@ -394,6 +397,76 @@ static void sa(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_addr 
     }
 }
 
+static void km_event(void *user, const struct ipsecif_km_event *ev)
+{
+    (void)user;
+    if (ev->type != IPSECIF_KM_EXPIRE || ev->expire.sa.params.spi != 0x3000) {
+        return;
+    }
+    if (ev->expire.hard) {
+        g.hard_at = now_ms();
+    } else {
+        g.soft_at = now_ms();
+    }
+}
+
+/* The core's timer through the port's one sys_timeout: an idle SA with a
+ * soft lifetime of 1 s and a hard one of 2 s expires on time, reported
+ * through the port's km_event, and is gone. */
+static void expiry(const struct ipsecif_addr *l, const struct ipsecif_addr *r)
+{
+    struct ipsecif_sa_params p;
+    struct ipsecif_sa_info info;
+    uint8_t key[20];
+    uint64_t t0;
+    int i;
+
+    lock();
+    ipsecif_lwip_set_km_event(&g.port, km_event);
+    memset(key, 7, sizeof(key));
+    memset(&p, 0, sizeof(p));
+    p.proto = IPSECIF_IPPROTO_ESP;
+    p.mode = IPSECIF_MODE_TRANSPORT;
+    p.ealg = IPSECIF_EALG_AES_GCM16;
+    p.spi = 0x3000;
+    p.src = *l;
+    p.dst = *r;
+    p.ekey = key;
+    p.ekey_len = sizeof(key);
+    p.soft.addtime = 1;
+    p.hard.addtime = 2;
+    g.soft_at = 0;
+    g.hard_at = 0;
+    t0 = now_ms();
+    if (ipsecif_sa_add(ipsecif_lwip_ctx(&g.port), &p, t0) != IPSECIF_OK) {
+        abort();
+    }
+    ipsecif_lwip_rearm(&g.port);
+    check(g.port.timer_armed && g.port.armed_at <= t0 + 1000,
+          "the timer was brought forward to the soft lifetime");
+    unlock();
+    for (i = 0; i < 600; i++) {
+        lock();
+        bool done = g.hard_at != 0;
+        unlock();
+        if (done) {
+            break;
+        }
+        settle(10);
+    }
+    lock();
+    printf("  soft EXPIRE after %llu ms, hard after %llu ms\n",
+           (unsigned long long)(g.soft_at != 0 ? g.soft_at - t0 : 0),
+           (unsigned long long)(g.hard_at != 0 ? g.hard_at - t0 : 0));
+    check(g.soft_at >= t0 + 1000 && g.soft_at < t0 + 2000, "soft EXPIRE after 1 s");
+    check(g.hard_at >= t0 + 2000 && g.hard_at < t0 + 3500, "hard EXPIRE after 2 s");
+    check(ipsecif_sa_get(ipsecif_lwip_ctx(&g.port), IPSECIF_IPPROTO_ESP, l, r, 0x3000, &info) ==
+              IPSECIF_ERR_NOENT,
+          "the SA is gone");
+    ipsecif_lwip_set_km_event(&g.port, NULL);
+    unlock();
+}
+
 /* lwIP keeps what it sent (an address being resolved): the port takes its
  * other buffers, then drops one packet and counts it; the held packets go
  * out intact later, and the buffers come back. */
@@ -485,7 +558,7 @@ static void run(const char *local, const char *remote)
     ipsecif_config_default(&cfg);
     cfg.max_interfaces = 1;
     cfg.max_policies = 8;
-    cfg.max_sas = 4;
+    cfg.max_sas = 5; /* 4 for the tunnel, 1 to expire */
     cfg.replay_window_max = 64;
     if (ipsecif_lwip_init(&g.port, g.ctx_mem, sizeof(g.ctx_mem), &cfg, NULL, NULL, lwip_in) !=
             IPSECIF_OK ||
@@ -567,6 +640,9 @@ static void run(const char *local, const char *remote)
 
     hold_buffers();
     too_big();
+    if (l.family == IPSECIF_AF_INET) {
+        expiry(&l, &r);
+    }
 
     lock();
     ipsecif_deinit(g.peer);
@@ -586,6 +662,7 @@ int main(int argc, char **argv)
     ip_addr_t a;
     s8_t idx;
 
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 2 && strcmp(argv[1], "--nosys") == 0) {
         nosys = true;
     } else if (argc != 1) {
