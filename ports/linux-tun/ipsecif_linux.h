@@ -30,6 +30,11 @@ extern "C" {
 /** Bytes of a TUN buffer: room around the largest inner packet the MTU allows. */
 #define IPSECIF_LINUX_TUNBUF (IPSECIF_HEADROOM + IPSECIF_MTU_MAX + IPSECIF_TAILROOM + 64)
 
+/** Transmit queue of each TUN device, in packets (an Ethernet NIC's usual 1000). */
+#ifndef IPSECIF_LINUX_TXQLEN
+#define IPSECIF_LINUX_TXQLEN 1000
+#endif
+
 /** One TUN device, bound to one ipsecif interface. */
 struct ipsecif_linux_tun {
     struct ipsecif_linux *lx;          /**< The port. */

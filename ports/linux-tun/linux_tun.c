@@ -177,6 +177,24 @@ static int ioctl_sock(void)
     return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 }
 
+/* The queue in front of the TUN device as deep as an Ethernet NIC's
+ * (TUN's own default is 500 packets), so that a burst from a local sender
+ * waits for the daemon's next read instead of being dropped. Best effort. */
+static void set_txqlen(const struct ipsecif_linux_tun *t)
+{
+    struct ifreq ifr;
+    int fd = ioctl_sock();
+
+    if (fd < 0) {
+        return;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, t->name, strlen(t->name) + 1);
+    ifr.ifr_qlen = IPSECIF_LINUX_TXQLEN;
+    (void)ioctl(fd, SIOCSIFTXQLEN, &ifr);
+    close(fd);
+}
+
 struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struct ipsecif_if *ifp)
 {
     struct ipsecif_linux_tun *t = NULL;
@@ -221,6 +239,7 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
         ipsecif_posix_loop_add(&lx->loop, t->fd, POLLIN, on_tun, t) < 0) {
         goto fail;
     }
+    set_txqlen(t);
     ipsecif_if_set_user(ifp, t);
     return t;
 fail:

@@ -134,6 +134,12 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop);
 /** Receive buffer per socket: the largest outer packet of an MTU 8192 inner one, and more. */
 #define IPSECIF_POSIX_RXBUF 16384
 
+/** Kernel receive queue asked for on the outer sockets (SO_RCVBUFFORCE when
+ *  allowed, else SO_RCVBUF up to net.core.rmem_max), in bytes. */
+#ifndef IPSECIF_POSIX_SOCKBUF
+#define IPSECIF_POSIX_SOCKBUF (4 * 1024 * 1024)
+#endif
+
 /** A NAT-T UDP socket, shared by every link0 interface with the same local port. */
 struct ipsecif_posix_natt {
     int fd;                            /**< The socket, -1 when the slot is free. */

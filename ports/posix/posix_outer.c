@@ -232,6 +232,16 @@ static int set_int(int fd, int level, int name, int value)
     return setsockopt(fd, level, name, &value, sizeof(value));
 }
 
+/* A deep receive queue: a burst from a fast sender waits for the next read
+ * instead of being dropped (SO_RCVBUFFORCE with CAP_NET_ADMIN, else up to
+ * net.core.rmem_max). Best effort: the default queue still works. */
+static void grow_rcvbuf(int fd)
+{
+    if (set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, IPSECIF_POSIX_SOCKBUF) < 0) {
+        (void)set_int(fd, SOL_SOCKET, SO_RCVBUF, IPSECIF_POSIX_SOCKBUF);
+    }
+}
+
 int ipsecif_posix_outer_open(struct ipsecif_posix_outer *o, struct ipsecif_posix_loop *loop,
                              size_t natt_cap)
 {
@@ -266,6 +276,8 @@ int ipsecif_posix_outer_open(struct ipsecif_posix_outer *o, struct ipsecif_posix
         set_int(o->raw6, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1) < 0) {
         goto fail;
     }
+    grow_rcvbuf(o->raw4);
+    grow_rcvbuf(o->raw6);
     if (ipsecif_posix_loop_add(loop, o->raw4, POLLIN, on_raw4, o) < 0 ||
         ipsecif_posix_loop_add(loop, o->raw6, POLLIN, on_raw6, o) < 0) {
         goto fail;
@@ -357,6 +369,7 @@ static int natt_socket(uint8_t family, uint16_t port)
             goto fail;
         }
     }
+    grow_rcvbuf(fd);
     return fd;
 fail:
     saved = errno;
