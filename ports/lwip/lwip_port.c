@@ -151,12 +151,9 @@ static void tx_free(struct pbuf *p)
     struct ipsecif_lwip_txbuf *tx =
         (struct ipsecif_lwip_txbuf *)(void *)((uint8_t *)p -
                                               offsetof(struct ipsecif_lwip_txbuf, pc));
-    struct ipsecif_lwip *pl = tx->port;
 
     tx->state = IPSECIF_LWIP_TX_FREE;
-    if (pl != NULL && pl->tx_held > 0) {
-        pl->tx_held--;
-    }
+    tx->port->tx_held--;
 }
 
 /* A free transmit buffer, now being worked on; NULL (counted) when lwIP
@@ -170,7 +167,6 @@ static struct ipsecif_lwip_txbuf *tx_get(struct ipsecif_lwip *pl)
 
         if (tx->state == IPSECIF_LWIP_TX_FREE) {
             tx->state = IPSECIF_LWIP_TX_WORK;
-            tx->port = pl;
             return tx;
         }
     }
@@ -200,7 +196,6 @@ static struct pbuf *tx_wrap(struct ipsecif_lwip *pl, struct ipsecif_lwip_txbuf *
     struct pbuf *p;
     u16_t total = (u16_t)(off + len);
 
-    tx->pc.custom_free_function = tx_free;
     p = pbuf_alloced_custom(PBUF_RAW, total, PBUF_RAM, &tx->pc, tx->mem, total);
     if (p == NULL || pbuf_remove_header(p, off) != 0) {
         tx->state = IPSECIF_LWIP_TX_FREE;
@@ -719,12 +714,17 @@ int ipsecif_lwip_init(struct ipsecif_lwip *pl, void *ctx_mem, size_t ctx_len,
                       int (*random)(void *user, uint8_t *out, size_t len),
                       void (*log)(void *user, int level, const char *msg), netif_input_fn input)
 {
+    size_t i;
     int rc;
 
     if (pl == NULL || input == NULL) {
         return IPSECIF_ERR_ARG;
     }
     memset(pl, 0, sizeof(*pl));
+    for (i = 0; i < IPSECIF_LWIP_TX_BUFS; i++) {
+        pl->tx[i].port = pl;
+        pl->tx[i].pc.custom_free_function = tx_free;
+    }
     pl->input = input;
     pl->port.send_outer = send_outer;
     pl->port.deliver_inner = deliver_inner;
