@@ -172,9 +172,23 @@ static void on_tun(void *arg, int fd, short revents)
     }
 }
 
-static int ioctl_sock(void)
+/* One interface ioctl on the TUN device's name; ifr carries the value in
+ * and out. 0 or -1 with errno. */
+static int tun_ioctl(const struct ipsecif_linux_tun *t, unsigned long req, struct ifreq *ifr)
 {
-    return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rc;
+    int saved;
+
+    if (fd < 0) {
+        return -1;
+    }
+    memcpy(ifr->ifr_name, t->name, strlen(t->name) + 1);
+    rc = ioctl(fd, req, ifr);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc < 0 ? -1 : 0;
 }
 
 /* The queue in front of the TUN device as deep as an Ethernet NIC's
@@ -183,16 +197,10 @@ static int ioctl_sock(void)
 static void set_txqlen(const struct ipsecif_linux_tun *t)
 {
     struct ifreq ifr;
-    int fd = ioctl_sock();
 
-    if (fd < 0) {
-        return;
-    }
     memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, t->name, strlen(t->name) + 1);
     ifr.ifr_qlen = IPSECIF_LINUX_TXQLEN;
-    (void)ioctl(fd, SIOCSIFTXQLEN, &ifr);
-    close(fd);
+    (void)tun_ioctl(t, SIOCSIFTXQLEN, &ifr);
 }
 
 struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struct ipsecif_if *ifp)
@@ -276,49 +284,26 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_of(struct ipsecif_if *ifp)
 int ipsecif_linux_tun_set_up(struct ipsecif_linux_tun *t, bool up)
 {
     struct ifreq ifr;
-    int fd = ioctl_sock();
-    int rc = -1;
-    int saved;
 
-    if (fd < 0) {
-        return -1;
-    }
     memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, t->name, strlen(t->name) + 1);
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
-        goto out;
+    if (tun_ioctl(t, SIOCGIFFLAGS, &ifr) < 0) {
+        return -1;
     }
     if (up) {
         ifr.ifr_flags |= IFF_UP;
     } else {
         ifr.ifr_flags &= ~IFF_UP;
     }
-    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-out:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return rc < 0 ? -1 : 0;
+    return tun_ioctl(t, SIOCSIFFLAGS, &ifr);
 }
 
 int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu)
 {
     struct ifreq ifr;
-    int fd = ioctl_sock();
-    int rc;
-    int saved;
 
-    if (fd < 0) {
-        return -1;
-    }
     memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, t->name, strlen(t->name) + 1);
     ifr.ifr_mtu = (int)mtu;
-    rc = ioctl(fd, SIOCSIFMTU, &ifr);
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return rc < 0 ? -1 : 0;
+    return tun_ioctl(t, SIOCSIFMTU, &ifr);
 }
 
 /* ---- Addresses over rtnetlink ---- */
