@@ -358,24 +358,41 @@ static err_t send_udp(const char *dst_text)
     return send_udp_len(dst_text, 32);
 }
 
-/* Wait (unlocked) until n echoes arrived or a second passed. */
-static void wait_echoes(unsigned n)
+/* Wait (unlocked) until done() holds, checked under the lock, or ms passed. */
+static void wait_until(bool (*done)(void), unsigned ms)
 {
-    int i;
+    unsigned t;
 
-    for (i = 0; i < 100; i++) {
+    for (t = 0; t < ms; t += 10) {
         lock();
-        bool done = g.echoes >= n;
+        bool ok = done();
         unlock();
-        if (done) {
+        if (ok) {
             return;
         }
         settle(10);
     }
 }
 
-static void sa(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_addr *src,
-               const struct ipsecif_addr *dst, uint32_t reqid, uint8_t keybyte)
+static unsigned echo_target;
+
+static bool echoes_done(void)
+{
+    return g.echoes >= echo_target;
+}
+
+/* Until n echoes arrived or a second passed. */
+static void wait_echoes(unsigned n)
+{
+    echo_target = n;
+    wait_until(echoes_done, 1000);
+}
+
+/* An AES-GCM-16 SA keyed with keybyte, with soft and hard add-time
+ * lifetimes in seconds (0: none). */
+static void sa_lt(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_addr *src,
+                  const struct ipsecif_addr *dst, uint32_t reqid, uint8_t keybyte, uint64_t soft,
+                  uint64_t hard)
 {
     struct ipsecif_sa_params p;
     uint8_t key[20];
@@ -392,9 +409,17 @@ static void sa(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_addr 
     p.replay_window = 64;
     p.ekey = key;
     p.ekey_len = sizeof(key);
+    p.soft.addtime = soft;
+    p.hard.addtime = hard;
     if (ipsecif_sa_add(ctx, &p, now_ms()) != IPSECIF_OK) {
         abort();
     }
+}
+
+static void sa(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_addr *src,
+               const struct ipsecif_addr *dst, uint32_t reqid, uint8_t keybyte)
+{
+    sa_lt(ctx, spi, src, dst, reqid, keybyte, 0, 0);
 }
 
 static void km_event(void *user, const struct ipsecif_km_event *ev)
@@ -413,47 +438,27 @@ static void km_event(void *user, const struct ipsecif_km_event *ev)
 /* The core's timer through the port's one sys_timeout: an idle SA with a
  * soft lifetime of 1 s and a hard one of 2 s expires on time, reported
  * through the port's km_event, and is gone. */
+static bool hard_done(void)
+{
+    return g.hard_at != 0;
+}
+
 static void expiry(const struct ipsecif_addr *l, const struct ipsecif_addr *r)
 {
-    struct ipsecif_sa_params p;
     struct ipsecif_sa_info info;
-    uint8_t key[20];
     uint64_t t0;
-    int i;
 
     lock();
     ipsecif_lwip_set_km_event(&g.port, km_event);
-    memset(key, 7, sizeof(key));
-    memset(&p, 0, sizeof(p));
-    p.proto = IPSECIF_IPPROTO_ESP;
-    p.mode = IPSECIF_MODE_TRANSPORT;
-    p.ealg = IPSECIF_EALG_AES_GCM16;
-    p.spi = 0x3000;
-    p.src = *l;
-    p.dst = *r;
-    p.ekey = key;
-    p.ekey_len = sizeof(key);
-    p.soft.addtime = 1;
-    p.hard.addtime = 2;
     g.soft_at = 0;
     g.hard_at = 0;
     t0 = now_ms();
-    if (ipsecif_sa_add(ipsecif_lwip_ctx(&g.port), &p, t0) != IPSECIF_OK) {
-        abort();
-    }
+    sa_lt(ipsecif_lwip_ctx(&g.port), 0x3000, l, r, 0, 7, 1, 2);
     ipsecif_lwip_rearm(&g.port);
     check(g.port.timer_armed && g.port.armed_at <= t0 + 1000,
           "the timer was brought forward to the soft lifetime");
     unlock();
-    for (i = 0; i < 600; i++) {
-        lock();
-        bool done = g.hard_at != 0;
-        unlock();
-        if (done) {
-            break;
-        }
-        settle(10);
-    }
+    wait_until(hard_done, 6000);
     lock();
     printf("  soft EXPIRE after %llu ms, hard after %llu ms\n",
            (unsigned long long)(g.soft_at != 0 ? g.soft_at - t0 : 0),
