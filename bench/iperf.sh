@@ -33,7 +33,7 @@ esac
 
 NS_A=ipsecif-bench-$$-a
 NS_B=ipsecif-bench-$$-b
-WORK=$(mktemp -d /tmp/ipsecif-bench.XXXXXX)
+WORK=$(mktemp -d -t ipsecif-bench.XXXXXX)
 
 cleanup() {
     local rc=$? f
