@@ -171,24 +171,31 @@ struct ipsecif_sp_rq {
     struct ipsecif_sp_rq *next;
     struct ipsecif_sp_rq *prev;
 };
+/* A policy's place in one ordered per-direction list, and such a list. */
+struct ipsecif_sp_link {
+    struct ipsecif_sp *next;
+    struct ipsecif_sp *prev;
+};
+struct ipsecif_sp_list {
+    struct ipsecif_sp *head;
+    struct ipsecif_sp *tail;
+};
 struct ipsecif_sp {
     bool in_use;
-    bool exact;                /* both prefixes full length: lives in the host-pair hash */
-    uint16_t refcnt;           /* interfaces sharing it (NAT-T); 0 = manual */
-    struct ipsecif_policy pol; /* pol.id, pol.owned kept current */
-    uint64_t order;            /* insertion order within equal priority */
-    uint64_t last_acquire;     /* ms of the last ACQUIRE raised, 0 = never */
-    struct ipsecif_sp *next;   /* per-direction ordered list (all, or non-exact only) */
-    struct ipsecif_sp *prev;
+    bool exact;                 /* both prefixes full length: lives in the host-pair hash */
+    uint16_t refcnt;            /* interfaces sharing it (NAT-T); 0 = manual */
+    struct ipsecif_policy pol;  /* pol.id, pol.owned kept current */
+    uint64_t order;             /* insertion order within equal priority */
+    uint64_t last_acquire;      /* ms of the last ACQUIRE raised, 0 = never */
+    struct ipsecif_sp_link all; /* every policy of a direction (free slots: all.next) */
     struct ipsecif_sp *hnext;   /* exact host-pair hash chain, ordered */
     struct ipsecif_sp *id_next; /* id hash chain */
-    /* next/prev above chain every policy of a direction (and the free
-     * slots through next); nx_next/nx_prev chain only the non-exact ones so
-     * a lookup never walks exact host pairs; sel_next chains the selector
-     * hash (duplicate checks, delete by selector); a policy may carry two
-     * reqids, so each request has its own reqid-hash link. */
-    struct ipsecif_sp *nx_next;
-    struct ipsecif_sp *nx_prev;
+    /* all above chains every policy of a direction (and the free slots
+     * through all.next); nx chains only the non-exact ones so a lookup never
+     * walks exact host pairs; sel_next chains the selector hash (duplicate
+     * checks, delete by selector); a policy may carry two reqids, so each
+     * request has its own reqid-hash link. */
+    struct ipsecif_sp_link nx;
     struct ipsecif_sp *sel_next;
     struct ipsecif_sp_rq rq[IPSECIF_MAX_REQUESTS];
 };
@@ -255,14 +262,12 @@ struct ipsecif_ctx {
     struct ipsecif_sp **sp_exact_hash; /* (dir, src, dst) of exact policies */
     struct ipsecif_sp **sp_id_hash;
     uint32_t sp_hash_mask;
-    struct ipsecif_sp *sp_all_head[4]; /* per direction: every policy, lookup order */
-    struct ipsecif_sp *sp_all_tail[4];
+    struct ipsecif_sp_list sp_all[4]; /* per direction: every policy, lookup order */
     uint64_t sp_order;
     uint32_t sp_next_id;
     uint32_t sp_next_reqid;
-    uint32_t sp_nonexact[4];          /* count of non-exact policies per direction */
-    struct ipsecif_sp *sp_nx_head[4]; /* per direction: non-exact policies, lookup order */
-    struct ipsecif_sp *sp_nx_tail[4];
+    uint32_t sp_nonexact[4];           /* count of non-exact policies per direction */
+    struct ipsecif_sp_list sp_nx[4];   /* per direction: non-exact policies, lookup order */
     struct ipsecif_sp **sp_sel_hash;   /* (dir, whole selector) of every policy */
     struct ipsecif_sp_rq **sp_rq_hash; /* reqid -> request links */
     struct ipsecif_sp *sp_free;        /* free slots, chained through next */

@@ -83,17 +83,17 @@ void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     ctx->sp_rq_hash = carve(cursor, tbl);
     ctx->sp_hash_mask = ipsecif_hash_size(n) - 1;
     ctx->nsps = 0;
-    for (i = 0; i < IPSECIF_ARRAY_SIZE(ctx->sp_all_head); i++) {
-        ctx->sp_all_head[i] = NULL;
-        ctx->sp_all_tail[i] = NULL;
-        ctx->sp_nx_head[i] = NULL;
-        ctx->sp_nx_tail[i] = NULL;
+    for (i = 0; i < IPSECIF_ARRAY_SIZE(ctx->sp_all); i++) {
+        ctx->sp_all[i].head = NULL;
+        ctx->sp_all[i].tail = NULL;
+        ctx->sp_nx[i].head = NULL;
+        ctx->sp_nx[i].tail = NULL;
         ctx->sp_nonexact[i] = 0;
     }
     /* Hand out low slots first: easier to read in a debugger. */
     ctx->sp_free = NULL;
     for (i = n; i-- > 0;) {
-        ctx->sps[i].next = ctx->sp_free;
+        ctx->sps[i].all.next = ctx->sp_free;
         ctx->sp_free = &ctx->sps[i];
     }
     ctx->sp_order = 0;
@@ -308,84 +308,72 @@ static struct ipsecif_sp *find_sel(struct ipsecif_ctx *ctx, const struct ipsecif
 
 /* ---- Linking ---- */
 
+/* The ordered lists: every policy of a direction (link all) and the
+ * non-exact ones only (link nx), both in lookup order. */
+#define SP_LINK(sp, off) ((struct ipsecif_sp_link *)(void *)((uint8_t *)(sp) + (off)))
+#define LINK_ALL offsetof(struct ipsecif_sp, all)
+#define LINK_NX offsetof(struct ipsecif_sp, nx)
+
 /* Insert in (priority, order) position. Walking from the tail makes a run
  * of equal priorities (the usual case: a new policy is the youngest) O(1). */
-static void all_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+static void list_link(struct ipsecif_sp_list *l, size_t off, struct ipsecif_sp *sp)
 {
-    uint8_t d = sp->pol.dir;
-    struct ipsecif_sp *p = ctx->sp_all_tail[d];
+    struct ipsecif_sp_link *lk = SP_LINK(sp, off);
+    struct ipsecif_sp *p = l->tail;
 
     while (p != NULL && before(sp, p)) {
-        p = p->prev;
+        p = SP_LINK(p, off)->prev;
     }
-    sp->prev = p;
-    sp->next = p != NULL ? p->next : ctx->sp_all_head[d];
-    if (sp->next != NULL) {
-        sp->next->prev = sp;
+    lk->prev = p;
+    lk->next = p != NULL ? SP_LINK(p, off)->next : l->head;
+    if (lk->next != NULL) {
+        SP_LINK(lk->next, off)->prev = sp;
     } else {
-        ctx->sp_all_tail[d] = sp;
+        l->tail = sp;
     }
     if (p != NULL) {
-        p->next = sp;
+        SP_LINK(p, off)->next = sp;
     } else {
-        ctx->sp_all_head[d] = sp;
+        l->head = sp;
     }
+}
+
+static void list_unlink(struct ipsecif_sp_list *l, size_t off, struct ipsecif_sp *sp)
+{
+    struct ipsecif_sp_link *lk = SP_LINK(sp, off);
+
+    if (lk->prev != NULL) {
+        SP_LINK(lk->prev, off)->next = lk->next;
+    } else {
+        l->head = lk->next;
+    }
+    if (lk->next != NULL) {
+        SP_LINK(lk->next, off)->prev = lk->prev;
+    } else {
+        l->tail = lk->prev;
+    }
+}
+
+static void all_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
+{
+    list_link(&ctx->sp_all[sp->pol.dir], LINK_ALL, sp);
 }
 
 static void all_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    uint8_t d = sp->pol.dir;
-
-    if (sp->prev != NULL) {
-        sp->prev->next = sp->next;
-    } else {
-        ctx->sp_all_head[d] = sp->next;
-    }
-    if (sp->next != NULL) {
-        sp->next->prev = sp->prev;
-    } else {
-        ctx->sp_all_tail[d] = sp->prev;
-    }
+    list_unlink(&ctx->sp_all[sp->pol.dir], LINK_ALL, sp);
 }
 
 static void nx_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    uint8_t d = sp->pol.dir;
-    struct ipsecif_sp *p = ctx->sp_nx_tail[d];
-
-    while (p != NULL && before(sp, p)) {
-        p = p->nx_prev;
-    }
-    sp->nx_prev = p;
-    sp->nx_next = p != NULL ? p->nx_next : ctx->sp_nx_head[d];
-    if (sp->nx_next != NULL) {
-        sp->nx_next->nx_prev = sp;
-    } else {
-        ctx->sp_nx_tail[d] = sp;
-    }
-    if (p != NULL) {
-        p->nx_next = sp;
-    } else {
-        ctx->sp_nx_head[d] = sp;
-    }
-    ctx->sp_nonexact[d]++;
+    list_link(&ctx->sp_nx[sp->pol.dir], LINK_NX, sp);
+    ctx->sp_nonexact[sp->pol.dir]++;
 }
 
 static void nx_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    uint8_t d = sp->pol.dir;
-
-    if (sp->nx_prev != NULL) {
-        sp->nx_prev->nx_next = sp->nx_next;
-    } else {
-        ctx->sp_nx_head[d] = sp->nx_next;
-    }
-    if (sp->nx_next != NULL) {
-        sp->nx_next->nx_prev = sp->nx_prev;
-    } else {
-        ctx->sp_nx_tail[d] = sp->nx_prev;
-    }
-    ctx->sp_nonexact[d]--;
+    list_unlink(&ctx->sp_nx[sp->pol.dir], LINK_NX, sp);
+    ctx->sp_nonexact[sp->pol.dir]--;
 }
 
 /* Exact chains stay in lookup order so a lookup stops at the first match. */
@@ -620,7 +608,7 @@ static int insert_sp(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, 
     p.lastused = keep != NULL && keep->restore ? keep->lastused : 0;
 
     sp = ctx->sp_free;
-    ctx->sp_free = sp->next;
+    ctx->sp_free = sp->all.next;
     memset(sp, 0, sizeof(*sp));
     sp->in_use = true;
     sp->exact = sel_is_exact(&p.sel);
@@ -688,7 +676,7 @@ void ipsecif_spd_remove(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
     rq_unlink(ctx, sp);
     ctx->nsps--;
     memset(sp, 0, sizeof(*sp));
-    sp->next = ctx->sp_free;
+    sp->all.next = ctx->sp_free;
     ctx->sp_free = sp;
 }
 
@@ -741,7 +729,7 @@ struct ipsecif_sp *ipsecif_spd_match(struct ipsecif_ctx *ctx, uint8_t dir,
         }
     }
     /* A prefix policy wins only if it comes first in lookup order. */
-    for (sp = ctx->sp_nx_head[dir]; sp != NULL; sp = sp->nx_next) {
+    for (sp = ctx->sp_nx[dir].head; sp != NULL; sp = sp->nx.next) {
         if (best != NULL && !before(sp, best)) {
             break;
         }
@@ -892,8 +880,8 @@ int ipsecif_spd_flush(struct ipsecif_ctx *ctx)
         return IPSECIF_ERR_ARG;
     }
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
-        for (sp = ctx->sp_all_head[d]; sp != NULL; sp = next) {
-            next = sp->next;
+        for (sp = ctx->sp_all[d].head; sp != NULL; sp = next) {
+            next = sp->all.next;
             if (!sp->pol.owned) {
                 ipsecif_spd_remove(ctx, sp);
                 n++;
@@ -913,7 +901,7 @@ int ipsecif_spd_walk(struct ipsecif_ctx *ctx, ipsecif_spd_walk_fn fn, void *arg)
         return IPSECIF_ERR_ARG;
     }
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
-        for (sp = ctx->sp_all_head[d]; sp != NULL; sp = sp->next) {
+        for (sp = ctx->sp_all[d].head; sp != NULL; sp = sp->all.next) {
             rc = fn(arg, &sp->pol);
             if (rc != 0) {
                 return rc;

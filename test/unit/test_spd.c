@@ -107,14 +107,14 @@ static void check_spd(struct ipsecif_ctx *ctx)
 
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
         uint32_t nonexact = 0;
-        const struct ipsecif_sp *nx = ctx->sp_nx_head[d];
+        const struct ipsecif_sp *nx = ctx->sp_nx[d].head;
         const struct ipsecif_sp *nxprev = NULL;
 
         prev = NULL;
-        for (sp = ctx->sp_all_head[d]; sp != NULL; sp = sp->next) {
+        for (sp = ctx->sp_all[d].head; sp != NULL; sp = sp->all.next) {
             assert_true(sp->in_use);
             assert_int_equal(sp->pol.dir, d);
-            assert_ptr_equal(sp->prev, prev);
+            assert_ptr_equal(sp->all.prev, prev);
             if (prev != NULL) {
                 assert_true(sp_before(prev, sp));
             }
@@ -124,22 +124,22 @@ static void check_spd(struct ipsecif_ctx *ctx)
             if (!sp->exact) {
                 /* The non-exact list holds the same policies in the same order. */
                 assert_ptr_equal(nx, sp);
-                assert_ptr_equal(nx->nx_prev, nxprev);
+                assert_ptr_equal(nx->nx.prev, nxprev);
                 nxprev = nx;
-                nx = nx->nx_next;
+                nx = nx->nx.next;
                 nonexact++;
             }
             prev = sp;
             total++;
         }
-        assert_ptr_equal(ctx->sp_all_tail[d], prev);
+        assert_ptr_equal(ctx->sp_all[d].tail, prev);
         assert_null(nx);
-        assert_ptr_equal(ctx->sp_nx_tail[d], nxprev);
+        assert_ptr_equal(ctx->sp_nx[d].tail, nxprev);
         assert_int_equal(ctx->sp_nonexact[d], nonexact);
     }
     assert_int_equal(total, ctx->nsps);
     assert_int_equal(total, ipsecif_spd_count(ctx));
-    for (sp = ctx->sp_free; sp != NULL; sp = sp->next) {
+    for (sp = ctx->sp_free; sp != NULL; sp = sp->all.next) {
         assert_false(sp->in_use);
         nfree++;
     }
@@ -204,7 +204,7 @@ static int teardown(void **state)
     (void)ipsecif_spd_flush(t->ctx);
     /* Owned policies stay after a flush; remove them the internal way. */
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
-        while ((sp = t->ctx->sp_all_head[d]) != NULL) {
+        while ((sp = t->ctx->sp_all[d].head) != NULL) {
             ipsecif_spd_remove(t->ctx, sp);
         }
     }
