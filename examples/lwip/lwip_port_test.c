@@ -388,11 +388,11 @@ static void wait_echoes(unsigned n)
     wait_until(echoes_done, 1000);
 }
 
-/* An AES-GCM-16 SA keyed with keybyte, with soft and hard add-time
- * lifetimes in seconds (0: none). */
+/* An AES-GCM-16 SA keyed with keybyte, added at now (ms), with soft and
+ * hard add-time lifetimes in seconds (0: none). */
 static void sa_lt(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_addr *src,
                   const struct ipsecif_addr *dst, uint32_t reqid, uint8_t keybyte, uint64_t soft,
-                  uint64_t hard)
+                  uint64_t hard, uint64_t now)
 {
     struct ipsecif_sa_params p;
     uint8_t key[20];
@@ -411,7 +411,7 @@ static void sa_lt(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_ad
     p.ekey_len = sizeof(key);
     p.soft.addtime = soft;
     p.hard.addtime = hard;
-    if (ipsecif_sa_add(ctx, &p, now_ms()) != IPSECIF_OK) {
+    if (ipsecif_sa_add(ctx, &p, now) != IPSECIF_OK) {
         abort();
     }
 }
@@ -419,7 +419,7 @@ static void sa_lt(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_ad
 static void sa(struct ipsecif_ctx *ctx, uint32_t spi, const struct ipsecif_addr *src,
                const struct ipsecif_addr *dst, uint32_t reqid, uint8_t keybyte)
 {
-    sa_lt(ctx, spi, src, dst, reqid, keybyte, 0, 0);
+    sa_lt(ctx, spi, src, dst, reqid, keybyte, 0, 0, now_ms());
 }
 
 static void km_event(void *user, const struct ipsecif_km_event *ev)
@@ -453,7 +453,8 @@ static void expiry(const struct ipsecif_addr *l, const struct ipsecif_addr *r)
     g.soft_at = 0;
     g.hard_at = 0;
     t0 = now_ms();
-    sa_lt(ipsecif_lwip_ctx(&g.port), 0x3000, l, r, 0, 7, 1, 2);
+    /* Added at t0: every check below counts from there. */
+    sa_lt(ipsecif_lwip_ctx(&g.port), 0x3000, l, r, 0, 7, 1, 2, t0);
     ipsecif_lwip_rearm(&g.port);
     check(g.port.timer_armed && g.port.armed_at <= t0 + 1000,
           "the timer was brought forward to the soft lifetime");
