@@ -36,7 +36,12 @@ extern "C" {
  * - ::IPSECIF_PFKEY_DIALECT_LINUX (`linux/pfkeyv2.h`): sockaddrs start with
  *   a two-byte family (AF_INET6 is 10); `sadb_x_policy` bytes 12..15 are the
  *   priority; IPsec requests are 16 bytes with a 32-bit reqid; policies may
- *   have direction fwd; promiscuous copies are plain copies.
+ *   have direction fwd; promiscuous copies are plain copies. Policy ids on
+ *   the wire are Linux's `(index << 3) | direction` (in 0, out 1, fwd 2),
+ *   the index being the library's id: in ACQUIRE, replies and dumps, and
+ *   as X_SPDGET / X_SPDDELETE2 take them (an id whose low bits do not match
+ *   the policy's direction is ENOENT; 3 and up, Linux's per-socket ids, are
+ *   EINVAL). Linux clients skip policies whose id does not follow that rule.
  *
  * Replies and broadcasts (RFC 2367 section 3.1):
  * - Every request gets exactly one reply on its endpoint. A refused request

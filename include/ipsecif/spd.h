@@ -104,6 +104,12 @@ struct ipsecif_policy {
 /** Priority most tools send when none is given. */
 #define IPSECIF_PRIORITY_DEFAULT 0x80000000u
 
+/**
+ * Largest policy id. Ids count up from 1 and wrap here, so that the Linux
+ * PF_KEY dialect's wire id, (id << 3) | direction, fits in 32 bits.
+ */
+#define IPSECIF_POLICY_ID_MAX 0x1fffffffu
+
 /** System-wide defaults (the net.inet.ipsec and net.inet6.ipsec sysctls). */
 enum ipsecif_sysctl {
     IPSECIF_SYSCTL_ESP_TRANS_DEFLEV = 0, /**< IPv4 ESP transport default level. */

@@ -701,6 +701,36 @@ static uint16_t sel_port(uint8_t ulproto, uint16_t v)
     return is_icmp(ulproto) && v == 0 ? IPSECIF_ICMP_ANY : v;
 }
 
+/*
+ * Policy ids on the wire. KAME: the library's id. Linux numbers policies
+ * (index << 3) | direction (in 0, out 1, fwd 2); 3 and up are per-socket
+ * policies, which Linux clients (setkey's printer, racoon's policy table)
+ * skip, so an SPD entry must never carry such an id.
+ */
+static uint32_t wire_policy_id(uint8_t d, uint32_t id, uint8_t dir)
+{
+    if (!is_linux(d) || id == 0) {
+        return id;
+    }
+    return (id << 3) | (dir == IPSECIF_DIR_IN ? 0u : dir == IPSECIF_DIR_OUT ? 1u : 2u);
+}
+
+/* The library's id of a wire id, 0 if it names no SPD entry in dialect d. */
+static uint32_t lib_policy_id(uint8_t d, uint32_t wire, uint8_t *dir)
+{
+    static const uint8_t dirs[] = {IPSECIF_DIR_IN, IPSECIF_DIR_OUT, IPSECIF_DIR_FWD};
+
+    *dir = IPSECIF_DIR_ANY;
+    if (!is_linux(d)) {
+        return wire;
+    }
+    if ((wire & 7u) >= IPSECIF_ARRAY_SIZE(dirs)) {
+        return 0;
+    }
+    *dir = dirs[wire & 7u];
+    return wire >> 3;
+}
+
 static size_t req_size(uint8_t d, const struct ipsecif_ipsecreq *r)
 {
     size_t n = is_linux(d) ? REQ_HDR_LINUX : REQ_HDR_KAME;
@@ -728,7 +758,7 @@ static void policy_ext_put(struct bld *b, uint8_t d, const struct ipsecif_policy
                : pol->action == IPSECIF_ACTION_NONE ? IPSEC_POLICY_NONE
                                                     : IPSEC_POLICY_DISCARD);
     p[6] = pol->dir;
-    s32(p + 8, pol->id);
+    s32(p + 8, wire_policy_id(d, pol->id, pol->dir));
     if (is_linux(d)) {
         s32(p + 12, pol->priority);
     }
@@ -825,9 +855,13 @@ static void proposal_put(struct bld *b, uint8_t d)
             s16(c + 8, e->minbits);
             s16(c + 10, e->maxbits);
         }
-        /* The lifetimes KAME proposes: a day hard, 80 % of it soft. */
-        s64(c + 48, 69120);
-        s64(c + 56, 86400);
+        /*
+         * RFC 2367 2.3.4: flags and reserved 0; allocations and bytes 0 (no
+         * limit); soft_addtime at 40, hard_addtime at 48: a day hard, 80 %
+         * of it soft, as KAME proposes; use times 0 (no limit).
+         */
+        s64(c + 40, 69120);
+        s64(c + 48, 86400);
     }
 }
 
@@ -1662,6 +1696,8 @@ static uint8_t do_spd_byid(const struct req *r)
 {
     struct ipsecif_policy pol;
     struct ipsecif_policy got;
+    uint32_t id;
+    uint8_t dir;
     uint8_t rc;
     int err;
 
@@ -1669,7 +1705,13 @@ static uint8_t do_spd_byid(const struct req *r)
     if (rc != 0) {
         return rc;
     }
-    if (ipsecif_spd_get(r->ctx, pol.id, &got) != IPSECIF_OK) {
+    id = lib_policy_id(r->d, pol.id, &dir);
+    if (id == 0 && pol.id != 0) {
+        /* Linux: a per-socket id names nothing these messages may touch. */
+        return IPSECIF_PFKEY_EINVAL;
+    }
+    if (ipsecif_spd_get(r->ctx, id, &got) != IPSECIF_OK ||
+        (dir != IPSECIF_DIR_ANY && got.dir != dir)) {
         return IPSECIF_PFKEY_ENOENT;
     }
     if (r->m->type == IPSECIF_SADB_X_SPDGET) {

@@ -516,7 +516,7 @@ static uint32_t new_id(struct ipsecif_ctx *ctx)
     for (tries = 0; tries <= (uint64_t)ctx->nsps; tries++) {
         uint32_t id = ctx->sp_next_id;
 
-        ctx->sp_next_id = id == UINT32_MAX ? 1 : id + 1;
+        ctx->sp_next_id = id >= IPSECIF_POLICY_ID_MAX ? 1 : id + 1;
         if (id != 0 && ipsecif_spd_find_id(ctx, id) == NULL) {
             return id;
         }

@@ -95,6 +95,23 @@ static uint32_t g32(const uint8_t *p)
     return v;
 }
 
+/*
+ * The wire id of a library policy id (linux/pfkeyv2.h clients: index << 3 |
+ * direction, in 0, out 1, fwd 2; 3 and up are per-socket), and back.
+ */
+static uint32_t wire_id(uint8_t d, uint32_t id, uint8_t dir)
+{
+    if (d != LINUX) {
+        return id;
+    }
+    return (id << 3) | (dir == IPSECIF_DIR_IN ? 0u : dir == IPSECIF_DIR_OUT ? 1u : 2u);
+}
+
+static uint32_t lib_id(uint8_t d, uint32_t wire)
+{
+    return d == LINUX ? wire >> 3 : wire;
+}
+
 static uint64_t g64(const uint8_t *p)
 {
     uint64_t v;
@@ -460,7 +477,9 @@ static void test_captures_basic(void **state)
         assert_int_equal(g32(x + 12), IPSECIF_PRIORITY_DEFAULT);
         assert_int_equal(g32(x + 16 + 8), 16385);
         assert_int_equal(x[16 + 5], IPSECIF_LEVEL_UNIQUE);
-        assert_int_equal(ipsecif_spd_get(f.t.ctx, g32(x + 8), &pol), IPSECIF_OK);
+        /* setkey's Linux build skips ids that are not index << 3 | dir. */
+        assert_int_equal(g32(x + 8) & 7u, 1u);
+        assert_int_equal(ipsecif_spd_get(f.t.ctx, lib_id(LINUX, g32(x + 8)), &pol), IPSECIF_OK);
         assert_int_equal(pol.req[0].reqid, 16385);
         assert_int_equal(pol.sel.ulproto, IPSECIF_IPPROTO_ANY);
     }
@@ -589,10 +608,11 @@ static void test_captures_extra(void **state)
             assert_int_equal(info.state, IPSECIF_SA_LARVAL);
             break;
         case 18:
-            assert_int_equal(ipsecif_spd_get(f.t.ctx,
-                                             g32(find_ext(r, IPSECIF_SADB_X_EXT_POLICY, NULL) + 8),
-                                             &pol),
-                             IPSECIF_OK);
+            assert_int_equal(
+                ipsecif_spd_get(
+                    f.t.ctx, lib_id(LINUX, g32(find_ext(r, IPSECIF_SADB_X_EXT_POLICY, NULL) + 8)),
+                    &pol),
+                IPSECIF_OK);
             assert_int_equal(pol.nreq, 2);
             assert_int_equal(pol.req[0].proto, IPSECIF_IPPROTO_AH);
             assert_int_equal(pol.req[1].proto, IPSECIF_IPPROTO_ESP);
@@ -852,7 +872,11 @@ static void spd_round_trip(uint8_t d)
     assert_int_equal(x[4], IPSECIF_IPPROTO_TCP);
     assert_int_equal(x[5], 16);
     assert_int_equal((x[10] << 8) | x[11], 80);
-    assert_int_equal(ipsecif_spd_get(f.t.ctx, id, &pol), IPSECIF_OK);
+    if (d == LINUX) {
+        assert_int_equal(id & 7u, 1u);
+    }
+    assert_int_equal(ipsecif_spd_get(f.t.ctx, lib_id(d, id), &pol), IPSECIF_OK);
+    assert_int_equal(wire_id(d, pol.id, pol.dir), id);
     assert_int_equal(pol.priority, d == LINUX ? 1000 : IPSECIF_PRIORITY_DEFAULT);
     assert_int_equal(pol.nreq, 2);
     assert_int_equal(pol.sel.dport, 80);
@@ -877,6 +901,24 @@ static void spd_round_trip(uint8_t d)
     r = only_reply(f.ep, IPSECIF_SADB_X_SPDGET, 0);
     assert_int_equal(g32(find_ext(r, IPSECIF_SADB_X_EXT_POLICY, NULL) + 8), id);
     assert_non_null(find_ext(r, IPSECIF_SADB_EXT_ADDRESS_SRC, NULL));
+    if (d == LINUX) {
+        /* The right index with the wrong direction names nothing; a
+         * per-socket id (direction 3 or 4) is refused as Linux does. */
+        static const uint32_t bad[] = {0u, 2u, 3u, 4u, 7u};
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            mb_init(&m, d, IPSECIF_SADB_X_SPDGET, 0, 22);
+            mb_policy(&m, 0, 0, (id & ~7u) | bad[i], 0, NULL, 0);
+            len = mb_done(&m);
+            rec_clear();
+            sendm(&f, f.ep, m.b, len, 3000);
+            only_reply(f.ep, IPSECIF_SADB_X_SPDGET,
+                       bad[i] >= 3 ? IPSECIF_PFKEY_EINVAL : IPSECIF_PFKEY_ENOENT);
+        }
+        mb_init(&m, d, IPSECIF_SADB_X_SPDGET, 0, 22);
+        mb_policy(&m, 0, 0, id, 0, NULL, 0);
+        len = mb_done(&m);
+    }
 
     /* X_SPDDELETE2 by id, then X_SPDGET: ENOENT. */
     rec_clear();
@@ -899,7 +941,8 @@ static void spd_round_trip(uint8_t d)
     sendm(&f, f.ep, m.b, len, 3000);
     r = only_reply(f.ep, IPSECIF_SADB_X_SPDADD, 0);
     assert_int_equal(
-        ipsecif_spd_get(f.t.ctx, g32(find_ext(r, IPSECIF_SADB_X_EXT_POLICY, NULL) + 8), &pol),
+        ipsecif_spd_get(f.t.ctx, lib_id(d, g32(find_ext(r, IPSECIF_SADB_X_EXT_POLICY, NULL) + 8)),
+                        &pol),
         IPSECIF_OK);
     assert_int_equal(pol.sel.sport, IPSECIF_ICMP_ANY);
     assert_int_equal(pol.action, IPSECIF_ACTION_DISCARD);
@@ -1356,7 +1399,7 @@ static void acquire_case(uint8_t d)
     x = find_ext(r, IPSECIF_SADB_EXT_ADDRESS_DST, NULL);
     assert_memory_equal(x + 12, dst.bytes, 4);
     x = find_ext(r, IPSECIF_SADB_X_EXT_POLICY, NULL);
-    assert_int_equal(g32(x + 8), info.policy_id[IPSECIF_IFPOL_V4_OUT]);
+    assert_int_equal(g32(x + 8), wire_id(d, info.policy_id[IPSECIF_IFPOL_V4_OUT], IPSECIF_DIR_OUT));
     assert_int_equal(x[6], IPSECIF_DIR_OUT);
     if (d == LINUX) {
         assert_int_equal(g32(x + 16 + 8), info.reqid[IPSECIF_IFPOL_V4_OUT]);
@@ -1368,6 +1411,28 @@ static void acquire_case(uint8_t d)
     assert_int_equal((elen - 8) % 72, 0);
     assert_true(elen > 8);
     assert_int_equal(x[8 + 1], IPSECIF_SADB_X_EALG_AESGCM16);
+    /* Every sadb_comb (RFC 2367 2.3.4) field at its offset. */
+    for (size_t off = 8; off < elen; off += 72) {
+        const uint8_t *c = x + off;
+
+        assert_int_equal(g16(c + 2), 0);  /* flags */
+        assert_int_equal(g32(c + 12), 0); /* reserved */
+        assert_int_equal(g32(c + 16), 0); /* soft allocations */
+        assert_int_equal(g32(c + 20), 0); /* hard allocations */
+        assert_int_equal(g64(c + 24), 0); /* soft bytes */
+        assert_int_equal(g64(c + 32), 0); /* hard bytes */
+        assert_int_equal(g64(c + 40), 69120);
+        assert_int_equal(g64(c + 48), 86400);
+        assert_int_equal(g64(c + 56), 0); /* soft usetime */
+        assert_int_equal(g64(c + 64), 0); /* hard usetime */
+        assert_true(g16(c + 8) >= 64 && g16(c + 8) <= g16(c + 10));
+        if (c[0] != IPSECIF_SADB_AALG_NONE) {
+            assert_true(g16(c + 4) >= 128 && g16(c + 4) <= g16(c + 6));
+        } else {
+            assert_int_equal(g16(c + 4), 0);
+            assert_int_equal(g16(c + 6), 0);
+        }
+    }
     /* The next one (after the rate limit) counts on. */
     rec_clear();
     test_build_ping(&tb, 128, "192.0.2.1", "203.0.113.1", 10, 0);
@@ -1605,8 +1670,14 @@ static void test_owned_policies(void **state)
     for (i = 0; i < 4; i++) {
         const uint8_t *x = find_ext(rec_get(f.ep, i), IPSECIF_SADB_X_EXT_POLICY, NULL);
 
+        /* Linux ids: index << 3 | direction, never a per-socket one. */
+        assert_true((g32(x + 8) & 7u) < 2u);
+        assert_int_equal(g32(x + 8) & 7u, x[6] == IPSECIF_DIR_IN ? 0u : 1u);
         for (k = 0; k < 4; k++) {
-            if (g32(x + 8) == info.policy_id[k]) {
+            if (lib_id(LINUX, g32(x + 8)) == info.policy_id[k]) {
+                assert_int_equal(g32(x + 8),
+                                 wire_id(LINUX, info.policy_id[k],
+                                         k % 2 == 0 ? IPSECIF_DIR_OUT : IPSECIF_DIR_IN));
                 assert_int_equal(g32(x + 16 + 8), info.reqid[k]);
                 assert_int_equal(x[16 + 5], IPSECIF_LEVEL_UNIQUE);
                 matched++;
@@ -1619,7 +1690,7 @@ static void test_owned_policies(void **state)
     /* X_SPDDELETE2 by id: EBUSY. */
     rec_clear();
     mb_init(&m, LINUX, IPSECIF_SADB_X_SPDDELETE2, 0, 2);
-    mb_policy(&m, 0, 0, owned.id, 0, NULL, 0);
+    mb_policy(&m, 0, 0, wire_id(LINUX, owned.id, owned.dir), 0, NULL, 0);
     len = mb_done(&m);
     sendm(&f, f.ep, m.b, len, 1);
     only_reply(f.ep, IPSECIF_SADB_X_SPDDELETE2, IPSECIF_PFKEY_EBUSY);

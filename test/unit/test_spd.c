@@ -1265,11 +1265,11 @@ static void test_id_wrap(void **state)
     b = add_ok(ctx, &p);
     assert_int_equal(a, 1);
     assert_int_equal(b, 2);
-    ctx->sp_next_id = UINT32_MAX;
+    ctx->sp_next_id = IPSECIF_POLICY_ID_MAX;
     p = host(IPSECIF_DIR_OUT, "192.0.2.1", "198.51.100.3", 1);
     c = add_ok(ctx, &p);
-    assert_int_equal(c, UINT32_MAX);
-    /* 0 is never an id; 1 and 2 are taken. */
+    assert_int_equal(c, IPSECIF_POLICY_ID_MAX);
+    /* Ids wrap at IPSECIF_POLICY_ID_MAX; 0 is never an id; 1 and 2 are taken. */
     p = host(IPSECIF_DIR_OUT, "192.0.2.1", "198.51.100.4", 1);
     d = add_ok(ctx, &p);
     assert_int_equal(d, 3);
