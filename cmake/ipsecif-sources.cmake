@@ -25,6 +25,7 @@ set(IPSECIF_CORE_SOURCES
     ${IPSECIF_ROOT_DIR}/lib/core/iface.c
     ${IPSECIF_ROOT_DIR}/lib/core/dispatch.c
     ${IPSECIF_ROOT_DIR}/lib/spd/spd.c
+    ${IPSECIF_ROOT_DIR}/lib/spd/sockpol.c
     ${IPSECIF_ROOT_DIR}/lib/esp/alg.c
     ${IPSECIF_ROOT_DIR}/lib/esp/esp.c
     ${IPSECIF_ROOT_DIR}/lib/esp/replay.c

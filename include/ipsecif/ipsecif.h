@@ -52,6 +52,7 @@ struct ipsecif_config {
     uint32_t acquire_interval_ms; /**< Least time between two ACQUIREs for one policy; 0 = 1000. */
     uint8_t ttl;                  /**< Outer TTL / hop limit; 0 = 64. */
     uint32_t max_pfkey_endpoints; /**< PF_KEY endpoints open at once (0: no PF_KEY). */
+    uint32_t max_socket_policies; /**< Sockets with a per-socket policy at once (0: none). */
 };
 
 /** Fill a configuration with defaults for a small gateway. */

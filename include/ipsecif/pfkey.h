@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipsecif/spd.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -176,17 +178,66 @@ enum ipsecif_pfkey_alg {
  * one name; the others one per dialect (ipsecif_pfkey_errno() picks).
  */
 enum ipsecif_pfkey_errno_value {
-    IPSECIF_PFKEY_EPERM = 1,            /**< Operation not permitted. */
-    IPSECIF_PFKEY_ENOENT = 2,           /**< No such entry. */
-    IPSECIF_PFKEY_ESRCH = 3,            /**< No such process. */
-    IPSECIF_PFKEY_ENOMEM = 12,          /**< Out of memory (port failure). */
-    IPSECIF_PFKEY_EBUSY = 16,           /**< Owned by an interface. */
-    IPSECIF_PFKEY_EEXIST = 17,          /**< Exists. */
-    IPSECIF_PFKEY_EINVAL = 22,          /**< Invalid message. */
-    IPSECIF_PFKEY_ENOBUFS_KAME = 55,    /**< NetBSD ENOBUFS: a table is full. */
-    IPSECIF_PFKEY_ENOBUFS_LINUX = 105,  /**< Linux ENOBUFS. */
-    IPSECIF_PFKEY_EOPNOTSUPP_KAME = 45, /**< NetBSD EOPNOTSUPP: SA type not supported. */
-    IPSECIF_PFKEY_EOPNOTSUPP_LINUX = 95 /**< Linux EOPNOTSUPP. */
+    IPSECIF_PFKEY_EPERM = 1,             /**< Operation not permitted. */
+    IPSECIF_PFKEY_ENOENT = 2,            /**< No such entry. */
+    IPSECIF_PFKEY_ESRCH = 3,             /**< No such process. */
+    IPSECIF_PFKEY_ENOMEM = 12,           /**< Out of memory (port failure). */
+    IPSECIF_PFKEY_EBUSY = 16,            /**< Owned by an interface. */
+    IPSECIF_PFKEY_EEXIST = 17,           /**< Exists. */
+    IPSECIF_PFKEY_EINVAL = 22,           /**< Invalid message. */
+    IPSECIF_PFKEY_ENOBUFS_KAME = 55,     /**< NetBSD ENOBUFS: a table is full. */
+    IPSECIF_PFKEY_ENOBUFS_LINUX = 105,   /**< Linux ENOBUFS. */
+    IPSECIF_PFKEY_EOPNOTSUPP_KAME = 45,  /**< NetBSD EOPNOTSUPP: SA type not supported. */
+    IPSECIF_PFKEY_EOPNOTSUPP_LINUX = 95, /**< Linux EOPNOTSUPP. */
+    IPSECIF_PFKEY_EMSGSIZE_KAME = 40,    /**< NetBSD EMSGSIZE: not a whole message. */
+    IPSECIF_PFKEY_EMSGSIZE_LINUX = 90    /**< Linux EMSGSIZE. */
+};
+
+/**
+ * @brief `sadb_msg_type` of libipsecif's per-socket policy message.
+ *
+ * Not RFC 2367: kernels take per-socket policies through
+ * setsockopt(IP_IPSEC_POLICY / IPV6_IPSEC_POLICY), whose argument is one
+ * `sadb_x_policy` with its requests. A host that runs key-management
+ * programs over its own PF_KEY transport (the example router's preload
+ * library) passes those calls on as this message, on an endpoint of the
+ * program's process; the sockets it names are the endpoint's, and they are
+ * forgotten when it closes. Layout, all multiples of 8 bytes:
+ * - a `sadb_msg` header: version 2, this type, `sadb_msg_satype` one of
+ *   ::ipsecif_sockpol_op, `sadb_msg_len`, seq and pid as usual;
+ * - a socket block of ::IPSECIF_SOCKPOL_SOCK_LEN bytes: the handle (32
+ *   bits, host order), the protocol (1 byte), the family (1 byte,
+ *   ::IPSECIF_AF_INET or ::IPSECIF_AF_INET6), the bound port (2 bytes,
+ *   network order), the bound address (16 bytes, IPv4 in the first 4), 8
+ *   bytes of zero;
+ * - for SET, the setsockopt bytes; for GET, a `sadb_x_policy` header whose
+ *   direction is the one asked for.
+ *
+ * The reply goes to the sender only: the header with `sadb_msg_errno` 0 or
+ * EINVAL (malformed, a bad direction, type or request list: what
+ * setsockopt answers), ENOBUFS (no free socket slot); a GET reply carries
+ * the socket block and the policy (entrust when none is set).
+ */
+#define IPSECIF_SADB_X_SOCKPOLICY 0xf0u
+
+/** Bytes of the socket block of an ::IPSECIF_SADB_X_SOCKPOLICY message. */
+#define IPSECIF_SOCKPOL_SOCK_LEN 32u
+
+/** Operations of ::IPSECIF_SADB_X_SOCKPOLICY (in `sadb_msg_satype`). */
+enum ipsecif_sockpol_op {
+    IPSECIF_SOCKPOL_OP_SET = 1,  /**< setsockopt: record (or, entrust, clear) a direction. */
+    IPSECIF_SOCKPOL_OP_GET = 2,  /**< getsockopt: the policy of a direction. */
+    IPSECIF_SOCKPOL_OP_BIND = 3, /**< The socket was bound: update its address and port. */
+    IPSECIF_SOCKPOL_OP_CLOSE = 4 /**< The socket was closed: forget it. */
+};
+
+/** PF_KEY counters of a context. */
+struct ipsecif_pfkey_stats {
+    uint64_t in_msgs;     /**< Messages of a whole header or more taken from endpoints. */
+    uint64_t in_short;    /**< Datagrams shorter than a header, answered EMSGSIZE. */
+    uint64_t in_long;     /**< Datagrams longer than the host takes, answered EMSGSIZE. */
+    uint64_t in_errors;   /**< Requests answered with an errno. */
+    uint64_t sockpol_set; /**< Per-socket policies set through ::IPSECIF_SADB_X_SOCKPOLICY. */
 };
 
 struct ipsecif_ctx;
@@ -228,11 +279,58 @@ int ipsecif_pfkey_close(struct ipsecif_ctx *ctx, uint32_t ep_id);
  * @retval IPSECIF_OK the message was answered (possibly with an errno).
  * @retval IPSECIF_ERR_ARG NULL context, or msg NULL with len nonzero.
  * @retval IPSECIF_ERR_NOENT no open endpoint has this id.
- * @retval IPSECIF_ERR_MALFORMED shorter than a `sadb_msg` header: nothing to
- *         answer to (no reply is sent).
+ * @retval IPSECIF_ERR_MALFORMED shorter than a `sadb_msg` header (0 bytes
+ *         included): answered with a bare header with EMSGSIZE, carrying
+ *         what bytes of a header there were, as a datagram transport must
+ *         (a kernel fails such a send instead).
  */
 int ipsecif_pfkey_send(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_t *msg, size_t len,
                        uint64_t now);
+
+/**
+ * @brief Answer a datagram longer than the host takes (a kernel fails such
+ *        a send with EMSGSIZE): a bare header with EMSGSIZE, to the sender.
+ * @param[in] ctx      the context.
+ * @param[in] ep_id    the sending endpoint.
+ * @param[in] head     the datagram's first bytes (its header, if it has one).
+ * @param[in] head_len how many of them there are (16 are used at most).
+ * @retval IPSECIF_OK answered.
+ * @retval IPSECIF_ERR_ARG NULL context, or head NULL with head_len nonzero.
+ * @retval IPSECIF_ERR_NOENT no open endpoint has this id.
+ */
+int ipsecif_pfkey_oversize(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_t *head,
+                           size_t head_len);
+
+/**
+ * @brief Parse the argument of setsockopt(IP_IPSEC_POLICY / IPV6_IPSEC_POLICY).
+ *
+ * Exactly one `sadb_x_policy` (its length field equal to len) of type
+ * entrust, bypass or ipsec with direction in or out; ipsec carries one or
+ * more requests, the others none. The request values are checked by
+ * ipsecif_spd_sock_set().
+ * @param[in]  dialect ::IPSECIF_PFKEY_DIALECT_KAME or ::IPSECIF_PFKEY_DIALECT_LINUX.
+ * @param[in]  buf     the option bytes (any alignment).
+ * @param[in]  len     their length.
+ * @param[out] out     the policy.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG a NULL argument, an unknown dialect, type
+ *         discard or none (SPD actions, not socket policies), a bad
+ *         direction, or requests that do not fit the type.
+ * @retval IPSECIF_ERR_MALFORMED a length that does not match, or a
+ *         malformed request.
+ */
+int ipsecif_pfkey_sockpolicy_parse(uint8_t dialect, const uint8_t *buf, size_t len,
+                                   struct ipsecif_sockpolicy *out);
+
+/**
+ * @brief Write a per-socket policy as a `sadb_x_policy` (what getsockopt returns).
+ * @return its length, or 0 if it does not fit in cap or the arguments are bad.
+ */
+size_t ipsecif_pfkey_sockpolicy_build(uint8_t dialect, const struct ipsecif_sockpolicy *sp,
+                                      uint8_t *buf, size_t cap);
+
+/** @brief The context's PF_KEY counters (NULL for a NULL context). */
+const struct ipsecif_pfkey_stats *ipsecif_pfkey_stats_get(const struct ipsecif_ctx *ctx);
 
 /**
  * @brief Tell the library how its clock relates to Unix time, so that

@@ -125,6 +125,42 @@ enum ipsecif_sysctl {
     IPSECIF_SYSCTL_COUNT                 /**< Number of values. */
 };
 
+/**
+ * @brief What a per-socket policy does (setsockopt IP_IPSEC_POLICY and
+ * IPV6_IPSEC_POLICY, one for each direction of a socket).
+ */
+enum ipsecif_sockpol_type {
+    IPSECIF_SOCKPOL_ENTRUST = 0, /**< Follow the SPD: every socket's default. */
+    IPSECIF_SOCKPOL_BYPASS = 1,  /**< No IPsec whatever the SPD says (IKE sockets). */
+    IPSECIF_SOCKPOL_IPSEC = 2    /**< Apply the request list, before the SPD. */
+};
+
+/** A per-socket policy for one direction. */
+struct ipsecif_sockpolicy {
+    uint8_t dir;  /**< ::IPSECIF_DIR_IN or ::IPSECIF_DIR_OUT. */
+    uint8_t type; /**< ::ipsecif_sockpol_type. */
+    uint8_t nreq; /**< Requests (IPSEC type only, 1 or more). */
+    struct ipsecif_ipsecreq req[IPSECIF_MAX_REQUESTS]; /**< The requests, outermost last. */
+};
+
+/**
+ * @brief A socket as the host identifies it.
+ *
+ * The library never sees sockets: the host names each one by an owner (for
+ * example the PF_KEY endpoint of the process holding it) and the owner's
+ * handle for it (for example its descriptor), and says what it is bound to.
+ */
+struct ipsecif_sock {
+    uint32_t owner;            /**< Who holds the socket, nonzero. */
+    uint32_t handle;           /**< The owner's name for the socket. */
+    uint8_t proto;             /**< ::IPSECIF_IPPROTO_UDP, _TCP ..., or _ANY if not known. */
+    struct ipsecif_addr local; /**< Bound address: family set; all-zero bytes bind any. */
+    uint16_t lport;            /**< Bound port, host order; 0 while not bound. */
+};
+
+/** ipsecif_spd_sock_close(): every socket of the owner. */
+#define IPSECIF_SOCK_ALL 0xffffffffu
+
 struct ipsecif_ctx;
 
 /**
@@ -207,6 +243,85 @@ size_t ipsecif_spd_count(const struct ipsecif_ctx *ctx);
  */
 int ipsecif_spd_lookup(struct ipsecif_ctx *ctx, uint8_t dir, const struct ipsecif_selector *pkt,
                        uint64_t now, struct ipsecif_policy *out);
+
+/**
+ * @brief Set one direction's policy of a socket (per-socket policy).
+ *
+ * ::IPSECIF_SOCKPOL_ENTRUST removes what was set for that direction (a
+ * socket whose two directions entrust is forgotten); BYPASS and IPSEC are
+ * recorded, with the socket's binding as given. Per-socket policies are
+ * checked before the SPD (ipsecif_spd_sock_lookup()); they never appear in
+ * the SPD's walk, count or PF_KEY dumps. Access control is the host's: on
+ * Linux and NetBSD only privileged sockets may bypass.
+ * @param[in] ctx the context.
+ * @param[in] s   the socket (owner nonzero, local family IPv4 or IPv6).
+ * @param[in] p   the policy.
+ * @retval IPSECIF_OK recorded (or removed, for entrust).
+ * @retval IPSECIF_ERR_ARG a NULL argument, owner 0, a bad family, direction
+ *         or type, or a bad request list (none, too many, a bad protocol,
+ *         mode, level or tunnel endpoints).
+ * @retval IPSECIF_ERR_FULL cfg.max_socket_policies sockets have policies.
+ */
+int ipsecif_spd_sock_set(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s,
+                         const struct ipsecif_sockpolicy *p);
+
+/**
+ * @brief Tell the library what a socket with policies is bound to now.
+ * @retval IPSECIF_OK updated.
+ * @retval IPSECIF_ERR_ARG a NULL argument or a bad family.
+ * @retval IPSECIF_ERR_NOENT the socket has no policy (nothing to update).
+ */
+int ipsecif_spd_sock_bind(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s);
+
+/**
+ * @brief One direction's policy of a socket.
+ * @param[out] out the policy; ::IPSECIF_SOCKPOL_ENTRUST if none is set.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG a NULL argument, owner 0 or a bad direction.
+ */
+int ipsecif_spd_sock_get(const struct ipsecif_ctx *ctx, uint32_t owner, uint32_t handle,
+                         uint8_t dir, struct ipsecif_sockpolicy *out);
+
+/**
+ * @brief Forget a closed socket's policies.
+ * @param[in] handle the socket, or ::IPSECIF_SOCK_ALL for every socket of the owner.
+ * @return the number of sockets forgotten.
+ */
+size_t ipsecif_spd_sock_close(struct ipsecif_ctx *ctx, uint32_t owner, uint32_t handle);
+
+/**
+ * @brief The per-socket policy that covers a packet's local end.
+ *
+ * A socket bound to the packet's local address (or to any address of its
+ * family) and port, with the packet's protocol, covers it; an address match
+ * wins over a wildcard. Cost is linear in the sockets with policies.
+ * @param[in]  dir    ::IPSECIF_DIR_IN or ::IPSECIF_DIR_OUT.
+ * @param[in]  proto  the packet's upper-layer protocol.
+ * @param[in]  local  the packet's local address (destination inbound, source outbound).
+ * @param[in]  lport  its local port, host order.
+ * @param[out] out    the policy (may be NULL).
+ * @param[out] sock   the socket that holds it (may be NULL).
+ * @retval IPSECIF_OK a socket with a BYPASS or IPSEC policy for dir covers it.
+ * @retval IPSECIF_ERR_NOENT none: the SPD decides.
+ * @retval IPSECIF_ERR_ARG a NULL argument or a bad direction.
+ */
+int ipsecif_spd_sock_lookup(const struct ipsecif_ctx *ctx, uint8_t dir, uint8_t proto,
+                            const struct ipsecif_addr *local, uint16_t lport,
+                            struct ipsecif_sockpolicy *out, struct ipsecif_sock *sock);
+
+/** @brief Callback of ipsecif_spd_sock_walk(): nonzero stops the walk. */
+typedef int (*ipsecif_spd_sock_walk_fn)(void *arg, const struct ipsecif_sock *s,
+                                        const struct ipsecif_sockpolicy *in,
+                                        const struct ipsecif_sockpolicy *out);
+
+/**
+ * @brief Visit every socket with a policy (entrust directions come as ENTRUST).
+ * @return 0, or the nonzero value the callback stopped with.
+ */
+int ipsecif_spd_sock_walk(const struct ipsecif_ctx *ctx, ipsecif_spd_sock_walk_fn fn, void *arg);
+
+/** @brief Sockets that have a policy. */
+size_t ipsecif_spd_sock_count(const struct ipsecif_ctx *ctx);
 
 /**
  * @brief Read a system-wide default.

@@ -19,6 +19,7 @@ void ipsecif_config_default(struct ipsecif_config *cfg)
     cfg->acquire_interval_ms = 1000;
     cfg->ttl = 64;
     cfg->max_pfkey_endpoints = 8;
+    cfg->max_socket_policies = 16;
 }
 
 /* Fill in defaults and check limits; false if the configuration is unusable. */
@@ -37,7 +38,7 @@ static bool normalize(struct ipsecif_config *c)
         c->ttl = 64;
     }
     /* Keep every table index and hash size well inside 32 bits. */
-    if (c->max_pfkey_endpoints > 0x10000u) {
+    if (c->max_pfkey_endpoints > 0x10000u || c->max_socket_policies > 0x10000u) {
         return false;
     }
     if (c->max_interfaces > 0x1000000u || c->max_policies > 0x4000000u || c->max_sas > 0x4000000u ||

@@ -200,6 +200,13 @@ struct ipsecif_sp {
     struct ipsecif_sp_rq rq[IPSECIF_MAX_REQUESTS];
 };
 
+/* ---- Per-socket policy (lib/spd/sockpol.c) ---- */
+struct ipsecif_sockpol {
+    bool in_use;
+    struct ipsecif_sock sock;
+    struct ipsecif_sockpolicy pol[2]; /* in, out; ENTRUST where none is set */
+};
+
 /* ---- Interface ---- */
 struct ipsecif_if {
     bool in_use;
@@ -271,6 +278,8 @@ struct ipsecif_ctx {
     struct ipsecif_sp **sp_sel_hash;   /* (dir, whole selector) of every policy */
     struct ipsecif_sp_rq **sp_rq_hash; /* reqid -> request links */
     struct ipsecif_sp *sp_free;        /* free slots, chained through next */
+    struct ipsecif_sockpol *socks;     /* cfg.max_socket_policies slots */
+    uint32_t nsocks;                   /* slots in use */
 
     /* SADB */
     struct ipsecif_sa *sas;
@@ -296,6 +305,7 @@ struct ipsecif_ctx {
      * pfkey_hook is set by lib/pfkey when an endpoint opens, so the core
      * links without lib/pfkey; ipsecif_emit() passes events through it. */
     struct ipsecif_pfkey_ep *pfkey_eps;
+    struct ipsecif_pfkey_stats pfkey_stats;
     uint8_t *pfkey_buf;
     uint32_t pfkey_nopen;
     uint32_t pfkey_seq; /* sadb_msg_seq of library-originated ACQUIREs */
@@ -311,6 +321,8 @@ struct ipsecif_ctx {
 /* Each module reports what it needs; ctx.c lays it out in this order. */
 size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg);
 void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
+/* Check a request and build its stored form (endpoints normalised). */
+bool ipsecif_spd_check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out);
 size_t ipsecif_sadb_mem_size(const struct ipsecif_config *cfg);
 void ipsecif_sadb_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
 size_t ipsecif_iface_mem_size(const struct ipsecif_config *cfg);

@@ -22,10 +22,13 @@
 #define REQ_HDR_KAME 8u
 #define REQ_HDR_LINUX 16u
 #define COMB_LEN 72u
+#define SOCK_OFF (HDR_LEN + IPSECIF_SOCKPOL_SOCK_LEN) /* X_SOCKPOLICY: the policy */
 
 #define IPSEC_POLICY_DISCARD 0u
 #define IPSEC_POLICY_NONE 1u
 #define IPSEC_POLICY_IPSEC 2u
+#define IPSEC_POLICY_ENTRUST 3u
+#define IPSEC_POLICY_BYPASS 4u
 #define IPSEC_ULPROTO_ANY 255u
 #define UDP_ENCAP_ESPINUDP 2u
 
@@ -89,6 +92,11 @@ static bool is_linux(uint8_t dialect)
 static uint8_t e_nobufs(uint8_t d)
 {
     return is_linux(d) ? IPSECIF_PFKEY_ENOBUFS_LINUX : IPSECIF_PFKEY_ENOBUFS_KAME;
+}
+
+static uint8_t e_msgsize(uint8_t d)
+{
+    return is_linux(d) ? IPSECIF_PFKEY_EMSGSIZE_LINUX : IPSECIF_PFKEY_EMSGSIZE_KAME;
 }
 
 static uint8_t e_opnotsupp(uint8_t d)
@@ -260,6 +268,8 @@ int ipsecif_pfkey_close(struct ipsecif_ctx *ctx, uint32_t ep_id)
     }
     memset(ep, 0, sizeof(*ep));
     ctx->pfkey_nopen--;
+    /* The endpoint's sockets went with it. */
+    (void)ipsecif_spd_sock_close(ctx, ep_id, IPSECIF_SOCK_ALL);
     return IPSECIF_OK;
 }
 
@@ -741,32 +751,26 @@ static size_t req_size(uint8_t d, const struct ipsecif_ipsecreq *r)
     return align8(n);
 }
 
-static void policy_ext_put(struct bld *b, uint8_t d, const struct ipsecif_policy *pol)
+static size_t requests_size(uint8_t d, const struct ipsecif_ipsecreq *req, uint8_t n)
 {
-    size_t n = POLICY_HDR;
-    uint8_t *p;
+    size_t len = 0;
     uint8_t i;
 
-    for (i = 0; i < pol->nreq; i++) {
-        n += req_size(d, &pol->req[i]);
+    for (i = 0; i < n; i++) {
+        len += req_size(d, &req[i]);
     }
-    p = ext_put(b, IPSECIF_SADB_X_EXT_POLICY, n);
-    if (p == NULL) {
-        return;
-    }
-    s16(p + 4, pol->action == IPSECIF_ACTION_IPSEC  ? IPSEC_POLICY_IPSEC
-               : pol->action == IPSECIF_ACTION_NONE ? IPSEC_POLICY_NONE
-                                                    : IPSEC_POLICY_DISCARD);
-    p[6] = pol->dir;
-    s32(p + 8, wire_policy_id(d, pol->id, pol->dir));
-    if (is_linux(d)) {
-        s32(p + 12, pol->priority);
-    }
-    p += POLICY_HDR;
-    for (i = 0; i < pol->nreq; i++) {
-        const struct ipsecif_ipsecreq *r = &pol->req[i];
+    return len;
+}
+
+/* The sadb_x_ipsecrequest list of a policy, from p on (room checked by the caller). */
+static void requests_put(uint8_t d, uint8_t *p, const struct ipsecif_ipsecreq *req, uint8_t n)
+{
+    size_t h = is_linux(d) ? REQ_HDR_LINUX : REQ_HDR_KAME;
+    uint8_t i;
+
+    for (i = 0; i < n; i++) {
+        const struct ipsecif_ipsecreq *r = &req[i];
         size_t rs = req_size(d, r);
-        size_t h = is_linux(d) ? REQ_HDR_LINUX : REQ_HDR_KAME;
 
         s16(p, (uint16_t)rs);
         s16(p + 2, r->proto);
@@ -784,6 +788,25 @@ static void policy_ext_put(struct bld *b, uint8_t d, const struct ipsecif_policy
         }
         p += rs;
     }
+}
+
+static void policy_ext_put(struct bld *b, uint8_t d, const struct ipsecif_policy *pol)
+{
+    uint8_t *p =
+        ext_put(b, IPSECIF_SADB_X_EXT_POLICY, POLICY_HDR + requests_size(d, pol->req, pol->nreq));
+
+    if (p == NULL) {
+        return;
+    }
+    s16(p + 4, pol->action == IPSECIF_ACTION_IPSEC  ? IPSEC_POLICY_IPSEC
+               : pol->action == IPSECIF_ACTION_NONE ? IPSEC_POLICY_NONE
+                                                    : IPSEC_POLICY_DISCARD);
+    p[6] = pol->dir;
+    s32(p + 8, wire_policy_id(d, pol->id, pol->dir));
+    if (is_linux(d)) {
+        s32(p + 12, pol->priority);
+    }
+    requests_put(d, p + POLICY_HDR, pol->req, pol->nreq);
 }
 
 static void policy_exts_put(struct bld *b, uint8_t d, const struct ipsecif_policy *pol,
@@ -1057,6 +1080,7 @@ static void reply_err(struct ipsecif_ctx *ctx, uint32_t sender, const struct pms
 {
     struct out o;
 
+    ctx->pfkey_stats.in_errors++;
     memset(&o, 0, sizeof(o));
     o.type = m->type;
     o.err = err;
@@ -1834,6 +1858,199 @@ static void copy_request(struct ipsecif_ctx *ctx, uint32_t sender, uint8_t d, co
     }
 }
 
+/* ---- Per-socket policies: the setsockopt bytes, and X_SOCKPOLICY ---- */
+
+int ipsecif_pfkey_sockpolicy_parse(uint8_t dialect, const uint8_t *buf, size_t len,
+                                   struct ipsecif_sockpolicy *out)
+{
+    struct ipsecif_policy tmp;
+    uint16_t type;
+
+    if (buf == NULL || out == NULL ||
+        (dialect != IPSECIF_PFKEY_DIALECT_KAME && dialect != IPSECIF_PFKEY_DIALECT_LINUX)) {
+        return IPSECIF_ERR_ARG;
+    }
+    memset(out, 0, sizeof(*out));
+    /* As KAME's key_msg2sp(): the option is exactly one sadb_x_policy. */
+    if (len < POLICY_HDR || (size_t)h16(buf) * 8u != len) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    memset(&tmp, 0, sizeof(tmp));
+    if (requests_parse(dialect, buf + POLICY_HDR, len - POLICY_HDR, &tmp) != 0) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    type = h16(buf + 4);
+    out->dir = buf[6];
+    if (type == IPSEC_POLICY_ENTRUST) {
+        out->type = IPSECIF_SOCKPOL_ENTRUST;
+    } else if (type == IPSEC_POLICY_BYPASS) {
+        out->type = IPSECIF_SOCKPOL_BYPASS;
+    } else if (type == IPSEC_POLICY_IPSEC) {
+        out->type = IPSECIF_SOCKPOL_IPSEC;
+    } else {
+        /* discard and none are SPD actions, not socket policies (KAME). */
+        return IPSECIF_ERR_ARG;
+    }
+    if ((out->dir != IPSECIF_DIR_IN && out->dir != IPSECIF_DIR_OUT) ||
+        (out->type == IPSECIF_SOCKPOL_IPSEC) != (tmp.nreq > 0)) {
+        return IPSECIF_ERR_ARG;
+    }
+    out->nreq = tmp.nreq;
+    memcpy(out->req, tmp.req, sizeof(out->req));
+    return IPSECIF_OK;
+}
+
+size_t ipsecif_pfkey_sockpolicy_build(uint8_t dialect, const struct ipsecif_sockpolicy *sp,
+                                      uint8_t *buf, size_t cap)
+{
+    static const uint16_t types[] = {IPSEC_POLICY_ENTRUST, IPSEC_POLICY_BYPASS, IPSEC_POLICY_IPSEC};
+    size_t len;
+
+    if (sp == NULL || buf == NULL || sp->nreq > IPSECIF_MAX_REQUESTS ||
+        sp->type >= IPSECIF_ARRAY_SIZE(types) ||
+        (dialect != IPSECIF_PFKEY_DIALECT_KAME && dialect != IPSECIF_PFKEY_DIALECT_LINUX)) {
+        return 0;
+    }
+    len = POLICY_HDR + requests_size(dialect, sp->req, sp->nreq);
+    if (len > cap) {
+        return 0;
+    }
+    memset(buf, 0, len);
+    s16(buf, (uint16_t)(len / 8));
+    s16(buf + 2, IPSECIF_SADB_X_EXT_POLICY);
+    s16(buf + 4, types[sp->type]);
+    buf[6] = sp->dir;
+    requests_put(dialect, buf + POLICY_HDR, sp->req, sp->nreq);
+    return len;
+}
+
+static uint8_t sockpol_errno(uint8_t d, int rc)
+{
+    return rc == IPSECIF_ERR_FULL ? e_nobufs(d) : IPSECIF_PFKEY_EINVAL;
+}
+
+/* The socket block of an X_SOCKPOLICY message; false if it is malformed. */
+static bool sock_parse(const uint8_t *b, uint32_t owner, struct ipsecif_sock *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->owner = owner;
+    s->handle = h32(b);
+    s->proto = b[4];
+    s->local.family = b[5];
+    s->lport = (uint16_t)((b[6] << 8) | b[7]);
+    if (s->local.family != IPSECIF_AF_INET && s->local.family != IPSECIF_AF_INET6) {
+        return false;
+    }
+    memcpy(s->local.bytes, b + 8, ipsecif_addr_len(s->local.family));
+    return true;
+}
+
+/* Answer to the sender alone: the header, and for GET the socket and its policy. */
+static void sockpol_reply(struct ipsecif_ctx *ctx, uint32_t ep_id, uint8_t d, const uint8_t *msg,
+                          uint8_t err, const struct ipsecif_sockpolicy *got)
+{
+    uint8_t *b = ctx->pfkey_buf;
+    size_t len = HDR_LEN;
+
+    memcpy(b, msg, HDR_LEN);
+    b[2] = err;
+    if (err == 0 && got != NULL) {
+        memcpy(b + HDR_LEN, msg + HDR_LEN, IPSECIF_SOCKPOL_SOCK_LEN);
+        len = SOCK_OFF + ipsecif_pfkey_sockpolicy_build(d, got, b + SOCK_OFF,
+                                                        IPSECIF_PFKEY_MSG_MAX - SOCK_OFF);
+    }
+    s16(b + 4, (uint16_t)(len / 8));
+    if (err != 0) {
+        ctx->pfkey_stats.in_errors++;
+    }
+    ctx->port->pfkey_deliver(ctx->user, ep_id, b, len);
+}
+
+static void sockpol_msg(struct ipsecif_ctx *ctx, uint32_t ep_id, uint8_t d, const uint8_t *msg,
+                        size_t len)
+{
+    struct ipsecif_sockpolicy sp;
+    struct ipsecif_sock s;
+    bool get = false;
+    uint8_t err = IPSECIF_PFKEY_EINVAL;
+    int rc;
+
+    if (msg[0] != IPSECIF_PF_KEY_V2 || (size_t)h16(msg + 4) * 8u != len || len < SOCK_OFF ||
+        !sock_parse(msg + HDR_LEN, ep_id, &s)) {
+        goto out;
+    }
+    switch (msg[3]) {
+    case IPSECIF_SOCKPOL_OP_SET:
+        rc = ipsecif_pfkey_sockpolicy_parse(d, msg + SOCK_OFF, len - SOCK_OFF, &sp);
+        if (rc == IPSECIF_OK) {
+            rc = ipsecif_spd_sock_set(ctx, &s, &sp);
+        }
+        err = rc == IPSECIF_OK ? 0 : sockpol_errno(d, rc);
+        ctx->pfkey_stats.sockpol_set += rc == IPSECIF_OK;
+        break;
+    case IPSECIF_SOCKPOL_OP_GET:
+        /* As getsockopt: a policy header names the direction asked for. */
+        if (len - SOCK_OFF >= POLICY_HDR &&
+            ipsecif_spd_sock_get(ctx, ep_id, s.handle, msg[SOCK_OFF + 6], &sp) == IPSECIF_OK) {
+            err = 0;
+            get = true;
+        }
+        break;
+    case IPSECIF_SOCKPOL_OP_BIND:
+        rc = ipsecif_spd_sock_bind(ctx, &s);
+        err = rc == IPSECIF_OK || rc == IPSECIF_ERR_NOENT ? 0 : IPSECIF_PFKEY_EINVAL;
+        break;
+    case IPSECIF_SOCKPOL_OP_CLOSE:
+        (void)ipsecif_spd_sock_close(ctx, ep_id, s.handle);
+        err = 0;
+        break;
+    default:
+        break;
+    }
+out:
+    sockpol_reply(ctx, ep_id, d, msg, err, get ? &sp : NULL);
+}
+
+/* A datagram that is no message: answer with a bare header that says so. */
+static void refuse(struct ipsecif_ctx *ctx, uint32_t ep_id, uint8_t d, const uint8_t *head,
+                   size_t n)
+{
+    uint8_t *b = ctx->pfkey_buf;
+
+    memset(b, 0, HDR_LEN);
+    if (head != NULL) {
+        memcpy(b, head, n < HDR_LEN ? n : HDR_LEN);
+    }
+    b[0] = IPSECIF_PF_KEY_V2;
+    b[2] = e_msgsize(d);
+    s16(b + 4, HDR_LEN / 8);
+    b[6] = 0;
+    b[7] = 0;
+    ctx->port->pfkey_deliver(ctx->user, ep_id, b, HDR_LEN);
+}
+
+int ipsecif_pfkey_oversize(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_t *head,
+                           size_t head_len)
+{
+    struct ipsecif_pfkey_ep *ep;
+
+    if (ctx == NULL || (head == NULL && head_len != 0)) {
+        return IPSECIF_ERR_ARG;
+    }
+    ep = ep_get(ctx, ep_id);
+    if (ep == NULL) {
+        return IPSECIF_ERR_NOENT;
+    }
+    ctx->pfkey_stats.in_long++;
+    refuse(ctx, ep_id, ep->dialect, head, head_len);
+    return IPSECIF_OK;
+}
+
+const struct ipsecif_pfkey_stats *ipsecif_pfkey_stats_get(const struct ipsecif_ctx *ctx)
+{
+    return ctx == NULL ? NULL : &ctx->pfkey_stats;
+}
+
 int ipsecif_pfkey_send(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_t *msg, size_t len,
                        uint64_t now)
 {
@@ -1850,10 +2067,18 @@ int ipsecif_pfkey_send(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_t *m
         return IPSECIF_ERR_NOENT;
     }
     if (len < HDR_LEN) {
+        /* A kernel fails such a send with EMSGSIZE; a datagram transport answers. */
+        ctx->pfkey_stats.in_short++;
+        refuse(ctx, ep_id, ep->dialect, msg, len);
         return IPSECIF_ERR_MALFORMED;
     }
+    ctx->pfkey_stats.in_msgs++;
     if (now > ctx->now) {
         ctx->now = now;
+    }
+    if (msg[1] == IPSECIF_SADB_X_SOCKPOLICY) {
+        sockpol_msg(ctx, ep_id, ep->dialect, msg, len);
+        return IPSECIF_OK;
     }
     r.ctx = ctx;
     r.sender = ep_id - 1;

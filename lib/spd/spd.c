@@ -57,8 +57,9 @@ size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg)
     if (n > (SIZE_MAX / 2) / sizeof(struct ipsecif_sp)) {
         return 0;
     }
-    /* Policies, then the exact, id, selector and reqid hash tables. */
-    return ALIGN16(n * sizeof(struct ipsecif_sp)) + 4 * table_bytes(cfg->max_policies);
+    /* Policies, the exact, id, selector and reqid hash tables, socket policies. */
+    return ALIGN16(n * sizeof(struct ipsecif_sp)) + 4 * table_bytes(cfg->max_policies) +
+           ALIGN16((size_t)cfg->max_socket_policies * sizeof(struct ipsecif_sockpol));
 }
 
 static void *carve(uint8_t **cursor, size_t bytes)
@@ -82,6 +83,9 @@ void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     ctx->sp_sel_hash = carve(cursor, tbl);
     ctx->sp_rq_hash = carve(cursor, tbl);
     ctx->sp_hash_mask = ipsecif_hash_size(n) - 1;
+    ctx->socks =
+        carve(cursor, (size_t)ctx->cfg.max_socket_policies * sizeof(struct ipsecif_sockpol));
+    ctx->nsocks = 0;
     ctx->nsps = 0;
     for (i = 0; i < IPSECIF_ARRAY_SIZE(ctx->sp_all); i++) {
         ctx->sp_all[i].head = NULL;
@@ -174,7 +178,7 @@ static bool norm_sel(const struct ipsecif_selector *in, struct ipsecif_selector 
     return true;
 }
 
-static bool check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out)
+bool ipsecif_spd_check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out)
 {
     uint8_t fs = in->tun_src.family;
     uint8_t fd = in->tun_dst.family;
@@ -229,7 +233,7 @@ static int check_policy(const struct ipsecif_policy *in, struct ipsecif_policy *
     }
     out->nreq = in->nreq;
     for (i = 0; i < in->nreq; i++) {
-        if (!check_req(&in->req[i], &out->req[i])) {
+        if (!ipsecif_spd_check_req(&in->req[i], &out->req[i])) {
             return IPSECIF_ERR_ARG;
         }
     }

@@ -1232,8 +1232,17 @@ static void test_truncations(void **state)
         rec_clear();
         memcpy(buf, c->msg, n);
         if (n < 16) {
-            assert_int_equal(ipsecif_pfkey_send(f.t.ctx, f.ep, buf, n, 1), IPSECIF_ERR_MALFORMED);
-            assert_int_equal(n_rec, 0);
+            const struct rec_msg *r;
+
+            /* Not even a header: a bare header with EMSGSIZE (Linux 90) answers,
+             * with what there was of the request's type and sequence number. */
+            assert_int_equal(ipsecif_pfkey_send(f.t.ctx, f.ep, n > 0 ? buf : NULL, n, 1),
+                             IPSECIF_ERR_MALFORMED);
+            r = only_reply(f.ep, n > 1 ? c->msg[1] : 0, IPSECIF_PFKEY_EMSGSIZE_LINUX);
+            assert_int_equal(r->len, 16);
+            assert_int_equal(g16(r->b + 4), 2);
+            assert_int_equal(r->b[3], n > 3 ? c->msg[3] : 0);
+            assert_int_equal(g32(r->b + 8), n >= 12 ? g32(c->msg + 8) : 0);
             continue;
         }
         sendm(&f, f.ep, buf, n, 1);
@@ -1757,10 +1766,21 @@ static void test_endpoints(void **state)
     rec_clear();
     assert_int_equal(ipsecif_pfkey_send(t.ctx, ids[0], hdr, 16, 1), IPSECIF_ERR_NOENT);
     assert_int_equal(ipsecif_pfkey_send(t.ctx, ids[1], NULL, 16, 1), IPSECIF_ERR_ARG);
-    assert_int_equal(ipsecif_pfkey_send(t.ctx, ids[1], hdr, 8, 1), IPSECIF_ERR_MALFORMED);
     assert_int_equal(n_rec, 0);
-    assert_int_equal(ipsecif_pfkey_send(t.ctx, ids[1], hdr, 16, 1), IPSECIF_OK);
+    assert_int_equal(ipsecif_pfkey_send(t.ctx, ids[1], hdr, 8, 1), IPSECIF_ERR_MALFORMED);
     assert_int_equal(n_rec, 1);
+    assert_int_equal(ipsecif_pfkey_send(t.ctx, ids[1], hdr, 16, 1), IPSECIF_OK);
+    assert_int_equal(n_rec, 2);
+    /* Too long for the host: EMSGSIZE, in the endpoint's dialect. */
+    assert_int_equal(ipsecif_pfkey_oversize(t.ctx, ids[1], hdr, 16), IPSECIF_OK);
+    assert_int_equal(n_rec, 3);
+    assert_int_equal(rec[2].b[1], IPSECIF_SADB_FLUSH);
+    assert_int_equal(rec[2].b[2], IPSECIF_PFKEY_EMSGSIZE_LINUX);
+    assert_int_equal(ipsecif_pfkey_oversize(t.ctx, ids[0], hdr, 16), IPSECIF_ERR_NOENT);
+    assert_int_equal(ipsecif_pfkey_oversize(t.ctx, ids[1], NULL, 16), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_pfkey_stats_get(t.ctx)->in_short, 1);
+    assert_int_equal(ipsecif_pfkey_stats_get(t.ctx)->in_long, 1);
+    assert_int_equal(ipsecif_pfkey_stats_get(t.ctx)->in_msgs, 1);
     /* Reopened: a fresh endpoint. */
     assert_int_equal(ipsecif_pfkey_open(t.ctx, KAME, &ids[2]), IPSECIF_OK);
     assert_int_equal(t.ctx->pfkey_eps[ids[2] - 1].registered, 0);
@@ -2032,6 +2052,293 @@ static void test_full(void **state)
     fx_down(&f);
 }
 
+/* ---- Per-socket policies (X_SOCKPOLICY, setsockopt bytes) ---- */
+
+/* The socket block: handle, protocol, family, port (network order), address. */
+static void mb_sock(struct mb *m, uint32_t handle, uint8_t proto, const char *addr, uint16_t port)
+{
+    struct ipsecif_addr a = test_addr(addr);
+    uint8_t *p = m->b + m->len;
+
+    memset(p, 0, 32);
+    put32(p, handle);
+    p[4] = proto;
+    p[5] = a.family;
+    p[6] = (uint8_t)(port >> 8);
+    p[7] = (uint8_t)port;
+    memcpy(p + 8, a.bytes, ipsecif_addr_len(a.family));
+    m->len += 32;
+}
+
+/* One X_SOCKPOLICY request with an optional policy; returns the reply's errno. */
+static uint8_t sockpol(struct fx *f, uint32_t ep, uint8_t op, uint32_t handle, const char *addr,
+                       uint16_t port, uint16_t type, uint8_t dir, const struct wreq *rq, unsigned n)
+{
+    uint8_t d = f->t.ctx->pfkey_eps[ep - 1].dialect;
+    const struct rec_msg *r;
+    struct mb m;
+    size_t len;
+
+    mb_init(&m, d, IPSECIF_SADB_X_SOCKPOLICY, op, 77);
+    mb_sock(&m, handle, IPSECIF_IPPROTO_UDP, addr, port);
+    if (op == IPSECIF_SOCKPOL_OP_SET || op == IPSECIF_SOCKPOL_OP_GET) {
+        mb_policy(&m, type, dir, 0, 0, rq, n);
+    }
+    len = mb_done(&m);
+    rec_clear();
+    sendm(f, ep, m.b, len, 1);
+    /* The sender alone is answered. */
+    assert_int_equal(n_rec, 1);
+    r = rec_get(ep, 0);
+    assert_int_equal(r->b[1], IPSECIF_SADB_X_SOCKPOLICY);
+    assert_int_equal(r->b[3], op);
+    assert_int_equal(g32(r->b + 8), 77);
+    assert_int_equal(g16(r->b + 4) * 8u, r->len);
+    return r->b[2];
+}
+
+static void sockpol_case(uint8_t d)
+{
+    static const struct wreq esp = {
+        IPSECIF_IPPROTO_ESP, IPSECIF_MODE_TRANSPORT, IPSECIF_LEVEL_REQUIRE, 0, NULL, NULL};
+    static const struct wreq udp = {
+        IPSECIF_IPPROTO_UDP, IPSECIF_MODE_TRANSPORT, IPSECIF_LEVEL_REQUIRE, 0, NULL, NULL};
+    struct ipsecif_addr local = test_addr("198.51.100.1");
+    struct ipsecif_sockpolicy sp;
+    struct ipsecif_sock so;
+    const struct rec_msg *r;
+    uint64_t errs;
+    uint32_t other, promisc;
+    struct mb m;
+    size_t len;
+    struct fx f;
+
+    fx_up(&f, d);
+    assert_int_equal(ipsecif_pfkey_open(f.t.ctx, d, &promisc), IPSECIF_OK);
+    mb_init(&m, d, IPSECIF_SADB_X_PROMISC, 1, 1);
+    len = mb_done(&m);
+    sendm(&f, promisc, m.b, len, 1);
+
+    /* racoon's IKE socket: bypass both ways, set before bind. */
+    assert_int_equal(
+        sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 7, "0.0.0.0", 0, 4, IPSECIF_DIR_IN, NULL, 0), 0);
+    assert_int_equal(
+        sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 7, "0.0.0.0", 0, 4, IPSECIF_DIR_OUT, NULL, 0), 0);
+    assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), 1);
+    assert_int_equal(ipsecif_spd_count(f.t.ctx), 0);
+    /* Not bound yet: covers nothing. */
+    assert_int_equal(ipsecif_spd_sock_lookup(f.t.ctx, IPSECIF_DIR_IN, IPSECIF_IPPROTO_UDP, &local,
+                                             500, NULL, NULL),
+                     IPSECIF_ERR_NOENT);
+    assert_int_equal(
+        sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_BIND, 7, "198.51.100.1", 500, 0, 0, NULL, 0), 0);
+    assert_int_equal(ipsecif_spd_sock_lookup(f.t.ctx, IPSECIF_DIR_IN, IPSECIF_IPPROTO_UDP, &local,
+                                             500, &sp, &so),
+                     IPSECIF_OK);
+    assert_int_equal(sp.type, IPSECIF_SOCKPOL_BYPASS);
+    assert_int_equal(so.owner, f.ep);
+    assert_int_equal(so.handle, 7);
+    assert_int_equal(ipsecif_spd_sock_lookup(f.t.ctx, IPSECIF_DIR_IN, IPSECIF_IPPROTO_UDP, &local,
+                                             4500, NULL, NULL),
+                     IPSECIF_ERR_NOENT);
+    assert_int_equal(ipsecif_spd_sock_lookup(f.t.ctx, IPSECIF_DIR_IN, IPSECIF_IPPROTO_TCP, &local,
+                                             500, NULL, NULL),
+                     IPSECIF_ERR_NOENT);
+
+    /* getsockopt: the direction asked for comes back as setsockopt bytes. */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_GET, 7, "198.51.100.1", 500, 0,
+                             IPSECIF_DIR_IN, NULL, 0),
+                     0);
+    r = rec_get(f.ep, 0);
+    assert_int_equal(r->len, 16 + 32 + 16);
+    assert_int_equal(g16(r->b + 48), 2);
+    assert_int_equal(g16(r->b + 48 + 4), 4); /* IPSEC_POLICY_BYPASS */
+    assert_int_equal(r->b[48 + 6], IPSECIF_DIR_IN);
+    assert_int_equal(g32(r->b + 16), 7);
+
+    /* An ipsec policy on another socket, then read back. */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 8, "198.51.100.1", 4000, 2,
+                             IPSECIF_DIR_OUT, &esp, 1),
+                     0);
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_GET, 8, "198.51.100.1", 4000, 0,
+                             IPSECIF_DIR_OUT, NULL, 0),
+                     0);
+    r = rec_get(f.ep, 0);
+    assert_int_equal(g16(r->b + 48 + 4), 2);
+    assert_int_equal(g16(r->b + 48 + 16 + 2), IPSECIF_IPPROTO_ESP);
+    assert_int_equal(r->b[48 + 16 + 5], IPSECIF_LEVEL_REQUIRE);
+    assert_int_equal(ipsecif_pfkey_sockpolicy_parse(d, r->b + 48, r->len - 48, &sp), IPSECIF_OK);
+    assert_int_equal(sp.type, IPSECIF_SOCKPOL_IPSEC);
+    assert_int_equal(sp.nreq, 1);
+    /* Its other direction entrusts. */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_GET, 8, "198.51.100.1", 4000, 0,
+                             IPSECIF_DIR_IN, NULL, 0),
+                     0);
+    assert_int_equal(g16(rec_get(f.ep, 0)->b + 48 + 4), 3); /* IPSEC_POLICY_ENTRUST */
+    assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), 2);
+
+    /* What setsockopt refuses with EINVAL, leaving the table as it was. */
+    errs = ipsecif_pfkey_stats_get(f.t.ctx)->in_errors;
+    assert_int_equal(
+        sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 9, "198.51.100.1", 1, 0, IPSECIF_DIR_IN, NULL, 0),
+        IPSECIF_PFKEY_EINVAL); /* discard */
+    assert_int_equal(
+        sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 9, "198.51.100.1", 1, 1, IPSECIF_DIR_IN, NULL, 0),
+        IPSECIF_PFKEY_EINVAL); /* none */
+    assert_int_equal(
+        sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 9, "198.51.100.1", 1, 9, IPSECIF_DIR_IN, NULL, 0),
+        IPSECIF_PFKEY_EINVAL); /* no such type */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 9, "198.51.100.1", 1, 4,
+                             IPSECIF_DIR_FWD, NULL, 0),
+                     IPSECIF_PFKEY_EINVAL); /* fwd is no socket direction */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 9, "198.51.100.1", 1, 2,
+                             IPSECIF_DIR_OUT, NULL, 0),
+                     IPSECIF_PFKEY_EINVAL); /* ipsec without requests */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 9, "198.51.100.1", 1, 4,
+                             IPSECIF_DIR_OUT, &esp, 1),
+                     IPSECIF_PFKEY_EINVAL); /* bypass with requests */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 9, "198.51.100.1", 1, 2,
+                             IPSECIF_DIR_OUT, &udp, 1),
+                     IPSECIF_PFKEY_EINVAL); /* a request for UDP */
+    assert_int_equal(sockpol(&f, f.ep, 9, 9, "198.51.100.1", 1, 4, IPSECIF_DIR_OUT, NULL, 0),
+                     IPSECIF_PFKEY_EINVAL); /* no such operation */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_GET, 8, "198.51.100.1", 1, 0,
+                             IPSECIF_DIR_FWD, NULL, 0),
+                     IPSECIF_PFKEY_EINVAL);
+    /* A policy whose own length does not match the bytes given; a missing
+     * socket block; a socket of no family. */
+    mb_init(&m, d, IPSECIF_SADB_X_SOCKPOLICY, IPSECIF_SOCKPOL_OP_SET, 77);
+    mb_sock(&m, 9, IPSECIF_IPPROTO_UDP, "198.51.100.1", 1);
+    mb_policy(&m, 4, IPSECIF_DIR_IN, 0, 0, NULL, 0);
+    put16(m.b + 48, 3);
+    m.len += 8;
+    len = mb_done(&m);
+    rec_clear();
+    sendm(&f, f.ep, m.b, len, 1);
+    only_reply(f.ep, IPSECIF_SADB_X_SOCKPOLICY, IPSECIF_PFKEY_EINVAL);
+    mb_init(&m, d, IPSECIF_SADB_X_SOCKPOLICY, IPSECIF_SOCKPOL_OP_SET, 77);
+    len = mb_done(&m);
+    rec_clear();
+    sendm(&f, f.ep, m.b, len, 1);
+    only_reply(f.ep, IPSECIF_SADB_X_SOCKPOLICY, IPSECIF_PFKEY_EINVAL);
+    mb_init(&m, d, IPSECIF_SADB_X_SOCKPOLICY, IPSECIF_SOCKPOL_OP_SET, 77);
+    mb_sock(&m, 9, IPSECIF_IPPROTO_UDP, "198.51.100.1", 1);
+    m.b[16 + 5] = 0;
+    mb_policy(&m, 4, IPSECIF_DIR_IN, 0, 0, NULL, 0);
+    len = mb_done(&m);
+    rec_clear();
+    sendm(&f, f.ep, m.b, len, 1);
+    only_reply(f.ep, IPSECIF_SADB_X_SOCKPOLICY, IPSECIF_PFKEY_EINVAL);
+    assert_int_equal(ipsecif_pfkey_stats_get(f.t.ctx)->in_errors, errs + 12);
+    assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), 2);
+
+    /* Entrust both ways forgets a socket; close forgets one; the end of the
+     * endpoint forgets all of its sockets and none of another's. */
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 8, "198.51.100.1", 4000, 3,
+                             IPSECIF_DIR_OUT, NULL, 0),
+                     0);
+    assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), 1);
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_CLOSE, 7, "0.0.0.0", 0, 0, 0, NULL, 0),
+                     0);
+    assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), 0);
+    assert_int_equal(ipsecif_pfkey_open(f.t.ctx, d, &other), IPSECIF_OK);
+    assert_int_equal(sockpol(&f, other, IPSECIF_SOCKPOL_OP_SET, 7, "2001:db8::1", 500, 4,
+                             IPSECIF_DIR_IN, NULL, 0),
+                     0);
+    assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, 7, "2001:db8::1", 500, 4,
+                             IPSECIF_DIR_IN, NULL, 0),
+                     0);
+    assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), 2);
+    assert_int_equal(ipsecif_pfkey_close(f.t.ctx, other), IPSECIF_OK);
+    assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), 1);
+    assert_int_equal(ipsecif_spd_sock_get(f.t.ctx, f.ep, 7, IPSECIF_DIR_IN, &sp), IPSECIF_OK);
+    assert_int_equal(sp.type, IPSECIF_SOCKPOL_BYPASS);
+
+    /* A full table: ENOBUFS in the endpoint's dialect. */
+    for (uint32_t h = 100;; h++) {
+        uint8_t e = sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_SET, h, "192.0.2.1", (uint16_t)h, 4,
+                            IPSECIF_DIR_OUT, NULL, 0);
+
+        if (e != 0) {
+            assert_int_equal(e,
+                             d == LINUX ? IPSECIF_PFKEY_ENOBUFS_LINUX : IPSECIF_PFKEY_ENOBUFS_KAME);
+            assert_int_equal(ipsecif_spd_sock_count(f.t.ctx), f.t.ctx->cfg.max_socket_policies);
+            break;
+        }
+        assert_true(h < 100 + f.t.ctx->cfg.max_socket_policies);
+    }
+    /* No SPD entry came of any of it. */
+    assert_int_equal(ipsecif_spd_count(f.t.ctx), 0);
+    fx_down(&f);
+}
+
+static void test_sockpolicy_linux(void **state)
+{
+    (void)state;
+    sockpol_case(LINUX);
+}
+
+static void test_sockpolicy_kame(void **state)
+{
+    (void)state;
+    sockpol_case(KAME);
+}
+
+/* The setsockopt bytes: build then parse, both dialects, and the refusals. */
+static void test_sockpolicy_codec(void **state)
+{
+    static const uint8_t dialects[] = {KAME, LINUX};
+    struct ipsecif_sockpolicy in, out;
+    uint8_t buf[256];
+    size_t k, len, n;
+
+    (void)state;
+    for (k = 0; k < 2; k++) {
+        uint8_t d = dialects[k];
+
+        memset(&in, 0, sizeof(in));
+        in.dir = IPSECIF_DIR_OUT;
+        in.type = IPSECIF_SOCKPOL_IPSEC;
+        in.nreq = 2;
+        in.req[0].proto = IPSECIF_IPPROTO_ESP;
+        in.req[0].mode = IPSECIF_MODE_TRANSPORT;
+        in.req[0].level = IPSECIF_LEVEL_USE;
+        in.req[1].proto = IPSECIF_IPPROTO_AH;
+        in.req[1].mode = IPSECIF_MODE_TUNNEL;
+        in.req[1].level = IPSECIF_LEVEL_UNIQUE;
+        in.req[1].reqid = 300;
+        in.req[1].tun_src = test_addr("2001:db8::1");
+        in.req[1].tun_dst = test_addr("2001:db8::2");
+        len = ipsecif_pfkey_sockpolicy_build(d, &in, buf, sizeof(buf));
+        assert_true(len > 16 && len % 8 == 0);
+        assert_int_equal(ipsecif_pfkey_sockpolicy_build(d, &in, buf, len - 1), 0);
+        assert_int_equal(ipsecif_pfkey_sockpolicy_parse(d, buf, len, &out), IPSECIF_OK);
+        assert_int_equal(out.type, IPSECIF_SOCKPOL_IPSEC);
+        assert_int_equal(out.dir, IPSECIF_DIR_OUT);
+        assert_int_equal(out.nreq, 2);
+        assert_int_equal(out.req[1].reqid, 300);
+        assert_true(ipsecif_addr_eq(&out.req[1].tun_dst, &in.req[1].tun_dst));
+        /* Every shorter or longer length is refused, never read past. */
+        for (n = 0; n < len + 8; n++) {
+            if (n != len) {
+                assert_int_not_equal(ipsecif_pfkey_sockpolicy_parse(d, buf, n, &out), IPSECIF_OK);
+            }
+        }
+        assert_int_equal(ipsecif_pfkey_sockpolicy_parse(0, buf, len, &out), IPSECIF_ERR_ARG);
+        assert_int_equal(ipsecif_pfkey_sockpolicy_parse(d, NULL, len, &out), IPSECIF_ERR_ARG);
+        /* bypass and entrust: a bare header. */
+        in.type = IPSECIF_SOCKPOL_BYPASS;
+        in.nreq = 0;
+        in.dir = IPSECIF_DIR_IN;
+        assert_int_equal(ipsecif_pfkey_sockpolicy_build(d, &in, buf, sizeof(buf)), 16);
+        assert_int_equal(g16(buf + 4), 4);
+        assert_int_equal(ipsecif_pfkey_sockpolicy_parse(d, buf, 16, &out), IPSECIF_OK);
+        assert_int_equal(out.type, IPSECIF_SOCKPOL_BYPASS);
+        in.type = 7;
+        assert_int_equal(ipsecif_pfkey_sockpolicy_build(d, &in, buf, sizeof(buf)), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2059,6 +2366,9 @@ int main(void)
         cmocka_unit_test(test_wallclock),
         cmocka_unit_test(test_errno_map),
         cmocka_unit_test(test_full),
+        cmocka_unit_test(test_sockpolicy_linux),
+        cmocka_unit_test(test_sockpolicy_kame),
+        cmocka_unit_test(test_sockpolicy_codec),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1552,6 +1552,119 @@ static void test_random_vs_reference(void **state)
     test_ctx_free(&t);
 }
 
+/* ---- Per-socket policies ---- */
+
+static int count_socks(void *arg, const struct ipsecif_sock *s, const struct ipsecif_sockpolicy *in,
+                       const struct ipsecif_sockpolicy *out)
+{
+    unsigned *n = arg;
+
+    assert_int_equal(in->dir, IPSECIF_DIR_IN);
+    assert_int_equal(out->dir, IPSECIF_DIR_OUT);
+    assert_true(s->owner != 0);
+    (*n)++;
+    return 0;
+}
+
+static void test_sock_policies(void **state)
+{
+    struct ipsecif_ctx *ctx = C(state);
+    struct ipsecif_sockpolicy bypass, ipsec, got;
+    struct ipsecif_sock any, one, found;
+    struct ipsecif_addr a = test_addr("192.0.2.1");
+    struct ipsecif_addr b = test_addr("192.0.2.2");
+    unsigned n = 0;
+
+    memset(&bypass, 0, sizeof(bypass));
+    bypass.dir = IPSECIF_DIR_IN;
+    bypass.type = IPSECIF_SOCKPOL_BYPASS;
+    memset(&ipsec, 0, sizeof(ipsec));
+    ipsec.dir = IPSECIF_DIR_IN;
+    ipsec.type = IPSECIF_SOCKPOL_IPSEC;
+    ipsec.nreq = 1;
+    ipsec.req[0].proto = IPSECIF_IPPROTO_ESP;
+    ipsec.req[0].mode = IPSECIF_MODE_TRANSPORT;
+    ipsec.req[0].level = IPSECIF_LEVEL_REQUIRE;
+    memset(&any, 0, sizeof(any));
+    any.owner = 1;
+    any.handle = 3;
+    any.proto = IPSECIF_IPPROTO_UDP;
+    any.local.family = IPSECIF_AF_INET;
+    any.lport = 500;
+    one = any;
+    one.handle = 4;
+    one.local = a;
+    /* Garbage past an IPv4 address does not keep it from matching. */
+    one.local.bytes[15] = 0xee;
+
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &any, &bypass), IPSECIF_OK);
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &one, &ipsec), IPSECIF_OK);
+    assert_int_equal(ipsecif_spd_sock_count(ctx), 2);
+    /* The socket bound to the address wins over the wildcard one. */
+    assert_int_equal(
+        ipsecif_spd_sock_lookup(ctx, IPSECIF_DIR_IN, IPSECIF_IPPROTO_UDP, &a, 500, &got, &found),
+        IPSECIF_OK);
+    assert_int_equal(got.type, IPSECIF_SOCKPOL_IPSEC);
+    assert_int_equal(found.handle, 4);
+    assert_int_equal(
+        ipsecif_spd_sock_lookup(ctx, IPSECIF_DIR_IN, IPSECIF_IPPROTO_UDP, &b, 500, &got, &found),
+        IPSECIF_OK);
+    assert_int_equal(got.type, IPSECIF_SOCKPOL_BYPASS);
+    assert_int_equal(found.handle, 3);
+    /* Outbound both entrust: the SPD decides. */
+    assert_int_equal(
+        ipsecif_spd_sock_lookup(ctx, IPSECIF_DIR_OUT, IPSECIF_IPPROTO_UDP, &a, 500, NULL, NULL),
+        IPSECIF_ERR_NOENT);
+    assert_int_equal(ipsecif_spd_sock_walk(ctx, count_socks, &n), 0);
+    assert_int_equal(n, 2);
+    /* Rebinding moves what it covers. */
+    one.lport = 4500;
+    assert_int_equal(ipsecif_spd_sock_bind(ctx, &one), IPSECIF_OK);
+    assert_int_equal(
+        ipsecif_spd_sock_lookup(ctx, IPSECIF_DIR_IN, IPSECIF_IPPROTO_UDP, &a, 500, NULL, &found),
+        IPSECIF_OK);
+    assert_int_equal(found.handle, 3);
+    one.handle = 99;
+    assert_int_equal(ipsecif_spd_sock_bind(ctx, &one), IPSECIF_ERR_NOENT);
+
+    /* Bad arguments change nothing. */
+    one.handle = 4;
+    assert_int_equal(ipsecif_spd_sock_set(NULL, &one, &ipsec), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_spd_sock_set(ctx, NULL, &ipsec), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &one, NULL), IPSECIF_ERR_ARG);
+    one.owner = 0;
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &one, &ipsec), IPSECIF_ERR_ARG);
+    one.owner = 1;
+    one.local.family = IPSECIF_AF_UNSPEC;
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &one, &ipsec), IPSECIF_ERR_ARG);
+    one.local = a;
+    ipsec.req[0].level = 9;
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &one, &ipsec), IPSECIF_ERR_ARG);
+    ipsec.req[0].level = IPSECIF_LEVEL_REQUIRE;
+    ipsec.req[0].mode = IPSECIF_MODE_TUNNEL; /* tunnel without endpoints */
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &one, &ipsec), IPSECIF_ERR_ARG);
+    ipsec.req[0].mode = IPSECIF_MODE_TRANSPORT;
+    ipsec.dir = IPSECIF_DIR_FWD;
+    assert_int_equal(ipsecif_spd_sock_set(ctx, &one, &ipsec), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_spd_sock_get(ctx, 1, 4, IPSECIF_DIR_FWD, &got), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_spd_sock_get(ctx, 0, 4, IPSECIF_DIR_IN, &got), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_spd_sock_lookup(ctx, IPSECIF_DIR_ANY, 17, &a, 500, NULL, NULL),
+                     IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_spd_sock_get(ctx, 1, 4, IPSECIF_DIR_IN, &got), IPSECIF_OK);
+    assert_int_equal(got.type, IPSECIF_SOCKPOL_IPSEC);
+    assert_int_equal(ipsecif_spd_sock_count(ctx), 2);
+
+    /* Closing: one socket, then all of an owner. */
+    assert_int_equal(ipsecif_spd_sock_close(ctx, 1, 4), 1);
+    assert_int_equal(ipsecif_spd_sock_close(ctx, 1, 4), 0);
+    assert_int_equal(ipsecif_spd_sock_get(ctx, 1, 4, IPSECIF_DIR_IN, &got), IPSECIF_OK);
+    assert_int_equal(got.type, IPSECIF_SOCKPOL_ENTRUST);
+    assert_int_equal(ipsecif_spd_sock_close(ctx, 2, IPSECIF_SOCK_ALL), 0);
+    assert_int_equal(ipsecif_spd_sock_close(ctx, 1, IPSECIF_SOCK_ALL), 1);
+    assert_int_equal(ipsecif_spd_sock_count(ctx), 0);
+    assert_int_equal(ipsecif_spd_count(ctx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1573,6 +1686,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reqid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_id_wrap, setup, teardown),
         cmocka_unit_test(test_many_exact),
+        cmocka_unit_test_setup_teardown(test_sock_policies, setup, teardown),
         cmocka_unit_test(test_random_vs_reference),
     };
 
