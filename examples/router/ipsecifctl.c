@@ -17,6 +17,10 @@
  * carry (ChaCha20-Poly1305, extended sequence numbers) goes over the
  * control socket, whole, as before. Exit status 0 on success, 1 on error
  * (the error on stderr), 2 on bad usage.
+ *
+ * An interface's TUN device outlives the daemon (fail closed: it drops what
+ * is routed into it while no daemon runs) until `ifconfig ipsecN destroy`;
+ * `create` on a new daemon takes a kept device over.
  */
 #define _GNU_SOURCE
 
@@ -41,6 +45,8 @@ static void usage(void)
             "           inet ADDR/PLEN PEER | inet6 ADDR/PLEN | mtu N |\n"
             "           [-]link0 | [-]link1 | [-]link2 | up | down ...\n"
             "  ifconfig ipsecN | ifconfig -a\n"
+            "    (the TUN device stays when the daemon stops, dropping what is routed\n"
+            "    into it; 'destroy' removes it; 'create' takes a kept one over)\n"
             "  setkey -c | setkey -f FILE | setkey -D | setkey -DP | setkey -F | setkey -FP\n"
             "  sysctl -a | sysctl NAME | sysctl NAME=VALUE\n"
             "  stats\n");

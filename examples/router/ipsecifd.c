@@ -20,8 +20,19 @@
  * is what the preload library waits for. No other request is read in
  * between, from any client.
  *
- * usage: ipsecifd [-f] [-S] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]
- *                 [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
+ * Fail closed: the TUN devices are persistent. When the daemon stops
+ * (SIGTERM, a crash, kill -9) they stay, with their addresses and routes,
+ * and the kernel drops what is routed into them: inner traffic never takes
+ * a less specific route (a default route out of the outer link) in clear.
+ * A daemon started again takes them over: `ifconfig ipsecN create`
+ * attaches to the device of that name as it is (its addresses are listed
+ * again; adding one that is there already is no error), then the tunnel,
+ * flags and SAs are given again. To remove an interface for good, run
+ * `ipsecifctl ifconfig ipsecN destroy` before stopping the daemon, or
+ * `ip link delete ipsecN` after; -x removes them all when the daemon exits.
+ *
+ * usage: ipsecifd [-f] [-S] [-x] [-s SOCKET] [-k PFKEY_SOCKET]
+ *                 [-p PIDFILE] [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
  */
 #define _GNU_SOURCE
 
@@ -76,6 +87,7 @@ struct daemon {
     struct pfkey_client pfk[PFKEY_CLIENTS];
     int pfkey_busy; /* connection whose request is being answered, -1 */
     uint8_t *pfkey_buf;
+    bool remove_on_exit; /* -x: interfaces go with the daemon */
 };
 
 static struct daemon d;
@@ -331,10 +343,58 @@ static int list_cb(void *arg, struct ipsecif_if *ifp)
     return 0;
 }
 
+static bool addr_eq(const struct rtr_inner_addr *x, const struct rtr_inner_addr *y)
+{
+    size_t alen = x->addr.family == IPSECIF_AF_INET ? 4 : 16;
+
+    return x->addr.family == y->addr.family && x->plen == y->plen &&
+           memcmp(x->addr.bytes, y->addr.bytes, alen) == 0 && x->peer.family == y->peer.family &&
+           (x->peer.family == 0 || memcmp(x->peer.bytes, y->peer.bytes, alen) == 0);
+}
+
+/* Remember an address of the interface (once) for the listing; the last
+ * one is the source of the ICMP errors the interface builds. */
+static void remember_addr(struct ipsecif_if *ifp, const struct rtr_inner_addr *a)
+{
+    struct ifaddrs_slot *slot = addrs_of(ipsecif_linux_tun_of(ifp));
+    size_t i;
+
+    ipsecif_if_set_local(d.ctx, ifp, &a->addr);
+    for (i = 0; i < slot->n; i++) {
+        if (addr_eq(&slot->a[i], a)) {
+            return;
+        }
+    }
+    if (slot->n < ADDRS_MAX) {
+        slot->a[slot->n++] = *a;
+    }
+}
+
+struct adopt_arg {
+    struct ipsecif_if *ifp;
+};
+
+/* An address of a device kept from an earlier run. */
+static void adopt_addr(void *arg, const struct ipsecif_addr *addr, unsigned plen,
+                       const struct ipsecif_addr *peer)
+{
+    struct adopt_arg *x = arg;
+    struct rtr_inner_addr a;
+
+    memset(&a, 0, sizeof(a));
+    a.addr = *addr;
+    a.plen = (uint8_t)plen;
+    if (peer != NULL) {
+        a.peer = *peer;
+    }
+    remember_addr(x->ifp, &a);
+}
+
 static int if_create(struct rtr_out *o, const char *name, struct ipsecif_if **ifp)
 {
     struct ipsecif_linux_tun *t;
     int rc = ipsecif_if_create(d.ctx, name, ifp);
+    int e;
 
     if (rc != IPSECIF_OK) {
         return rtr_fail(o, "%s: create: %s", name,
@@ -342,18 +402,32 @@ static int if_create(struct rtr_out *o, const char *name, struct ipsecif_if **if
     }
     t = ipsecif_linux_tun_open(&d.lx, *ifp);
     if (t == NULL) {
-        int e = errno;
-
+        e = errno;
         ipsecif_if_destroy(d.ctx, *ifp);
         *ifp = NULL;
-        return rtr_fail(o, "%s: create: TUN device: %s", name, strerror(e));
+        return rtr_fail(o, "%s: create: TUN device: %s", name,
+                        e == EBUSY ? "in use by another process" : strerror(e));
     }
     addrs_of(t)->n = 0;
+    if (t->adopted) {
+        struct adopt_arg x = {*ifp};
+
+        if (ipsecif_linux_addr_walk(t, adopt_addr, &x) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_WARN, "%s: reading its addresses: %s", name,
+                               strerror(errno));
+        }
+        ipsecif_posix_logf(IPSECIF_LOG_INFO,
+                           "%s: created on the existing device (%zu addresses kept)", name,
+                           addrs_of(t)->n);
+        return 0;
+    }
     ipsecif_posix_logf(IPSECIF_LOG_INFO, "%s: created", name);
     return 0;
 }
 
-static void if_destroy(struct ipsecif_if *ifp)
+/* remove: the TUN device goes too (destroy); otherwise it stays, dropping
+ * what is routed into it, for the next daemon (shutdown). */
+static void if_destroy(struct ipsecif_if *ifp, bool remove)
 {
     struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
     char name[IPSECIF_IFNAME_SIZE];
@@ -361,10 +435,11 @@ static void if_destroy(struct ipsecif_if *ifp)
     snprintf(name, sizeof(name), "%s", ipsecif_if_name(ifp));
     if (t != NULL) {
         addrs_of(t)->n = 0;
-        ipsecif_linux_tun_close(&d.lx, t);
+        ipsecif_linux_tun_close(&d.lx, t, remove);
     }
     ipsecif_if_destroy(d.ctx, ifp);
-    ipsecif_posix_logf(IPSECIF_LOG_INFO, "%s: destroyed", name);
+    ipsecif_posix_logf(IPSECIF_LOG_INFO, "%s: %s", name,
+                       remove ? "destroyed" : "closed; the device stays (fail closed)");
 }
 
 static const char *tunnel_err(int rc)
@@ -411,6 +486,7 @@ static int add_addr(struct rtr_out *o, struct ipsecif_if *ifp, uint8_t family, i
     const char *word = family == IPSECIF_AF_INET ? "inet" : "inet6";
     struct rtr_inner_addr a;
     unsigned plen;
+    size_t k;
 
     memset(&a, 0, sizeof(a));
     if (*i + 1 >= argc || rtr_parse_prefix(argv[*i + 1], &a.addr, &plen) < 0 ||
@@ -426,15 +502,15 @@ static int add_addr(struct rtr_out *o, struct ipsecif_if *ifp, uint8_t family, i
         }
         (*i)++;
     }
-    if (slot->n == ADDRS_MAX) {
+    for (k = 0; k < slot->n && !addr_eq(&slot->a[k], &a); k++) {
+    }
+    if (k == ADDRS_MAX) {
         return rtr_fail(o, "%s: %s: at most %d addresses", name, word, ADDRS_MAX);
     }
     if (ipsecif_linux_addr_add(t, &a.addr, plen, a.peer.family != 0 ? &a.peer : NULL) < 0) {
         return rtr_fail(o, "%s: %s: %s", name, word, strerror(errno));
     }
-    slot->a[slot->n++] = a;
-    /* The interface's own address is the source of the ICMP errors it builds. */
-    ipsecif_if_set_local(d.ctx, ifp, &a.addr);
+    remember_addr(ifp, &a);
     return 0;
 }
 
@@ -461,7 +537,7 @@ static int ifconfig_words(struct rtr_out *o, const char *name, int argc, char *c
             return rtr_fail(o, "%s: no such interface", name);
         }
         if (strcmp(w, "destroy") == 0) {
-            if_destroy(ifp);
+            if_destroy(ifp, true);
             ifp = NULL;
         } else if (strcmp(w, "tunnel") == 0) {
             struct ipsecif_addr src;
@@ -620,8 +696,13 @@ static void on_request(void *arg, struct ipsecif_posix_ctl_conn *c, const char *
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ipsecifd [-f] [-S] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE] "
-                    "[-l err|warn|info|debug] [-c IFS,POLICIES,SAS]\n");
+    fprintf(stderr, "usage: ipsecifd [-f] [-S] [-x] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
+                    "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]\n"
+                    "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
+                    "      devices stay and drop what is routed into them (fail closed): remove\n"
+                    "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
+                    "      daemon or 'ip link delete ipsecN' after; a new daemon's\n"
+                    "      'ifconfig ipsecN create' takes it over\n");
     exit(2);
 }
 
@@ -656,7 +737,7 @@ static void shutdown_all(void)
         pfkey_close_all();
         for (i = 0; i < d.lx.ntuns; i++) {
             if (d.lx.tuns[i].ifp != NULL) {
-                if_destroy(d.lx.tuns[i].ifp);
+                if_destroy(d.lx.tuns[i].ifp, d.remove_on_exit);
             }
         }
         ipsecif_deinit(d.ctx);
@@ -680,6 +761,7 @@ int main(int argc, char **argv)
     struct ipsecif_config cfg;
     bool foreground = false;
     bool use_syslog = false;
+    bool remove_on_exit = false;
     int level = IPSECIF_LOG_INFO;
     int ready_fd = -1;
     size_t len;
@@ -691,13 +773,16 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSs:k:p:l:c:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxs:k:p:l:c:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
             break;
         case 'S':
             use_syslog = true;
+            break;
+        case 'x':
+            remove_on_exit = true;
             break;
         case 's':
             sock_path = optarg;
@@ -744,6 +829,7 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < PFKEY_CLIENTS; k++) {
         d.pfk[k].fd = -1;
     }
+    d.remove_on_exit = remove_on_exit;
     if (ipsecif_linux_init(&d.lx, cfg.max_interfaces) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "sockets: %s (needs CAP_NET_RAW and CAP_NET_ADMIN)",
                            strerror(errno));

@@ -41,6 +41,7 @@ struct ipsecif_linux_tun {
     struct ipsecif_if *ifp;            /**< The interface, NULL when the slot is free. */
     int fd;                            /**< The TUN descriptor. */
     char name[IPSECIF_IFNAME_SIZE];    /**< Device name (the interface's). */
+    bool adopted;                      /**< The persistent device was there before open. */
     uint8_t natt_family;               /**< NAT-T socket in use: family, 0 = none. */
     uint16_t natt_port;                /**< NAT-T socket in use: local port. */
     uint64_t rx_errors;                /**< Failed reads. */
@@ -69,18 +70,37 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs);
 /** Start feeding the context (received packets, timer). */
 void ipsecif_linux_set_ctx(struct ipsecif_linux *lx, struct ipsecif_ctx *ctx);
 
-/** Close every TUN device and socket; the context is not touched. */
+/** Close every TUN device (the devices stay, see ipsecif_linux_tun_close())
+ *  and socket; the context is not touched. */
 void ipsecif_linux_fini(struct ipsecif_linux *lx);
 
 /**
- * @brief Create the TUN device named like ifp (IFF_TUN | IFF_NO_PI), with
- *        the interface's MTU, down, and bind it to ifp (ipsecif_if_set_user).
- * @return the device, or NULL with errno set.
+ * @brief Create the TUN device named like ifp (IFF_TUN | IFF_NO_PI,
+ *        persistent), with the interface's MTU, and bind it to ifp
+ *        (ipsecif_if_set_user).
+ *
+ * The device is persistent (TUNSETPERSIST): it outlives this process with
+ * its addresses and routes, and while no process has it open the kernel
+ * drops every packet routed into it, so a daemon that stops or crashes
+ * fails closed instead of letting a less specific route carry inner
+ * traffic in clear. If a persistent TUN device of this name exists (left
+ * by an earlier run, or made with `ip tuntap add`), it is attached to as
+ * it is, up or down, with its addresses and routes; `adopted` tells.
+ * A new device is created down.
+ * @return the device, or NULL with errno set (EBUSY: another process has
+ *         the device open; EINVAL: the name belongs to another kind of
+ *         device).
  */
 struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struct ipsecif_if *ifp);
 
-/** Close the device (the kernel removes it) and release its NAT-T socket. */
-void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t);
+/**
+ * @brief Close the device and release its NAT-T socket.
+ * @param remove true: the device is removed (persistence cleared, the
+ *        kernel deletes it with its addresses and routes); false: it stays,
+ *        dropping what is routed into it, until a process attaches to it
+ *        again or it is deleted (`ip link delete NAME`).
+ */
+void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t, bool remove);
 
 /** The device bound to ifp, or NULL. */
 struct ipsecif_linux_tun *ipsecif_linux_tun_of(struct ipsecif_if *ifp);
@@ -96,10 +116,22 @@ int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu);
  * @param addr the local address.
  * @param plen its prefix length.
  * @param peer the point-to-point peer (IPv4), or NULL.
- * @return 0, or -1 with errno set (the kernel's error).
+ * @return 0 (also when the device has the address already), or -1 with
+ *         errno set (the kernel's error).
  */
 int ipsecif_linux_addr_add(struct ipsecif_linux_tun *t, const struct ipsecif_addr *addr,
                            unsigned plen, const struct ipsecif_addr *peer);
+
+/** Called by ipsecif_linux_addr_walk() for each address; peer NULL if none. */
+typedef void (*ipsecif_linux_addr_fn)(void *arg, const struct ipsecif_addr *addr, unsigned plen,
+                                      const struct ipsecif_addr *peer);
+
+/**
+ * @brief Give fn the device's global-scope addresses (RTM_GETADDR), e.g.
+ *        those of a device kept from an earlier run.
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_linux_addr_walk(const struct ipsecif_linux_tun *t, ipsecif_linux_addr_fn fn, void *arg);
 
 /**
  * @brief Open, keep or close the device's NAT-T socket to match the

@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -127,7 +128,7 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx)
 
     for (i = 0; i < lx->ntuns; i++) {
         if (lx->tuns[i].ifp != NULL) {
-            ipsecif_linux_tun_close(lx, &lx->tuns[i]);
+            ipsecif_linux_tun_close(lx, &lx->tuns[i], false);
         }
     }
     ipsecif_posix_outer_close(&lx->outer);
@@ -203,12 +204,39 @@ static void set_txqlen(const struct ipsecif_linux_tun *t)
     (void)tun_ioctl(t, SIOCSIFTXQLEN, &ifr);
 }
 
+/* Routes into a device whose carrier is off (no process attached) stay in use
+ * unless ignore_routes_with_linkdown is on: keep it off on our devices, so
+ * that while the daemon is gone their traffic is dropped here instead of
+ * taking a less specific route in clear. Best effort (IPv6 may be off). */
+static void keep_linkdown_routes(const char *name)
+{
+    static const char *const fmts[] = {"/proc/sys/net/ipv4/conf/%s/ignore_routes_with_linkdown",
+                                       "/proc/sys/net/ipv6/conf/%s/ignore_routes_with_linkdown"};
+    char path[128];
+    size_t i;
+
+    for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+        int fd;
+
+        snprintf(path, sizeof(path), fmts[i], name);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+            continue;
+        }
+        if (write(fd, "0\n", 2) != 2) {
+            ipsecif_posix_logf(IPSECIF_LOG_WARN, "%s: %s", path, strerror(errno));
+        }
+        close(fd);
+    }
+}
+
 struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struct ipsecif_if *ifp)
 {
     struct ipsecif_linux_tun *t = NULL;
     struct ipsecif_if_info info;
     struct ifreq ifr;
     const char *name = ipsecif_if_name(ifp);
+    bool persist = false;
     size_t i;
     int saved;
 
@@ -231,12 +259,22 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
     if (t->fd < 0) {
         return NULL;
     }
+    /* Attaches to a persistent device of this name if there is one (EBUSY if
+     * another process holds it, EINVAL if it is not a single-queue TUN). */
     memset(&ifr, 0, sizeof(ifr));
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
     memcpy(ifr.ifr_name, name, strlen(name) + 1);
-    if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
+    if (ioctl(t->fd, TUNSETIFF, &ifr) < 0 || ioctl(t->fd, TUNGETIFF, &ifr) < 0) {
         goto fail;
     }
+    t->adopted = (ifr.ifr_flags & IFF_PERSIST) != 0;
+    /* Fail closed: the device, its addresses and its routes outlive this
+     * process, and with no process attached the kernel drops what is routed
+     * into it. Only ipsecif_linux_tun_close(..., true) removes it. */
+    if (!t->adopted && ioctl(t->fd, TUNSETPERSIST, 1) < 0) {
+        goto fail;
+    }
+    persist = true;
     memcpy(t->name, name, strlen(name) + 1);
     t->ifp = ifp;
     t->natt_family = 0;
@@ -248,18 +286,24 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
         goto fail;
     }
     set_txqlen(t);
+    keep_linkdown_routes(t->name);
     ipsecif_if_set_user(ifp, t);
     return t;
 fail:
     saved = errno;
+    /* A device made here goes again; one that was there before stays. */
+    if (persist && !t->adopted) {
+        (void)ioctl(t->fd, TUNSETPERSIST, 0);
+    }
     close(t->fd);
     t->fd = -1;
     t->ifp = NULL;
+    t->adopted = false;
     errno = saved;
     return NULL;
 }
 
-void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t, bool remove)
 {
     if (t->ifp == NULL) {
         return;
@@ -270,8 +314,14 @@ void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun 
         t->natt_port = 0;
     }
     ipsecif_posix_loop_del(&lx->loop, t->fd);
+    /* Not persistent any more: the kernel removes the device with its
+     * addresses and routes when the descriptor closes. */
+    if (remove && ioctl(t->fd, TUNSETPERSIST, 0) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "%s: TUNSETPERSIST: %s", t->name, strerror(errno));
+    }
     close(t->fd);
     t->fd = -1;
+    t->adopted = false;
     ipsecif_if_set_user(t->ifp, NULL);
     t->ifp = NULL;
 }
@@ -412,7 +462,123 @@ int ipsecif_linux_addr_add(struct ipsecif_linux_tun *t, const struct ipsecif_add
     r.ifa.ifa_index = idx;
     put_attr(&r, IFA_LOCAL, addr->bytes, alen);
     put_attr(&r, IFA_ADDRESS, peer != NULL ? peer->bytes : addr->bytes, alen);
-    return nl_transact(&r);
+    if (nl_transact(&r) < 0) {
+        /* Already there: a device kept from an earlier run has its addresses. */
+        return errno == EEXIST ? 0 : -1;
+    }
+    return 0;
+}
+
+/* One RTM_NEWADDR message of a dump: the device's global addresses to fn. */
+static void addr_msg(const struct nlmsghdr *h, unsigned idx, ipsecif_linux_addr_fn fn, void *arg)
+{
+    const struct ifaddrmsg *ifa = NLMSG_DATA(h);
+    const struct rtattr *rta;
+    struct ipsecif_addr local;
+    struct ipsecif_addr address;
+    int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifa));
+    size_t alen;
+    bool has_local = false;
+    bool has_address = false;
+
+    if (len < 0 || ifa->ifa_index != idx || ifa->ifa_scope != RT_SCOPE_UNIVERSE ||
+        (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)) {
+        return;
+    }
+    alen = ifa->ifa_family == AF_INET ? 4 : 16;
+    memset(&local, 0, sizeof(local));
+    memset(&address, 0, sizeof(address));
+    local.family = ifa->ifa_family == AF_INET ? IPSECIF_AF_INET : IPSECIF_AF_INET6;
+    address.family = local.family;
+    for (rta = IFA_RTA(ifa); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+        if (RTA_PAYLOAD(rta) != alen) {
+            continue;
+        }
+        if (rta->rta_type == IFA_LOCAL) {
+            memcpy(local.bytes, RTA_DATA(rta), alen);
+            has_local = true;
+        } else if (rta->rta_type == IFA_ADDRESS) {
+            memcpy(address.bytes, RTA_DATA(rta), alen);
+            has_address = true;
+        }
+    }
+    /* IFA_ADDRESS alone: a plain address; both and different: a peer. */
+    if (!has_local && has_address) {
+        fn(arg, &address, ifa->ifa_prefixlen, NULL);
+    } else if (has_local) {
+        bool peer = has_address && memcmp(local.bytes, address.bytes, alen) != 0;
+
+        fn(arg, &local, ifa->ifa_prefixlen, peer ? &address : NULL);
+    }
+}
+
+int ipsecif_linux_addr_walk(const struct ipsecif_linux_tun *t, ipsecif_linux_addr_fn fn, void *arg)
+{
+    static uint32_t seq;
+    struct sockaddr_nl sa;
+    struct nlreq r;
+    union {
+        struct nlmsghdr nh;
+        uint8_t b[8192];
+    } buf;
+    unsigned idx = if_nametoindex(t->name);
+    int fd;
+    int rc = -1;
+    int saved;
+
+    if (idx == 0) {
+        return -1;
+    }
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) {
+        return -1;
+    }
+    memset(&r, 0, sizeof(r));
+    r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+    r.nh.nlmsg_type = RTM_GETADDR;
+    r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    r.nh.nlmsg_seq = ++seq;
+    r.ifa.ifa_family = AF_UNSPEC;
+    memset(&sa, 0, sizeof(sa));
+    sa.nl_family = AF_NETLINK;
+    if (sendto(fd, &r, r.nh.nlmsg_len, 0, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = recv(fd, buf.b, sizeof(buf.b), 0);
+        struct nlmsghdr *h;
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            goto out;
+        }
+        for (h = &buf.nh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_seq != r.nh.nlmsg_seq) {
+                continue;
+            }
+            if (h->nlmsg_type == NLMSG_DONE) {
+                rc = 0;
+                goto out;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr e;
+
+                memcpy(&e, NLMSG_DATA(h), sizeof(e));
+                errno = e.error != 0 ? -e.error : EPROTO;
+                goto out;
+            }
+            if (h->nlmsg_type == RTM_NEWADDR) {
+                addr_msg(h, idx, fn, arg);
+            }
+        }
+    }
+out:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
 
 /* ---- NAT-T socket per interface ---- */
