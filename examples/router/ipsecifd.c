@@ -31,7 +31,15 @@
  * `ipsecifctl ifconfig ipsecN destroy` before stopping the daemon, or
  * `ip link delete ipsecN` after; -x removes them all when the daemon exits.
  *
- * usage: ipsecifd [-f] [-S] [-x] [-s SOCKET] [-k PFKEY_SOCKET]
+ * -r: filter inner traffic that bypasses the tunnels, with the nftables
+ * table `inet ipsecif` (needs nft; the daemon does not start without it):
+ * packets to an ipsec interface's addresses arriving in clear on another
+ * interface are dropped, and strict reverse-path filtering applies to
+ * packets from or into the tunnels (see ipsecif_linux_filter_install()).
+ * The table stays when the daemon exits, as the interfaces do, and is
+ * deleted with -x; `nft delete table inet ipsecif` removes it by hand.
+ *
+ * usage: ipsecifd [-f] [-S] [-x] [-r] [-s SOCKET] [-k PFKEY_SOCKET]
  *                 [-p PIDFILE] [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
  */
 #define _GNU_SOURCE
@@ -87,7 +95,8 @@ struct daemon {
     struct pfkey_client pfk[PFKEY_CLIENTS];
     int pfkey_busy; /* connection whose request is being answered, -1 */
     uint8_t *pfkey_buf;
-    bool remove_on_exit; /* -x: interfaces go with the daemon */
+    bool remove_on_exit; /* -x: interfaces (and the filter) go with the daemon */
+    bool filter;         /* -r: the nftables table is installed */
 };
 
 static struct daemon d;
@@ -372,6 +381,7 @@ static void remember_addr(struct ipsecif_if *ifp, const struct rtr_inner_addr *a
 
 struct adopt_arg {
     struct ipsecif_if *ifp;
+    int failed; /* filter updates that failed */
 };
 
 /* An address of a device kept from an earlier run. */
@@ -386,6 +396,9 @@ static void adopt_addr(void *arg, const struct ipsecif_addr *addr, unsigned plen
     a.plen = (uint8_t)plen;
     if (peer != NULL) {
         a.peer = *peer;
+    }
+    if (d.filter && ipsecif_linux_filter_addr(addr, true) < 0) {
+        x->failed++;
     }
     remember_addr(x->ifp, &a);
 }
@@ -409,12 +422,28 @@ static int if_create(struct rtr_out *o, const char *name, struct ipsecif_if **if
                         e == EBUSY ? "in use by another process" : strerror(e));
     }
     addrs_of(t)->n = 0;
+    if (d.filter && ipsecif_linux_filter_if(name, true) < 0) {
+        e = errno;
+        ipsecif_linux_tun_close(&d.lx, t, !t->adopted);
+        ipsecif_if_destroy(d.ctx, *ifp);
+        *ifp = NULL;
+        return rtr_fail(o, "%s: create: filter: %s", name, strerror(e));
+    }
     if (t->adopted) {
-        struct adopt_arg x = {*ifp};
+        struct adopt_arg x = {*ifp, 0};
 
         if (ipsecif_linux_addr_walk(t, adopt_addr, &x) < 0) {
             ipsecif_posix_logf(IPSECIF_LOG_WARN, "%s: reading its addresses: %s", name,
                                strerror(errno));
+        }
+        if (x.failed > 0) {
+            /* Refuse rather than run with addresses the filter misses; the
+             * device stays as it was, dropping. */
+            ipsecif_linux_tun_close(&d.lx, t, false);
+            ipsecif_if_destroy(d.ctx, *ifp);
+            *ifp = NULL;
+            return rtr_fail(o, "%s: create: filter: %d addresses could not be added", name,
+                            x.failed);
         }
         ipsecif_posix_logf(IPSECIF_LOG_INFO,
                            "%s: created on the existing device (%zu addresses kept)", name,
@@ -434,7 +463,16 @@ static void if_destroy(struct ipsecif_if *ifp, bool remove)
 
     snprintf(name, sizeof(name), "%s", ipsecif_if_name(ifp));
     if (t != NULL) {
-        addrs_of(t)->n = 0;
+        struct ifaddrs_slot *slot = addrs_of(t);
+        size_t i;
+
+        if (remove && d.filter) {
+            for (i = 0; i < slot->n; i++) {
+                (void)ipsecif_linux_filter_addr(&slot->a[i].addr, false);
+            }
+            (void)ipsecif_linux_filter_if(name, false);
+        }
+        slot->n = 0;
         ipsecif_linux_tun_close(&d.lx, t, remove);
     }
     ipsecif_if_destroy(d.ctx, ifp);
@@ -506,6 +544,10 @@ static int add_addr(struct rtr_out *o, struct ipsecif_if *ifp, uint8_t family, i
     }
     if (k == ADDRS_MAX) {
         return rtr_fail(o, "%s: %s: at most %d addresses", name, word, ADDRS_MAX);
+    }
+    /* Filter first: the address is never reachable in clear, not even briefly. */
+    if (d.filter && ipsecif_linux_filter_addr(&a.addr, true) < 0) {
+        return rtr_fail(o, "%s: %s: filter: %s", name, word, strerror(errno));
     }
     if (ipsecif_linux_addr_add(t, &a.addr, plen, a.peer.family != 0 ? &a.peer : NULL) < 0) {
         return rtr_fail(o, "%s: %s: %s", name, word, strerror(errno));
@@ -696,13 +738,18 @@ static void on_request(void *arg, struct ipsecif_posix_ctl_conn *c, const char *
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ipsecifd [-f] [-S] [-x] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
-                    "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]\n"
-                    "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
-                    "      devices stay and drop what is routed into them (fail closed): remove\n"
-                    "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
-                    "      daemon or 'ip link delete ipsecN' after; a new daemon's\n"
-                    "      'ifconfig ipsecN create' takes it over\n");
+    fprintf(stderr,
+            "usage: ipsecifd [-f] [-S] [-x] [-r] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
+            "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]\n"
+            "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
+            "      devices stay and drop what is routed into them (fail closed): remove\n"
+            "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
+            "      daemon or 'ip link delete ipsecN' after; a new daemon's\n"
+            "      'ifconfig ipsecN create' takes it over\n"
+            "  -r  drop inner traffic that bypasses the tunnels (nftables table\n"
+            "      'inet ipsecif', needs nft): cleartext to the interfaces' addresses\n"
+            "      from other interfaces, and strict reverse-path filtering for\n"
+            "      traffic from or into the tunnels\n");
     exit(2);
 }
 
@@ -743,6 +790,12 @@ static void shutdown_all(void)
         ipsecif_deinit(d.ctx);
         d.ctx = NULL;
     }
+    /* Like the interfaces, the filter stays unless -x. */
+    if (d.filter && d.remove_on_exit && ipsecif_linux_filter_remove() < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "nftables table inet %s: %s",
+                           IPSECIF_LINUX_FILTER_TABLE, strerror(errno));
+    }
+    d.filter = false;
     pfkey_close_all();
     ipsecif_posix_ctl_close(&d.ctl);
     ipsecif_linux_fini(&d.lx);
@@ -762,6 +815,7 @@ int main(int argc, char **argv)
     bool foreground = false;
     bool use_syslog = false;
     bool remove_on_exit = false;
+    bool filter = false;
     int level = IPSECIF_LOG_INFO;
     int ready_fd = -1;
     size_t len;
@@ -773,7 +827,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxs:k:p:l:c:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrs:k:p:l:c:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -783,6 +837,9 @@ int main(int argc, char **argv)
             break;
         case 'x':
             remove_on_exit = true;
+            break;
+        case 'r':
+            filter = true;
             break;
         case 's':
             sock_path = optarg;
@@ -854,6 +911,16 @@ int main(int argc, char **argv)
         goto fail;
     }
     ipsecif_linux_set_ctx(&d.lx, d.ctx);
+    if (filter) {
+        if (ipsecif_linux_filter_install() < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "-r: nftables table inet %s: %s",
+                               IPSECIF_LINUX_FILTER_TABLE, strerror(errno));
+            goto fail;
+        }
+        d.filter = true;
+        ipsecif_posix_logf(IPSECIF_LOG_INFO, "filter: nftables table inet %s installed",
+                           IPSECIF_LINUX_FILTER_TABLE);
+    }
     {
         /* PF_KEY programs read SA and policy times as Unix seconds. */
         struct timespec ts;

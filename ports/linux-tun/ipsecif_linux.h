@@ -140,6 +140,40 @@ int ipsecif_linux_addr_walk(const struct ipsecif_linux_tun *t, ipsecif_linux_add
  */
 int ipsecif_linux_sync_natt(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t);
 
+/* ---- Filter: inner traffic that bypasses the tunnels ---- */
+
+/** The nftables table of ipsecif_linux_filter_install() (family inet). */
+#define IPSECIF_LINUX_FILTER_TABLE "ipsecif"
+
+/**
+ * @brief Install (or rebuild) the nftables table `inet ipsecif`, through
+ *        `nft -f -`.
+ *
+ * Its prerouting chain (priority raw) drops
+ * - packets to an address of an ipsec interface (ipsecif_linux_filter_addr())
+ *   that arrive on an interface that is neither an ipsec interface
+ *   (ipsecif_linux_filter_if()) nor the one holding the address, nor lo:
+ *   inner traffic sent in clear on the outer link;
+ * - as strict reverse-path filtering, where a tunnel is involved: packets
+ *   that arrive on an ipsec interface, or whose source address is routed
+ *   into one, but not on the interface their source is routed to
+ *   (`fib saddr . iif oif missing`); neighbour discovery is exempt.
+ * Other traffic is not looked at. The table's sets keep their elements when
+ * it is installed again (a restarted daemon). Needs the nft program.
+ * @return 0, or -1 with errno set (ENOENT: no nft in PATH, logged as such;
+ *         EIO: nft failed, its message logged).
+ */
+int ipsecif_linux_filter_install(void);
+
+/** Delete the table. @return 0, or -1 with errno set. */
+int ipsecif_linux_filter_remove(void);
+
+/** Add (or delete) an ipsec interface name to the table. @return 0, or -1 with errno set. */
+int ipsecif_linux_filter_if(const char *name, bool add);
+
+/** Add (or delete) an inner address to the table. @return 0, or -1 with errno set. */
+int ipsecif_linux_filter_addr(const struct ipsecif_addr *addr, bool add);
+
 /** Port callback: ipsecif_port::send_outer (user: the struct ipsecif_linux). */
 int ipsecif_linux_send_outer(void *user, struct ipsecif_if *ifp,
                              const struct ipsecif_outer_meta *meta, const struct ipsecif_buf *pkt);
