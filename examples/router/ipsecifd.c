@@ -14,11 +14,13 @@
  * socket's path with ".pfkey" for ".sock"), SOCK_SEQPACKET: one
  * connection per client is one PF_KEY endpoint of the Linux dialect, one
  * message per packet, both ways; the endpoint is closed when the client
- * hangs up. A request is only peeked at, answered (replies and broadcasts
- * queued on the clients' connections), and then consumed: so once the
- * client's send queue is empty (SIOCOUTQ 0) its reply is readable, which
- * is what the preload library waits for. No other request is read in
- * between, from any client.
+ * hangs up (ports/posix: ipsecif_posix_pfkey_open()). A request is only
+ * peeked at, answered, and then consumed: so once the client's send queue
+ * is empty (SIOCOUTQ 0) its reply is readable, which is what the preload
+ * library waits for. Every datagram gets an answer (EMSGSIZE for one that
+ * is not a whole header or is over 64 KiB). The preload library also
+ * passes setsockopt(IP_IPSEC_POLICY / IPV6_IPSEC_POLICY) on as per-socket
+ * policies, which `ipsecifctl setkey -DP` lists after the SPD.
  *
  * Fail closed: the TUN devices are persistent. When the daemon stops
  * (SIGTERM, a crash, kill -9) they stay, with their addresses and routes,
@@ -76,27 +78,16 @@ struct ifaddrs_slot {
 
 /* PF_KEY clients connected at once (each is one library endpoint). */
 #define PFKEY_CLIENTS 16
-/* Largest PF_KEY message accepted from a client. */
-#define PFKEY_MSG_MAX 65536u
-
-struct pfkey_client {
-    int fd;      /* connection, -1 when the slot is free */
-    uint32_t ep; /* library endpoint */
-};
 
 struct daemon {
     struct ipsecif_linux lx;
     struct ipsecif_ctx *ctx;
     void *mem;
     struct ipsecif_posix_ctl ctl;
-    struct ifaddrs_slot *addrs; /* parallel to lx.tuns */
-    int pfkey_fd;               /* listening PF_KEY socket, -1 if none */
-    char pfkey_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    struct pfkey_client pfk[PFKEY_CLIENTS];
-    int pfkey_busy; /* connection whose request is being answered, -1 */
-    uint8_t *pfkey_buf;
-    bool remove_on_exit; /* -x: interfaces (and the filter) go with the daemon */
-    bool filter;         /* -r: the nftables table is installed */
+    struct ifaddrs_slot *addrs;       /* parallel to lx.tuns */
+    struct ipsecif_posix_pfkey pfkey; /* the PF_KEY socket */
+    bool remove_on_exit;              /* -x: interfaces (and the filter) go with the daemon */
+    bool filter;                      /* -r: the nftables table is installed */
 };
 
 static struct daemon d;
@@ -128,187 +119,12 @@ static void km_event(void *user, const struct ipsecif_km_event *ev)
     }
 }
 
-/* ---- PF_KEY socket ---- */
-
-static struct pfkey_client *pfkey_client_of(uint32_t ep)
-{
-    size_t i;
-
-    for (i = 0; i < PFKEY_CLIENTS; i++) {
-        if (d.pfk[i].fd >= 0 && d.pfk[i].ep == ep) {
-            return &d.pfk[i];
-        }
-    }
-    return NULL;
-}
+/* ---- PF_KEY socket (ports/posix) ---- */
 
 static void pfkey_deliver(void *user, uint32_t ep, const uint8_t *msg, size_t len)
 {
-    struct pfkey_client *c = pfkey_client_of(ep);
-    int tries;
-
     (void)user;
-    if (c == NULL) {
-        return;
-    }
-    for (tries = 0; tries < 2; tries++) {
-        struct pollfd p = {c->fd, POLLOUT, 0};
-
-        if (send(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
-            return;
-        }
-        /*
-         * The requester is waiting for this reply and reads it as soon as
-         * the first part is there (a long dump): give it up to a second.
-         * Broadcasts to a client that does not read are dropped, as a
-         * kernel drops them on a full socket.
-         */
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || c->fd != d.pfkey_busy ||
-            poll(&p, 1, 1000) <= 0) {
-            break;
-        }
-    }
-    ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "PF_KEY: message to endpoint %u dropped: %s", ep,
-                       strerror(errno));
-}
-
-static void pfkey_drop(struct pfkey_client *c)
-{
-    ipsecif_posix_loop_del(&d.lx.loop, c->fd);
-    close(c->fd);
-    ipsecif_pfkey_close(d.ctx, c->ep);
-    ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "PF_KEY: endpoint %u closed", c->ep);
-    c->fd = -1;
-    c->ep = 0;
-}
-
-static void on_pfkey_client(void *arg, int fd, short revents)
-{
-    struct pfkey_client *c = arg;
-    ssize_t n;
-
-    (void)fd;
-    /* Peek, answer, then consume: see the comment at the top. */
-    n = recv(c->fd, d.pfkey_buf, PFKEY_MSG_MAX, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        if ((revents & (POLLHUP | POLLERR)) == 0) {
-            return;
-        }
-    }
-    if (n <= 0) {
-        pfkey_drop(c);
-        return;
-    }
-    if ((size_t)n > PFKEY_MSG_MAX) {
-        ipsecif_posix_logf(IPSECIF_LOG_WARN, "PF_KEY: %zd-byte message dropped", n);
-    } else {
-        d.pfkey_busy = c->fd;
-        ipsecif_pfkey_send(d.ctx, c->ep, d.pfkey_buf, (size_t)n, ipsecif_posix_now_ms());
-        d.pfkey_busy = -1;
-        /* Requests may carry keys. */
-        memset(d.pfkey_buf, 0, (size_t)n);
-    }
-    (void)recv(c->fd, d.pfkey_buf, 1, MSG_DONTWAIT);
-    d.pfkey_buf[0] = 0;
-}
-
-static void on_pfkey_listen(void *arg, int fd, short revents)
-{
-    int i;
-
-    (void)arg;
-    (void)revents;
-    for (i = 0; i < 8; i++) {
-        struct pfkey_client *c = NULL;
-        int sbuf = 1 << 20;
-        size_t k;
-        int s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (s < 0) {
-            return;
-        }
-        for (k = 0; k < PFKEY_CLIENTS; k++) {
-            if (d.pfk[k].fd < 0) {
-                c = &d.pfk[k];
-                break;
-            }
-        }
-        if (c == NULL ||
-            ipsecif_pfkey_open(d.ctx, IPSECIF_PFKEY_DIALECT_LINUX, &c->ep) != IPSECIF_OK) {
-            ipsecif_posix_logf(IPSECIF_LOG_WARN, "PF_KEY: too many clients");
-            close(s);
-            continue;
-        }
-        /* Room for a long dump; SO_SNDBUFFORCE when allowed, the capped value otherwise. */
-        if (setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &sbuf, sizeof(sbuf)) < 0) {
-            setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sbuf, sizeof(sbuf));
-        }
-        if (ipsecif_posix_loop_add(&d.lx.loop, s, POLLIN, on_pfkey_client, c) < 0) {
-            ipsecif_pfkey_close(d.ctx, c->ep);
-            close(s);
-            continue;
-        }
-        c->fd = s;
-        ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "PF_KEY: endpoint %u opened", c->ep);
-    }
-}
-
-static int pfkey_listen(const char *path)
-{
-    struct sockaddr_un sun;
-    struct stat st;
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(sun.sun_path, path, strlen(path));
-    d.pfkey_buf = calloc(1, PFKEY_MSG_MAX);
-    if (d.pfkey_buf == NULL) {
-        return -1;
-    }
-    d.pfkey_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (d.pfkey_fd < 0) {
-        return -1;
-    }
-    /* A stale socket of an earlier run is replaced; any other file is not. */
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        unlink(path);
-    }
-    if (bind(d.pfkey_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        return -1;
-    }
-    snprintf(d.pfkey_path, sizeof(d.pfkey_path), "%s", path);
-    /* Key management is privileged, as PF_KEY sockets are. */
-    if (chmod(path, 0600) < 0 || listen(d.pfkey_fd, 16) < 0 ||
-        ipsecif_posix_loop_add(&d.lx.loop, d.pfkey_fd, POLLIN, on_pfkey_listen, NULL) < 0) {
-        return -1;
-    }
-    return 0;
-}
-
-static void pfkey_close_all(void)
-{
-    size_t i;
-
-    for (i = 0; i < PFKEY_CLIENTS; i++) {
-        if (d.pfk[i].fd >= 0) {
-            pfkey_drop(&d.pfk[i]);
-        }
-    }
-    if (d.pfkey_fd >= 0) {
-        ipsecif_posix_loop_del(&d.lx.loop, d.pfkey_fd);
-        close(d.pfkey_fd);
-        d.pfkey_fd = -1;
-    }
-    if (d.pfkey_path[0] != '\0') {
-        unlink(d.pfkey_path);
-        d.pfkey_path[0] = '\0';
-    }
-    free(d.pfkey_buf);
-    d.pfkey_buf = NULL;
+    ipsecif_posix_pfkey_deliver(&d.pfkey, ep, msg, len);
 }
 
 static const struct ipsecif_port port = {
@@ -781,7 +597,7 @@ static void shutdown_all(void)
     size_t i;
 
     if (d.ctx != NULL) {
-        pfkey_close_all();
+        ipsecif_posix_pfkey_close(&d.pfkey);
         for (i = 0; i < d.lx.ntuns; i++) {
             if (d.lx.tuns[i].ifp != NULL) {
                 if_destroy(d.lx.tuns[i].ifp, d.remove_on_exit);
@@ -796,7 +612,7 @@ static void shutdown_all(void)
                            IPSECIF_LINUX_FILTER_TABLE, strerror(errno));
     }
     d.filter = false;
-    pfkey_close_all();
+    ipsecif_posix_pfkey_close(&d.pfkey);
     ipsecif_posix_ctl_close(&d.ctl);
     ipsecif_linux_fini(&d.lx);
     free(d.mem);
@@ -810,7 +626,7 @@ int main(int argc, char **argv)
     const char *sock_path = "/run/ipsecifd.sock";
     const char *pid_path = "/run/ipsecifd.pid";
     const char *pfkey_path = NULL;
-    char pfkey_buf[sizeof(d.pfkey_path)];
+    char pfkey_buf[sizeof(d.pfkey.path)];
     struct ipsecif_config cfg;
     bool foreground = false;
     bool use_syslog = false;
@@ -881,11 +697,7 @@ int main(int argc, char **argv)
     }
     memset(&d, 0, sizeof(d));
     d.ctl.fd = -1;
-    d.pfkey_fd = -1;
-    d.pfkey_busy = -1;
-    for (size_t k = 0; k < PFKEY_CLIENTS; k++) {
-        d.pfk[k].fd = -1;
-    }
+    d.pfkey.fd = -1;
     d.remove_on_exit = remove_on_exit;
     if (ipsecif_linux_init(&d.lx, cfg.max_interfaces) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "sockets: %s (needs CAP_NET_RAW and CAP_NET_ADMIN)",
@@ -933,7 +745,8 @@ int main(int argc, char **argv)
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "control socket %s: %s", sock_path, strerror(errno));
         goto fail;
     }
-    if (pfkey_listen(pfkey_path) < 0) {
+    if (ipsecif_posix_pfkey_open(&d.pfkey, &d.lx.loop, d.ctx, pfkey_path, PFKEY_CLIENTS,
+                                 IPSECIF_PFKEY_DIALECT_LINUX) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "PF_KEY socket %s: %s", pfkey_path, strerror(errno));
         goto fail;
     }

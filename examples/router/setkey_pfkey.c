@@ -461,9 +461,17 @@ static void print_policy(struct spk *k, const struct sadb_msg *m)
     e = find(m, SADB_X_EXT_POLICY);
     if (e != NULL) {
         memcpy(&x, e, sizeof(x));
-        p.action = x.sadb_x_policy_type == IPSEC_POLICY_IPSEC  ? IPSECIF_ACTION_IPSEC
-                   : x.sadb_x_policy_type == IPSEC_POLICY_NONE ? IPSECIF_ACTION_NONE
-                                                               : IPSECIF_ACTION_DISCARD;
+        /* A bypass (per-socket) policy passes traffic in clear, as none does. */
+        p.action = x.sadb_x_policy_type == IPSEC_POLICY_IPSEC ? IPSECIF_ACTION_IPSEC
+                   : x.sadb_x_policy_type == IPSEC_POLICY_NONE ||
+                           x.sadb_x_policy_type == IPSEC_POLICY_BYPASS
+                       ? IPSECIF_ACTION_NONE
+                       : IPSECIF_ACTION_DISCARD;
+        /* Linux numbers per-socket policies index << 3 | (3 + direction);
+         * setkey(8) of ipsec-tools marks them so. */
+        if (x.sadb_x_policy_id % 8 >= 3) {
+            rtr_printf(k->o, "(per-socket policy) ");
+        }
         p.dir = x.sadb_x_policy_dir;
         p.id = x.sadb_x_policy_id;
         p.priority = x.sadb_x_policy_priority;

@@ -44,6 +44,9 @@ extern "C" {
  *   as X_SPDGET / X_SPDDELETE2 take them (an id whose low bits do not match
  *   the policy's direction is ENOENT; 3 and up, Linux's per-socket ids, are
  *   EINVAL). Linux clients skip policies whose id does not follow that rule.
+ *   As Linux does, X_SPDDUMP lists per-socket policies after the SPD, with
+ *   ids `(slot << 3) | (3 + direction)` and the socket's local end as the
+ *   selector; KAME's dump leaves them out.
  *
  * Replies and broadcasts (RFC 2367 section 3.1):
  * - Every request gets exactly one reply on its endpoint. A refused request

@@ -826,6 +826,39 @@ static void policy_exts_put(struct bld *b, uint8_t d, const struct ipsecif_polic
     lifetime_put(b, IPSECIF_SADB_EXT_LIFETIME_CURRENT, &cur);
 }
 
+/*
+ * A per-socket policy in a Linux X_SPDDUMP, as Linux lists them: id
+ * (slot << 3) | (3 + direction), so Linux clients know it for one; the
+ * selector is the socket's local end (source outbound, destination
+ * inbound), the other end any.
+ */
+static void sockpol_exts_put(struct bld *b, uint8_t d, const struct ipsecif_sock *s,
+                             const struct ipsecif_sockpolicy *sp, uint32_t slot)
+{
+    static const uint16_t types[] = {IPSEC_POLICY_ENTRUST, IPSEC_POLICY_BYPASS, IPSEC_POLICY_IPSEC};
+    bool out = sp->dir == IPSECIF_DIR_OUT;
+    uint8_t plen = ipsecif_addr_is_unspec(&s->local) ? 0 : full_plen(&s->local);
+    struct ipsecif_addr any;
+    struct ipsecif_lifetime cur;
+    uint8_t *p =
+        ext_put(b, IPSECIF_SADB_X_EXT_POLICY, POLICY_HDR + requests_size(d, sp->req, sp->nreq));
+
+    if (p != NULL) {
+        s16(p + 4, types[sp->type < IPSECIF_ARRAY_SIZE(types) ? sp->type : 0]);
+        p[6] = sp->dir;
+        s32(p + 8, (slot << 3) | (out ? 4u : 3u));
+        requests_put(d, p + POLICY_HDR, sp->req, sp->nreq);
+    }
+    memset(&any, 0, sizeof(any));
+    any.family = s->local.family;
+    addr_put(b, d, IPSECIF_SADB_EXT_ADDRESS_SRC, out ? &s->local : &any, out ? s->lport : 0,
+             out ? plen : 0, s->proto);
+    addr_put(b, d, IPSECIF_SADB_EXT_ADDRESS_DST, out ? &any : &s->local, out ? 0 : s->lport,
+             out ? 0 : plen, s->proto);
+    memset(&cur, 0, sizeof(cur));
+    lifetime_put(b, IPSECIF_SADB_EXT_LIFETIME_CURRENT, &cur);
+}
+
 static void supported_put(struct bld *b, unsigned type, const struct walg *t, size_t n)
 {
     uint8_t *p = ext_put(b, type, 8 + 8 * n);
@@ -922,6 +955,10 @@ struct out {
     const struct paddr *dst;
     bool has_spi;
     uint32_t spi;
+    /* B_POLICY of a Linux X_SPDDUMP: a per-socket policy instead of pol. */
+    const struct ipsecif_sockpol *sock;
+    uint8_t sock_dir_index;
+    uint32_t sock_slot;
 };
 
 static size_t build(const struct ipsecif_ctx *ctx, uint8_t d, const struct out *o, uint8_t *buf,
@@ -958,7 +995,11 @@ static size_t build(const struct ipsecif_ctx *ctx, uint8_t d, const struct out *
                  o->dst->proto);
         break;
     case B_POLICY:
-        policy_exts_put(&b, d, o->pol, off);
+        if (o->sock != NULL) {
+            sockpol_exts_put(&b, d, &o->sock->sock, &o->sock->pol[o->sock_dir_index], o->sock_slot);
+        } else {
+            policy_exts_put(&b, d, o->pol, off);
+        }
         break;
     case B_REGISTER:
         if (o->satype == IPSECIF_SADB_SATYPE_UNSPEC || o->satype == IPSECIF_SADB_SATYPE_ESP) {
@@ -1766,17 +1807,58 @@ static int dump_sp_fn(void *arg, const struct ipsecif_policy *pol)
     return 0;
 }
 
+/* Linux lists per-socket policies in X_SPDDUMP too (KAME does not): after the SPD. */
+static uint32_t sock_dirs(const struct ipsecif_ctx *ctx, uint8_t d)
+{
+    uint32_t i, n = 0;
+
+    for (i = 0; is_linux(d) && i < ctx->cfg.max_socket_policies; i++) {
+        const struct ipsecif_sockpol *e = &ctx->socks[i];
+
+        n += e->in_use && e->pol[0].type != IPSECIF_SOCKPOL_ENTRUST;
+        n += e->in_use && e->pol[1].type != IPSECIF_SOCKPOL_ENTRUST;
+    }
+    return n;
+}
+
+static void dump_socks(struct dump *dp)
+{
+    const struct ipsecif_ctx *ctx = dp->r->ctx;
+    uint32_t i;
+    uint8_t k;
+
+    for (i = 0; i < ctx->cfg.max_socket_policies && dp->left > 0; i++) {
+        for (k = 0; k < 2 && ctx->socks[i].in_use && dp->left > 0; k++) {
+            struct out o;
+
+            if (ctx->socks[i].pol[k].type == IPSECIF_SOCKPOL_ENTRUST) {
+                continue;
+            }
+            dp->left--;
+            out_init(&o, dp->r->m, B_POLICY);
+            o.seq = dp->left;
+            o.sock = &ctx->socks[i];
+            o.sock_dir_index = k;
+            o.sock_slot = i + 1;
+            emit(dp->r->ctx, dp->r->sender, TO_ONE, &o);
+        }
+    }
+}
+
 static uint8_t do_spddump(const struct req *r)
 {
     struct dump dp;
 
     memset(&dp, 0, sizeof(dp));
     dp.r = r;
-    dp.left = (uint32_t)ipsecif_spd_count(r->ctx);
+    dp.left = (uint32_t)ipsecif_spd_count(r->ctx) + sock_dirs(r->ctx, r->d);
     if (dp.left == 0) {
         return IPSECIF_PFKEY_ENOENT;
     }
     (void)ipsecif_spd_walk(r->ctx, dump_sp_fn, &dp);
+    if (is_linux(r->d)) {
+        dump_socks(&dp);
+    }
     return 0;
 }
 

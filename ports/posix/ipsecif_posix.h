@@ -271,6 +271,66 @@ typedef void (*ipsecif_posix_ctl_out_fn)(void *arg, const char *s, size_t n);
 int ipsecif_posix_ctl_request(const char *path, const char *req, size_t len,
                               ipsecif_posix_ctl_out_fn out, void *arg, char *err, size_t err_len);
 
+/* ---- PF_KEY socket ---- */
+
+/** Largest PF_KEY message taken from a client (longer ones get EMSGSIZE). */
+#define IPSECIF_POSIX_PFKEY_MSG_MAX 65536u
+
+/** One PF_KEY client connection: one library endpoint. Fields are private. */
+struct ipsecif_posix_pfkey;
+struct ipsecif_posix_pfkey_client {
+    int fd;                          /**< The connection, -1 when the slot is free. */
+    uint32_t ep;                     /**< Its library endpoint. */
+    struct ipsecif_posix_pfkey *srv; /**< The server it belongs to. */
+};
+
+/**
+ * @brief A PF_KEY socket server: key-management programs (or the preload
+ * library on their behalf) connect to a UNIX-domain SOCK_SEQPACKET socket,
+ * one connection being one PF_KEY endpoint, one message per packet both
+ * ways; the endpoint closes when the client hangs up.
+ *
+ * A kernel answers a PF_KEY request inside send(), and programs read right
+ * after sending. So a request is only peeked at, answered (replies and
+ * broadcasts queued on the clients' connections), and then consumed: once
+ * the client's send queue is empty its reply is readable. No other request
+ * is read in between, from any client. Every datagram is answered: one
+ * shorter than a header (0 bytes included) or longer than
+ * ::IPSECIF_POSIX_PFKEY_MSG_MAX gets an EMSGSIZE reply. Fields are private.
+ */
+struct ipsecif_posix_pfkey {
+    int fd;                                     /**< Listening socket, -1 if closed. */
+    char path[108];                             /**< Its path (unlinked at close). */
+    uint8_t dialect;                            /**< Of every endpoint opened. */
+    struct ipsecif_posix_loop *loop;            /**< Where it is watched. */
+    struct ipsecif_ctx *ctx;                    /**< The library context. */
+    struct ipsecif_posix_pfkey_client *clients; /**< max_clients slots. */
+    size_t max_clients;                         /**< Connections at once. */
+    int busy;                                   /**< Connection being answered, -1. */
+    uint8_t *buf;                               /**< One message. */
+};
+
+/**
+ * @brief Listen on path (mode 0600; a stale socket there is replaced, any
+ *        other file is not) for PF_KEY clients of the given dialect.
+ * @return 0, or -1 with errno set.
+ */
+int ipsecif_posix_pfkey_open(struct ipsecif_posix_pfkey *pk, struct ipsecif_posix_loop *loop,
+                             struct ipsecif_ctx *ctx, const char *path, size_t max_clients,
+                             uint8_t dialect);
+
+/** Close every client (their endpoints too), stop listening, unlink the path. */
+void ipsecif_posix_pfkey_close(struct ipsecif_posix_pfkey *pk);
+
+/**
+ * @brief The port's `pfkey_deliver`: queue one message on the endpoint's
+ *        connection. A reply to the request being answered waits up to a
+ *        second for room; a broadcast to a client that does not read is
+ *        dropped, as a kernel drops it on a full socket.
+ */
+void ipsecif_posix_pfkey_deliver(struct ipsecif_posix_pfkey *pk, uint32_t ep, const uint8_t *msg,
+                                 size_t len);
+
 /* ---- Daemon ---- */
 
 /**

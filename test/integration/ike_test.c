@@ -10,7 +10,10 @@
  *   responder: GETSPI for its inbound SA, UPDATE it with keys, ADD outbound
  *   initiator: UPDATE its inbound SA with keys, ADD outbound
  * SPIs come from the daemons' GETSPI ranges; each outbound SA uses the SPI
- * the peer allocated for its inbound one.
+ * the peer allocated for its inbound one. As racoon's Linux build does, the
+ * policy table learnt from X_SPDDUMP skips ids with id % 8 >= 3 (Linux's
+ * per-socket policies), and an ACQUIRE whose policy id is not in it fails
+ * ("no policy found").
  *
  * usage: ike_test INIT_SOCKET INIT_ADDR RESP_SOCKET RESP_ADDR ULPROTO -- COMMAND...
  *   ULPROTO: 4 (the tunnel's IPv4 policies) or 41 (IPv6).
@@ -45,6 +48,8 @@ struct side {
     uint32_t reqid_out;           /* unique id of the policy self -> peer */
     uint32_t reqid_in;            /* unique id of the policy peer -> self */
     uint32_t spi_in;              /* SPI this end allocated for peer -> self */
+    uint32_t spids[64];           /* policy ids learnt from X_SPDDUMP */
+    size_t nspids;
 };
 
 static uint64_t buf[8192];
@@ -279,6 +284,14 @@ static void learn_policies(struct side *s, const struct sockaddr_storage *peer, 
         const struct sadb_x_policy *pol =
             (const struct sadb_x_policy *)find_ext(r, SADB_X_EXT_POLICY);
 
+        /* racoon (Linux): "per-socket policy", not for the table. */
+        if (pol != NULL && pol->sadb_x_policy_id % 8 >= 3) {
+            printf("%s: policy id %u skipped as per-socket\n", s->name, pol->sadb_x_policy_id);
+            pol = NULL;
+        }
+        if (pol != NULL && s->nspids < sizeof(s->spids) / sizeof(s->spids[0])) {
+            s->spids[s->nspids++] = pol->sadb_x_policy_id;
+        }
         if (src != NULL && sa != NULL && da != NULL && pol != NULL &&
             src->sadb_address_proto == ulproto &&
             (size_t)pol->sadb_x_policy_len * 8 >=
@@ -389,6 +402,19 @@ static uint32_t wait_acquire(struct side *s, const struct sockaddr_storage *peer
             find_ext(m, SADB_EXT_PROPOSAL) == NULL) {
             die("%s: ACQUIRE without the expected addresses, policy or proposal", s->name);
         }
+        {
+            size_t k = 0;
+
+            while (k < s->nspids && s->spids[k] != pol->sadb_x_policy_id) {
+                k++;
+            }
+            if (k == s->nspids) {
+                char id[16];
+
+                snprintf(id, sizeof(id), "%u", pol->sadb_x_policy_id);
+                die("no policy found: id:%s", id);
+            }
+        }
         /* The host's own traffic (IPv6 neighbour discovery, MLD) may ask for the other pair. */
         if (pol->sadb_x_policy_dir != IPSEC_DIR_OUTBOUND ||
             ((const struct sadb_x_ipsecrequest *)(pol + 1))->sadb_x_ipsecrequest_reqid !=
@@ -405,8 +431,8 @@ static uint32_t wait_acquire(struct side *s, const struct sockaddr_storage *peer
 
 int main(int argc, char **argv)
 {
-    struct side a = {"initiator", -1, {0}, 0, 0, 0};
-    struct side b = {"responder", -1, {0}, 0, 0, 0};
+    struct side a = {"initiator", -1, {0}, 0, 0, 0, {0}, 0};
+    struct side b = {"responder", -1, {0}, 0, 0, 0, {0}, 0};
     uint32_t acq_seq;
     uint8_t ulproto;
     pid_t child;

@@ -11,7 +11,13 @@
 #    UPDATE and ADD on both ends. Then pings must pass. Once for IPv4 with A
 #    initiating, once for IPv6 with B initiating.
 #
-# usage: ike_test.sh IPSECIFD IPSECIFCTL PRELOAD_SO PFKEY_CLIENT IKE_TEST
+# 3. racoon's IKE sockets under the preload library (sockpol_client):
+#    setsockopt(IP_IPSEC_POLICY / IPV6_IPSEC_POLICY) recorded by the daemon
+#    as per-socket policies and listed by `setkey -DP` while the sockets
+#    live, gone when they close; malformed policies refused with EINVAL;
+#    PF_KEY datagrams that are no whole message answered with EMSGSIZE.
+#
+# usage: ike_test.sh IPSECIFD IPSECIFCTL PRELOAD_SO PFKEY_CLIENT IKE_TEST SOCKPOL_CLIENT
 # Needs root (exit 77, "skipped", otherwise).
 set -euo pipefail
 
@@ -20,6 +26,7 @@ IPSECIFCTL=$(readlink -f "$2")
 PRELOAD=$(readlink -f "$3")
 PFKEY_CLIENT=$(readlink -f "$4")
 IKE_TEST=$(readlink -f "$5")
+SOCKPOL_CLIENT=$(readlink -f "$6")
 
 NETNS_TAG=ike
 # shellcheck source=netns_lib.sh
@@ -84,6 +91,34 @@ for _ in 1 2 3; do
     sleep 1
 done
 [ "$ok" -eq 1 ] || fail "IPv6 ping after the exchange"
+
+step "racoon's IKE sockets: per-socket policies through the preload library"
+# Called by sockpol_client with "held" while its sockets are open, "closed" after.
+cat >"$WORK/sockpol_check.sh" <<EOF
+#!/usr/bin/env bash
+set -eu
+# Shown with the daemons' logs if the test fails.
+exec 2>"$WORK/sockpol_check.\$1.log"
+set -x
+"$IPSECIFCTL" -s "$WORK/A.sock" setkey -DP >"$WORK/sockpol.\$1"
+if [ "\$1" = held ]; then
+    # Linux lists per-socket policies in X_SPDDUMP; setkey prints them so.
+    grep -A1 '^(per-socket policy) 0.0.0.0/0\[any\] 198.51.100.1/32\[500\] udp' \
+        "$WORK/sockpol.\$1" | grep -q 'in .*none'
+    grep -A1 '^(per-socket policy) 198.51.100.1/32\[500\] 0.0.0.0/0\[any\] udp' \
+        "$WORK/sockpol.\$1" | grep -q 'out .*none'
+    grep -A2 '^(per-socket policy) ::/0\[500\] ::/0\[any\] udp' "$WORK/sockpol.\$1" |
+        grep -q 'esp/transport//require'
+    [ "\$(grep -c '^(per-socket policy)' "$WORK/sockpol.\$1")" -eq 3 ]
+else
+    ! grep -q '^(per-socket policy)' "$WORK/sockpol.\$1"
+fi
+EOF
+chmod +x "$WORK/sockpol_check.sh"
+ip netns exec "$NSA" env LD_PRELOAD="$PRELOAD" IPSECIF_PFKEY_SOCKET="$WORK/A.pfkey" \
+    "$SOCKPOL_CLIENT" "$WORK/A.pfkey" 198.51.100.1 198.51.100.2 -- "$WORK/sockpol_check.sh" ||
+    fail "per-socket policies"
+grep -q "refused (EMSGSIZE)" "$WORK/A.log" || fail "the daemon did not log the refused datagrams"
 
 step "PF_KEY endpoints closed with their connections"
 grep -q 'PF_KEY: endpoint [0-9]* closed' "$WORK/A.log" || fail "no endpoint closed on A"

@@ -2145,6 +2145,29 @@ static void sockpol_case(uint8_t d)
                                              500, NULL, NULL),
                      IPSECIF_ERR_NOENT);
 
+    /* X_SPDDUMP: Linux lists them with per-socket ids (3 in, 4 out), KAME does not. */
+    mb_init(&m, d, IPSECIF_SADB_X_SPDDUMP, 0, 5);
+    len = mb_done(&m);
+    rec_clear();
+    sendm(&f, f.ep, m.b, len, 1);
+    if (d == LINUX) {
+        check_dump(f.ep, IPSECIF_SADB_X_SPDDUMP, 2);
+        for (unsigned i = 0; i < 2; i++) {
+            const uint8_t *x = find_ext(rec_get(f.ep, i), IPSECIF_SADB_X_EXT_POLICY, NULL);
+            const uint8_t *a = find_ext(rec_get(f.ep, i),
+                                        x[6] == IPSECIF_DIR_IN ? IPSECIF_SADB_EXT_ADDRESS_DST
+                                                               : IPSECIF_SADB_EXT_ADDRESS_SRC,
+                                        NULL);
+
+            assert_int_equal(g16(x + 4), 4);
+            assert_int_equal(g32(x + 8) & 7u, x[6] == IPSECIF_DIR_IN ? 3u : 4u);
+            assert_int_equal(a[4], IPSECIF_IPPROTO_UDP);
+            assert_int_equal(a[5], 32);
+            assert_int_equal((a[10] << 8) | a[11], 500);
+        }
+    } else {
+        only_reply(f.ep, IPSECIF_SADB_X_SPDDUMP, IPSECIF_PFKEY_ENOENT);
+    }
     /* getsockopt: the direction asked for comes back as setsockopt bytes. */
     assert_int_equal(sockpol(&f, f.ep, IPSECIF_SOCKPOL_OP_GET, 7, "198.51.100.1", 500, 0,
                              IPSECIF_DIR_IN, NULL, 0),
