@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: untrusted PF_KEY messages into ipsecif_pfkey_send() on a
  * KAME and a Linux endpoint of one context (a promiscuous third endpoint
- * gets copies). Every input must be answered or refused without a read
- * outside the buffer; every message handed back must be whole.
+ * gets copies; per-socket policy messages included). Every input must be
+ * answered or refused without a read outside the buffer; every message
+ * handed back must be whole.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +121,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (ipsecif_spd_count(ctx) >= 12) {
         (void)ipsecif_spd_flush(ctx);
+    }
+    if (ipsecif_spd_sock_count(ctx) >= 12) {
+        (void)ipsecif_spd_sock_close(ctx, ep_linux, IPSECIF_SOCK_ALL);
+        (void)ipsecif_spd_sock_close(ctx, ep_kame, IPSECIF_SOCK_ALL);
     }
     (void)ipsecif_timer(ctx, now);
     return 0;
