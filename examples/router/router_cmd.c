@@ -903,6 +903,7 @@ static const struct {
     STAT(out_down, "outbound packets to an interface that is down"),
     STAT(out_inval, "outbound packets of a family the interface does not forward"),
     STAT(out_port, "outbound packets failed to send"),
+    STAT(out_nested, "outbound packets refused: ipsec interfaces nested too deep"),
     STAT(acquire, "ACQUIRE events raised"),
 };
 
@@ -944,7 +945,8 @@ static uint64_t drops_in(const struct ipsecif_stats *s)
 static uint64_t drops_out(const struct ipsecif_stats *s)
 {
     return s->out_polvio + s->out_nosa + s->out_noroom + s->out_toobig + s->out_seqwrap +
-           s->out_crypto + s->out_malformed + s->out_down + s->out_inval + s->out_port;
+           s->out_crypto + s->out_malformed + s->out_down + s->out_inval + s->out_port +
+           s->out_nested;
 }
 
 void rtr_print_if(struct rtr_out *o, const struct ipsecif_if_info *info,

@@ -47,6 +47,8 @@ typedef enum ipsecif_err {
     IPSECIF_ERR_SEQWRAP = -49,   /**< The SA's sequence number would wrap. */
     IPSECIF_ERR_ECN = -50,       /**< CE arrived in an outer header over a not-ECT inner. */
     IPSECIF_ERR_PROTO = -51,     /**< The packet is not for us (not ESP, not NAT-T). */
+    IPSECIF_ERR_NESTED = -52,    /**< An outer packet of ours came back into an interface
+                                      more often than the nesting limit allows. */
 
     /* Port failures: -60 .. -69 */
     IPSECIF_ERR_PORT = -60,   /**< A port callback failed. */

@@ -189,6 +189,16 @@ void *ipsecif_if_get_user(const struct ipsecif_if *ifp);
  * header, UDP (link0), ESP header and IV (IPSECIF_HEADROOM is always
  * enough) and tailroom for padding, trailer and ICV (IPSECIF_TAILROOM).
  * On success the port's send_outer was called once.
+ *
+ * Nesting: an inner packet that is itself an outer packet of this context
+ * (ESP, or ESP in UDP on a link0 interface's ports, from the tunnel source
+ * to the tunnel destination of one of its interfaces; found in the tunnel
+ * hash, so the cost does not grow with the number of interfaces) has
+ * already passed that interface's output, and is refused when passing this
+ * one too would exceed the limit set with ipsecif_if_max_nesting_set().
+ * This stops a route for a tunnel destination that points into an ipsec
+ * interface (its own or another's) from encapsulating again and again. See
+ * ipsecif_if_max_nesting_set() for how the depth is known.
  * @param[in]     ctx the context.
  * @param[in]     ifp the interface.
  * @param[in,out] pkt the inner IPv4 or IPv6 packet; its content is undefined afterwards.
@@ -196,6 +206,9 @@ void *ipsecif_if_get_user(const struct ipsecif_if *ifp);
  * @retval IPSECIF_OK sent.
  * @retval IPSECIF_ERR_DOWN down or no tunnel.
  * @retval IPSECIF_ERR_MALFORMED not an IPv4/IPv6 packet.
+ * @retval IPSECIF_ERR_NESTED an outer packet of ours nested deeper than the
+ *         limit; counted in out_nested and logged (at most once a second per
+ *         interface) at ::IPSECIF_LOG_WARN.
  * @retval IPSECIF_ERR_DISCARD inner IPv6 with -link2.
  * @retval IPSECIF_ERR_TOOBIG over the MTU or path; an ICMP error went back.
  * @retval IPSECIF_ERR_NOSA no SA; an ACQUIRE was raised (rate-limited).
@@ -206,6 +219,42 @@ void *ipsecif_if_get_user(const struct ipsecif_if *ifp);
  */
 int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
                       uint64_t now);
+
+/** Default nesting limit: a packet passes one interface's output only, as
+ *  NetBSD's max_ipsec_nesting. */
+#define IPSECIF_MAX_NESTING_DEFAULT 1
+/** Largest nesting limit ipsecif_if_max_nesting_set() accepts. */
+#define IPSECIF_MAX_NESTING_MAX 255
+
+/**
+ * @brief Set how many interface outputs one packet may pass (ipsec over
+ *        ipsec), for every interface of the context.
+ *
+ * NetBSD counts the passes in a tag on the packet; a host's stack keeps no
+ * such tag, so the depth is read off the packet instead. A plain inner
+ * packet has depth 0. Each interface remembers the depth of the outer
+ * packets it sent (the depth of what it encapsulated, plus one); a deeper
+ * depth holds for a second against shallower ones, so plain traffic mixed
+ * into a loop cannot reset it between two rounds of one packet. An inner
+ * packet that is an outer packet of interface X (see ipsecif_if_output())
+ * has X's depth, at least 1. A packet of depth d is refused when d + 1 >
+ * max. So with max 1 (the default) no outer packet of ours is encapsulated
+ * again; with max 2, ipsec1 over ipsec0 works and a loop stops after at
+ * most one more round per second. Only outer packets of this context are
+ * recognized; a loop through a second host or context is not seen here.
+ * @param[in] ctx the context.
+ * @param[in] max 1 .. IPSECIF_MAX_NESTING_MAX.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ctx is NULL or not a context.
+ * @retval IPSECIF_ERR_RANGE max is outside 1 .. IPSECIF_MAX_NESTING_MAX.
+ */
+int ipsecif_if_max_nesting_set(struct ipsecif_ctx *ctx, int max);
+
+/**
+ * @brief The nesting limit (see ipsecif_if_max_nesting_set()).
+ * @return the limit, or ::IPSECIF_ERR_ARG when ctx is NULL or not a context.
+ */
+int ipsecif_if_max_nesting_get(const struct ipsecif_ctx *ctx);
 
 /** Headroom ipsecif_if_output() may need: IPv6 (40) + UDP (8) + ESP (8) + IV (16). */
 #define IPSECIF_HEADROOM 72

@@ -87,6 +87,7 @@ void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     ctx->if_nfree = ctx->cfg.max_interfaces;
     ctx->if_head = NULL;
     ctx->if_tail = NULL;
+    ctx->if_max_nesting = IPSECIF_MAX_NESTING_DEFAULT;
 }
 
 /* PF_KEY endpoints and the message buffer live here, not in lib/pfkey, so a

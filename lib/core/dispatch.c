@@ -144,15 +144,121 @@ static void send_toobig(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct 
     }
 }
 
+/*
+ * The interface whose outer packet this inner packet is, or NULL: ESP, or
+ * ESP in UDP on a NAT-T interface's ports, from an interface's tunnel source
+ * to its destination (the direction we send in). One tunnel-hash lookup.
+ * A later IPv4 fragment of ESP counts by its addresses alone; a later
+ * fragment of UDP carries no ports and is not recognized.
+ */
+static struct ipsecif_if *nested_of(struct ipsecif_ctx *ctx, const struct ipsecif_buf *pkt,
+                                    const struct inner *in)
+{
+    const uint8_t *p = ipsecif_buf_data(pkt);
+    struct ipsecif_addr src, dst;
+    uint16_t sport = 0, dport = 0;
+    size_t hlen, alen;
+    bool first = true;
+    uint8_t proto;
+
+    memset(&src, 0, sizeof(src));
+    memset(&dst, 0, sizeof(dst));
+    src.family = in->family;
+    dst.family = in->family;
+    if (in->family == IPSECIF_AF_INET) {
+        hlen = (size_t)(p[0] & 0x0f) * 4;
+        alen = 4;
+        proto = p[9];
+        first = (ipsecif_load16(p + 6) & 0x1fff) == 0;
+        memcpy(src.bytes, p + 12, alen);
+        memcpy(dst.bytes, p + 16, alen);
+    } else {
+        hlen = 40;
+        alen = 16;
+        proto = p[6];
+        memcpy(src.bytes, p + 8, alen);
+        memcpy(dst.bytes, p + 24, alen);
+        /* A fragment header is the one extension the host adds to ours. */
+        if (proto == 44 && pkt->len >= 48) {
+            proto = p[40];
+            first = (ipsecif_load16(p + 42) & 0xfff8) == 0;
+            hlen = 48;
+        }
+    }
+    if (proto == IPSECIF_IPPROTO_UDP) {
+        /* ESP in UDP has a nonzero SPI where IKE has its zero marker, and
+         * more than the one byte of a keepalive. */
+        if (!first || pkt->len < hlen + 16 || ipsecif_load32(p + hlen + 8) == 0) {
+            return NULL;
+        }
+        sport = ipsecif_load16(p + hlen);
+        dport = ipsecif_load16(p + hlen + 2);
+        if (sport == 0 && dport == 0) {
+            return NULL;
+        }
+    } else if (proto != IPSECIF_IPPROTO_ESP) {
+        return NULL;
+    }
+    return ipsecif_if_lookup_outer(ctx, &src, &dst, sport, dport);
+}
+
+/* Depth of ifp's outer packets: a deeper one holds for IPSECIF_NEST_HOLD_MS
+ * so that plain packets interleaved with a looping one do not reset it. */
+static void note_depth(struct ipsecif_if *ifp, uint8_t depth, uint64_t now)
+{
+    if (depth >= ifp->nest_depth || now >= ifp->nest_hold) {
+        ifp->nest_depth = depth;
+        ifp->nest_hold = now + IPSECIF_NEST_HOLD_MS;
+    }
+}
+
+/* "<name>: recursively called too many times(<n>)", NetBSD's words; at most
+ * once per IPSECIF_NEST_HOLD_MS per interface, the counter has the rest. */
+static void log_nested(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, unsigned n, uint64_t now)
+{
+#if IPSECIF_LOG
+    static const char text[] = ": recursively called too many times(";
+    char msg[IPSECIF_IFNAME_SIZE + sizeof(text) + 8];
+    char digits[4];
+    size_t len, k = 0;
+
+    if (ifp->nest_logged != 0 && now - ifp->nest_logged < IPSECIF_NEST_HOLD_MS) {
+        return;
+    }
+    ifp->nest_logged = now != 0 ? now : 1;
+    len = strlen(ifp->name);
+    memcpy(msg, ifp->name, len);
+    memcpy(msg + len, text, sizeof(text) - 1);
+    len += sizeof(text) - 1;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0 && k < sizeof(digits));
+    while (k > 0) {
+        msg[len++] = digits[--k];
+    }
+    msg[len++] = ')';
+    msg[len] = '\0';
+    ipsecif_log(ctx, IPSECIF_LOG_WARN, msg);
+#else
+    (void)ctx;
+    (void)ifp;
+    (void)n;
+    (void)now;
+#endif
+}
+
 int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
                       uint64_t now)
 {
     struct ipsecif_outer_meta meta;
     struct ipsecif_sp *sp;
     struct ipsecif_sa *sa = NULL;
+    struct ipsecif_if *under;
     struct inner in;
     uint16_t sport = 0, dport = 0;
     uint8_t level, otos;
+    unsigned depth = 0;
     size_t inner_len;
     int rc;
 
@@ -171,6 +277,17 @@ int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ip
     if (rc != IPSECIF_OK) {
         COUNT(ctx, ifp, out_malformed);
         return rc;
+    }
+    /* No mbuf tag tells how many interfaces a packet has passed; an outer
+     * packet of ours has passed at least the one that sent it. */
+    under = nested_of(ctx, pkt, &in);
+    if (under != NULL) {
+        depth = under->nest_depth > 0 ? under->nest_depth : 1;
+        if (depth + 1 > ctx->if_max_nesting) {
+            COUNT(ctx, ifp, out_nested);
+            log_nested(ctx, ifp, depth + 1, now);
+            return IPSECIF_ERR_NESTED;
+        }
     }
     inner_len = pkt->len;
     sp = ifp->sp[in.family == IPSECIF_AF_INET ? IPSECIF_IFPOL_V4_OUT : IPSECIF_IFPOL_V6_OUT];
@@ -238,6 +355,8 @@ int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ip
         COUNT(ctx, ifp, out_noroom);
         return rc;
     }
+    /* Before the send: a port may route the packet straight back in. */
+    note_depth(ifp, (uint8_t)(depth + 1), now);
     rc = ctx->port->send_outer(ctx->user, ifp, &meta, pkt);
     if (rc != 0) {
         COUNT(ctx, ifp, out_port);

@@ -627,6 +627,26 @@ int ipsecif_if_walk(struct ipsecif_ctx *ctx, ipsecif_if_walk_fn fn, void *arg)
     return 0;
 }
 
+int ipsecif_if_max_nesting_set(struct ipsecif_ctx *ctx, int max)
+{
+    if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC) {
+        return IPSECIF_ERR_ARG;
+    }
+    if (max < 1 || max > IPSECIF_MAX_NESTING_MAX) {
+        return IPSECIF_ERR_RANGE;
+    }
+    ctx->if_max_nesting = (uint8_t)max;
+    return IPSECIF_OK;
+}
+
+int ipsecif_if_max_nesting_get(const struct ipsecif_ctx *ctx)
+{
+    if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC) {
+        return IPSECIF_ERR_ARG;
+    }
+    return ctx->if_max_nesting;
+}
+
 const char *ipsecif_if_name(const struct ipsecif_if *ifp)
 {
     return ifp != NULL ? ifp->name : "";

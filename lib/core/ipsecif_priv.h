@@ -226,6 +226,12 @@ struct ipsecif_if {
     struct ipsecif_addr local4; /* source for ICMP errors built back, optional */
     struct ipsecif_addr local6;
     struct ipsecif_stats stats;
+    /* Nesting: depth of the outer packets sent lately (0 = none yet), held
+     * against shallower ones until nest_hold (ms), and when a refusal was
+     * last logged (0 = never). */
+    uint8_t nest_depth;
+    uint64_t nest_hold;
+    uint64_t nest_logged;
     struct ipsecif_if *hnext;     /* tunnel-pair hash chain */
     struct ipsecif_if *unit_next; /* unit (name) hash chain */
     struct ipsecif_if *list_next; /* creation order */
@@ -262,6 +268,7 @@ struct ipsecif_ctx {
     uint32_t if_nfree;
     struct ipsecif_if *if_head;
     struct ipsecif_if *if_tail;
+    uint8_t if_max_nesting; /* interface outputs one packet may pass */
 
     /* SPD */
     struct ipsecif_sp *sps;
@@ -463,6 +470,10 @@ struct ipsecif_if *ipsecif_if_lookup_outer(struct ipsecif_ctx *ctx,
                                            const struct ipsecif_addr *local,
                                            const struct ipsecif_addr *remote, uint16_t lport,
                                            uint16_t rport);
+
+/* How long (ms) an interface's deeper nesting depth holds against
+ * shallower packets, and the least time between two nesting log lines. */
+#define IPSECIF_NEST_HOLD_MS 1000u
 
 /* ---- core dispatch helpers ---- */
 void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8_t req_index,

@@ -176,6 +176,7 @@ static void test_strerror(void **state)
         IPSECIF_ERR_SEQWRAP,
         IPSECIF_ERR_ECN,
         IPSECIF_ERR_PROTO,
+        IPSECIF_ERR_NESTED,
         IPSECIF_ERR_PORT,
         IPSECIF_ERR_CRYPTO,
         IPSECIF_ERR_RANDOM,

@@ -624,6 +624,306 @@ static void test_noroom(void **state)
     pair_down(&pr);
 }
 
+/* ---- Nesting: outer packets of ours routed back into an interface ---- */
+
+/* The last outer packet t sent, as an inner packet with room for another round. */
+static void last_sent(const struct test_ctx *t, struct test_buf *tb)
+{
+    const struct mock_pkt *mp;
+
+    assert_true(t->mock->n_sent >= 1 && t->mock->n_sent <= MOCK_MAX_PKTS);
+    mp = &t->mock->sent[t->mock->n_sent - 1];
+    test_buf_set(tb, 128, mp->data, mp->len);
+}
+
+static int ping_into(struct test_ctx *t, struct ipsecif_if *ifp, uint64_t now)
+{
+    struct test_buf tb;
+
+    test_build_ping(&tb, 128, "192.0.2.1", "203.0.113.1", 20, 0);
+    return ipsecif_if_output(t->ctx, ifp, &tb.b, now);
+}
+
+static uint64_t if_nested(struct test_ctx *t, struct ipsecif_if *ifp)
+{
+    struct ipsecif_if_info info;
+
+    assert_int_equal(ipsecif_if_get_info(t->ctx, ifp, &info), IPSECIF_OK);
+    return info.stats.out_nested;
+}
+
+/* Another interface in t's context, tunnel s -> d, up, with outbound SAs
+ * (none when sas is false). */
+static struct ipsecif_if *add_if(struct test_ctx *t, const char *name, const char *s, const char *d,
+                                 uint32_t flags, bool sas)
+{
+    struct ipsecif_addr a = test_addr(s), b = test_addr(d);
+    struct ipsecif_if_info info;
+    struct ipsecif_sa_params p;
+    struct ipsecif_if *ifp;
+    uint16_t port = (flags & IPSECIF_IFF_LINK0) ? 4500 : 0;
+
+    assert_int_equal(ipsecif_if_create(t->ctx, name, &ifp), IPSECIF_OK);
+    assert_int_equal(
+        ipsecif_if_set_flags(t->ctx, ifp, flags | IPSECIF_IFF_UP | IPSECIF_IFF_LINK2, 0),
+        IPSECIF_OK);
+    assert_int_equal(ipsecif_if_set_tunnel(t->ctx, ifp, &a, 0, &b, 0, 1000), IPSECIF_OK);
+    assert_int_equal(ipsecif_if_get_info(t->ctx, ifp, &info), IPSECIF_OK);
+    if (sas) {
+        sa_params(&p, &algos[0], s, d, 0x3001 + info.unit * 16, info.reqid[IPSECIF_IFPOL_V4_OUT],
+                  0);
+        p.natt_sport = port;
+        p.natt_dport = port;
+        assert_int_equal(ipsecif_sa_add(t->ctx, &p, 1000), IPSECIF_OK);
+        sa_params(&p, &algos[0], s, d, 0x3003 + info.unit * 16, info.reqid[IPSECIF_IFPOL_V6_OUT],
+                  0);
+        p.natt_sport = port;
+        p.natt_dport = port;
+        assert_int_equal(ipsecif_sa_add(t->ctx, &p, 1000), IPSECIF_OK);
+    }
+    return ifp;
+}
+
+static void test_nesting_self_loop(void **state)
+{
+    struct test_buf tb;
+    struct pair pr;
+    int of, natt;
+
+    (void)state;
+    for (of = 0; of < 2; of++) {
+        for (natt = 0; natt < 2; natt++) {
+            unsigned logs;
+
+            pair_up(&pr, outer_fams[of][0], outer_fams[of][1], &algos[0],
+                    IPSECIF_IFF_LINK2 | (natt ? IPSECIF_IFF_LINK0 : 0), 0);
+            assert_int_equal(ipsecif_if_max_nesting_get(pr.a.ctx), IPSECIF_MAX_NESTING_DEFAULT);
+            assert_int_equal(ping_into(&pr.a, pr.ia, 5000), IPSECIF_OK);
+            assert_int_equal(pr.a.mock->n_sent, 1);
+            /* ipsec0's own outer packet routed back into ipsec0. */
+            logs = pr.a.mock->n_logs;
+            last_sent(&pr.a, &tb);
+            assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 5000), IPSECIF_ERR_NESTED);
+            assert_int_equal(pr.a.mock->n_sent, 1);
+            assert_int_equal(ipsecif_stats_get(pr.a.ctx)->out_nested, 1);
+            assert_int_equal(ipsecif_stats_get(pr.a.ctx)->out_success, 1);
+            assert_int_equal(if_nested(&pr.a, pr.ia), 1);
+            assert_int_equal(pr.a.mock->n_logs, logs + 1);
+            assert_string_equal(pr.a.mock->last_log,
+                                "ipsec0: recursively called too many times(2)");
+            /* Counted every time, logged at most once a second. */
+            last_sent(&pr.a, &tb);
+            assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 5999), IPSECIF_ERR_NESTED);
+            assert_int_equal(pr.a.mock->n_logs, logs + 1);
+            last_sent(&pr.a, &tb);
+            assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 6000), IPSECIF_ERR_NESTED);
+            assert_int_equal(pr.a.mock->n_logs, logs + 2);
+            assert_int_equal(if_nested(&pr.a, pr.ia), 3);
+            if (of == 0 && !natt) {
+                /* A later IPv4 fragment of it is still ESP between our endpoints. */
+                last_sent(&pr.a, &tb);
+                tb.mem[tb.b.off + 6] = 0x20;
+                tb.mem[tb.b.off + 7] = 0xb9;
+                assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 6000),
+                                 IPSECIF_ERR_NESTED);
+                assert_int_equal(if_nested(&pr.a, pr.ia), 4);
+            }
+            assert_int_equal(pr.a.mock->n_sent, 1);
+            pair_down(&pr);
+        }
+    }
+
+    /* With max 2 a self-loop gets one more round, then stops. */
+    pair_up(&pr, outer_fams[0][0], outer_fams[0][1], &algos[0], IPSECIF_IFF_LINK2, 0);
+    assert_int_equal(ipsecif_if_max_nesting_set(pr.a.ctx, 2), IPSECIF_OK);
+    assert_int_equal(ping_into(&pr.a, pr.ia, 5000), IPSECIF_OK);
+    last_sent(&pr.a, &tb);
+    assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 5000), IPSECIF_OK);
+    assert_int_equal(pr.a.mock->n_sent, 2);
+    last_sent(&pr.a, &tb);
+    assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 5000), IPSECIF_ERR_NESTED);
+    assert_string_equal(pr.a.mock->last_log, "ipsec0: recursively called too many times(3)");
+    assert_int_equal(pr.a.mock->n_sent, 2);
+    assert_int_equal(ipsecif_stats_get(pr.a.ctx)->out_nested, 1);
+    pair_down(&pr);
+}
+
+static void test_nesting_chain(void **state)
+{
+    static const char *under[2][2] = {{"203.0.113.1", "203.0.113.2"},
+                                      {"2001:db8:2::1", "2001:db8:2::2"}};
+    struct test_buf tb, p0;
+    struct ipsecif_if *i1;
+    struct pair pr;
+    const uint8_t *o;
+    int of;
+
+    (void)state;
+    for (of = 0; of < 2; of++) {
+        /* ipsec1 over ipsec0: ipsec1's outer packets are routed into ipsec0. */
+        pair_up(&pr, outer_fams[0][0], outer_fams[0][1], &algos[0], IPSECIF_IFF_LINK2, 0);
+        i1 = add_if(&pr.a, "ipsec1", under[of][0], under[of][1], 0, true);
+
+        /* Max 1: ipsec0 refuses it. */
+        assert_int_equal(ping_into(&pr.a, i1, 5000), IPSECIF_OK);
+        last_sent(&pr.a, &tb);
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 5000), IPSECIF_ERR_NESTED);
+        assert_string_equal(pr.a.mock->last_log, "ipsec0: recursively called too many times(2)");
+        assert_int_equal(if_nested(&pr.a, pr.ia), 1);
+        assert_int_equal(if_nested(&pr.a, i1), 0);
+        assert_int_equal(pr.a.mock->n_sent, 1);
+
+        /* Max 2 (and past the log's quiet second): it passes once, as ipsec0's ESP. */
+        assert_int_equal(ipsecif_if_max_nesting_set(pr.a.ctx, 2), IPSECIF_OK);
+        assert_int_equal(ping_into(&pr.a, i1, 7000), IPSECIF_OK);
+        last_sent(&pr.a, &tb);
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 7000), IPSECIF_OK);
+        assert_int_equal(pr.a.mock->n_sent, 3);
+        assert_ptr_equal(pr.a.mock->sent[2].ifp, pr.ia);
+        o = pr.a.mock->sent[2].data;
+        assert_int_equal(o[9], IPSECIF_IPPROTO_ESP);
+        assert_int_equal(o[12], 198);
+
+        /* ipsec0's packet back into ipsec0 or into ipsec1 is a loop. */
+        last_sent(&pr.a, &p0);
+        tb = p0;
+        tb.b.base = tb.mem;
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 7000), IPSECIF_ERR_NESTED);
+        assert_string_equal(pr.a.mock->last_log, "ipsec0: recursively called too many times(3)");
+        tb = p0;
+        tb.b.base = tb.mem;
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, i1, &tb.b, 7000), IPSECIF_ERR_NESTED);
+        assert_string_equal(pr.a.mock->last_log, "ipsec1: recursively called too many times(3)");
+        assert_int_equal(if_nested(&pr.a, i1), 1);
+
+        /* Plain traffic on ipsec0 does not lower its depth within the hold... */
+        assert_int_equal(ping_into(&pr.a, pr.ia, 7100), IPSECIF_OK);
+        tb = p0;
+        tb.b.base = tb.mem;
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 7200), IPSECIF_ERR_NESTED);
+        /* ...and ipsec1's packets keep passing over ipsec0. */
+        assert_int_equal(ping_into(&pr.a, i1, 7300), IPSECIF_OK);
+        last_sent(&pr.a, &tb);
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 7300), IPSECIF_OK);
+        assert_int_equal(ipsecif_stats_get(pr.a.ctx)->out_nested, 4);
+        assert_int_equal(if_nested(&pr.a, pr.ia), 3);
+
+        /* Once the hold is over plain traffic sets it back to 1: a loop at
+         * max 2 gets one more round per hold period, no more. */
+        assert_int_equal(ping_into(&pr.a, pr.ia, 8400), IPSECIF_OK);
+        tb = p0;
+        tb.b.base = tb.mem;
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 8400), IPSECIF_OK);
+        last_sent(&pr.a, &tb);
+        assert_int_equal(ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 8400), IPSECIF_ERR_NESTED);
+        pair_down(&pr);
+    }
+}
+
+/* An IPv4 or IPv6 packet src -> dst of protocol proto carrying pl. */
+static void build_ip(struct test_buf *tb, const char *src, const char *dst, uint8_t proto,
+                     const uint8_t *pl, size_t plen)
+{
+    struct ipsecif_addr s = test_addr(src), d = test_addr(dst);
+    size_t hl = s.family == IPSECIF_AF_INET ? 20 : 40;
+    uint8_t *p;
+
+    test_buf_init(tb, 128);
+    p = tb->mem + 128;
+    if (s.family == IPSECIF_AF_INET) {
+        p[0] = 0x45;
+        ipsecif_store16(p + 2, (uint16_t)(hl + plen));
+        p[8] = 64;
+        p[9] = proto;
+        memcpy(p + 12, s.bytes, 4);
+        memcpy(p + 16, d.bytes, 4);
+    } else {
+        p[0] = 0x60;
+        ipsecif_store16(p + 4, (uint16_t)plen);
+        p[6] = proto;
+        p[7] = 64;
+        memcpy(p + 8, s.bytes, 16);
+        memcpy(p + 24, d.bytes, 16);
+    }
+    memcpy(p + hl, pl, plen);
+    tb->b.len = hl + plen;
+}
+
+static void test_nesting_not_ours(void **state)
+{
+    /* ESP header (SPI, sequence number) and some bytes. */
+    static const uint8_t esp[24] = {0, 0, 0x10, 0x01, 0, 0, 0, 1, 0xaa, 0xbb};
+    /* UDP 4500 -> 4500, then ESP. */
+    static const uint8_t udp_esp[32] = {0x11, 0x94, 0x11, 0x94, 0, 32, 0, 0,
+                                        0,    0,    0x10, 0x01, 0, 0,  0, 1};
+    /* UDP 4501 -> 4500, then ESP. */
+    static const uint8_t udp_other[32] = {0x11, 0x95, 0x11, 0x94, 0, 32, 0, 0,
+                                          0,    0,    0x10, 0x01, 0, 0,  0, 1};
+    /* UDP 4500 -> 4500 with the non-ESP marker: IKE. */
+    static const uint8_t udp_ike[32] = {0x11, 0x94, 0x11, 0x94, 0, 32, 0, 0};
+    /* UDP 4500 -> 4500 NAT keepalive. */
+    static const uint8_t udp_ka[9] = {0x11, 0x94, 0x11, 0x94, 0, 9, 0, 0, 0xff};
+    /* IPv6 fragment header (first fragment, more follow), then ESP. */
+    static const uint8_t frag_esp[32] = {
+        IPSECIF_IPPROTO_ESP, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0x10, 0x01, 0, 0, 0, 1};
+    static const struct {
+        const char *src, *dst;
+        uint8_t proto;
+        const uint8_t *pl;
+        size_t plen;
+        int want;
+    } cases[] = {
+        /* ipsec0: plain ESP, 198.51.100.1 -> 198.51.100.2 */
+        {"198.51.100.1", "198.51.100.2", IPSECIF_IPPROTO_ESP, esp, sizeof(esp), IPSECIF_ERR_NESTED},
+        {"192.0.2.1", "192.0.2.2", IPSECIF_IPPROTO_ESP, esp, sizeof(esp), IPSECIF_OK},
+        {"198.51.100.2", "198.51.100.1", IPSECIF_IPPROTO_ESP, esp, sizeof(esp), IPSECIF_OK},
+        {"198.51.100.1", "198.51.100.3", IPSECIF_IPPROTO_ESP, esp, sizeof(esp), IPSECIF_OK},
+        {"198.51.100.1", "198.51.100.2", IPSECIF_IPPROTO_UDP, udp_esp, sizeof(udp_esp), IPSECIF_OK},
+        {"198.51.100.1", "198.51.100.2", IPSECIF_IPPROTO_AH, esp, sizeof(esp), IPSECIF_OK},
+        /* ipsec1: link0, 203.0.113.1:4500 -> 203.0.113.2:4500 */
+        {"203.0.113.1", "203.0.113.2", IPSECIF_IPPROTO_UDP, udp_esp, sizeof(udp_esp),
+         IPSECIF_ERR_NESTED},
+        {"203.0.113.1", "203.0.113.2", IPSECIF_IPPROTO_ESP, esp, sizeof(esp), IPSECIF_OK},
+        {"203.0.113.1", "203.0.113.2", IPSECIF_IPPROTO_UDP, udp_other, sizeof(udp_other),
+         IPSECIF_OK},
+        {"203.0.113.1", "203.0.113.2", IPSECIF_IPPROTO_UDP, udp_ike, sizeof(udp_ike), IPSECIF_OK},
+        {"203.0.113.1", "203.0.113.2", IPSECIF_IPPROTO_UDP, udp_ka, sizeof(udp_ka), IPSECIF_OK},
+        {"203.0.113.2", "203.0.113.1", IPSECIF_IPPROTO_UDP, udp_esp, sizeof(udp_esp), IPSECIF_OK},
+        /* ipsec2: plain ESP, 2001:db8:1::1 -> 2001:db8:1::2 */
+        {"2001:db8:1::1", "2001:db8:1::2", IPSECIF_IPPROTO_ESP, esp, sizeof(esp),
+         IPSECIF_ERR_NESTED},
+        {"2001:db8:1::1", "2001:db8:1::2", 44, frag_esp, sizeof(frag_esp), IPSECIF_ERR_NESTED},
+        {"2001:db8:9::1", "2001:db8:9::2", IPSECIF_IPPROTO_ESP, esp, sizeof(esp), IPSECIF_OK},
+        {"2001:db8:1::2", "2001:db8:1::1", 44, frag_esp, sizeof(frag_esp), IPSECIF_OK},
+        {"2001:db8:1::1", "2001:db8:1::2", IPSECIF_IPPROTO_UDP, udp_esp, sizeof(udp_esp),
+         IPSECIF_OK},
+    };
+    struct test_buf tb;
+    struct pair pr;
+    uint64_t refused = 0;
+    size_t i;
+
+    (void)state;
+    pair_up(&pr, outer_fams[0][0], outer_fams[0][1], &algos[0], IPSECIF_IFF_LINK2, 0);
+    (void)add_if(&pr.a, "ipsec1", "203.0.113.1", "203.0.113.2", IPSECIF_IFF_LINK0, false);
+    (void)add_if(&pr.a, "ipsec2", "2001:db8:1::1", "2001:db8:1::2", 0, false);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned sent = pr.a.mock->n_sent;
+        int rc;
+
+        build_ip(&tb, cases[i].src, cases[i].dst, cases[i].proto, cases[i].pl, cases[i].plen);
+        rc = ipsecif_if_output(pr.a.ctx, pr.ia, &tb.b, 5000 + i);
+        if (rc != cases[i].want) {
+            fail_msg("case %zu: %d, want %d", i, rc, cases[i].want);
+        }
+        refused += rc == IPSECIF_ERR_NESTED;
+        assert_int_equal(pr.a.mock->n_sent, sent + (rc == IPSECIF_OK));
+        assert_int_equal(ipsecif_stats_get(pr.a.ctx)->out_nested, refused);
+        mock_port_clear(pr.a.mock);
+    }
+    pair_down(&pr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +939,9 @@ int main(void)
         cmocka_unit_test(test_lifetime_bytes),
         cmocka_unit_test(test_seqwrap),
         cmocka_unit_test(test_noroom),
+        cmocka_unit_test(test_nesting_self_loop),
+        cmocka_unit_test(test_nesting_chain),
+        cmocka_unit_test(test_nesting_not_ours),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

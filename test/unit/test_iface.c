@@ -405,6 +405,28 @@ static void test_walk_and_user(void **state)
     test_ctx_free(&t);
 }
 
+static void test_max_nesting_knob(void **state)
+{
+    struct test_ctx t;
+
+    (void)state;
+    test_ctx_new(&t, NULL);
+    assert_int_equal(ipsecif_if_max_nesting_get(t.ctx), IPSECIF_MAX_NESTING_DEFAULT);
+    assert_int_equal(IPSECIF_MAX_NESTING_DEFAULT, 1);
+    assert_int_equal(ipsecif_if_max_nesting_set(t.ctx, 0), IPSECIF_ERR_RANGE);
+    assert_int_equal(ipsecif_if_max_nesting_set(t.ctx, -1), IPSECIF_ERR_RANGE);
+    assert_int_equal(ipsecif_if_max_nesting_set(t.ctx, IPSECIF_MAX_NESTING_MAX + 1),
+                     IPSECIF_ERR_RANGE);
+    assert_int_equal(ipsecif_if_max_nesting_get(t.ctx), 1);
+    assert_int_equal(ipsecif_if_max_nesting_set(t.ctx, IPSECIF_MAX_NESTING_MAX), IPSECIF_OK);
+    assert_int_equal(ipsecif_if_max_nesting_get(t.ctx), IPSECIF_MAX_NESTING_MAX);
+    assert_int_equal(ipsecif_if_max_nesting_set(t.ctx, 2), IPSECIF_OK);
+    assert_int_equal(ipsecif_if_max_nesting_get(t.ctx), 2);
+    assert_int_equal(ipsecif_if_max_nesting_set(NULL, 2), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_if_max_nesting_get(NULL), IPSECIF_ERR_ARG);
+    test_ctx_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_rollback_third_add),
         cmocka_unit_test(test_natt_sharing),
         cmocka_unit_test(test_walk_and_user),
+        cmocka_unit_test(test_max_nesting_knob),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -473,6 +473,8 @@ static void test_stats_lines(void **state)
     assert_int_equal(lines, sizeof(struct ipsecif_stats) / sizeof(uint64_t));
     assert_non_null(strstr(f->cap.text, "        0 inbound packets processed successfully\n"));
     assert_non_null(strstr(f->cap.text, "        0 outbound packets processed successfully\n"));
+    assert_non_null(strstr(
+        f->cap.text, "        0 outbound packets refused: ipsec interfaces nested too deep\n"));
     reset_out(f);
     assert_int_equal(rtr_stats(&f->env, &f->out, 2, argv), -1);
 }
