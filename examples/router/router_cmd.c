@@ -792,6 +792,10 @@ int rtr_setkey(const struct rtr_env *env, struct rtr_out *o, const struct rtr_re
 
 /* ---- sysctl ---- */
 
+/* Not an ipsecif_sysctl key: the interfaces' nesting limit (NetBSD keeps its
+ * ipsecif knobs under net.ipsecif). */
+#define RTR_SYSCTL_MAX_NESTING (-1)
+
 static const struct {
     const char *name;
     int key;
@@ -806,9 +810,26 @@ static const struct {
     {"net.inet6.ipsec6.ah_trans_deflev", IPSECIF_SYSCTL6_AH_TRANS_DEFLEV},
     {"net.inet6.ipsec6.ah_net_deflev", IPSECIF_SYSCTL6_AH_NET_DEFLEV},
     {"net.inet6.ipsec6.def_policy", IPSECIF_SYSCTL6_DEF_POLICY},
+    {"net.ipsecif.max_nesting", RTR_SYSCTL_MAX_NESTING},
 };
 
 #define NSYSCTL (sizeof(sysctls) / sizeof(sysctls[0]))
+
+static int sysctl_get(const struct rtr_env *env, int key)
+{
+    if (key == RTR_SYSCTL_MAX_NESTING) {
+        return ipsecif_if_max_nesting_get(env->ctx);
+    }
+    return ipsecif_sysctl_get(env->ctx, key);
+}
+
+static int sysctl_set(const struct rtr_env *env, int key, int value)
+{
+    if (key == RTR_SYSCTL_MAX_NESTING) {
+        return ipsecif_if_max_nesting_set(env->ctx, value);
+    }
+    return ipsecif_sysctl_set(env->ctx, key, value);
+}
 
 static int sysctl_one(const struct rtr_env *env, struct rtr_out *o, const char *arg)
 {
@@ -827,7 +848,7 @@ static int sysctl_one(const struct rtr_env *env, struct rtr_out *o, const char *
     if (i == NSYSCTL) {
         return rtr_fail(o, "sysctl: unknown name '%.*s'", (int)nlen, arg);
     }
-    old = ipsecif_sysctl_get(env->ctx, sysctls[i].key);
+    old = sysctl_get(env, sysctls[i].key);
     if (eq == NULL) {
         rtr_printf(o, "%s = %d\n", sysctls[i].name, old);
         return 0;
@@ -835,7 +856,7 @@ static int sysctl_one(const struct rtr_env *env, struct rtr_out *o, const char *
     if (parse_uint(eq + 1, 255, &v) < 0) {
         return rtr_fail(o, "sysctl: %s: bad value '%s'", sysctls[i].name, eq + 1);
     }
-    rc = ipsecif_sysctl_set(env->ctx, sysctls[i].key, (int)v);
+    rc = sysctl_set(env, sysctls[i].key, (int)v);
     if (rc != IPSECIF_OK) {
         return rtr_fail(o, "sysctl: %s: value %lu not allowed", sysctls[i].name, v);
     }
@@ -850,8 +871,7 @@ int rtr_sysctl(const struct rtr_env *env, struct rtr_out *o, int argc, char *con
 
     if (argc == 2 && strcmp(argv[1], "-a") == 0) {
         for (i = 0; i < NSYSCTL; i++) {
-            rtr_printf(o, "%s = %d\n", sysctls[i].name,
-                       ipsecif_sysctl_get(env->ctx, sysctls[i].key));
+            rtr_printf(o, "%s = %d\n", sysctls[i].name, sysctl_get(env, sysctls[i].key));
         }
         return 0;
     }

@@ -427,6 +427,8 @@ static void test_sysctl(void **state)
     char *bad_value[] = {"sysctl", "net.inet.ipsec.esp_trans_deflev=7"};
     char *bad_name[] = {"sysctl", "net.inet.ipsec.nope"};
     char *bad_num[] = {"sysctl", "net.inet.ipsec.def_policy=x"};
+    char *nest[] = {"sysctl", "net.ipsecif.max_nesting=2"};
+    char *nest_zero[] = {"sysctl", "net.ipsecif.max_nesting=0"};
     size_t lines = 0;
     const char *p;
 
@@ -434,8 +436,9 @@ static void test_sysctl(void **state)
     for (p = f->cap.text; *p != '\0'; p++) {
         lines += *p == '\n';
     }
-    assert_int_equal(lines, 10);
+    assert_int_equal(lines, 11);
     assert_non_null(strstr(f->cap.text, "net.inet.ipsec.def_policy = 1\n"));
+    assert_non_null(strstr(f->cap.text, "net.ipsecif.max_nesting = 1\n"));
     reset_out(f);
     assert_int_equal(rtr_sysctl(&f->env, &f->out, 3, set), 0);
     assert_string_equal(f->cap.text, "net.inet6.ipsec6.def_policy: 1 -> 0\n"
@@ -455,6 +458,16 @@ static void test_sysctl(void **state)
     assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, bad_num), -1);
     reset_out(f);
     assert_int_equal(rtr_sysctl(&f->env, &f->out, 1, all), -1);
+
+    /* The nesting limit is the library's, not an ipsecif_sysctl key. */
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, nest), 0);
+    assert_string_equal(f->cap.text, "net.ipsecif.max_nesting: 1 -> 2\n");
+    assert_int_equal(ipsecif_if_max_nesting_get(f->t.ctx), 2);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, nest_zero), -1);
+    assert_string_equal(f->out.err, "sysctl: net.ipsecif.max_nesting: value 0 not allowed");
+    assert_int_equal(ipsecif_if_max_nesting_get(f->t.ctx), 2);
 }
 
 static void test_stats_lines(void **state)
