@@ -2,8 +2,10 @@
 # Smoke test of the example router: two network namespaces joined by a veth
 # pair on 198.51.100.0/24, ipsecifd in each, ipsec0 between them with
 # AES-GCM SAs bound to the interfaces' unique ids; pings over IPv4 and IPv6
-# inside the tunnel, counters, a few control-protocol checks, then SIGTERM
-# and the TUN devices must stay (fail closed; failclosed.sh tests more).
+# inside the tunnel, counters, a few control-protocol checks, NAT-T, the
+# tunnel destination routed into ipsec0 itself (refused by the nesting
+# limit, no spinning), then SIGTERM and the TUN devices must stay (fail
+# closed; failclosed.sh tests more).
 #
 # usage: router_smoke.sh IPSECIFD IPSECIFCTL
 # Needs root (exit 77, "skipped", otherwise). Everything it creates is named
@@ -194,6 +196,40 @@ ctl A setkey -D | grep -q '^198.51.100.1\[4500\] 198.51.100.2\[4500\]$' || fail 
 in_ns "$NSA" ping -c 2 -W 2 -I 192.0.2.1 192.0.2.2 || fail "IPv4 ping over ESP in UDP"
 ctl A ifconfig ipsec0 -link0
 [ "$(udp4500 "$NSA")" -eq 0 ] || fail "the UDP socket on port 4500 outlived link0"
+
+step "nesting: the tunnel destination routed into ipsec0 itself"
+ctl A setkey -F
+ctl A ifconfig ipsec0 >"$WORK/ifA.txt"
+read -r A4O A4I A6O A6I <<<"$(unique_ids "$WORK/ifA.txt")"
+ctl A setkey -c <<EOF
+add 198.51.100.1 198.51.100.2 esp 0x1000 -m transport -u $A4O -E aes-gcm-16 $K1;
+EOF
+ctl A sysctl net.ipsecif.max_nesting | grep -q '^net.ipsecif.max_nesting = 1$' ||
+    fail "max_nesting default"
+ctl A stats >"$WORK/nest0.txt"
+in_ns "$NSA" ip route add 198.51.100.2/32 dev ipsec0
+# Each echo is encapsulated once; its ESP comes back through the TUN device
+# and is refused instead of going round again. No reply can come.
+if in_ns "$NSA" ping -c 3 -i 0.2 -W 1 -I 192.0.2.1 192.0.2.2 >/dev/null; then
+    fail "a ping was answered over a looping tunnel"
+fi
+sleep 0.5
+ctl A stats >"$WORK/nest1.txt"
+sleep 1
+ctl A stats >"$WORK/nest2.txt"
+in_ns "$NSA" ip route del 198.51.100.2/32 dev ipsec0
+OUT="outbound packets processed successfully"
+NEST="outbound packets refused: ipsec interfaces nested too deep"
+out1=$(($(counter "$WORK/nest1.txt" "$OUT") - $(counter "$WORK/nest0.txt" "$OUT")))
+nest1=$(($(counter "$WORK/nest1.txt" "$NEST") - $(counter "$WORK/nest0.txt" "$NEST")))
+out2=$(($(counter "$WORK/nest2.txt" "$OUT") - $(counter "$WORK/nest1.txt" "$OUT")))
+echo "looping tunnel: $out1 sent, $nest1 refused; $out2 sent in the next second"
+[ "$nest1" -ge 3 ] || fail "nesting refusals: $nest1 < 3"
+# Without the limit each echo would go round thousands of times a second.
+[ "$out1" -le $((nest1 + 5)) ] || fail "$out1 packets sent for $nest1 refused: the loop went on"
+[ "$out2" -le 5 ] || fail "$out2 packets sent in a quiet second: the daemon spins"
+grep -q 'ipsec0: recursively called too many times(2)' "$WORK/A.log" || fail "no nesting log line"
+ctl A ifconfig ipsec0 | grep -q 'drops: in [0-9]*, out [1-9]' || fail "per-interface drops"
 
 step "SIGTERM: daemons exit 0, TUN devices stay (fail closed)"
 kill -TERM "$PIDA" "$PIDB"
