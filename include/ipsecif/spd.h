@@ -275,7 +275,11 @@ int ipsecif_spd_sock_bind(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s)
 
 /**
  * @brief One direction's policy of a socket.
- * @param[out] out the policy; ::IPSECIF_SOCKPOL_ENTRUST if none is set.
+ * @param[in]  ctx    the context.
+ * @param[in]  owner  the socket's owner.
+ * @param[in]  handle the owner's handle for it.
+ * @param[in]  dir    ::IPSECIF_DIR_IN or ::IPSECIF_DIR_OUT.
+ * @param[out] out    the policy; ::IPSECIF_SOCKPOL_ENTRUST if none is set.
  * @retval IPSECIF_OK success.
  * @retval IPSECIF_ERR_ARG a NULL argument, owner 0 or a bad direction.
  */
@@ -284,6 +288,8 @@ int ipsecif_spd_sock_get(const struct ipsecif_ctx *ctx, uint32_t owner, uint32_t
 
 /**
  * @brief Forget a closed socket's policies.
+ * @param[in] ctx    the context.
+ * @param[in] owner  the socket's owner.
  * @param[in] handle the socket, or ::IPSECIF_SOCK_ALL for every socket of the owner.
  * @return the number of sockets forgotten.
  */
@@ -295,6 +301,7 @@ size_t ipsecif_spd_sock_close(struct ipsecif_ctx *ctx, uint32_t owner, uint32_t 
  * A socket bound to the packet's local address (or to any address of its
  * family) and port, with the packet's protocol, covers it; an address match
  * wins over a wildcard. Cost is linear in the sockets with policies.
+ * @param[in]  ctx    the context.
  * @param[in]  dir    ::IPSECIF_DIR_IN or ::IPSECIF_DIR_OUT.
  * @param[in]  proto  the packet's upper-layer protocol.
  * @param[in]  local  the packet's local address (destination inbound, source outbound).
