@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "ipsecif_posix.h"
+#include "router_app.h"
 
 /* A client that stops reading must not stall the daemon for long. */
 #define CONN_TIMEOUT_S 5
@@ -47,7 +47,7 @@ static void set_timeouts(int fd)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static void send_msg(struct ipsecif_posix_ctl_conn *c, const char *s, size_t n)
+static void send_msg(struct rtr_ctl_conn *c, const char *s, size_t n)
 {
     if (c->broken) {
         return;
@@ -58,7 +58,7 @@ static void send_msg(struct ipsecif_posix_ctl_conn *c, const char *s, size_t n)
     }
 }
 
-static void flush_out(struct ipsecif_posix_ctl_conn *c)
+static void flush_out(struct rtr_ctl_conn *c)
 {
     if (c->n > 0) {
         send_msg(c, c->out, c->n);
@@ -66,7 +66,7 @@ static void flush_out(struct ipsecif_posix_ctl_conn *c)
     }
 }
 
-void ipsecif_posix_ctl_write(struct ipsecif_posix_ctl_conn *c, const char *s, size_t n)
+void rtr_ctl_write(struct rtr_ctl_conn *c, const char *s, size_t n)
 {
     while (n > 0) {
         size_t room = sizeof(c->out) - c->n;
@@ -82,25 +82,7 @@ void ipsecif_posix_ctl_write(struct ipsecif_posix_ctl_conn *c, const char *s, si
     }
 }
 
-void ipsecif_posix_ctl_printf(struct ipsecif_posix_ctl_conn *c, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if ((size_t)n >= sizeof(line)) {
-        n = (int)sizeof(line) - 1;
-    }
-    ipsecif_posix_ctl_write(c, line, (size_t)n);
-}
-
-void ipsecif_posix_ctl_error(struct ipsecif_posix_ctl_conn *c, const char *fmt, ...)
+void rtr_ctl_error(struct rtr_ctl_conn *c, const char *fmt, ...)
 {
     va_list ap;
 
@@ -113,9 +95,9 @@ void ipsecif_posix_ctl_error(struct ipsecif_posix_ctl_conn *c, const char *fmt, 
     va_end(ap);
 }
 
-static void serve(struct ipsecif_posix_ctl *ctl, int fd)
+static void serve(struct rtr_ctl *ctl, int fd)
 {
-    struct ipsecif_posix_ctl_conn *c;
+    struct rtr_ctl_conn *c;
     char final[sizeof(c->err) + 8];
     ssize_t n;
     int len;
@@ -133,7 +115,7 @@ static void serve(struct ipsecif_posix_ctl *ctl, int fd)
         goto out;
     }
     if ((size_t)n >= ctl->req_cap) {
-        ipsecif_posix_ctl_error(c, "request too large (at most %zu bytes)", ctl->req_cap - 1);
+        rtr_ctl_error(c, "request too large (at most %zu bytes)", ctl->req_cap - 1);
     } else {
         ctl->fn(ctl->arg, c, ctl->req, (size_t)n);
     }
@@ -152,7 +134,7 @@ out:
 
 static void on_listen(void *arg, int fd, short revents)
 {
-    struct ipsecif_posix_ctl *ctl = arg;
+    struct rtr_ctl *ctl = arg;
     int i;
 
     (void)revents;
@@ -171,8 +153,8 @@ static void on_listen(void *arg, int fd, short revents)
     }
 }
 
-int ipsecif_posix_ctl_open(struct ipsecif_posix_ctl *ctl, struct ipsecif_posix_loop *loop,
-                           const char *path, size_t req_max, ipsecif_posix_ctl_fn fn, void *arg)
+int rtr_ctl_open(struct rtr_ctl *ctl, struct ipsecif_posix_loop *loop, const char *path,
+                 size_t req_max, rtr_ctl_fn fn, void *arg)
 {
     struct sockaddr_un sun;
     struct stat st;
@@ -231,7 +213,7 @@ fail:
     return -1;
 }
 
-void ipsecif_posix_ctl_close(struct ipsecif_posix_ctl *ctl)
+void rtr_ctl_close(struct rtr_ctl *ctl)
 {
     if (ctl->fd >= 0) {
         if (ctl->loop != NULL) {
@@ -245,8 +227,8 @@ void ipsecif_posix_ctl_close(struct ipsecif_posix_ctl *ctl)
     ctl->fd = -1;
 }
 
-int ipsecif_posix_ctl_request(const char *path, const char *req, size_t len,
-                              ipsecif_posix_ctl_out_fn out, void *arg, char *err, size_t err_len)
+int rtr_ctl_request(const char *path, const char *req, size_t len, rtr_ctl_out_fn out, void *arg,
+                    char *err, size_t err_len)
 {
     struct sockaddr_un sun;
     char *prev = NULL;
@@ -263,8 +245,8 @@ int ipsecif_posix_ctl_request(const char *path, const char *req, size_t len,
         snprintf(err, err_len, "%s: bad socket path", path);
         return -1;
     }
-    prev = malloc(IPSECIF_POSIX_CTL_MSG + 1024);
-    cur = malloc(IPSECIF_POSIX_CTL_MSG + 1024);
+    prev = malloc(RTR_CTL_MSG + 1024);
+    cur = malloc(RTR_CTL_MSG + 1024);
     if (prev == NULL || cur == NULL) {
         snprintf(err, err_len, "out of memory");
         goto out;
@@ -282,7 +264,7 @@ int ipsecif_posix_ctl_request(const char *path, const char *req, size_t len,
         goto out;
     }
     for (;;) {
-        ssize_t n = recv(fd, cur, IPSECIF_POSIX_CTL_MSG + 1024, 0);
+        ssize_t n = recv(fd, cur, RTR_CTL_MSG + 1024, 0);
         char *t;
 
         if (n < 0 && errno == EINTR) {

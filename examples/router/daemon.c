@@ -10,9 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ipsecif_posix.h"
+#include "router_app.h"
 
-int ipsecif_posix_daemonize(int *ready_fd)
+int rtr_daemonize(int *ready_fd)
 {
     int p[2];
     pid_t pid;
@@ -47,7 +47,7 @@ int ipsecif_posix_daemonize(int *ready_fd)
     return 0;
 }
 
-void ipsecif_posix_daemon_ready(int ready_fd)
+void rtr_daemon_ready(int ready_fd)
 {
     int fd;
     char b = 1;
@@ -70,7 +70,7 @@ void ipsecif_posix_daemon_ready(int ready_fd)
     }
 }
 
-int ipsecif_posix_pidfile_write(const char *path)
+int rtr_pidfile_write(const char *path)
 {
     char text[32];
     int fd;

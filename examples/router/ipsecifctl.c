@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ipsecif_posix.h"
+#include "router_app.h"
 #include "router_cmd.h"
 #include "setkey_pfkey.h"
 
@@ -170,7 +170,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ipsecifctl: request too large or a word is empty\n");
         goto out;
     }
-    switch (ipsecif_posix_ctl_request(path, req, (size_t)len, out_stdout, NULL, err, sizeof(err))) {
+    switch (rtr_ctl_request(path, req, (size_t)len, out_stdout, NULL, err, sizeof(err))) {
     case 0:
         rc = 0;
         break;

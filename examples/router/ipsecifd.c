@@ -63,6 +63,7 @@
 #include "ipsecif_crypto_mbedtls.h"
 #include "ipsecif_linux.h"
 #include "ipsecif_posix.h"
+#include "router_app.h"
 #include "router_cmd.h"
 
 /* Largest request: command words plus a setkey script. */
@@ -83,7 +84,7 @@ struct daemon {
     struct ipsecif_linux lx;
     struct ipsecif_ctx *ctx;
     void *mem;
-    struct ipsecif_posix_ctl ctl;
+    struct rtr_ctl ctl;
     struct ifaddrs_slot *addrs;       /* parallel to lx.tuns */
     struct ipsecif_posix_pfkey pfkey; /* the PF_KEY socket */
     bool remove_on_exit;              /* -x: interfaces (and the filter) go with the daemon */
@@ -489,7 +490,7 @@ static int do_ifconfig(struct rtr_out *o, int argc, char *const argv[])
 
 static void out_write(void *arg, const char *s, size_t n)
 {
-    ipsecif_posix_ctl_write(arg, s, n);
+    rtr_ctl_write(arg, s, n);
 }
 
 static void log_request(const struct rtr_request *r)
@@ -512,7 +513,7 @@ static void log_request(const struct rtr_request *r)
                        r->has_script ? " (script not shown)" : "");
 }
 
-static void on_request(void *arg, struct ipsecif_posix_ctl_conn *c, const char *req, size_t len)
+static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_t len)
 {
     static struct rtr_request r;
     struct rtr_out o;
@@ -524,7 +525,7 @@ static void on_request(void *arg, struct ipsecif_posix_ctl_conn *c, const char *
     o.write = out_write;
     o.arg = c;
     if (rtr_request_split(req, len, &r) < 0) {
-        ipsecif_posix_ctl_error(c, "malformed request");
+        rtr_ctl_error(c, "malformed request");
         return;
     }
     log_request(&r);
@@ -546,7 +547,7 @@ static void on_request(void *arg, struct ipsecif_posix_ctl_conn *c, const char *
     memset(&r, 0, sizeof(r));
     if (o.failed) {
         ipsecif_posix_logf(IPSECIF_LOG_INFO, "request failed: %s", o.err);
-        ipsecif_posix_ctl_error(c, "%s", o.err);
+        rtr_ctl_error(c, "%s", o.err);
     }
 }
 
@@ -613,7 +614,7 @@ static void shutdown_all(void)
     }
     d.filter = false;
     ipsecif_posix_pfkey_close(&d.pfkey);
-    ipsecif_posix_ctl_close(&d.ctl);
+    rtr_ctl_close(&d.ctl);
     ipsecif_linux_fini(&d.lx);
     free(d.mem);
     free(d.addrs);
@@ -667,7 +668,7 @@ int main(int argc, char **argv)
             pid_path = optarg;
             break;
         case 'l':
-            level = ipsecif_posix_log_level_parse(optarg);
+            level = rtr_log_level_parse(optarg);
             if (level < 0) {
                 usage();
             }
@@ -690,8 +691,8 @@ int main(int argc, char **argv)
         }
         pfkey_path = pfkey_buf;
     }
-    ipsecif_posix_log_open("ipsecifd", use_syslog, level);
-    if (!foreground && ipsecif_posix_daemonize(&ready_fd) < 0) {
+    rtr_log_open("ipsecifd", use_syslog, level);
+    if (!foreground && rtr_daemonize(&ready_fd) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "daemonize: %s", strerror(errno));
         return 1;
     }
@@ -741,7 +742,7 @@ int main(int argc, char **argv)
             ipsecif_pfkey_set_wallclock(d.ctx, ipsecif_posix_now_ms(), (uint64_t)ts.tv_sec);
         }
     }
-    if (ipsecif_posix_ctl_open(&d.ctl, &d.lx.loop, sock_path, REQ_MAX, on_request, NULL) < 0) {
+    if (rtr_ctl_open(&d.ctl, &d.lx.loop, sock_path, REQ_MAX, on_request, NULL) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "control socket %s: %s", sock_path, strerror(errno));
         goto fail;
     }
@@ -754,7 +755,7 @@ int main(int argc, char **argv)
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "signals: %s", strerror(errno));
         goto fail;
     }
-    if (ipsecif_posix_pidfile_write(pid_path) < 0) {
+    if (rtr_pidfile_write(pid_path) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "pid file %s: %s", pid_path, strerror(errno));
         goto fail;
     }
@@ -764,16 +765,16 @@ int main(int argc, char **argv)
                        IPSECIF_VERSION_STRING, cfg.max_interfaces, cfg.max_policies, cfg.max_sas,
                        len, sock_path, pfkey_path);
     if (!foreground) {
-        ipsecif_posix_daemon_ready(ready_fd);
+        rtr_daemon_ready(ready_fd);
     }
     rc = ipsecif_posix_loop_run(&d.lx.loop);
     ipsecif_posix_logf(IPSECIF_LOG_INFO, "stopping");
     shutdown_all();
     unlink(pid_path);
-    ipsecif_posix_log_close();
+    rtr_log_close();
     return rc == 0 ? 0 : 1;
 fail:
     shutdown_all();
-    ipsecif_posix_log_close();
+    rtr_log_close();
     return 1;
 }

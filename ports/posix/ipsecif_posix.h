@@ -1,11 +1,14 @@
 /**
  * @file ipsecif_posix.h
- * @brief What every POSIX host of libipsecif shares: an event loop on poll(),
- *        the outer sockets (raw ESP, UDP for NAT-T), a control socket
- *        server and client, logging, daemonizing.
+ * @brief What every POSIX host port of libipsecif shares: an event loop on
+ *        poll(), monotonic time, the outer sockets (raw ESP, UDP for
+ *        NAT-T), the PF_KEY socket endpoint, and the logger the port's code
+ *        writes to.
  *
  * Host code, not part of libipsecif. The Linux TUN port and a NetBSD tun(4)
  * port build on it; only the TUN device, addresses and the timer are theirs.
+ * Application plumbing (a control socket, daemonizing, syslog) is the
+ * application's: the example router has its own (examples/router).
  * Everything here is single-threaded: callbacks run from
  * ipsecif_posix_loop_run() on the caller's thread, which is also the thread
  * that calls into the libipsecif context. Memory is taken at open time only;
@@ -14,7 +17,6 @@
 #ifndef IPSECIF_POSIX_H
 #define IPSECIF_POSIX_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,14 +40,17 @@ uint64_t ipsecif_posix_now_ms(void);
 
 /* ---- Logging ---- */
 
-/**
- * @brief Start logging: to stderr, or to syslog (daemon facility) under ident.
- * @param level the most verbose ::ipsecif_log_level written.
- */
-void ipsecif_posix_log_open(const char *ident, bool use_syslog, int level);
+/** Where log messages go: one message (no trailing newline) at a level it passed. */
+typedef void (*ipsecif_posix_log_fn)(void *arg, int level, const char *msg);
 
-/** Stop logging to syslog (stderr needs nothing). */
-void ipsecif_posix_log_close(void);
+/**
+ * @brief Set the threshold and the sink of the port's log.
+ * @param level the most verbose ::ipsecif_log_level written (default
+ *              ::IPSECIF_LOG_INFO).
+ * @param fn    the sink; NULL writes "LEVEL: message" lines to stderr (the
+ *              default).
+ */
+void ipsecif_posix_log_set(int level, ipsecif_posix_log_fn fn, void *arg);
 
 /** Log a message at a level (::ipsecif_log_level); no trailing newline needed. */
 void ipsecif_posix_logf(int level, const char *fmt, ...) IPSECIF_POSIX_PRINTF(2, 3);
@@ -56,8 +61,8 @@ bool ipsecif_posix_log_enabled(int level);
 /** A log callback for ipsecif_port::log. */
 void ipsecif_posix_port_log(void *user, int level, const char *msg);
 
-/** "err", "warn", "info", "debug" to a level; -1 if unknown. */
-int ipsecif_posix_log_level_parse(const char *name);
+/** "err", "warn", "info", "debug" for a level; NULL for another number. */
+const char *ipsecif_posix_log_level_name(int level);
 
 /* ---- Event loop ---- */
 
@@ -206,71 +211,6 @@ void ipsecif_posix_outer_natt_unref(struct ipsecif_posix_outer *o, uint8_t famil
 int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif_outer_meta *meta,
                              const struct ipsecif_buf *pkt);
 
-/* ---- Control socket ---- */
-
-/** Largest reply message. */
-#define IPSECIF_POSIX_CTL_MSG 4096
-
-/** One control connection being answered. Fields are private. */
-struct ipsecif_posix_ctl_conn {
-    int fd;                          /**< The connection. */
-    bool failed;                     /**< The handler reported an error. */
-    bool broken;                     /**< Sending failed; the rest is dropped. */
-    size_t n;                        /**< Bytes pending in out. */
-    char out[IPSECIF_POSIX_CTL_MSG]; /**< Output not yet sent. */
-    char err[512];                   /**< The error text. */
-};
-
-/** Handles one request: req[0..len) as received (not NUL-terminated). */
-typedef void (*ipsecif_posix_ctl_fn)(void *arg, struct ipsecif_posix_ctl_conn *c, const char *req,
-                                     size_t len);
-
-/** A control socket server (UNIX domain, SOCK_SEQPACKET, one request per connection). */
-struct ipsecif_posix_ctl {
-    int fd;                          /**< Listening socket, -1 if closed. */
-    char path[108];                  /**< Its path (unlinked at close). */
-    struct ipsecif_posix_loop *loop; /**< Where it is watched. */
-    ipsecif_posix_ctl_fn fn;         /**< Request handler. */
-    void *arg;                       /**< Its argument. */
-    char *req;                       /**< Request buffer. */
-    size_t req_cap;                  /**< Its size (largest request + 1). */
-};
-
-/**
- * @brief Listen on path (an existing socket file there is replaced) and
- *        answer each connection's one request with fn.
- * @param req_max largest request accepted, bytes.
- * @return 0, or -1 with errno set.
- */
-int ipsecif_posix_ctl_open(struct ipsecif_posix_ctl *ctl, struct ipsecif_posix_loop *loop,
-                           const char *path, size_t req_max, ipsecif_posix_ctl_fn fn, void *arg);
-
-/** Stop listening and unlink the path. */
-void ipsecif_posix_ctl_close(struct ipsecif_posix_ctl *ctl);
-
-/** Append output text to the reply. */
-void ipsecif_posix_ctl_write(struct ipsecif_posix_ctl_conn *c, const char *s, size_t n);
-
-/** Append formatted output text to the reply. */
-void ipsecif_posix_ctl_printf(struct ipsecif_posix_ctl_conn *c, const char *fmt, ...)
-    IPSECIF_POSIX_PRINTF(2, 3);
-
-/** Make the request fail with this text (the first error given is kept). */
-void ipsecif_posix_ctl_error(struct ipsecif_posix_ctl_conn *c, const char *fmt, ...)
-    IPSECIF_POSIX_PRINTF(2, 3);
-
-/** Called by the client for each output message. */
-typedef void (*ipsecif_posix_ctl_out_fn)(void *arg, const char *s, size_t n);
-
-/**
- * @brief Client side: send one request, pass each output message to out,
- *        and return the final status.
- * @param[out] err the ERR text (or why the exchange failed), NUL-terminated.
- * @return 0 on OK, 1 on ERR, -1 when the exchange failed (err says why).
- */
-int ipsecif_posix_ctl_request(const char *path, const char *req, size_t len,
-                              ipsecif_posix_ctl_out_fn out, void *arg, char *err, size_t err_len);
-
 /* ---- PF_KEY socket ---- */
 
 /** Largest PF_KEY message taken from a client (longer ones get EMSGSIZE). */
@@ -330,26 +270,6 @@ void ipsecif_posix_pfkey_close(struct ipsecif_posix_pfkey *pk);
  */
 void ipsecif_posix_pfkey_deliver(struct ipsecif_posix_pfkey *pk, uint32_t ep, const uint8_t *msg,
                                  size_t len);
-
-/* ---- Daemon ---- */
-
-/**
- * @brief Fork into the background: the parent waits until the child calls
- *        ipsecif_posix_daemon_ready() (then exits 0) or exits (then exits 1).
- *        The child runs setsid() and chdir("/").
- * @param[out] ready_fd what the child passes to ipsecif_posix_daemon_ready().
- * @return 0 in the child, -1 when the fork failed (in the caller).
- */
-int ipsecif_posix_daemonize(int *ready_fd);
-
-/** Release the waiting parent and point stdin, stdout and stderr at /dev/null. */
-void ipsecif_posix_daemon_ready(int ready_fd);
-
-/**
- * @brief Write the process id to path (created with mode 0644).
- * @return 0, or -1 with errno set.
- */
-int ipsecif_posix_pidfile_write(const char *path);
 
 #ifdef __cplusplus
 }
