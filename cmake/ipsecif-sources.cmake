@@ -3,7 +3,9 @@
 # compile the core without the project's targets.
 #
 #   IPSECIF_INCLUDE_DIRS      public headers
-#   IPSECIF_CORE_SOURCES      lib/core, lib/spd, lib/esp (no OS, no crypto library)
+#   IPSECIF_PRIVATE_INCLUDE_DIRS  lib/ (private headers are named "<module>/<file>.h")
+#   IPSECIF_CORE_SOURCES      lib/base, lib/ip, lib/esp, lib/sadb, lib/spd, lib/core
+#                             (no OS, no crypto library)
 #   IPSECIF_PFKEY_SOURCES     lib/pfkey
 #   IPSECIF_CRYPTO_MBEDTLS_SOURCES   ports/crypto-mbedtls
 
@@ -14,22 +16,27 @@ set(IPSECIF_INCLUDE_DIRS
 )
 
 set(IPSECIF_PRIVATE_INCLUDE_DIRS
+    ${IPSECIF_ROOT_DIR}/lib
     ${IPSECIF_ROOT_DIR}/lib/core
 )
 
 set(IPSECIF_CORE_SOURCES
-    ${IPSECIF_ROOT_DIR}/lib/core/ctx.c
-    ${IPSECIF_ROOT_DIR}/lib/core/util.c
-    ${IPSECIF_ROOT_DIR}/lib/core/strerror.c
-    ${IPSECIF_ROOT_DIR}/lib/core/sadb.c
-    ${IPSECIF_ROOT_DIR}/lib/core/iface.c
-    ${IPSECIF_ROOT_DIR}/lib/core/dispatch.c
-    ${IPSECIF_ROOT_DIR}/lib/spd/spd.c
-    ${IPSECIF_ROOT_DIR}/lib/spd/sockpol.c
+    ${IPSECIF_ROOT_DIR}/lib/base/base.c
+    ${IPSECIF_ROOT_DIR}/lib/ip/ecn.c
+    ${IPSECIF_ROOT_DIR}/lib/ip/hdr.c
+    ${IPSECIF_ROOT_DIR}/lib/ip/icmp.c
     ${IPSECIF_ROOT_DIR}/lib/esp/alg.c
     ${IPSECIF_ROOT_DIR}/lib/esp/esp.c
     ${IPSECIF_ROOT_DIR}/lib/esp/replay.c
-    ${IPSECIF_ROOT_DIR}/lib/esp/encap.c
+    ${IPSECIF_ROOT_DIR}/lib/esp/outer.c
+    ${IPSECIF_ROOT_DIR}/lib/sadb/sadb.c
+    ${IPSECIF_ROOT_DIR}/lib/spd/spd.c
+    ${IPSECIF_ROOT_DIR}/lib/spd/sockpol.c
+    ${IPSECIF_ROOT_DIR}/lib/core/ctx.c
+    ${IPSECIF_ROOT_DIR}/lib/core/strerror.c
+    ${IPSECIF_ROOT_DIR}/lib/core/km.c
+    ${IPSECIF_ROOT_DIR}/lib/core/iface.c
+    ${IPSECIF_ROOT_DIR}/lib/core/dispatch.c
 )
 
 set(IPSECIF_PFKEY_SOURCES

@@ -1,8 +1,6 @@
 /* The context: configuration, memory layout in host-supplied memory, timers
  * and global counters. */
-#include "ipsecif_priv.h"
-
-#define ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
+#include "core/ctx.h"
 
 void ipsecif_config_default(struct ipsecif_config *cfg)
 {
@@ -51,74 +49,6 @@ static bool normalize(struct ipsecif_config *c)
     return true;
 }
 
-size_t ipsecif_iface_mem_size(const struct ipsecif_config *cfg)
-{
-    if ((uint64_t)cfg->max_interfaces * sizeof(struct ipsecif_if) > SIZE_MAX / 2) {
-        return 0;
-    }
-    return ALIGN16((size_t)cfg->max_interfaces * sizeof(struct ipsecif_if)) +
-           2 * ALIGN16((size_t)ipsecif_hash_size(cfg->max_interfaces) *
-                       sizeof(struct ipsecif_if *)) +
-           ALIGN16((size_t)cfg->max_interfaces * sizeof(uint32_t));
-}
-
-void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
-{
-    uint32_t hs = ipsecif_hash_size(ctx->cfg.max_interfaces);
-    uint32_t i;
-
-    ctx->ifs = (struct ipsecif_if *)(void *)*cursor;
-    ctx->nifs = 0;
-    *cursor += ALIGN16((size_t)ctx->cfg.max_interfaces * sizeof(struct ipsecif_if));
-    ctx->if_hash = (struct ipsecif_if **)(void *)*cursor;
-    ctx->if_hash_mask = hs - 1;
-    *cursor += ALIGN16((size_t)hs * sizeof(struct ipsecif_if *));
-    ctx->if_unit_hash = (struct ipsecif_if **)(void *)*cursor;
-    *cursor += ALIGN16((size_t)hs * sizeof(struct ipsecif_if *));
-    ctx->if_free = (uint32_t *)(void *)*cursor;
-    *cursor += ALIGN16((size_t)ctx->cfg.max_interfaces * sizeof(uint32_t));
-    memset(ctx->ifs, 0, (size_t)ctx->cfg.max_interfaces * sizeof(struct ipsecif_if));
-    memset(ctx->if_hash, 0, (size_t)hs * sizeof(struct ipsecif_if *));
-    memset(ctx->if_unit_hash, 0, (size_t)hs * sizeof(struct ipsecif_if *));
-    /* Pop order hands out slot 0 first. */
-    for (i = 0; i < ctx->cfg.max_interfaces; i++) {
-        ctx->if_free[i] = ctx->cfg.max_interfaces - 1 - i;
-    }
-    ctx->if_nfree = ctx->cfg.max_interfaces;
-    ctx->if_head = NULL;
-    ctx->if_tail = NULL;
-    ctx->if_max_nesting = IPSECIF_MAX_NESTING_DEFAULT;
-}
-
-/* PF_KEY endpoints and the message buffer live here, not in lib/pfkey, so a
- * build without lib/pfkey still links. */
-size_t ipsecif_pfkey_mem_size(const struct ipsecif_config *cfg)
-{
-    if (cfg->max_pfkey_endpoints == 0) {
-        return 0;
-    }
-    return ALIGN16((size_t)cfg->max_pfkey_endpoints * sizeof(struct ipsecif_pfkey_ep)) +
-           ALIGN16((size_t)IPSECIF_PFKEY_MSG_MAX);
-}
-
-void ipsecif_pfkey_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
-{
-    ctx->pfkey_eps = NULL;
-    ctx->pfkey_buf = NULL;
-    ctx->pfkey_nopen = 0;
-    ctx->pfkey_seq = 0;
-    ctx->pfkey_hook = NULL;
-    if (ctx->cfg.max_pfkey_endpoints == 0) {
-        return;
-    }
-    ctx->pfkey_eps = (struct ipsecif_pfkey_ep *)(void *)*cursor;
-    *cursor += ALIGN16((size_t)ctx->cfg.max_pfkey_endpoints * sizeof(struct ipsecif_pfkey_ep));
-    ctx->pfkey_buf = *cursor;
-    *cursor += ALIGN16((size_t)IPSECIF_PFKEY_MSG_MAX);
-    memset(ctx->pfkey_eps, 0,
-           (size_t)ctx->cfg.max_pfkey_endpoints * sizeof(struct ipsecif_pfkey_ep));
-}
-
 size_t ipsecif_ctx_size(const struct ipsecif_config *cfg)
 {
     struct ipsecif_config c;
@@ -135,7 +65,7 @@ size_t ipsecif_ctx_size(const struct ipsecif_config *cfg)
     parts[0] = ipsecif_iface_mem_size(&c);
     parts[1] = ipsecif_spd_mem_size(&c);
     parts[2] = ipsecif_sadb_mem_size(&c);
-    total = ALIGN16(sizeof(struct ipsecif_ctx));
+    total = IPSECIF_ALIGN16(sizeof(struct ipsecif_ctx));
     for (i = 0; i < 3; i++) {
         /* A module says 0 when its size would overflow. */
         if (parts[i] == 0 || total + parts[i] < total) {
@@ -198,7 +128,7 @@ int ipsecif_init(struct ipsecif_ctx **out, void *mem, size_t mem_len,
     ctx->now = now;
     ctx->mem_len = need;
     ctx->ip_id = ipsecif_load16(id);
-    cursor = (uint8_t *)mem + ALIGN16(sizeof(struct ipsecif_ctx));
+    cursor = (uint8_t *)mem + IPSECIF_ALIGN16(sizeof(struct ipsecif_ctx));
     /* PF_KEY first: its parts are whole multiples of 16 bytes, so the
      * modules after it keep the alignment they had. */
     ipsecif_pfkey_setup(ctx, &cursor);
@@ -219,8 +149,8 @@ void ipsecif_deinit(struct ipsecif_ctx *ctx)
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC) {
         return;
     }
-    while (ctx->if_head != NULL) {
-        (void)ipsecif_if_destroy(ctx, ctx->if_head);
+    while (ctx->ifs.head != NULL) {
+        (void)ipsecif_if_destroy(ctx, ctx->ifs.head);
     }
     ipsecif_sadb_clear(ctx);
     ipsecif_wipe(ctx, ctx->mem_len);
@@ -259,20 +189,22 @@ void ipsecif_stats_reset(struct ipsecif_ctx *ctx)
     }
     memset(&ctx->stats, 0, sizeof(ctx->stats));
     for (i = 0; i < ctx->cfg.max_interfaces; i++) {
-        memset(&ctx->ifs[i].stats, 0, sizeof(ctx->ifs[i].stats));
+        memset(&ctx->ifs.tab[i].stats, 0, sizeof(ctx->ifs.tab[i].stats));
     }
     for (i = 0; i < ctx->cfg.max_sas; i++) {
-        memset(&ctx->sas[i].stats, 0, sizeof(ctx->sas[i].stats));
+        memset(&ctx->sadb.tab[i].stats, 0, sizeof(ctx->sadb.tab[i].stats));
     }
 }
 
-void ipsecif_emit(struct ipsecif_ctx *ctx, const struct ipsecif_km_event *ev)
+void ipsecif_log(struct ipsecif_ctx *ctx, int level, const char *msg)
 {
-    if (ctx->port->km_event != NULL) {
-        ctx->port->km_event(ctx->user, ev);
+#if IPSECIF_LOG
+    if (ctx != NULL && ctx->port != NULL && ctx->port->log != NULL) {
+        ctx->port->log(ctx->user, level, msg);
     }
-    /* ACQUIRE and EXPIRE also go to registered PF_KEY endpoints. */
-    if (ctx->pfkey_hook != NULL && ctx->pfkey_nopen != 0) {
-        ctx->pfkey_hook(ctx, ev);
-    }
+#else
+    (void)ctx;
+    (void)level;
+    (void)msg;
+#endif
 }

@@ -4,7 +4,7 @@
  * inbound policy and delivered to its interface. Every drop is counted once,
  * globally and on the interface when one is known.
  */
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 #define COUNT(ctx, ifp, field)                                                                     \
     do {                                                                                           \
@@ -17,100 +17,9 @@
 /* RFC 7600: the IPv4 dummy address, for ICMP errors with no better source. */
 static const uint8_t dummy4[4] = {192, 0, 0, 8};
 
-struct inner {
-    uint8_t family;
-    uint8_t nh;  /* 4 or 41: what ESP's next header says */
-    uint8_t tos; /* TOS or traffic class */
-    bool df;     /* IPv4 DF, always true for IPv6 */
-};
-
-/* Check an inner IPv4/IPv6 header and trim the buffer to the packet length. */
-static int parse_inner(struct ipsecif_buf *pkt, struct inner *in)
-{
-    const uint8_t *p = ipsecif_buf_data(pkt);
-    size_t total;
-
-    if (pkt->len < 1) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    switch (p[0] >> 4) {
-    case 4:
-        if (pkt->len < 20 || (p[0] & 0x0f) < 5) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        total = ipsecif_load16(p + 2);
-        if (total < (size_t)(p[0] & 0x0f) * 4 || total > pkt->len) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        in->family = IPSECIF_AF_INET;
-        in->nh = IPSECIF_IPPROTO_IPV4;
-        in->tos = p[1];
-        in->df = (p[6] & 0x40) != 0;
-        break;
-    case 6:
-        if (pkt->len < 40) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        total = 40 + (size_t)ipsecif_load16(p + 4);
-        if (total > pkt->len) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        in->family = IPSECIF_AF_INET6;
-        in->nh = IPSECIF_IPPROTO_IPV6;
-        in->tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
-        in->df = true;
-        break;
-    default:
-        return IPSECIF_ERR_MALFORMED;
-    }
-    pkt->len = total;
-    return IPSECIF_OK;
-}
-
-/* Rewrite the ECN bits of an inner header (IPv4 checksum updated). */
-static void set_inner_ecn(struct ipsecif_buf *pkt, uint8_t family, uint8_t ecn)
-{
-    uint8_t *p = ipsecif_buf_data(pkt);
-
-    if (family == IPSECIF_AF_INET) {
-        size_t hlen = (size_t)(p[0] & 0x0f) * 4;
-
-        p[1] = (uint8_t)((p[1] & 0xfc) | (ecn & 3));
-        p[10] = 0;
-        p[11] = 0;
-        ipsecif_store16(p + 10, ipsecif_csum_fold(ipsecif_csum_add(0, p, hlen)));
-    } else {
-        p[1] = (uint8_t)((p[1] & 0xcf) | ((ecn & 3) << 4));
-    }
-}
-
-void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8_t req_index,
-                           const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
-                           uint16_t sport, uint16_t dport, uint64_t now)
-{
-    struct ipsecif_km_event ev;
-
-    if (sp->last_acquire != 0 && now - sp->last_acquire < ctx->cfg.acquire_interval_ms) {
-        return;
-    }
-    /* 0 means "never"; a clock starting at 0 still gets rate-limited. */
-    sp->last_acquire = now != 0 ? now : 1;
-    ctx->stats.acquire++;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = IPSECIF_KM_ACQUIRE;
-    ev.acquire.policy_id = sp->pol.id;
-    ev.acquire.policy = sp->pol;
-    ev.acquire.req_index = req_index;
-    ev.acquire.src = *src;
-    ev.acquire.dst = *dst;
-    ev.acquire.natt_sport = sport;
-    ev.acquire.natt_dport = dport;
-    ipsecif_emit(ctx, &ev);
-}
-
 /* Turn an oversize inner packet into ICMP too-big and hand it back. */
 static void send_toobig(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
-                        const struct inner *in)
+                        const struct ipsecif_inner *in)
 {
     struct ipsecif_addr src;
 
@@ -152,7 +61,7 @@ static void send_toobig(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct 
  * fragment of UDP carries no ports and is not recognized.
  */
 static struct ipsecif_if *nested_of(struct ipsecif_ctx *ctx, const struct ipsecif_buf *pkt,
-                                    const struct inner *in)
+                                    const struct ipsecif_inner *in)
 {
     const uint8_t *p = ipsecif_buf_data(pkt);
     struct ipsecif_addr src, dst;
@@ -255,7 +164,7 @@ int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ip
     struct ipsecif_sp *sp;
     struct ipsecif_sa *sa = NULL;
     struct ipsecif_if *under;
-    struct inner in;
+    struct ipsecif_inner in;
     uint16_t sport = 0, dport = 0;
     uint8_t level, otos;
     unsigned depth = 0;
@@ -273,7 +182,7 @@ int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ip
         COUNT(ctx, ifp, out_down);
         return IPSECIF_ERR_DOWN;
     }
-    rc = parse_inner(pkt, &in);
+    rc = ipsecif_inner_parse(pkt, &in);
     if (rc != IPSECIF_OK) {
         COUNT(ctx, ifp, out_malformed);
         return rc;
@@ -283,7 +192,7 @@ int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ip
     under = nested_of(ctx, pkt, &in);
     if (under != NULL) {
         depth = under->nest_depth > 0 ? under->nest_depth : 1;
-        if (depth + 1 > ctx->if_max_nesting) {
+        if (depth + 1 > ctx->ifs.max_nesting) {
             COUNT(ctx, ifp, out_nested);
             log_nested(ctx, ifp, depth + 1, now);
             return IPSECIF_ERR_NESTED;
@@ -417,7 +326,7 @@ static bool policy_allows(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
         uint8_t key = meta->src.family == IPSECIF_AF_INET ? IPSECIF_SYSCTL_DEF_POLICY
                                                           : IPSECIF_SYSCTL6_DEF_POLICY;
 
-        return ctx->sysctl[key] != 0;
+        return ctx->spd.sysctl[key] != 0;
     }
     sp->pol.lastused = now;
     if (sp->pol.action == IPSECIF_ACTION_DISCARD) {
@@ -445,7 +354,7 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
 {
     struct ipsecif_if *ifp;
     struct ipsecif_sa *sa;
-    struct inner in;
+    struct ipsecif_inner in;
     bool natt;
     uint8_t nh = 0;
     size_t plen;
@@ -526,7 +435,7 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
         COUNT(ctx, ifp, in_polvio);
         return IPSECIF_ERR_POLICY;
     }
-    rc = parse_inner(pkt, &in);
+    rc = ipsecif_inner_parse(pkt, &in);
     if (rc != IPSECIF_OK || in.nh != nh) {
         COUNT(ctx, ifp, in_malformed);
         return IPSECIF_ERR_MALFORMED;
@@ -543,7 +452,7 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
             return IPSECIF_ERR_ECN;
         }
         if ((uint8_t)(ecn & 3) != (in.tos & 3)) {
-            set_inner_ecn(pkt, in.family, (uint8_t)ecn);
+            ipsecif_inner_set_ecn(pkt, in.family, (uint8_t)ecn);
         }
     }
     ctx->port->deliver_inner(ctx->user, ifp, pkt);

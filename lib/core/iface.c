@@ -5,7 +5,48 @@
  * the old ones restored with their ids and unique ids, before the call
  * returns. The host serializes calls, so no packet sees a half-made state.
  */
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
+
+/* ---- Memory ---- */
+
+size_t ipsecif_iface_mem_size(const struct ipsecif_config *cfg)
+{
+    if ((uint64_t)cfg->max_interfaces * sizeof(struct ipsecif_if) > SIZE_MAX / 2) {
+        return 0;
+    }
+    return IPSECIF_ALIGN16((size_t)cfg->max_interfaces * sizeof(struct ipsecif_if)) +
+           2 * IPSECIF_ALIGN16((size_t)ipsecif_hash_size(cfg->max_interfaces) *
+                               sizeof(struct ipsecif_if *)) +
+           IPSECIF_ALIGN16((size_t)cfg->max_interfaces * sizeof(uint32_t));
+}
+
+void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
+{
+    uint32_t hs = ipsecif_hash_size(ctx->cfg.max_interfaces);
+    uint32_t i;
+
+    ctx->ifs.tab = (struct ipsecif_if *)(void *)*cursor;
+    ctx->ifs.n = 0;
+    *cursor += IPSECIF_ALIGN16((size_t)ctx->cfg.max_interfaces * sizeof(struct ipsecif_if));
+    ctx->ifs.hash = (struct ipsecif_if **)(void *)*cursor;
+    ctx->ifs.hash_mask = hs - 1;
+    *cursor += IPSECIF_ALIGN16((size_t)hs * sizeof(struct ipsecif_if *));
+    ctx->ifs.unit_hash = (struct ipsecif_if **)(void *)*cursor;
+    *cursor += IPSECIF_ALIGN16((size_t)hs * sizeof(struct ipsecif_if *));
+    ctx->ifs.free = (uint32_t *)(void *)*cursor;
+    *cursor += IPSECIF_ALIGN16((size_t)ctx->cfg.max_interfaces * sizeof(uint32_t));
+    memset(ctx->ifs.tab, 0, (size_t)ctx->cfg.max_interfaces * sizeof(struct ipsecif_if));
+    memset(ctx->ifs.hash, 0, (size_t)hs * sizeof(struct ipsecif_if *));
+    memset(ctx->ifs.unit_hash, 0, (size_t)hs * sizeof(struct ipsecif_if *));
+    /* Pop order hands out slot 0 first. */
+    for (i = 0; i < ctx->cfg.max_interfaces; i++) {
+        ctx->ifs.free[i] = ctx->cfg.max_interfaces - 1 - i;
+    }
+    ctx->ifs.nfree = ctx->cfg.max_interfaces;
+    ctx->ifs.head = NULL;
+    ctx->ifs.tail = NULL;
+    ctx->ifs.max_nesting = IPSECIF_MAX_NESTING_DEFAULT;
+}
 
 /* Snapshot of a tunnel configuration, the unit that is swapped. */
 struct tuncfg {
@@ -24,31 +65,31 @@ static bool valid_if(const struct ipsecif_ctx *ctx, const struct ipsecif_if *ifp
     if (ctx == NULL || ifp == NULL || ctx->magic != IPSECIF_CTX_MAGIC) {
         return false;
     }
-    first = ctx->ifs;
+    first = ctx->ifs.tab;
     return ifp >= first && ifp < first + ctx->cfg.max_interfaces && ifp->in_use;
 }
 
 static uint32_t pair_hash(const struct ipsecif_ctx *ctx, const struct ipsecif_addr *src,
                           const struct ipsecif_addr *dst)
 {
-    uint32_t h = 2166136261u;
+    uint32_t h = IPSECIF_HASH_INIT;
 
     h = ipsecif_hash_addr(h, src);
     h = ipsecif_hash_addr(h, dst);
-    return h & ctx->if_hash_mask;
+    return ipsecif_hash_finish(h) & ctx->ifs.hash_mask;
 }
 
 static void hash_link(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
 {
     uint32_t b = pair_hash(ctx, &ifp->src, &ifp->dst);
 
-    ifp->hnext = ctx->if_hash[b];
-    ctx->if_hash[b] = ifp;
+    ifp->hnext = ctx->ifs.hash[b];
+    ctx->ifs.hash[b] = ifp;
 }
 
 static void hash_unlink(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
 {
-    struct ipsecif_if **pp = &ctx->if_hash[pair_hash(ctx, &ifp->src, &ifp->dst)];
+    struct ipsecif_if **pp = &ctx->ifs.hash[pair_hash(ctx, &ifp->src, &ifp->dst)];
 
     while (*pp != NULL) {
         if (*pp == ifp) {
@@ -75,7 +116,7 @@ struct ipsecif_if *ipsecif_if_lookup_outer(struct ipsecif_ctx *ctx,
                                            const struct ipsecif_addr *remote, uint16_t lport,
                                            uint16_t rport)
 {
-    struct ipsecif_if *ifp = ctx->if_hash[pair_hash(ctx, local, remote)];
+    struct ipsecif_if *ifp = ctx->ifs.hash[pair_hash(ctx, local, remote)];
     bool natt = lport != 0 || rport != 0;
 
     for (; ifp != NULL; ifp = ifp->hnext) {
@@ -127,7 +168,7 @@ static int parse_name(const char *name, uint32_t *unit)
 
 static uint32_t unit_bucket(const struct ipsecif_ctx *ctx, uint32_t unit)
 {
-    return (unit * 2654435761u) & ctx->if_hash_mask;
+    return ipsecif_hash_finish(unit) & ctx->ifs.hash_mask;
 }
 
 struct ipsecif_if *ipsecif_if_find(struct ipsecif_ctx *ctx, const char *name)
@@ -139,7 +180,7 @@ struct ipsecif_if *ipsecif_if_find(struct ipsecif_ctx *ctx, const char *name)
         return NULL;
     }
     /* The name is canonical (no leading zeros), so the unit identifies it. */
-    for (ifp = ctx->if_unit_hash[unit_bucket(ctx, unit)]; ifp != NULL; ifp = ifp->unit_next) {
+    for (ifp = ctx->ifs.unit_hash[unit_bucket(ctx, unit)]; ifp != NULL; ifp = ifp->unit_next) {
         if (ifp->unit == unit) {
             return ifp;
         }
@@ -163,10 +204,10 @@ int ipsecif_if_create(struct ipsecif_ctx *ctx, const char *name, struct ipsecif_
     if (ipsecif_if_find(ctx, name) != NULL) {
         return IPSECIF_ERR_EXIST;
     }
-    if (ctx->if_nfree == 0) {
+    if (ctx->ifs.nfree == 0) {
         return IPSECIF_ERR_FULL;
     }
-    ifp = &ctx->ifs[ctx->if_free[--ctx->if_nfree]];
+    ifp = &ctx->ifs.tab[ctx->ifs.free[--ctx->ifs.nfree]];
     memset(ifp, 0, sizeof(*ifp));
     ifp->in_use = true;
     ifp->unit = unit;
@@ -174,16 +215,16 @@ int ipsecif_if_create(struct ipsecif_ctx *ctx, const char *name, struct ipsecif_
     ifp->flags = IPSECIF_IFF_LINK2;
     ifp->mtu = IPSECIF_MTU_DEFAULT;
     b = unit_bucket(ctx, unit);
-    ifp->unit_next = ctx->if_unit_hash[b];
-    ctx->if_unit_hash[b] = ifp;
-    ifp->list_prev = ctx->if_tail;
-    if (ctx->if_tail != NULL) {
-        ctx->if_tail->list_next = ifp;
+    ifp->unit_next = ctx->ifs.unit_hash[b];
+    ctx->ifs.unit_hash[b] = ifp;
+    ifp->list_prev = ctx->ifs.tail;
+    if (ctx->ifs.tail != NULL) {
+        ctx->ifs.tail->list_next = ifp;
     } else {
-        ctx->if_head = ifp;
+        ctx->ifs.head = ifp;
     }
-    ctx->if_tail = ifp;
-    ctx->nifs++;
+    ctx->ifs.tail = ifp;
+    ctx->ifs.n++;
     if (out != NULL) {
         *out = ifp;
     }
@@ -268,7 +309,7 @@ static void pick_reqids(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint32_
 static struct ipsecif_if *find_sharer(struct ipsecif_ctx *ctx, struct ipsecif_if *self,
                                       const struct tuncfg *c)
 {
-    struct ipsecif_if *o = ctx->if_hash[pair_hash(ctx, &c->src, &c->dst)];
+    struct ipsecif_if *o = ctx->ifs.hash[pair_hash(ctx, &c->src, &c->dst)];
 
     for (; o != NULL; o = o->hnext) {
         if (o != self && o->has_tunnel && ipsecif_addr_eq(&o->src, &c->src) &&
@@ -349,7 +390,7 @@ static int apply(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct t
     /* A second interface on the same outer pair needs NAT-T on both, on
      * different ports; same-port NAT-T duplicates would be ambiguous. */
     if (c->has_tunnel) {
-        struct ipsecif_if *o = ctx->if_hash[pair_hash(ctx, &c->src, &c->dst)];
+        struct ipsecif_if *o = ctx->ifs.hash[pair_hash(ctx, &c->src, &c->dst)];
 
         for (; o != NULL; o = o->hnext) {
             if (o == ifp || !ipsecif_addr_eq(&o->src, &c->src) ||
@@ -504,24 +545,24 @@ int ipsecif_if_destroy(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
     if (ifp->list_prev != NULL) {
         ifp->list_prev->list_next = ifp->list_next;
     } else {
-        ctx->if_head = ifp->list_next;
+        ctx->ifs.head = ifp->list_next;
     }
     if (ifp->list_next != NULL) {
         ifp->list_next->list_prev = ifp->list_prev;
     } else {
-        ctx->if_tail = ifp->list_prev;
+        ctx->ifs.tail = ifp->list_prev;
     }
     {
-        struct ipsecif_if **pp = &ctx->if_unit_hash[unit_bucket(ctx, ifp->unit)];
+        struct ipsecif_if **pp = &ctx->ifs.unit_hash[unit_bucket(ctx, ifp->unit)];
 
         while (*pp != ifp) {
             pp = &(*pp)->unit_next;
         }
         *pp = ifp->unit_next;
     }
-    ctx->if_free[ctx->if_nfree++] = (uint32_t)(ifp - ctx->ifs);
+    ctx->ifs.free[ctx->ifs.nfree++] = (uint32_t)(ifp - ctx->ifs.tab);
     memset(ifp, 0, sizeof(*ifp));
-    ctx->nifs--;
+    ctx->ifs.n--;
     ipsecif_log(ctx, IPSECIF_LOG_INFO, "interface destroyed");
     return IPSECIF_OK;
 }
@@ -617,7 +658,7 @@ int ipsecif_if_walk(struct ipsecif_ctx *ctx, ipsecif_if_walk_fn fn, void *arg)
     if (ctx == NULL || fn == NULL) {
         return IPSECIF_ERR_ARG;
     }
-    for (ifp = ctx->if_head; ifp != NULL; ifp = next) {
+    for (ifp = ctx->ifs.head; ifp != NULL; ifp = next) {
         next = ifp->list_next;
         rc = fn(arg, ifp);
         if (rc != 0) {
@@ -635,7 +676,7 @@ int ipsecif_if_max_nesting_set(struct ipsecif_ctx *ctx, int max)
     if (max < 1 || max > IPSECIF_MAX_NESTING_MAX) {
         return IPSECIF_ERR_RANGE;
     }
-    ctx->if_max_nesting = (uint8_t)max;
+    ctx->ifs.max_nesting = (uint8_t)max;
     return IPSECIF_OK;
 }
 
@@ -644,7 +685,7 @@ int ipsecif_if_max_nesting_get(const struct ipsecif_ctx *ctx)
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC) {
         return IPSECIF_ERR_ARG;
     }
-    return ctx->if_max_nesting;
+    return ctx->ifs.max_nesting;
 }
 
 const char *ipsecif_if_name(const struct ipsecif_if *ifp)

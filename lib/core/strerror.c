@@ -1,4 +1,4 @@
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 #if IPSECIF_STRERROR
 struct errtext {

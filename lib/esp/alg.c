@@ -1,5 +1,5 @@
 /* ESP algorithm tables, key length checks, and SA key setup. */
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 /* Block and IV sizes: RFC 2451 (3DES), RFC 3602 (AES-CBC), RFC 4106 (GCM),
  * RFC 4543 (GMAC), RFC 7634 (ChaCha20-Poly1305). Stream-like and AEAD modes

@@ -9,7 +9,7 @@
  * encryption with encrypt-then-MAC HMAC over SPI .. next header, followed by
  * seq hi for ESN (RFC 4303 section 2.2.1).
  */
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 #define ESP_HDR 8
 #define NONCE_LEN 12 /* salt(4) || IV(8) */

@@ -14,7 +14,7 @@
  * sequence number; replay_top still follows the highest number seen so that
  * the ESN high half can be inferred, for which a window of 32 is assumed.
  */
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 /* Window assumed for ESN inference when anti-replay is off. */
 #define INFER_WINDOW_OFF 32u

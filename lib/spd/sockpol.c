@@ -4,7 +4,7 @@
  * inbound and an outbound policy; a direction left at entrust defers to
  * the SPD, and a socket whose two directions entrust takes no slot.
  */
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 static int dir_index(uint8_t dir)
 {
@@ -54,7 +54,7 @@ static struct ipsecif_sockpol *find(const struct ipsecif_ctx *ctx, uint32_t owne
     uint32_t i;
 
     for (i = 0; i < ctx->cfg.max_socket_policies; i++) {
-        struct ipsecif_sockpol *e = &ctx->socks[i];
+        struct ipsecif_sockpol *e = &ctx->spd.socks[i];
 
         if (e->in_use && e->sock.owner == owner && e->sock.handle == handle) {
             return e;
@@ -74,7 +74,7 @@ static void put_binding(struct ipsecif_sockpol *e, const struct ipsecif_sock *s)
 static void release(struct ipsecif_ctx *ctx, struct ipsecif_sockpol *e)
 {
     memset(e, 0, sizeof(*e));
-    ctx->nsocks--;
+    ctx->spd.nsocks--;
 }
 
 int ipsecif_spd_sock_set(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s,
@@ -98,8 +98,8 @@ int ipsecif_spd_sock_set(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s,
             return IPSECIF_OK;
         }
         for (i = 0; i < ctx->cfg.max_socket_policies && e == NULL; i++) {
-            if (!ctx->socks[i].in_use) {
-                e = &ctx->socks[i];
+            if (!ctx->spd.socks[i].in_use) {
+                e = &ctx->spd.socks[i];
             }
         }
         if (e == NULL) {
@@ -108,7 +108,7 @@ int ipsecif_spd_sock_set(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s,
         e->in_use = true;
         entrust(&e->pol[0], IPSECIF_DIR_IN);
         entrust(&e->pol[1], IPSECIF_DIR_OUT);
-        ctx->nsocks++;
+        ctx->spd.nsocks++;
     }
     put_binding(e, s);
     e->pol[dir_index(stored.dir)] = stored;
@@ -160,7 +160,7 @@ size_t ipsecif_spd_sock_close(struct ipsecif_ctx *ctx, uint32_t owner, uint32_t 
         return 0;
     }
     for (i = 0; i < ctx->cfg.max_socket_policies; i++) {
-        struct ipsecif_sockpol *e = &ctx->socks[i];
+        struct ipsecif_sockpol *e = &ctx->spd.socks[i];
 
         if (e->in_use && e->sock.owner == owner &&
             (handle == IPSECIF_SOCK_ALL || e->sock.handle == handle)) {
@@ -182,8 +182,8 @@ int ipsecif_spd_sock_lookup(const struct ipsecif_ctx *ctx, uint8_t dir, uint8_t 
     if (ctx == NULL || local == NULL || k < 0) {
         return IPSECIF_ERR_ARG;
     }
-    for (i = 0; i < ctx->cfg.max_socket_policies && ctx->nsocks > 0; i++) {
-        const struct ipsecif_sockpol *e = &ctx->socks[i];
+    for (i = 0; i < ctx->cfg.max_socket_policies && ctx->spd.nsocks > 0; i++) {
+        const struct ipsecif_sockpol *e = &ctx->spd.socks[i];
         const struct ipsecif_sock *s = &e->sock;
 
         if (!e->in_use || e->pol[k].type == IPSECIF_SOCKPOL_ENTRUST || s->lport == 0 ||
@@ -219,7 +219,7 @@ int ipsecif_spd_sock_walk(const struct ipsecif_ctx *ctx, ipsecif_spd_sock_walk_f
         return 0;
     }
     for (i = 0; i < ctx->cfg.max_socket_policies; i++) {
-        const struct ipsecif_sockpol *e = &ctx->socks[i];
+        const struct ipsecif_sockpol *e = &ctx->spd.socks[i];
         int rc;
 
         if (!e->in_use) {
@@ -235,5 +235,5 @@ int ipsecif_spd_sock_walk(const struct ipsecif_ctx *ctx, ipsecif_spd_sock_walk_f
 
 size_t ipsecif_spd_sock_count(const struct ipsecif_ctx *ctx)
 {
-    return ctx == NULL ? 0 : ctx->nsocks;
+    return ctx == NULL ? 0 : ctx->spd.nsocks;
 }

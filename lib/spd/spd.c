@@ -14,9 +14,7 @@
  * All insertions and removals go through ipsecif_spd_insert() and
  * ipsecif_spd_remove(), whoever asks (public API, interfaces, PF_KEY).
  */
-#include "ipsecif_priv.h"
-
-#define ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
+#include "core/ctx.h"
 
 static bool dir_ok(uint8_t dir)
 {
@@ -33,21 +31,11 @@ static bool is_icmp(uint8_t proto)
     return proto == IPSECIF_IPPROTO_ICMP || proto == IPSECIF_IPPROTO_ICMPV6;
 }
 
-/* The FNV mix leaves the high bits of the key poorly folded into the low
- * bits that pick the bucket; finish with an avalanche step. */
-static uint32_t mix(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x45d9f3bu;
-    h ^= h >> 16;
-    return h;
-}
-
 /* ---- Memory ---- */
 
 static size_t table_bytes(uint32_t max_policies)
 {
-    return ALIGN16((size_t)ipsecif_hash_size(max_policies) * sizeof(void *));
+    return IPSECIF_ALIGN16((size_t)ipsecif_hash_size(max_policies) * sizeof(void *));
 }
 
 size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg)
@@ -58,8 +46,8 @@ size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg)
         return 0;
     }
     /* Policies, the exact, id, selector and reqid hash tables, socket policies. */
-    return ALIGN16(n * sizeof(struct ipsecif_sp)) + 4 * table_bytes(cfg->max_policies) +
-           ALIGN16((size_t)cfg->max_socket_policies * sizeof(struct ipsecif_sockpol));
+    return IPSECIF_ALIGN16(n * sizeof(struct ipsecif_sp)) + 4 * table_bytes(cfg->max_policies) +
+           IPSECIF_ALIGN16((size_t)cfg->max_socket_policies * sizeof(struct ipsecif_sockpol));
 }
 
 static void *carve(uint8_t **cursor, size_t bytes)
@@ -67,7 +55,7 @@ static void *carve(uint8_t **cursor, size_t bytes)
     void *p = *cursor;
 
     memset(p, 0, bytes);
-    *cursor += ALIGN16(bytes);
+    *cursor += IPSECIF_ALIGN16(bytes);
     return p;
 }
 
@@ -77,38 +65,38 @@ void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     size_t tbl = table_bytes(n);
     uint32_t i;
 
-    ctx->sps = carve(cursor, (size_t)n * sizeof(struct ipsecif_sp));
-    ctx->sp_exact_hash = carve(cursor, tbl);
-    ctx->sp_id_hash = carve(cursor, tbl);
-    ctx->sp_sel_hash = carve(cursor, tbl);
-    ctx->sp_rq_hash = carve(cursor, tbl);
-    ctx->sp_hash_mask = ipsecif_hash_size(n) - 1;
-    ctx->socks =
+    ctx->spd.tab = carve(cursor, (size_t)n * sizeof(struct ipsecif_sp));
+    ctx->spd.exact_hash = carve(cursor, tbl);
+    ctx->spd.id_hash = carve(cursor, tbl);
+    ctx->spd.sel_hash = carve(cursor, tbl);
+    ctx->spd.rq_hash = carve(cursor, tbl);
+    ctx->spd.hash_mask = ipsecif_hash_size(n) - 1;
+    ctx->spd.socks =
         carve(cursor, (size_t)ctx->cfg.max_socket_policies * sizeof(struct ipsecif_sockpol));
-    ctx->nsocks = 0;
-    ctx->nsps = 0;
-    for (i = 0; i < IPSECIF_ARRAY_SIZE(ctx->sp_all); i++) {
-        ctx->sp_all[i].head = NULL;
-        ctx->sp_all[i].tail = NULL;
-        ctx->sp_nx[i].head = NULL;
-        ctx->sp_nx[i].tail = NULL;
-        ctx->sp_nonexact[i] = 0;
+    ctx->spd.nsocks = 0;
+    ctx->spd.n = 0;
+    for (i = 0; i < IPSECIF_ARRAY_SIZE(ctx->spd.all); i++) {
+        ctx->spd.all[i].head = NULL;
+        ctx->spd.all[i].tail = NULL;
+        ctx->spd.nx[i].head = NULL;
+        ctx->spd.nx[i].tail = NULL;
+        ctx->spd.nonexact[i] = 0;
     }
     /* Hand out low slots first: easier to read in a debugger. */
-    ctx->sp_free = NULL;
+    ctx->spd.free = NULL;
     for (i = n; i-- > 0;) {
-        ctx->sps[i].all.next = ctx->sp_free;
-        ctx->sp_free = &ctx->sps[i];
+        ctx->spd.tab[i].all.next = ctx->spd.free;
+        ctx->spd.free = &ctx->spd.tab[i];
     }
-    ctx->sp_order = 0;
-    ctx->sp_next_id = 1;
-    ctx->sp_next_reqid = IPSECIF_REQID_MANUAL_MAX + 1;
+    ctx->spd.order = 0;
+    ctx->spd.next_id = 1;
+    ctx->spd.next_reqid = IPSECIF_REQID_MANUAL_MAX + 1;
 
     for (i = 0; i < IPSECIF_SYSCTL_COUNT; i++) {
-        ctx->sysctl[i] = IPSECIF_LEVEL_USE;
+        ctx->spd.sysctl[i] = IPSECIF_LEVEL_USE;
     }
-    ctx->sysctl[IPSECIF_SYSCTL_DEF_POLICY] = IPSECIF_ACTION_NONE;
-    ctx->sysctl[IPSECIF_SYSCTL6_DEF_POLICY] = IPSECIF_ACTION_NONE;
+    ctx->spd.sysctl[IPSECIF_SYSCTL_DEF_POLICY] = IPSECIF_ACTION_NONE;
+    ctx->spd.sysctl[IPSECIF_SYSCTL6_DEF_POLICY] = IPSECIF_ACTION_NONE;
 }
 
 uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx)
@@ -116,31 +104,15 @@ uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx)
     if (ctx == NULL) {
         return 0;
     }
-    return ctx->cfg.max_policies - ctx->nsps;
+    return ctx->cfg.max_policies - ctx->spd.n;
 }
 
 /* ---- Checking and normalizing what callers give ---- */
 
-/* Clear the bits past plen, and the unused tail of an IPv4 address, so that
- * equal prefixes compare and hash equal. */
-static void mask_addr(struct ipsecif_addr *a, unsigned plen)
-{
-    size_t len = ipsecif_addr_len(a->family);
-    size_t i;
-
-    for (i = 0; i < sizeof(a->bytes); i++) {
-        if (i >= len || plen <= 8 * i) {
-            a->bytes[i] = 0;
-        } else if (plen < 8 * (i + 1)) {
-            a->bytes[i] &= (uint8_t)(0xffu << (8 * (i + 1) - plen));
-        }
-    }
-}
-
 static void norm_addr(struct ipsecif_addr *a)
 {
     if (family_ok(a->family)) {
-        mask_addr(a, 128);
+        ipsecif_addr_norm(a);
     } else {
         memset(a, 0, sizeof(*a));
     }
@@ -173,8 +145,8 @@ static bool norm_sel(const struct ipsecif_selector *in, struct ipsecif_selector 
     out->ulproto = in->ulproto;
     out->sport = in->sport;
     out->dport = in->dport;
-    mask_addr(&out->src, out->src_plen);
-    mask_addr(&out->dst, out->dst_plen);
+    ipsecif_addr_mask(&out->src, out->src_plen);
+    ipsecif_addr_mask(&out->dst, out->dst_plen);
     return true;
 }
 
@@ -266,11 +238,11 @@ static bool before(const struct ipsecif_sp *a, const struct ipsecif_sp *b)
 static uint32_t pair_bucket(const struct ipsecif_ctx *ctx, uint8_t dir,
                             const struct ipsecif_addr *src, const struct ipsecif_addr *dst)
 {
-    uint32_t h = ipsecif_hash_bytes(0x811c9dc5u, &dir, 1);
+    uint32_t h = ipsecif_hash_bytes(IPSECIF_HASH_INIT, &dir, 1);
 
     h = ipsecif_hash_addr(h, src);
     h = ipsecif_hash_addr(h, dst);
-    return mix(h) & ctx->sp_hash_mask;
+    return ipsecif_hash_finish(h) & ctx->spd.hash_mask;
 }
 
 static uint32_t sel_bucket(const struct ipsecif_ctx *ctx, const struct ipsecif_selector *sel,
@@ -286,15 +258,15 @@ static uint32_t sel_bucket(const struct ipsecif_ctx *ctx, const struct ipsecif_s
     rest[3] = sel->ulproto;
     ipsecif_store16(&rest[4], sel->sport);
     ipsecif_store16(&rest[6], sel->dport);
-    h = ipsecif_hash_bytes(0x811c9dc5u, rest, sizeof(rest));
+    h = ipsecif_hash_bytes(IPSECIF_HASH_INIT, rest, sizeof(rest));
     h = ipsecif_hash_addr(h, &sel->src);
     h = ipsecif_hash_addr(h, &sel->dst);
-    return mix(h) & ctx->sp_hash_mask;
+    return ipsecif_hash_finish(h) & ctx->spd.hash_mask;
 }
 
 static uint32_t u32_bucket(const struct ipsecif_ctx *ctx, uint32_t v)
 {
-    return mix(v) & ctx->sp_hash_mask;
+    return ipsecif_hash_finish(v) & ctx->spd.hash_mask;
 }
 
 static struct ipsecif_sp *find_sel(struct ipsecif_ctx *ctx, const struct ipsecif_selector *sel,
@@ -302,7 +274,7 @@ static struct ipsecif_sp *find_sel(struct ipsecif_ctx *ctx, const struct ipsecif
 {
     struct ipsecif_sp *sp;
 
-    for (sp = ctx->sp_sel_hash[sel_bucket(ctx, sel, dir)]; sp != NULL; sp = sp->sel_next) {
+    for (sp = ctx->spd.sel_hash[sel_bucket(ctx, sel, dir)]; sp != NULL; sp = sp->sel_next) {
         if (sp->pol.dir == dir && sel_eq(&sp->pol.sel, sel)) {
             return sp;
         }
@@ -360,24 +332,24 @@ static void list_unlink(struct ipsecif_sp_list *l, size_t off, struct ipsecif_sp
 
 static void all_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    list_link(&ctx->sp_all[sp->pol.dir], LINK_ALL, sp);
+    list_link(&ctx->spd.all[sp->pol.dir], LINK_ALL, sp);
 }
 
 static void all_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    list_unlink(&ctx->sp_all[sp->pol.dir], LINK_ALL, sp);
+    list_unlink(&ctx->spd.all[sp->pol.dir], LINK_ALL, sp);
 }
 
 static void nx_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    list_link(&ctx->sp_nx[sp->pol.dir], LINK_NX, sp);
-    ctx->sp_nonexact[sp->pol.dir]++;
+    list_link(&ctx->spd.nx[sp->pol.dir], LINK_NX, sp);
+    ctx->spd.nonexact[sp->pol.dir]++;
 }
 
 static void nx_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    list_unlink(&ctx->sp_nx[sp->pol.dir], LINK_NX, sp);
-    ctx->sp_nonexact[sp->pol.dir]--;
+    list_unlink(&ctx->spd.nx[sp->pol.dir], LINK_NX, sp);
+    ctx->spd.nonexact[sp->pol.dir]--;
 }
 
 /* Exact chains stay in lookup order so a lookup stops at the first match. */
@@ -385,7 +357,7 @@ static void exact_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
     struct ipsecif_sp **pp;
 
-    pp = &ctx->sp_exact_hash[pair_bucket(ctx, sp->pol.dir, &sp->pol.sel.src, &sp->pol.sel.dst)];
+    pp = &ctx->spd.exact_hash[pair_bucket(ctx, sp->pol.dir, &sp->pol.sel.src, &sp->pol.sel.dst)];
     while (*pp != NULL && !before(sp, *pp)) {
         pp = &(*pp)->hnext;
     }
@@ -397,7 +369,7 @@ static void exact_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
     struct ipsecif_sp **pp;
 
-    pp = &ctx->sp_exact_hash[pair_bucket(ctx, sp->pol.dir, &sp->pol.sel.src, &sp->pol.sel.dst)];
+    pp = &ctx->spd.exact_hash[pair_bucket(ctx, sp->pol.dir, &sp->pol.sel.src, &sp->pol.sel.dst)];
     while (*pp != NULL && *pp != sp) {
         pp = &(*pp)->hnext;
     }
@@ -408,7 +380,7 @@ static void exact_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 
 static void sel_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    struct ipsecif_sp **head = &ctx->sp_sel_hash[sel_bucket(ctx, &sp->pol.sel, sp->pol.dir)];
+    struct ipsecif_sp **head = &ctx->spd.sel_hash[sel_bucket(ctx, &sp->pol.sel, sp->pol.dir)];
 
     sp->sel_next = *head;
     *head = sp;
@@ -416,7 +388,7 @@ static void sel_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 
 static void sel_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    struct ipsecif_sp **pp = &ctx->sp_sel_hash[sel_bucket(ctx, &sp->pol.sel, sp->pol.dir)];
+    struct ipsecif_sp **pp = &ctx->spd.sel_hash[sel_bucket(ctx, &sp->pol.sel, sp->pol.dir)];
 
     while (*pp != NULL && *pp != sp) {
         pp = &(*pp)->sel_next;
@@ -428,7 +400,7 @@ static void sel_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 
 static void id_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    struct ipsecif_sp **head = &ctx->sp_id_hash[u32_bucket(ctx, sp->pol.id)];
+    struct ipsecif_sp **head = &ctx->spd.id_hash[u32_bucket(ctx, sp->pol.id)];
 
     sp->id_next = *head;
     *head = sp;
@@ -436,7 +408,7 @@ static void id_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 
 static void id_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
 {
-    struct ipsecif_sp **pp = &ctx->sp_id_hash[u32_bucket(ctx, sp->pol.id)];
+    struct ipsecif_sp **pp = &ctx->spd.id_hash[u32_bucket(ctx, sp->pol.id)];
 
     while (*pp != NULL && *pp != sp) {
         pp = &(*pp)->id_next;
@@ -460,7 +432,7 @@ static void rq_link(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
         if (r == 0) {
             continue;
         }
-        head = &ctx->sp_rq_hash[u32_bucket(ctx, r)];
+        head = &ctx->spd.rq_hash[u32_bucket(ctx, r)];
         n->sp = sp;
         n->reqid = r;
         n->prev = NULL;
@@ -485,7 +457,7 @@ static void rq_unlink(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
         if (n->prev != NULL) {
             n->prev->next = n->next;
         } else {
-            ctx->sp_rq_hash[u32_bucket(ctx, n->reqid)] = n->next;
+            ctx->spd.rq_hash[u32_bucket(ctx, n->reqid)] = n->next;
         }
         if (n->next != NULL) {
             n->next->prev = n->prev;
@@ -503,7 +475,7 @@ struct ipsecif_sp *ipsecif_spd_find_id(struct ipsecif_ctx *ctx, uint32_t id)
     if (ctx == NULL || id == 0) {
         return NULL;
     }
-    for (sp = ctx->sp_id_hash[u32_bucket(ctx, id)]; sp != NULL; sp = sp->id_next) {
+    for (sp = ctx->spd.id_hash[u32_bucket(ctx, id)]; sp != NULL; sp = sp->id_next) {
         if (sp->pol.id == id) {
             return sp;
         }
@@ -517,10 +489,10 @@ static uint32_t new_id(struct ipsecif_ctx *ctx)
 {
     uint64_t tries;
 
-    for (tries = 0; tries <= (uint64_t)ctx->nsps; tries++) {
-        uint32_t id = ctx->sp_next_id;
+    for (tries = 0; tries <= (uint64_t)ctx->spd.n; tries++) {
+        uint32_t id = ctx->spd.next_id;
 
-        ctx->sp_next_id = id >= IPSECIF_POLICY_ID_MAX ? 1 : id + 1;
+        ctx->spd.next_id = id >= IPSECIF_POLICY_ID_MAX ? 1 : id + 1;
         if (id != 0 && ipsecif_spd_find_id(ctx, id) == NULL) {
             return id;
         }
@@ -535,7 +507,7 @@ bool ipsecif_spd_reqid_used(struct ipsecif_ctx *ctx, uint32_t reqid)
     if (ctx == NULL || reqid == 0) {
         return false;
     }
-    for (n = ctx->sp_rq_hash[u32_bucket(ctx, reqid)]; n != NULL; n = n->next) {
+    for (n = ctx->spd.rq_hash[u32_bucket(ctx, reqid)]; n != NULL; n = n->next) {
         if (n->reqid == reqid) {
             return true;
         }
@@ -555,10 +527,10 @@ uint32_t ipsecif_spd_new_reqid(struct ipsecif_ctx *ctx)
     }
     /* Each policy holds at most IPSECIF_MAX_REQUESTS reqids, so this many
      * tries always reach a free one. */
-    limit = (uint64_t)ctx->nsps * IPSECIF_MAX_REQUESTS;
+    limit = (uint64_t)ctx->spd.n * IPSECIF_MAX_REQUESTS;
     for (tries = 0; tries <= limit; tries++) {
-        r = ctx->sp_next_reqid < first ? first : ctx->sp_next_reqid;
-        ctx->sp_next_reqid = r == UINT32_MAX ? first : r + 1;
+        r = ctx->spd.next_reqid < first ? first : ctx->spd.next_reqid;
+        ctx->spd.next_reqid = r == UINT32_MAX ? first : r + 1;
         if (!ipsecif_spd_reqid_used(ctx, r)) {
             break;
         }
@@ -595,7 +567,7 @@ static int insert_sp(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, 
     if (old != NULL) {
         return old->pol.owned ? IPSECIF_ERR_BUSY : IPSECIF_ERR_EXIST;
     }
-    if (ctx->sp_free == NULL) {
+    if (ctx->spd.free == NULL) {
         return IPSECIF_ERR_FULL;
     }
     for (i = 0; i < p.nreq; i++) {
@@ -611,14 +583,14 @@ static int insert_sp(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, 
     p.created = keep != NULL && keep->restore ? keep->created : now;
     p.lastused = keep != NULL && keep->restore ? keep->lastused : 0;
 
-    sp = ctx->sp_free;
-    ctx->sp_free = sp->all.next;
+    sp = ctx->spd.free;
+    ctx->spd.free = sp->all.next;
     memset(sp, 0, sizeof(*sp));
     sp->in_use = true;
     sp->exact = sel_is_exact(&p.sel);
     sp->refcnt = owned ? 1 : 0;
     sp->pol = p;
-    sp->order = keep != NULL && keep->restore ? keep->order : ctx->sp_order++;
+    sp->order = keep != NULL && keep->restore ? keep->order : ctx->spd.order++;
 
     all_link(ctx, sp);
     if (sp->exact) {
@@ -629,7 +601,7 @@ static int insert_sp(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, 
     sel_link(ctx, sp);
     id_link(ctx, sp);
     rq_link(ctx, sp);
-    ctx->nsps++;
+    ctx->spd.n++;
     if (out != NULL) {
         *out = sp;
     }
@@ -650,7 +622,7 @@ int ipsecif_spd_restore(struct ipsecif_ctx *ctx, const struct ipsecif_policy *po
 {
     struct keep k;
 
-    if (ctx == NULL || pol == NULL || pol->id == 0 || order >= ctx->sp_order) {
+    if (ctx == NULL || pol == NULL || pol->id == 0 || order >= ctx->spd.order) {
         return IPSECIF_ERR_ARG;
     }
     if (ipsecif_spd_find_id(ctx, pol->id) != NULL) {
@@ -678,10 +650,10 @@ void ipsecif_spd_remove(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
     sel_unlink(ctx, sp);
     id_unlink(ctx, sp);
     rq_unlink(ctx, sp);
-    ctx->nsps--;
+    ctx->spd.n--;
     memset(sp, 0, sizeof(*sp));
-    sp->all.next = ctx->sp_free;
-    ctx->sp_free = sp;
+    sp->all.next = ctx->spd.free;
+    ctx->spd.free = sp;
 }
 
 struct ipsecif_sp *ipsecif_spd_find_exact(struct ipsecif_ctx *ctx,
@@ -725,7 +697,7 @@ struct ipsecif_sp *ipsecif_spd_match(struct ipsecif_ctx *ctx, uint8_t dir,
     norm_addr(&src);
     norm_addr(&dst);
 
-    for (sp = ctx->sp_exact_hash[pair_bucket(ctx, dir, &src, &dst)]; sp != NULL; sp = sp->hnext) {
+    for (sp = ctx->spd.exact_hash[pair_bucket(ctx, dir, &src, &dst)]; sp != NULL; sp = sp->hnext) {
         if (sp->pol.dir == dir && ipsecif_addr_eq(&sp->pol.sel.src, &src) &&
             ipsecif_addr_eq(&sp->pol.sel.dst, &dst) && ul_match(&sp->pol.sel, pkt)) {
             best = sp;
@@ -733,7 +705,7 @@ struct ipsecif_sp *ipsecif_spd_match(struct ipsecif_ctx *ctx, uint8_t dir,
         }
     }
     /* A prefix policy wins only if it comes first in lookup order. */
-    for (sp = ctx->sp_nx[dir].head; sp != NULL; sp = sp->nx.next) {
+    for (sp = ctx->spd.nx[dir].head; sp != NULL; sp = sp->nx.next) {
         if (best != NULL && !before(sp, best)) {
             break;
         }
@@ -765,7 +737,7 @@ uint8_t ipsecif_spd_level(const struct ipsecif_ctx *ctx, uint8_t family,
                  : (tunnel ? IPSECIF_SYSCTL_ESP_NET_DEFLEV : IPSECIF_SYSCTL_ESP_TRANS_DEFLEV);
     }
     /* Anything but an explicit "use" fails closed. */
-    return ctx->sysctl[key] == IPSECIF_LEVEL_USE ? IPSECIF_LEVEL_USE : IPSECIF_LEVEL_REQUIRE;
+    return ctx->spd.sysctl[key] == IPSECIF_LEVEL_USE ? IPSECIF_LEVEL_USE : IPSECIF_LEVEL_REQUIRE;
 }
 
 /* ---- Public API ---- */
@@ -884,7 +856,7 @@ int ipsecif_spd_flush(struct ipsecif_ctx *ctx)
         return IPSECIF_ERR_ARG;
     }
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
-        for (sp = ctx->sp_all[d].head; sp != NULL; sp = next) {
+        for (sp = ctx->spd.all[d].head; sp != NULL; sp = next) {
             next = sp->all.next;
             if (!sp->pol.owned) {
                 ipsecif_spd_remove(ctx, sp);
@@ -905,7 +877,7 @@ int ipsecif_spd_walk(struct ipsecif_ctx *ctx, ipsecif_spd_walk_fn fn, void *arg)
         return IPSECIF_ERR_ARG;
     }
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
-        for (sp = ctx->sp_all[d].head; sp != NULL; sp = sp->all.next) {
+        for (sp = ctx->spd.all[d].head; sp != NULL; sp = sp->all.next) {
             rc = fn(arg, &sp->pol);
             if (rc != 0) {
                 return rc;
@@ -917,7 +889,7 @@ int ipsecif_spd_walk(struct ipsecif_ctx *ctx, ipsecif_spd_walk_fn fn, void *arg)
 
 size_t ipsecif_spd_count(const struct ipsecif_ctx *ctx)
 {
-    return ctx != NULL ? ctx->nsps : 0;
+    return ctx != NULL ? ctx->spd.n : 0;
 }
 
 int ipsecif_spd_lookup(struct ipsecif_ctx *ctx, uint8_t dir, const struct ipsecif_selector *pkt,
@@ -937,8 +909,8 @@ int ipsecif_spd_lookup(struct ipsecif_ctx *ctx, uint8_t dir, const struct ipseci
                                                   : IPSECIF_SYSCTL_DEF_POLICY;
         memset(out, 0, sizeof(*out));
         out->dir = dir;
-        out->action =
-            ctx->sysctl[key] == IPSECIF_ACTION_NONE ? IPSECIF_ACTION_NONE : IPSECIF_ACTION_DISCARD;
+        out->action = ctx->spd.sysctl[key] == IPSECIF_ACTION_NONE ? IPSECIF_ACTION_NONE
+                                                                  : IPSECIF_ACTION_DISCARD;
         return IPSECIF_ERR_NOENT;
     }
     sp->pol.lastused = now;
@@ -956,7 +928,7 @@ int ipsecif_sysctl_get(const struct ipsecif_ctx *ctx, int key)
     if (ctx == NULL || key < 0 || key >= IPSECIF_SYSCTL_COUNT) {
         return IPSECIF_ERR_ARG;
     }
-    return ctx->sysctl[key];
+    return ctx->spd.sysctl[key];
 }
 
 int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value)
@@ -974,6 +946,6 @@ int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value)
     if (value < lo || value > hi) {
         return IPSECIF_ERR_RANGE;
     }
-    ctx->sysctl[key] = (uint8_t)value;
+    ctx->spd.sysctl[key] = (uint8_t)value;
     return IPSECIF_OK;
 }

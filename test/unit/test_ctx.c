@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 #include "test_util.h"
 
 static void test_config_checks(void **state)

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 #include "test_util.h"
 
 struct pair {

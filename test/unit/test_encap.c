@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 #include "test_util.h"
 
 #define NOT_ECT 0

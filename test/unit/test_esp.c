@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
+#include "core/ctx.h"
 #include "ipsecif_crypto_mbedtls.h"
-#include "ipsecif_priv.h"
 #include "mock_port.h"
 #include "test_util.h"
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 #include "test_util.h"
 
 static void small_cfg(struct ipsecif_config *cfg, uint32_t ifs, uint32_t pols)

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
+#include "core/ctx.h"
 #include "ipsecif/ipsecif.h"
-#include "ipsecif_priv.h"
 #include "mock_port.h"
 #include "pfkey_captures.h"
 #include "test_util.h"
@@ -1336,8 +1336,8 @@ static void register_lists(uint8_t d)
     assert_int_equal(rec_count(ep3), 1);
     check_supported(rec_get(ep3, 0), IPSECIF_SADB_EXT_SUPPORTED_ENCRYPT, enc,
                     IPSECIF_ARRAY_SIZE(enc));
-    assert_int_equal(f.t.ctx->pfkey_eps[ep3 - 1].registered, 0);
-    assert_int_equal(f.t.ctx->pfkey_eps[ep2 - 1].registered, 1u << 3);
+    assert_int_equal(f.t.ctx->pfkey.eps[ep3 - 1].registered, 0);
+    assert_int_equal(f.t.ctx->pfkey.eps[ep2 - 1].registered, 1u << 3);
     /* AH: registered, but no algorithms to offer. */
     rec_clear();
     mb_init(&m, d, IPSECIF_SADB_REGISTER, IPSECIF_SADB_SATYPE_AH, 1);
@@ -1367,7 +1367,7 @@ static void register_esp(struct fx *f, uint32_t ep)
     struct mb m;
     size_t len;
 
-    mb_init(&m, f->t.ctx->pfkey_eps[ep - 1].dialect, IPSECIF_SADB_REGISTER, IPSECIF_SADB_SATYPE_ESP,
+    mb_init(&m, f->t.ctx->pfkey.eps[ep - 1].dialect, IPSECIF_SADB_REGISTER, IPSECIF_SADB_SATYPE_ESP,
             1);
     len = mb_done(&m);
     sendm(f, ep, m.b, len, 1);
@@ -1547,7 +1547,7 @@ static void promisc_case(uint8_t d)
     /* Its reply goes to everyone. */
     assert_int_equal(rec_count(p), 1);
     assert_int_equal(rec_count(f.ep), 1);
-    assert_true(f.t.ctx->pfkey_eps[p - 1].promisc);
+    assert_true(f.t.ctx->pfkey.eps[p - 1].promisc);
 
     /* A GET from the other endpoint: the promiscuous one sees the request
      * and the reply. */
@@ -1783,7 +1783,7 @@ static void test_endpoints(void **state)
     assert_int_equal(ipsecif_pfkey_stats_get(t.ctx)->in_msgs, 1);
     /* Reopened: a fresh endpoint. */
     assert_int_equal(ipsecif_pfkey_open(t.ctx, KAME, &ids[2]), IPSECIF_OK);
-    assert_int_equal(t.ctx->pfkey_eps[ids[2] - 1].registered, 0);
+    assert_int_equal(t.ctx->pfkey.eps[ids[2] - 1].registered, 0);
     test_ctx_free(&t);
 
     /* Without endpoints configured. */
@@ -2074,7 +2074,7 @@ static void mb_sock(struct mb *m, uint32_t handle, uint8_t proto, const char *ad
 static uint8_t sockpol(struct fx *f, uint32_t ep, uint8_t op, uint32_t handle, const char *addr,
                        uint16_t port, uint16_t type, uint8_t dir, const struct wreq *rq, unsigned n)
 {
-    uint8_t d = f->t.ctx->pfkey_eps[ep - 1].dialect;
+    uint8_t d = f->t.ctx->pfkey.eps[ep - 1].dialect;
     const struct rec_msg *r;
     struct mb m;
     size_t len;

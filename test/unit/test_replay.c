@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 #define OK IPSECIF_OK
 #define RP IPSECIF_ERR_REPLAY

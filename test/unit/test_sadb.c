@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 #include "test_util.h"
 
 #define T0 1000u /* test_ctx_new() initializes at this time */
@@ -85,16 +85,16 @@ static struct ipsecif_sa *add(struct test_ctx *t, const struct ipsecif_sa_params
  * and that slice is zero too. */
 static void assert_slot_free(struct test_ctx *t, uint32_t idx)
 {
-    struct ipsecif_sa *sa = &t->ctx->sas[idx];
+    struct ipsecif_sa *sa = &t->ctx->sadb.tab[idx];
     struct ipsecif_sa *zero = calloc(1, sizeof(*zero));
     uint32_t w;
 
     assert_non_null(zero);
-    zero->replay_bits = t->ctx->replay_area + (size_t)idx * t->ctx->replay_words;
+    zero->replay_bits = t->ctx->sadb.replay_area + (size_t)idx * t->ctx->sadb.replay_words;
     assert_false(sa->in_use);
     assert_ptr_equal(sa->replay_bits, zero->replay_bits);
     assert_memory_equal(sa, zero, sizeof(*sa));
-    for (w = 0; w < t->ctx->replay_words; w++) {
+    for (w = 0; w < t->ctx->sadb.replay_words; w++) {
         assert_int_equal(sa->replay_bits[w], 0);
     }
     free(zero);
@@ -160,19 +160,20 @@ static void test_layout(void **state)
     cfg.max_interfaces = 1;
     cfg.max_policies = 4;
     test_ctx_new(&t, &cfg);
-    assert_int_equal(t.ctx->replay_words, 256 / 32);
-    assert_int_equal(t.ctx->nsas, 0);
+    assert_int_equal(t.ctx->sadb.replay_words, 256 / 32);
+    assert_int_equal(t.ctx->sadb.n, 0);
     assert_int_equal(ipsecif_sa_count(t.ctx), 0);
     assert_int_equal(ipsecif_sadb_next_deadline(t.ctx), UINT64_MAX);
     for (i = 0; i < 5; i++) {
-        uint8_t *slot = t.ctx->sas[i].slot;
-        const uint8_t *bits = (const uint8_t *)t.ctx->sas[i].replay_bits;
+        uint8_t *slot = t.ctx->sadb.tab[i].slot;
+        const uint8_t *bits = (const uint8_t *)t.ctx->sadb.tab[i].replay_bits;
 
         assert_int_equal((uintptr_t)slot % 16, 0);
         assert_true(bits >= t.mem + TEST_GUARD);
         assert_true(bits + 256 / 8 <= t.mem + TEST_GUARD + t.mem_len);
         if (i > 0) {
-            assert_ptr_equal(t.ctx->sas[i].replay_bits, t.ctx->sas[i - 1].replay_bits + 8);
+            assert_ptr_equal(t.ctx->sadb.tab[i].replay_bits,
+                             t.ctx->sadb.tab[i - 1].replay_bits + 8);
         }
         assert_slot_free(&t, i);
     }
@@ -203,7 +204,7 @@ static void test_add_get_delete(void **state)
     assert_int_equal(sa->state, IPSECIF_SA_MATURE);
     assert_int_equal(sa->icv_len, 16);
     assert_int_equal(sa->iv_len, 16);
-    assert_int_equal(sa->gen, t.ctx->sa_gen);
+    assert_int_equal(sa->gen, t.ctx->sadb.gen);
 
     memset(&info, 0xee, sizeof(info));
     assert_int_equal(ipsecif_sa_get(t.ctx, IPSECIF_IPPROTO_ESP, &p.src, &p.dst, 0x1234, &info),
@@ -599,12 +600,12 @@ static void test_walk_flush(void **state)
     for (i = 0; i < 8; i++) {
         assert_slot_free(&t, i);
     }
-    assert_null(t.ctx->sa_age_head);
-    assert_null(t.ctx->sa_age_tail);
-    for (i = 0; i <= t.ctx->sa_hash_mask; i++) {
-        assert_null(t.ctx->sa_spi_hash[i]);
-        assert_null(t.ctx->sa_pair_hash[i]);
-        assert_null(t.ctx->sa_reqid_hash[i]);
+    assert_null(t.ctx->sadb.age_head);
+    assert_null(t.ctx->sadb.age_tail);
+    for (i = 0; i <= t.ctx->sadb.hash_mask; i++) {
+        assert_null(t.ctx->sadb.spi_hash[i]);
+        assert_null(t.ctx->sadb.pair_hash[i]);
+        assert_null(t.ctx->sadb.reqid_hash[i]);
     }
     /* Everything works again afterwards. */
     p = gcm("192.0.2.1", "192.0.2.2", 0x300);
@@ -831,7 +832,7 @@ static void test_larval_update(void **state)
     p.hard.addtime = 600;
     assert_int_equal(ipsecif_sa_update(t.ctx, &p, T0 + 500), IPSECIF_OK);
     assert_int_equal(sa->state, IPSECIF_SA_MATURE);
-    assert_int_equal(sa->gen, t.ctx->sa_gen);
+    assert_int_equal(sa->gen, t.ctx->sadb.gen);
     assert_int_equal(sa->icv_len, 16);
     assert_int_equal(sa->replay_window, 128);
     assert_ptr_equal(ipsecif_sadb_lookup_out(t.ctx, &req, IPSECIF_LEVEL_UNIQUE, &src, &dst, 0, 0),
@@ -994,11 +995,11 @@ static void test_lookup_spi_many(void **state)
     assert_null(lookup(&t, "192.0.2.3", 0x10000));
     assert_null(lookup(&t, "2001:db8::3", 0x10000));
     /* O(1) on average: no chain is long. */
-    for (i = 0; i <= t.ctx->sa_hash_mask; i++) {
+    for (i = 0; i <= t.ctx->sadb.hash_mask; i++) {
         uint32_t n = 0;
         struct ipsecif_sa *sa;
 
-        for (sa = t.ctx->sa_spi_hash[i]; sa != NULL; sa = sa->spi_next) {
+        for (sa = t.ctx->sadb.spi_hash[i]; sa != NULL; sa = sa->spi_next) {
             n++;
         }
         longest = n > longest ? n : longest;
@@ -1386,10 +1387,10 @@ static void test_keys_wiped(void **state)
     p.soft.bytes = 5;
     p.hard.addtime = 7;
     sa = add(&t, &p, T0);
-    idx = (uint32_t)(sa - t.ctx->sas);
+    idx = (uint32_t)(sa - t.ctx->sadb.tab);
     /* What the data path would have left: replay state and counters. */
     sa->replay_bits[0] = 0xdeadbeefu;
-    sa->replay_bits[t.ctx->replay_words - 1] = 0x1u;
+    sa->replay_bits[t.ctx->sadb.replay_words - 1] = 0x1u;
     sa->replay_top = 99;
     sa->stats.packets = 3;
     /* The AES key schedule starts with the key itself: the search below can
@@ -1402,7 +1403,7 @@ static void test_keys_wiped(void **state)
 
     p = gcm("192.0.2.1", "192.0.2.2", 0x901);
     sa = add(&t, &p, T0);
-    idx = (uint32_t)(sa - t.ctx->sas);
+    idx = (uint32_t)(sa - t.ctx->sadb.tab);
     /* The salt sits in the SA in the clear while it lives. */
     assert_memory_equal(sa->salt, gcm_key + 16, 4);
     assert_int_equal(ipsecif_sa_flush(t.ctx, 0), 1);

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 #include "test_util.h"
 
 #define NOW 5000
@@ -107,11 +107,11 @@ static void check_spd(struct ipsecif_ctx *ctx)
 
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
         uint32_t nonexact = 0;
-        const struct ipsecif_sp *nx = ctx->sp_nx[d].head;
+        const struct ipsecif_sp *nx = ctx->spd.nx[d].head;
         const struct ipsecif_sp *nxprev = NULL;
 
         prev = NULL;
-        for (sp = ctx->sp_all[d].head; sp != NULL; sp = sp->all.next) {
+        for (sp = ctx->spd.all[d].head; sp != NULL; sp = sp->all.next) {
             assert_true(sp->in_use);
             assert_int_equal(sp->pol.dir, d);
             assert_ptr_equal(sp->all.prev, prev);
@@ -132,14 +132,14 @@ static void check_spd(struct ipsecif_ctx *ctx)
             prev = sp;
             total++;
         }
-        assert_ptr_equal(ctx->sp_all[d].tail, prev);
+        assert_ptr_equal(ctx->spd.all[d].tail, prev);
         assert_null(nx);
-        assert_ptr_equal(ctx->sp_nx[d].tail, nxprev);
-        assert_int_equal(ctx->sp_nonexact[d], nonexact);
+        assert_ptr_equal(ctx->spd.nx[d].tail, nxprev);
+        assert_int_equal(ctx->spd.nonexact[d], nonexact);
     }
-    assert_int_equal(total, ctx->nsps);
+    assert_int_equal(total, ctx->spd.n);
     assert_int_equal(total, ipsecif_spd_count(ctx));
-    for (sp = ctx->sp_free; sp != NULL; sp = sp->all.next) {
+    for (sp = ctx->spd.free; sp != NULL; sp = sp->all.next) {
         assert_false(sp->in_use);
         nfree++;
     }
@@ -204,7 +204,7 @@ static int teardown(void **state)
     (void)ipsecif_spd_flush(t->ctx);
     /* Owned policies stay after a flush; remove them the internal way. */
     for (d = IPSECIF_DIR_IN; d <= IPSECIF_DIR_FWD; d++) {
-        while ((sp = t->ctx->sp_all[d].head) != NULL) {
+        while ((sp = t->ctx->spd.all[d].head) != NULL) {
             ipsecif_spd_remove(t->ctx, sp);
         }
     }
@@ -617,7 +617,8 @@ static void test_restore(void **state)
     saved.id = 0;
     assert_int_equal(ipsecif_spd_restore(ctx, &saved, false, order, NULL), IPSECIF_ERR_ARG);
     saved.id = 999;
-    assert_int_equal(ipsecif_spd_restore(ctx, &saved, false, ctx->sp_order, NULL), IPSECIF_ERR_ARG);
+    assert_int_equal(ipsecif_spd_restore(ctx, &saved, false, ctx->spd.order, NULL),
+                     IPSECIF_ERR_ARG);
     assert_int_equal(ipsecif_spd_restore(NULL, &saved, false, order, NULL), IPSECIF_ERR_ARG);
     assert_int_equal(ipsecif_spd_restore(ctx, NULL, false, order, NULL), IPSECIF_ERR_ARG);
     assert_int_equal(ipsecif_spd_count(ctx), 4);
@@ -1025,8 +1026,8 @@ static void test_bad_inputs(void **state)
     add_ok(ctx, &(struct ipsecif_policy){.sel = good.sel, .dir = IPSECIF_DIR_IN, .priority = 3});
     add_ok(ctx, &(struct ipsecif_policy){.sel = good.sel, .dir = IPSECIF_DIR_FWD});
     take_snap(ctx, &before);
-    next_id = ctx->sp_next_id;
-    next_reqid = ctx->sp_next_reqid;
+    next_id = ctx->spd.next_id;
+    next_reqid = ctx->spd.next_reqid;
 
     for (i = 0; i < IPSECIF_ARRAY_SIZE(muts); i++) {
         struct ipsecif_policy p = good;
@@ -1041,8 +1042,8 @@ static void test_bad_inputs(void **state)
         take_snap(ctx, &after);
         assert_snap_same(&before, &after);
         /* Nothing was consumed either. */
-        assert_int_equal(ctx->sp_next_id, next_id);
-        assert_int_equal(ctx->sp_next_reqid, next_reqid);
+        assert_int_equal(ctx->spd.next_id, next_id);
+        assert_int_equal(ctx->spd.next_reqid, next_reqid);
     }
     /* The unmodified policy is fine. */
     add_ok(ctx, &good);
@@ -1229,7 +1230,7 @@ static void test_reqid(void **state)
     assert_false(ipsecif_spd_reqid_used(ctx, 5));
 
     /* The allocator skips reqids in use. */
-    ctx->sp_next_reqid = seen[0];
+    ctx->spd.next_reqid = seen[0];
     r = ipsecif_spd_new_reqid(ctx);
     assert_true(r > IPSECIF_REQID_MANUAL_MAX);
     assert_false(ipsecif_spd_reqid_used(ctx, r));
@@ -1242,7 +1243,7 @@ static void test_reqid(void **state)
     req(&p, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_TRANSPORT, IPSECIF_LEVEL_UNIQUE,
         IPSECIF_REQID_MANUAL_MAX + 1, NULL, NULL);
     add_ok(ctx, &p);
-    ctx->sp_next_reqid = UINT32_MAX;
+    ctx->spd.next_reqid = UINT32_MAX;
     assert_int_equal(ipsecif_spd_new_reqid(ctx), UINT32_MAX);
     r = ipsecif_spd_new_reqid(ctx);
     assert_true(r > IPSECIF_REQID_MANUAL_MAX + 1);
@@ -1265,7 +1266,7 @@ static void test_id_wrap(void **state)
     b = add_ok(ctx, &p);
     assert_int_equal(a, 1);
     assert_int_equal(b, 2);
-    ctx->sp_next_id = IPSECIF_POLICY_ID_MAX;
+    ctx->spd.next_id = IPSECIF_POLICY_ID_MAX;
     p = host(IPSECIF_DIR_OUT, "192.0.2.1", "198.51.100.3", 1);
     c = add_ok(ctx, &p);
     assert_int_equal(c, IPSECIF_POLICY_ID_MAX);
@@ -1274,7 +1275,7 @@ static void test_id_wrap(void **state)
     d = add_ok(ctx, &p);
     assert_int_equal(d, 3);
     assert_int_equal(ipsecif_spd_delete_id(ctx, a), IPSECIF_OK);
-    ctx->sp_next_id = 0;
+    ctx->spd.next_id = 0;
     p = host(IPSECIF_DIR_OUT, "192.0.2.1", "198.51.100.5", 1);
     assert_int_equal(add_ok(ctx, &p), 1);
     check_spd(ctx);
@@ -1334,7 +1335,7 @@ static void test_many_exact(void **state)
                                                      .action = IPSECIF_ACTION_NONE,
                                                      .priority = 500});
     assert_int_equal(ipsecif_spd_count(t.ctx), N + 2);
-    assert_int_equal(t.ctx->sp_nonexact[IPSECIF_DIR_OUT], 2);
+    assert_int_equal(t.ctx->spd.nonexact[IPSECIF_DIR_OUT], 2);
     check_spd(t.ctx);
 
     for (i = 0; i < N; i++) {

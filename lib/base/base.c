@@ -1,6 +1,6 @@
 /* Small helpers every module uses: constant-time compare, wiping, addresses,
  * hashing and the Internet checksum. */
-#include "ipsecif_priv.h"
+#include "base/base.h"
 
 int ipsecif_ct_memeq(const void *a, const void *b, size_t n)
 {
@@ -80,6 +80,25 @@ bool ipsecif_addr_in_prefix(const struct ipsecif_addr *addr, const struct ipseci
     return ((addr->bytes[full] ^ prefix->bytes[full]) & mask) == 0;
 }
 
+void ipsecif_addr_mask(struct ipsecif_addr *a, unsigned plen)
+{
+    size_t len = ipsecif_addr_len(a->family);
+    size_t i;
+
+    for (i = 0; i < sizeof(a->bytes); i++) {
+        if (i >= len || plen <= 8 * i) {
+            a->bytes[i] = 0;
+        } else if (plen < 8 * (i + 1)) {
+            a->bytes[i] &= (uint8_t)(0xffu << (8 * (i + 1) - plen));
+        }
+    }
+}
+
+void ipsecif_addr_norm(struct ipsecif_addr *a)
+{
+    ipsecif_addr_mask(a, 128);
+}
+
 uint32_t ipsecif_hash_bytes(uint32_t h, const void *p, size_t n)
 {
     const uint8_t *b = p;
@@ -96,6 +115,24 @@ uint32_t ipsecif_hash_addr(uint32_t h, const struct ipsecif_addr *a)
 {
     h = ipsecif_hash_bytes(h, &a->family, 1);
     return ipsecif_hash_bytes(h, a->bytes, ipsecif_addr_len(a->family));
+}
+
+uint32_t ipsecif_hash_u32(uint32_t h, uint32_t v)
+{
+    uint8_t b[4];
+
+    ipsecif_store32(b, v);
+    return ipsecif_hash_bytes(h, b, sizeof(b));
+}
+
+uint32_t ipsecif_hash_finish(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    h *= 0x846ca68bu;
+    h ^= h >> 16;
+    return h;
 }
 
 uint32_t ipsecif_hash_size(uint32_t n)
@@ -131,17 +168,4 @@ uint16_t ipsecif_csum_fold(uint32_t sum)
         sum = (sum & 0xffff) + (sum >> 16);
     }
     return (uint16_t)~sum;
-}
-
-void ipsecif_log(struct ipsecif_ctx *ctx, int level, const char *msg)
-{
-#if IPSECIF_LOG
-    if (ctx != NULL && ctx->port != NULL && ctx->port->log != NULL) {
-        ctx->port->log(ctx->user, level, msg);
-    }
-#else
-    (void)ctx;
-    (void)level;
-    (void)msg;
-#endif
 }

@@ -3,7 +3,7 @@
  * dst) and by reqid for output, so lookups do not grow with the number of
  * SAs. Lifetimes follow RFC 2367: byte limits are checked per use, time limits
  * by the host's timer, whose next deadline is cached. */
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 /* A larval SA that never gets its UPDATE goes away quietly after this long,
  * like KAME's key_larval_lifetime. */
@@ -12,7 +12,6 @@
 #define SPI_MIN 256u
 /* Random picks before the linear probe takes over. */
 #define SPI_RANDOM_TRIES 16u
-#define FNV_BASIS 2166136261u
 
 /* Offsets of the SADB's pieces from a 16-byte aligned base. */
 struct layout {
@@ -23,11 +22,6 @@ struct layout {
     size_t replay;
     size_t end;
 };
-
-static size_t align16(size_t n)
-{
-    return (n + 15u) & ~(size_t)15u;
-}
 
 /* Fill l; false when the configuration cannot be laid out. */
 static bool layout(const struct ipsecif_config *cfg, struct layout *l)
@@ -46,12 +40,12 @@ static bool layout(const struct ipsecif_config *cfg, struct layout *l)
     if (n > (SIZE_MAX / 4u) / per_sa || hs > (SIZE_MAX / 16u) / sizeof(void *)) {
         return false;
     }
-    l->spi_hash = align16(n * sizeof(struct ipsecif_sa));
-    l->pair_hash = l->spi_hash + align16(hs * sizeof(struct ipsecif_sa *));
-    l->reqid_hash = l->pair_hash + align16(hs * sizeof(struct ipsecif_sa *));
-    l->free_stack = l->reqid_hash + align16(hs * sizeof(struct ipsecif_sa *));
-    l->replay = l->free_stack + align16(n * sizeof(uint32_t));
-    l->end = l->replay + align16(n * words * sizeof(uint32_t));
+    l->spi_hash = IPSECIF_ALIGN16(n * sizeof(struct ipsecif_sa));
+    l->pair_hash = l->spi_hash + IPSECIF_ALIGN16(hs * sizeof(struct ipsecif_sa *));
+    l->reqid_hash = l->pair_hash + IPSECIF_ALIGN16(hs * sizeof(struct ipsecif_sa *));
+    l->free_stack = l->reqid_hash + IPSECIF_ALIGN16(hs * sizeof(struct ipsecif_sa *));
+    l->replay = l->free_stack + IPSECIF_ALIGN16(n * sizeof(uint32_t));
+    l->end = l->replay + IPSECIF_ALIGN16(n * words * sizeof(uint32_t));
     return true;
 }
 
@@ -78,39 +72,28 @@ void ipsecif_sadb_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
         return; /* ctx.c validated the configuration; leave the cursor to fail its check */
     }
     memset(base, 0, l.end);
-    ctx->sas = (struct ipsecif_sa *)(void *)base;
-    ctx->nsas = 0;
-    ctx->sa_spi_hash = (struct ipsecif_sa **)(void *)(base + l.spi_hash);
-    ctx->sa_pair_hash = (struct ipsecif_sa **)(void *)(base + l.pair_hash);
-    ctx->sa_reqid_hash = (struct ipsecif_sa **)(void *)(base + l.reqid_hash);
-    ctx->sa_hash_mask = ipsecif_hash_size(n) - 1u;
-    ctx->sa_free = (uint32_t *)(void *)(base + l.free_stack);
-    ctx->replay_area = (uint32_t *)(void *)(base + l.replay);
-    ctx->replay_words = ctx->cfg.replay_window_max / 32u;
-    ctx->sa_age_head = NULL;
-    ctx->sa_age_tail = NULL;
-    ctx->sa_gen = 0;
-    ctx->sa_next_deadline = UINT64_MAX;
+    ctx->sadb.tab = (struct ipsecif_sa *)(void *)base;
+    ctx->sadb.n = 0;
+    ctx->sadb.spi_hash = (struct ipsecif_sa **)(void *)(base + l.spi_hash);
+    ctx->sadb.pair_hash = (struct ipsecif_sa **)(void *)(base + l.pair_hash);
+    ctx->sadb.reqid_hash = (struct ipsecif_sa **)(void *)(base + l.reqid_hash);
+    ctx->sadb.hash_mask = ipsecif_hash_size(n) - 1u;
+    ctx->sadb.free = (uint32_t *)(void *)(base + l.free_stack);
+    ctx->sadb.replay_area = (uint32_t *)(void *)(base + l.replay);
+    ctx->sadb.replay_words = ctx->cfg.replay_window_max / 32u;
+    ctx->sadb.age_head = NULL;
+    ctx->sadb.age_tail = NULL;
+    ctx->sadb.gen = 0;
+    ctx->sadb.next_deadline = UINT64_MAX;
     for (i = 0; i < n; i++) {
-        ctx->sas[i].replay_bits = ctx->replay_area + (size_t)i * ctx->replay_words;
+        ctx->sadb.tab[i].replay_bits = ctx->sadb.replay_area + (size_t)i * ctx->sadb.replay_words;
         /* Popped from the top, so slots are handed out from index 0 upwards. */
-        ctx->sa_free[i] = n - 1u - i;
+        ctx->sadb.free[i] = n - 1u - i;
     }
     *cursor = start + l.end + 15u;
 }
 
 /* ---- Hashing ---- */
-
-/* FNV alone leaves the low bits weak; a final avalanche spreads them. */
-static uint32_t mix(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x7feb352du;
-    h ^= h >> 15;
-    h *= 0x846ca68bu;
-    h ^= h >> 16;
-    return h;
-}
 
 static uint32_t spi_bucket(const struct ipsecif_ctx *ctx, uint8_t proto,
                            const struct ipsecif_addr *dst, uint32_t spi)
@@ -120,9 +103,9 @@ static uint32_t spi_bucket(const struct ipsecif_ctx *ctx, uint8_t proto,
 
     b[0] = proto;
     ipsecif_store32(b + 1, spi);
-    h = ipsecif_hash_bytes(FNV_BASIS, b, sizeof(b));
+    h = ipsecif_hash_bytes(IPSECIF_HASH_INIT, b, sizeof(b));
     h = ipsecif_hash_addr(h, dst);
-    return mix(h) & ctx->sa_hash_mask;
+    return ipsecif_hash_finish(h) & ctx->sadb.hash_mask;
 }
 
 static uint32_t pair_bucket(const struct ipsecif_ctx *ctx, uint8_t proto,
@@ -130,23 +113,21 @@ static uint32_t pair_bucket(const struct ipsecif_ctx *ctx, uint8_t proto,
 {
     uint32_t h;
 
-    h = ipsecif_hash_bytes(FNV_BASIS, &proto, 1);
+    h = ipsecif_hash_bytes(IPSECIF_HASH_INIT, &proto, 1);
     h = ipsecif_hash_addr(h, src);
     h = ipsecif_hash_addr(h, dst);
-    return mix(h) & ctx->sa_hash_mask;
+    return ipsecif_hash_finish(h) & ctx->sadb.hash_mask;
 }
 
 static uint32_t reqid_bucket(const struct ipsecif_ctx *ctx, uint32_t reqid)
 {
-    uint8_t b[4];
-
-    ipsecif_store32(b, reqid);
-    return mix(ipsecif_hash_bytes(FNV_BASIS, b, sizeof(b))) & ctx->sa_hash_mask;
+    return ipsecif_hash_finish(ipsecif_hash_u32(IPSECIF_HASH_INIT, reqid)) & ctx->sadb.hash_mask;
 }
 
 static void link_pair(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 {
-    struct ipsecif_sa **head = &ctx->sa_pair_hash[pair_bucket(ctx, sa->proto, &sa->src, &sa->dst)];
+    struct ipsecif_sa **head =
+        &ctx->sadb.pair_hash[pair_bucket(ctx, sa->proto, &sa->src, &sa->dst)];
 
     sa->pair_next = *head;
     *head = sa;
@@ -154,7 +135,7 @@ static void link_pair(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 
 static void unlink_pair(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 {
-    struct ipsecif_sa **pp = &ctx->sa_pair_hash[pair_bucket(ctx, sa->proto, &sa->src, &sa->dst)];
+    struct ipsecif_sa **pp = &ctx->sadb.pair_hash[pair_bucket(ctx, sa->proto, &sa->src, &sa->dst)];
 
     while (*pp != NULL && *pp != sa) {
         pp = &(*pp)->pair_next;
@@ -172,7 +153,7 @@ static void link_reqid(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
     if (sa->reqid == 0) {
         return;
     }
-    head = &ctx->sa_reqid_hash[reqid_bucket(ctx, sa->reqid)];
+    head = &ctx->sadb.reqid_hash[reqid_bucket(ctx, sa->reqid)];
     sa->reqid_next = *head;
     *head = sa;
 }
@@ -184,7 +165,7 @@ static void unlink_reqid(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
     if (sa->reqid == 0) {
         return;
     }
-    pp = &ctx->sa_reqid_hash[reqid_bucket(ctx, sa->reqid)];
+    pp = &ctx->sadb.reqid_hash[reqid_bucket(ctx, sa->reqid)];
     while (*pp != NULL && *pp != sa) {
         pp = &(*pp)->reqid_next;
     }
@@ -196,7 +177,7 @@ static void unlink_reqid(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 
 static void link_spi(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 {
-    struct ipsecif_sa **head = &ctx->sa_spi_hash[spi_bucket(ctx, sa->proto, &sa->dst, sa->spi)];
+    struct ipsecif_sa **head = &ctx->sadb.spi_hash[spi_bucket(ctx, sa->proto, &sa->dst, sa->spi)];
 
     sa->spi_next = *head;
     *head = sa;
@@ -204,7 +185,7 @@ static void link_spi(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 
 static void unlink_spi(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 {
-    struct ipsecif_sa **pp = &ctx->sa_spi_hash[spi_bucket(ctx, sa->proto, &sa->dst, sa->spi)];
+    struct ipsecif_sa **pp = &ctx->sadb.spi_hash[spi_bucket(ctx, sa->proto, &sa->dst, sa->spi)];
 
     while (*pp != NULL && *pp != sa) {
         pp = &(*pp)->spi_next;
@@ -218,26 +199,26 @@ static void unlink_spi(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 static void age_append(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 {
     sa->age_next = NULL;
-    sa->age_prev = ctx->sa_age_tail;
-    if (ctx->sa_age_tail != NULL) {
-        ctx->sa_age_tail->age_next = sa;
+    sa->age_prev = ctx->sadb.age_tail;
+    if (ctx->sadb.age_tail != NULL) {
+        ctx->sadb.age_tail->age_next = sa;
     } else {
-        ctx->sa_age_head = sa;
+        ctx->sadb.age_head = sa;
     }
-    ctx->sa_age_tail = sa;
+    ctx->sadb.age_tail = sa;
 }
 
 static void age_remove(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 {
     if (sa->age_prev != NULL) {
         sa->age_prev->age_next = sa->age_next;
-    } else if (ctx->sa_age_head == sa) {
-        ctx->sa_age_head = sa->age_next;
+    } else if (ctx->sadb.age_head == sa) {
+        ctx->sadb.age_head = sa->age_next;
     }
     if (sa->age_next != NULL) {
         sa->age_next->age_prev = sa->age_prev;
-    } else if (ctx->sa_age_tail == sa) {
-        ctx->sa_age_tail = sa->age_prev;
+    } else if (ctx->sadb.age_tail == sa) {
+        ctx->sadb.age_tail = sa->age_prev;
     }
     sa->age_prev = NULL;
     sa->age_next = NULL;
@@ -247,14 +228,14 @@ static void age_remove(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 
 static struct ipsecif_sa *slot_alloc(struct ipsecif_ctx *ctx)
 {
-    uint32_t nfree = ctx->cfg.max_sas - ctx->nsas;
+    uint32_t nfree = ctx->cfg.max_sas - ctx->sadb.n;
     struct ipsecif_sa *sa;
 
     if (nfree == 0) {
         return NULL;
     }
-    sa = &ctx->sas[ctx->sa_free[nfree - 1u]];
-    ctx->nsas++;
+    sa = &ctx->sadb.tab[ctx->sadb.free[nfree - 1u]];
+    ctx->sadb.n++;
     sa->in_use = true;
     return sa;
 }
@@ -264,14 +245,14 @@ static struct ipsecif_sa *slot_alloc(struct ipsecif_ctx *ctx)
 static void slot_release(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
 {
     uint32_t *bits = sa->replay_bits;
-    uint32_t idx = (uint32_t)(sa - ctx->sas);
+    uint32_t idx = (uint32_t)(sa - ctx->sadb.tab);
 
     ipsecif_esp_sa_wipe(ctx->port->crypto, sa);
-    ipsecif_wipe(bits, (size_t)ctx->replay_words * sizeof(uint32_t));
+    ipsecif_wipe(bits, (size_t)ctx->sadb.replay_words * sizeof(uint32_t));
     ipsecif_wipe(sa, sizeof(*sa));
     sa->replay_bits = bits;
-    ctx->sa_free[ctx->cfg.max_sas - ctx->nsas] = idx;
-    ctx->nsas--;
+    ctx->sadb.free[ctx->cfg.max_sas - ctx->sadb.n] = idx;
+    ctx->sadb.n--;
 }
 
 static void sa_free(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa)
@@ -334,7 +315,7 @@ static uint64_t sa_deadline(const struct ipsecif_sa *sa)
 
 static void note_deadline(struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa)
 {
-    ctx->sa_next_deadline = min64(ctx->sa_next_deadline, sa_deadline(sa));
+    ctx->sadb.next_deadline = min64(ctx->sadb.next_deadline, sa_deadline(sa));
 }
 
 /* ---- Reporting and events ---- */
@@ -374,24 +355,11 @@ void ipsecif_sadb_info(const struct ipsecif_sa *sa, struct ipsecif_sa_info *out)
     out->stats = sa->stats;
 }
 
-static void emit_expire(struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa, uint8_t hard,
-                        uint8_t reason)
-{
-    struct ipsecif_km_event ev;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.type = IPSECIF_KM_EXPIRE;
-    ipsecif_sadb_info(sa, &ev.expire.sa);
-    ev.expire.hard = hard;
-    ev.expire.reason = reason;
-    ipsecif_emit(ctx, &ev);
-}
-
 static void soft_expire(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, uint8_t reason)
 {
     sa->state = IPSECIF_SA_DYING;
     sa->soft_sent = 1;
-    emit_expire(ctx, sa, 0, reason);
+    ipsecif_raise_expire(ctx, sa, 0, reason);
 }
 
 void ipsecif_sadb_kill(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, uint8_t reason)
@@ -402,7 +370,7 @@ void ipsecif_sadb_kill(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, uint8_t r
     sa->state = IPSECIF_SA_DEAD;
     sa->hard_reason = reason;
     /* The event reports the SA as it was; keys are wiped only afterwards. */
-    emit_expire(ctx, sa, 1, reason);
+    ipsecif_raise_expire(ctx, sa, 1, reason);
     sa_free(ctx, sa);
 }
 
@@ -453,9 +421,8 @@ static int check_params(const struct ipsecif_ctx *ctx, const struct ipsecif_sa_p
 static void addr_copy(struct ipsecif_addr *to, const struct ipsecif_addr *from)
 {
     /* Stored IPv4 addresses keep bytes 4..15 zero, whatever the caller passed. */
-    memset(to, 0, sizeof(*to));
-    to->family = from->family;
-    memcpy(to->bytes, from->bytes, ipsecif_addr_len(from->family));
+    *to = *from;
+    ipsecif_addr_norm(to);
 }
 
 /* Everything of p but the keys. */
@@ -518,7 +485,7 @@ struct ipsecif_sa *ipsecif_sadb_lookup_spi(struct ipsecif_ctx *ctx, uint8_t prot
 {
     struct ipsecif_sa *sa;
 
-    for (sa = ctx->sa_spi_hash[spi_bucket(ctx, proto, dst, spi)]; sa != NULL; sa = sa->spi_next) {
+    for (sa = ctx->sadb.spi_hash[spi_bucket(ctx, proto, dst, spi)]; sa != NULL; sa = sa->spi_next) {
         if (sa->spi == spi && sa->proto == proto && ipsecif_addr_eq(&sa->dst, dst)) {
             return sa;
         }
@@ -576,9 +543,9 @@ struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
         if (req->reqid == 0) {
             return NULL;
         }
-        sa = ctx->sa_reqid_hash[reqid_bucket(ctx, req->reqid)];
+        sa = ctx->sadb.reqid_hash[reqid_bucket(ctx, req->reqid)];
     } else {
-        sa = ctx->sa_pair_hash[pair_bucket(ctx, req->proto, src, dst)];
+        sa = ctx->sadb.pair_hash[pair_bucket(ctx, req->proto, src, dst)];
     }
     for (; sa != NULL; sa = unique ? sa->reqid_next : sa->pair_next) {
         if (!out_usable(sa, req, unique, src, dst, sport, dport)) {
@@ -666,7 +633,7 @@ uint64_t ipsecif_sadb_timer(struct ipsecif_ctx *ctx, uint64_t now)
     uint64_t next = UINT64_MAX;
     uint64_t d;
 
-    for (sa = ctx->sa_age_head; sa != NULL; sa = next_sa) {
+    for (sa = ctx->sadb.age_head; sa != NULL; sa = next_sa) {
         next_sa = sa->age_next;
         d = sa_deadline(sa);
         if (d <= now) {
@@ -677,21 +644,21 @@ uint64_t ipsecif_sadb_timer(struct ipsecif_ctx *ctx, uint64_t now)
         }
         next = min64(next, d);
     }
-    ctx->sa_next_deadline = next;
+    ctx->sadb.next_deadline = next;
     return next;
 }
 
 uint64_t ipsecif_sadb_next_deadline(const struct ipsecif_ctx *ctx)
 {
-    return ctx->sa_next_deadline;
+    return ctx->sadb.next_deadline;
 }
 
 void ipsecif_sadb_clear(struct ipsecif_ctx *ctx)
 {
-    while (ctx->sa_age_head != NULL) {
-        sa_free(ctx, ctx->sa_age_head);
+    while (ctx->sadb.age_head != NULL) {
+        sa_free(ctx, ctx->sadb.age_head);
     }
-    ctx->sa_next_deadline = UINT64_MAX;
+    ctx->sadb.next_deadline = UINT64_MAX;
 }
 
 /* ---- Public API ---- */
@@ -723,7 +690,7 @@ int ipsecif_sa_add(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p, u
     }
     sa->state = IPSECIF_SA_MATURE;
     sa->add_ms = now;
-    sa->gen = ++ctx->sa_gen;
+    sa->gen = ++ctx->sadb.gen;
     link_spi(ctx, sa);
     link_pair(ctx, sa);
     link_reqid(ctx, sa);
@@ -781,7 +748,7 @@ int ipsecif_sa_update(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p
     fill(sa, p);
     sa->state = IPSECIF_SA_MATURE;
     sa->add_ms = now;
-    sa->gen = ++ctx->sa_gen;
+    sa->gen = ++ctx->sadb.gen;
     link_pair(ctx, sa);
     link_reqid(ctx, sa);
     age_append(ctx, sa);
@@ -814,7 +781,7 @@ static int pick_spi(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsecif
     }
     /* At most nsas SPIs are taken, so nsas + 1 steps find a free one if the
      * range has one; the probe never walks a huge range. */
-    limit = min64(span, (uint64_t)ctx->nsas + 1u);
+    limit = min64(span, (uint64_t)ctx->sadb.n + 1u);
     for (i = 0; i < limit; i++) {
         spi = (uint32_t)(lo + (off + i) % span);
         if (ipsecif_sadb_lookup_spi(ctx, proto, dst, spi) == NULL) {
@@ -852,7 +819,7 @@ int ipsecif_sa_getspi(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
     if (spi_min > spi_max) {
         return IPSECIF_ERR_ARG;
     }
-    if (ctx->nsas >= ctx->cfg.max_sas) {
+    if (ctx->sadb.n >= ctx->cfg.max_sas) {
         return IPSECIF_ERR_FULL;
     }
     rc = pick_spi(ctx, proto, dst, spi_min, spi_max, &v);
@@ -872,7 +839,7 @@ int ipsecif_sa_getspi(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
     sa->seq = seq;
     sa->state = IPSECIF_SA_LARVAL;
     sa->add_ms = now;
-    sa->gen = ++ctx->sa_gen;
+    sa->gen = ++ctx->sadb.gen;
     link_spi(ctx, sa);
     link_pair(ctx, sa);
     link_reqid(ctx, sa);
@@ -923,7 +890,7 @@ int ipsecif_sa_flush(struct ipsecif_ctx *ctx, uint8_t proto)
     if (ctx == NULL) {
         return 0;
     }
-    for (sa = ctx->sa_age_head; sa != NULL; sa = next_sa) {
+    for (sa = ctx->sadb.age_head; sa != NULL; sa = next_sa) {
         next_sa = sa->age_next;
         if (proto == 0 || sa->proto == proto) {
             sa_free(ctx, sa);
@@ -943,7 +910,7 @@ int ipsecif_sa_walk(struct ipsecif_ctx *ctx, uint8_t proto, ipsecif_sa_walk_fn f
     if (ctx == NULL || fn == NULL) {
         return IPSECIF_ERR_ARG;
     }
-    for (sa = ctx->sa_age_head; sa != NULL; sa = next_sa) {
+    for (sa = ctx->sadb.age_head; sa != NULL; sa = next_sa) {
         next_sa = sa->age_next;
         if (proto != 0 && sa->proto != proto) {
             continue;
@@ -959,5 +926,5 @@ int ipsecif_sa_walk(struct ipsecif_ctx *ctx, uint8_t proto, ipsecif_sa_walk_fn f
 
 size_t ipsecif_sa_count(const struct ipsecif_ctx *ctx)
 {
-    return ctx != NULL ? ctx->nsas : 0;
+    return ctx != NULL ? ctx->sadb.n : 0;
 }

@@ -1,0 +1,93 @@
+/*
+ * Base utilities every module of lib/ uses and that use nothing of theirs:
+ * byte-order loads and stores, constant-time compare, wiping, addresses,
+ * hashing, the Internet checksum and the one alignment rule of the carved
+ * context memory. Not installed.
+ */
+#ifndef IPSECIF_BASE_H
+#define IPSECIF_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ipsecif/ipsecif.h"
+
+/* Expands to static unless a test build wants a direct look. */
+#ifdef IPSECIF_TESTING
+#define IPSECIF_STATIC
+#else
+#define IPSECIF_STATIC static
+#endif
+
+#define IPSECIF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every piece of the context memory starts on a 16-byte boundary. */
+#define IPSECIF_ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
+
+/* ---- Byte-order helpers: never cast structs onto packets. ---- */
+static inline uint16_t ipsecif_load16(const uint8_t *p)
+{
+    return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+static inline uint32_t ipsecif_load32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t ipsecif_load64(const uint8_t *p)
+{
+    return ((uint64_t)ipsecif_load32(p) << 32) | ipsecif_load32(p + 4);
+}
+static inline void ipsecif_store16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void ipsecif_store32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void ipsecif_store64(uint8_t *p, uint64_t v)
+{
+    ipsecif_store32(p, (uint32_t)(v >> 32));
+    ipsecif_store32(p + 4, (uint32_t)v);
+}
+
+/* Constant-time comparison: 1 if equal, 0 otherwise. */
+int ipsecif_ct_memeq(const void *a, const void *b, size_t n);
+/* Wipe memory in a way the compiler may not drop. */
+void ipsecif_wipe(void *p, size_t n);
+
+/* ---- Addresses ---- */
+bool ipsecif_addr_eq(const struct ipsecif_addr *a, const struct ipsecif_addr *b);
+bool ipsecif_addr_is_unspec(const struct ipsecif_addr *a);
+size_t ipsecif_addr_len(uint8_t family); /* 4, 16, or 0 */
+/* Does addr fall in prefix/plen? Families must match. */
+bool ipsecif_addr_in_prefix(const struct ipsecif_addr *addr, const struct ipsecif_addr *prefix,
+                            uint8_t plen);
+/* Clear the bits past plen, and the bytes past the family's length, so that
+ * equal prefixes compare and hash equal. */
+void ipsecif_addr_mask(struct ipsecif_addr *a, unsigned plen);
+/* The stored form of a full address: ipsecif_addr_mask(a, 128). */
+void ipsecif_addr_norm(struct ipsecif_addr *a);
+
+/* ---- Hashing: FNV-1a over the key, then ipsecif_hash_finish() ---- */
+#define IPSECIF_HASH_INIT 2166136261u
+uint32_t ipsecif_hash_bytes(uint32_t h, const void *p, size_t n);
+uint32_t ipsecif_hash_addr(uint32_t h, const struct ipsecif_addr *a);
+uint32_t ipsecif_hash_u32(uint32_t h, uint32_t v);
+/* FNV leaves the low bits, which pick the bucket, weak: an avalanche step
+ * spreads the whole key into them. */
+uint32_t ipsecif_hash_finish(uint32_t h);
+/* Round a power-of-two hash size for n entries (at least 16). */
+uint32_t ipsecif_hash_size(uint32_t n);
+
+/* ---- Internet checksum: sum 16-bit words (partial, not folded) and fold ---- */
+uint32_t ipsecif_csum_add(uint32_t sum, const uint8_t *p, size_t n);
+uint16_t ipsecif_csum_fold(uint32_t sum);
+
+#endif /* IPSECIF_BASE_H */

@@ -1,0 +1,95 @@
+/*
+ * ESP (RFC 4303): the algorithm tables, SA key setup, output and input in
+ * place, the anti-replay window, and the outer header of a tunnel packet.
+ * Works on one SA at a time; knows nothing of the SADB's tables. Not
+ * installed.
+ */
+#ifndef IPSECIF_ESP_H
+#define IPSECIF_ESP_H
+
+#include "base/base.h"
+
+struct ipsecif_sa;
+
+/* How an SA protects a packet: the field ipsecif_ealg_info.aead and
+ * ipsecif_sa.aead hold one of these. */
+enum ipsecif_esp_xform {
+    IPSECIF_XFORM_CIPHER_MAC = 0, /* CBC or NULL encryption, then HMAC (or none) */
+    IPSECIF_XFORM_AEAD = 1,       /* AES-GCM, ChaCha20-Poly1305 */
+    IPSECIF_XFORM_GMAC = 2        /* AES-GMAC: authentication only, on the AEAD engine */
+};
+
+/* ---- Algorithms (alg.c) ---- */
+struct ipsecif_ealg_info {
+    uint8_t id;          /* enum ipsecif_ealg */
+    uint8_t aead;        /* enum ipsecif_esp_xform */
+    uint8_t block;       /* padding alignment (block size, or 4) */
+    uint8_t iv_len;      /* explicit IV on the wire */
+    uint8_t icv_len;     /* ICV for AEAD/GMAC, else 0 */
+    uint8_t salt_len;    /* 4 for AEAD/GMAC, else 0 */
+    uint8_t key_lens[3]; /* accepted key lengths without salt (0 = unused entry) */
+};
+struct ipsecif_aalg_info {
+    uint8_t id;      /* enum ipsecif_aalg */
+    uint8_t key_len; /* HMAC key length */
+    uint8_t icv_len; /* truncated output */
+};
+const struct ipsecif_ealg_info *ipsecif_ealg_find(uint8_t ealg);
+const struct ipsecif_aalg_info *ipsecif_aalg_find(uint8_t aalg);
+
+/* ---- ESP (esp.c) ---- */
+/*
+ * Check algorithms and key lengths of p, fill sa's algorithm fields and salt,
+ * and set up the crypto slot. On failure the slot holds no secret.
+ * Returns IPSECIF_OK, IPSECIF_ERR_UNSUPPORTED, IPSECIF_ERR_KEYLEN, IPSECIF_ERR_CRYPTO.
+ */
+int ipsecif_esp_sa_init(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
+                        const struct ipsecif_sa_params *p);
+/* Wipe the slot and every key-derived field of the SA. */
+void ipsecif_esp_sa_wipe(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa);
+/*
+ * ESP output, in place. On entry pkt holds the payload (the inner packet);
+ * on success it holds ESP header, IV, encrypted payload, padding, trailer and
+ * ICV. Uses the next sequence number (IPSECIF_ERR_SEQWRAP if exhausted; the
+ * caller kills the SA). IVs: a counter for AEAD/GMAC, random for CBC.
+ */
+int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                       uint8_t next_header);
+/*
+ * ESP input, in place. pkt starts at the ESP header of an SA already looked
+ * up by SPI. Checks replay (before and after ICV), verifies, decrypts, checks
+ * padding, strips everything but the payload. The replay window changes only
+ * when everything verified. Needs 4 bytes of headroom (ESN with GMAC) that
+ * it restores. Returns IPSECIF_OK, IPSECIF_ERR_MALFORMED, IPSECIF_ERR_REPLAY,
+ * IPSECIF_ERR_AUTH, IPSECIF_ERR_BADPAD, IPSECIF_ERR_CRYPTO; per-SA counters
+ * (replay, auth, badpad) are incremented here.
+ */
+int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                      uint8_t *next_header);
+/* Bytes ESP adds for a payload of len bytes with this SA. */
+size_t ipsecif_esp_overhead(const struct ipsecif_sa *sa, size_t len);
+
+/* Replay window (lib/esp/replay.c). seq_lo is the 32-bit wire value; for
+ * ESN the high half is inferred (RFC 4303 Appendix A). check never changes
+ * state; update records seq (call only after the ICV verified). */
+int ipsecif_replay_check(const struct ipsecif_sa *sa, uint32_t seq_lo, uint64_t *seq);
+void ipsecif_replay_update(struct ipsecif_sa *sa, uint64_t seq);
+
+/* ---- The outer header (outer.c) ---- */
+/*
+ * Push an outer IP header (and UDP header when sport/dport are nonzero) in
+ * front of the ESP packet in pkt. The inner header (at the payload start
+ * before ESP was applied) gave tos and df. Fills meta. IPSECIF_OK,
+ * IPSECIF_ERR_ARG or IPSECIF_ERR_NOROOM.
+ */
+int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
+                        const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
+                        uint16_t sport, uint16_t dport, uint8_t tos, bool df,
+                        struct ipsecif_outer_meta *meta);
+/*
+ * Parse an outer IPv4/IPv6 header at the start of pkt: fill meta (addresses,
+ * tos, protocol via *proto, UDP ports if UDP) and pull the IP (and UDP)
+ * header. Returns IPSECIF_OK or IPSECIF_ERR_MALFORMED / IPSECIF_ERR_PROTO.
+ */
+int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta, uint8_t *proto);
+#endif /* IPSECIF_ESP_H */

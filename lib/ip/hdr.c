@@ -1,0 +1,126 @@
+/* Reading and writing IPv4/IPv6 headers: the inner packet's header, the
+ * IPv6 extension header chain and pseudo-header. */
+#include "ip/ip.h"
+
+/* IPv6 extension headers we walk (RFC 8200). */
+#define IP6_HOPOPTS 0
+#define IP6_ROUTING 43
+#define IP6_FRAGMENT 44
+#define IP6_DSTOPTS 60
+
+int ipsecif_inner_parse(struct ipsecif_buf *pkt, struct ipsecif_inner *in)
+{
+    const uint8_t *p = ipsecif_buf_data(pkt);
+    size_t total;
+
+    if (pkt->len < 1) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    switch (p[0] >> 4) {
+    case 4:
+        if (pkt->len < 20 || (p[0] & 0x0f) < 5) {
+            return IPSECIF_ERR_MALFORMED;
+        }
+        total = ipsecif_load16(p + 2);
+        if (total < (size_t)(p[0] & 0x0f) * 4 || total > pkt->len) {
+            return IPSECIF_ERR_MALFORMED;
+        }
+        in->family = IPSECIF_AF_INET;
+        in->nh = IPSECIF_IPPROTO_IPV4;
+        in->tos = p[1];
+        in->df = (p[6] & 0x40) != 0;
+        break;
+    case 6:
+        if (pkt->len < 40) {
+            return IPSECIF_ERR_MALFORMED;
+        }
+        total = 40 + (size_t)ipsecif_load16(p + 4);
+        if (total > pkt->len) {
+            return IPSECIF_ERR_MALFORMED;
+        }
+        in->family = IPSECIF_AF_INET6;
+        in->nh = IPSECIF_IPPROTO_IPV6;
+        in->tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
+        in->df = true;
+        break;
+    default:
+        return IPSECIF_ERR_MALFORMED;
+    }
+    pkt->len = total;
+    return IPSECIF_OK;
+}
+
+void ipsecif_inner_set_ecn(struct ipsecif_buf *pkt, uint8_t family, uint8_t ecn)
+{
+    uint8_t *p = ipsecif_buf_data(pkt);
+
+    if (family == IPSECIF_AF_INET) {
+        size_t hlen = (size_t)(p[0] & 0x0f) * 4;
+
+        p[1] = (uint8_t)((p[1] & 0xfc) | (ecn & 3));
+        p[10] = 0;
+        p[11] = 0;
+        ipsecif_store16(p + 10, ipsecif_csum_fold(ipsecif_csum_add(0, p, hlen)));
+    } else {
+        p[1] = (uint8_t)((p[1] & 0xcf) | ((ecn & 3) << 4));
+    }
+}
+
+uint32_t ipsecif_v6_pseudo(const uint8_t *src, const uint8_t *dst, uint32_t len, uint8_t nh)
+{
+    uint32_t sum = 0;
+
+    sum = ipsecif_csum_add(sum, src, 16);
+    sum = ipsecif_csum_add(sum, dst, 16);
+    sum += len >> 16;
+    sum += len & 0xffffu;
+    sum += nh;
+    return sum;
+}
+
+bool ipsecif_v6_walk(const uint8_t *p, size_t end, struct ipsecif_v6chain *c)
+{
+    uint8_t nh = p[6];
+    size_t off = IPSECIF_IP6_HLEN;
+
+    memset(c, 0, sizeof(*c));
+    for (;;) {
+        size_t hl;
+
+        if (nh == IP6_FRAGMENT) {
+            if (end - off < 8) {
+                return false;
+            }
+            c->frag = true;
+            c->frag_off = (uint16_t)(ipsecif_load16(p + off + 2) >> 3);
+            nh = p[off];
+            off += 8;
+            if (c->frag_off != 0) {
+                break;
+            }
+            continue;
+        }
+        if (nh != IP6_HOPOPTS && nh != IP6_ROUTING && nh != IP6_DSTOPTS) {
+            break;
+        }
+        /* Hop-by-hop options may only follow the IPv6 header (RFC 8200 4.3). */
+        if (nh == IP6_HOPOPTS && off != IPSECIF_IP6_HLEN) {
+            return false;
+        }
+        if (end - off < 8) {
+            return false;
+        }
+        hl = ((size_t)p[off + 1] + 1) * 8;
+        if (end - off < hl) {
+            return false;
+        }
+        if (nh == IP6_ROUTING && p[off + 3] != 0) {
+            c->in_transit = true;
+        }
+        nh = p[off];
+        off += hl;
+    }
+    c->nh = nh;
+    c->off = off;
+    return true;
+}

@@ -1,0 +1,65 @@
+/*
+ * IPv4 and IPv6 headers as the tunnel sees them, with nothing of the
+ * context: ECN across the tunnel (RFC 6040), the inner header check, the
+ * IPv6 extension header walk and pseudo-header, and ICMP "packet too big"
+ * errors for the inner sender. Not installed.
+ */
+#ifndef IPSECIF_IP_H
+#define IPSECIF_IP_H
+
+#include "base/base.h"
+
+#define IPSECIF_IP4_HLEN 20
+#define IPSECIF_IP6_HLEN 40
+#define IPSECIF_UDP_HLEN 8
+#define IPSECIF_DEFAULT_TTL 64
+
+/* ---- ECN (ecn.c) ---- */
+/* RFC 6040: outer ECN at encapsulation (normal mode copies, compatibility clears). */
+uint8_t ipsecif_ecn_encap(uint8_t inner_tos, bool ecn_friendly);
+/* RFC 6040 decapsulation: new inner ECN, or -1 to drop (CE over not-ECT). */
+int ipsecif_ecn_decap(uint8_t outer_tos, uint8_t inner_tos);
+
+/* ---- Headers (hdr.c) ---- */
+/* What the inner header of a tunnelled packet says. */
+struct ipsecif_inner {
+    uint8_t family;
+    uint8_t nh;  /* 4 or 41: what ESP's next header says */
+    uint8_t tos; /* TOS or traffic class */
+    bool df;     /* IPv4 DF, always true for IPv6 */
+};
+/* Check an inner IPv4/IPv6 header and trim the buffer to the packet length.
+ * IPSECIF_OK or IPSECIF_ERR_MALFORMED. */
+int ipsecif_inner_parse(struct ipsecif_buf *pkt, struct ipsecif_inner *in);
+/* Rewrite the ECN bits of an inner header (IPv4 checksum updated). */
+void ipsecif_inner_set_ecn(struct ipsecif_buf *pkt, uint8_t family, uint8_t ecn);
+
+/* Where an IPv6 extension header chain leads. */
+struct ipsecif_v6chain {
+    uint8_t nh;        /* first header that is not hop-by-hop, routing, dest opts, fragment */
+    size_t off;        /* its offset */
+    bool frag;         /* a fragment header was crossed */
+    uint16_t frag_off; /* its fragment offset (8-byte units) */
+    bool in_transit;   /* a routing header still has segments left */
+};
+/*
+ * Walk the extension headers of the IPv6 packet p[0..end). Stops at the
+ * first other header, or after a fragment header of a non-first fragment
+ * (what follows is not a header). Returns false on a truncated or misplaced
+ * header.
+ */
+bool ipsecif_v6_walk(const uint8_t *p, size_t end, struct ipsecif_v6chain *c);
+/* One's complement sum of the IPv6 pseudo-header (RFC 8200 section 8.1). */
+uint32_t ipsecif_v6_pseudo(const uint8_t *src, const uint8_t *dst, uint32_t len, uint8_t nh);
+
+/* ---- ICMP errors (icmp.c) ---- */
+/*
+ * Turn the oversize inner packet in pkt into an ICMP fragmentation-needed
+ * (IPv4) or ICMPv6 packet-too-big, in place, addressed to its sender, from
+ * src (the interface's address). mtu is what the sender may use.
+ * IPSECIF_OK, IPSECIF_ERR_ARG, IPSECIF_ERR_MALFORMED, IPSECIF_ERR_DISCARD
+ * (the packet gets no ICMP error) or IPSECIF_ERR_NOROOM.
+ */
+int ipsecif_icmp_toobig(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint32_t mtu);
+
+#endif /* IPSECIF_IP_H */

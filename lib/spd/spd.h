@@ -1,0 +1,116 @@
+/*
+ * The SPD: policies, their lookup structures, the system defaults, the
+ * per-socket policy table and the inbound policy check. Not installed.
+ */
+#ifndef IPSECIF_SPD_PRIV_H
+#define IPSECIF_SPD_PRIV_H
+
+#include "base/base.h"
+
+struct ipsecif_sa;
+
+struct ipsecif_sp;
+/* One link of a policy in the reqid hash, one per request with a nonzero
+ * reqid, so a policy with two reqids is found under both. */
+struct ipsecif_sp_rq {
+    struct ipsecif_sp *sp;
+    uint32_t reqid;
+    struct ipsecif_sp_rq *next;
+    struct ipsecif_sp_rq *prev;
+};
+/* A policy's place in one ordered per-direction list, and such a list. */
+struct ipsecif_sp_link {
+    struct ipsecif_sp *next;
+    struct ipsecif_sp *prev;
+};
+struct ipsecif_sp_list {
+    struct ipsecif_sp *head;
+    struct ipsecif_sp *tail;
+};
+struct ipsecif_sp {
+    bool in_use;
+    bool exact;                 /* both prefixes full length: lives in the host-pair hash */
+    uint16_t refcnt;            /* interfaces sharing it (NAT-T); 0 = manual */
+    struct ipsecif_policy pol;  /* pol.id, pol.owned kept current */
+    uint64_t order;             /* insertion order within equal priority */
+    uint64_t last_acquire;      /* ms of the last ACQUIRE raised, 0 = never */
+    struct ipsecif_sp_link all; /* every policy of a direction (free slots: all.next) */
+    struct ipsecif_sp *hnext;   /* exact host-pair hash chain, ordered */
+    struct ipsecif_sp *id_next; /* id hash chain */
+    /* all above chains every policy of a direction (and the free slots
+     * through all.next); nx chains only the non-exact ones so a lookup never
+     * walks exact host pairs; sel_next chains the selector hash (duplicate
+     * checks, delete by selector); a policy may carry two reqids, so each
+     * request has its own reqid-hash link. */
+    struct ipsecif_sp_link nx;
+    struct ipsecif_sp *sel_next;
+    struct ipsecif_sp_rq rq[IPSECIF_MAX_REQUESTS];
+};
+
+/* Per-socket policy (sockpol.c). */
+struct ipsecif_sockpol {
+    bool in_use;
+    struct ipsecif_sock sock;
+    struct ipsecif_sockpolicy pol[2]; /* in, out; ENTRUST where none is set */
+};
+
+/* The SPD's part of the context; only spd.c knows its layout. */
+struct ipsecif_spd_state {
+    struct ipsecif_sp *tab;
+    uint32_t n;
+    struct ipsecif_sp **exact_hash; /* (dir, src, dst) of exact policies */
+    struct ipsecif_sp **id_hash;
+    uint32_t hash_mask;
+    struct ipsecif_sp_list all[4]; /* per direction: every policy, lookup order */
+    uint64_t order;
+    uint32_t next_id;
+    uint32_t next_reqid;
+    uint32_t nonexact[4];           /* count of non-exact policies per direction */
+    struct ipsecif_sp_list nx[4];   /* per direction: non-exact policies, lookup order */
+    struct ipsecif_sp **sel_hash;   /* (dir, whole selector) of every policy */
+    struct ipsecif_sp_rq **rq_hash; /* reqid -> request links */
+    struct ipsecif_sp *free;        /* free slots, chained through all.next */
+    struct ipsecif_sockpol *socks;  /* cfg.max_socket_policies slots */
+    uint32_t nsocks;                /* slots in use */
+    uint8_t sysctl[IPSECIF_SYSCTL_COUNT];
+};
+
+size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg);
+void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
+/* Check a request and build its stored form (endpoints normalised). */
+bool ipsecif_spd_check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out);
+/*
+ * Insert a policy. owner != NULL marks it interface-owned (refcnt 1, not
+ * deletable through the public API). Refuses a policy with the same selector
+ * and direction: IPSECIF_ERR_BUSY if that one is owned, else IPSECIF_ERR_EXIST.
+ * Level unique with reqid 0 gets an automatic reqid above the manual range.
+ */
+int ipsecif_spd_insert(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, bool owned,
+                       uint64_t now, struct ipsecif_sp **out);
+/* Remove unconditionally (owned or not). */
+void ipsecif_spd_remove(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp);
+/*
+ * Undo a removal (rollback): insert pol, a copy of a removed policy's pol,
+ * keeping its id, created and lastused, at its old place in lookup order
+ * (order: the removed sp->order, saved before ipsecif_spd_remove()). Same
+ * checks as ipsecif_spd_insert(); IPSECIF_ERR_EXIST also if the id is in use,
+ * IPSECIF_ERR_ARG if pol->id is 0 or order was never issued.
+ */
+int ipsecif_spd_restore(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, bool owned,
+                        uint64_t order, struct ipsecif_sp **out);
+struct ipsecif_sp *ipsecif_spd_find_exact(struct ipsecif_ctx *ctx,
+                                          const struct ipsecif_selector *sel, uint8_t dir);
+struct ipsecif_sp *ipsecif_spd_find_id(struct ipsecif_ctx *ctx, uint32_t id);
+/* Best policy for a packet selector (full addresses), or NULL. */
+struct ipsecif_sp *ipsecif_spd_match(struct ipsecif_ctx *ctx, uint8_t dir,
+                                     const struct ipsecif_selector *pkt);
+/* A fresh reqid above IPSECIF_REQID_MANUAL_MAX that no policy uses. */
+uint32_t ipsecif_spd_new_reqid(struct ipsecif_ctx *ctx);
+bool ipsecif_spd_reqid_used(struct ipsecif_ctx *ctx, uint32_t reqid);
+/* Resolve a request's level against the system defaults (never DEFAULT). */
+uint8_t ipsecif_spd_level(const struct ipsecif_ctx *ctx, uint8_t family,
+                          const struct ipsecif_ipsecreq *req);
+/* Free policy slots. */
+uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx);
+
+#endif /* IPSECIF_SPD_PRIV_H */
