@@ -57,6 +57,18 @@ static inline void ipsecif_store64(uint8_t *p, uint64_t v)
     ipsecif_store32(p + 4, (uint32_t)v);
 }
 
+/* ---- Packet buffers ---- */
+/* The one shape check of a buffer view handed in: data inside the buffer. */
+static inline bool ipsecif_buf_valid(const struct ipsecif_buf *b)
+{
+    return b != NULL && b->base != NULL && b->off <= b->cap && b->len <= b->cap - b->off;
+}
+/* Room to push head bytes in front and put tail bytes behind. */
+static inline bool ipsecif_buf_room(const struct ipsecif_buf *b, size_t head, size_t tail)
+{
+    return ipsecif_buf_headroom(b) >= head && ipsecif_buf_tailroom(b) >= tail;
+}
+
 /* Constant-time comparison: 1 if equal, 0 otherwise. */
 int ipsecif_ct_memeq(const void *a, const void *b, size_t n);
 /* Wipe memory in a way the compiler may not drop. */

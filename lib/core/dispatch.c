@@ -6,13 +6,73 @@
  */
 #include "core/ctx.h"
 
-#define COUNT(ctx, ifp, field)                                                                     \
-    do {                                                                                           \
-        (ctx)->stats.field++;                                                                      \
-        if ((ifp) != NULL) {                                                                       \
-            (ifp)->stats.field++;                                                                  \
-        }                                                                                          \
-    } while (0)
+/* Which counter a drop verdict increments, one table per direction; a
+ * verdict not listed counts as the last entry's (rc 0). global: only the
+ * context's counter (the packet is not the interface's business). */
+struct drop_count {
+    int rc;
+    uint16_t off; /* offsetof(struct ipsecif_stats, counter) */
+    bool global;
+};
+#define DROP(rc, field, global)                                                                    \
+    {                                                                                              \
+        rc, offsetof(struct ipsecif_stats, field), global                                          \
+    }
+
+static const struct drop_count out_drops[] = {
+    DROP(IPSECIF_ERR_DOWN, out_down, false),
+    DROP(IPSECIF_ERR_MALFORMED, out_malformed, false),
+    DROP(IPSECIF_ERR_NESTED, out_nested, false),
+    DROP(IPSECIF_ERR_DISCARD, out_polvio, false),
+    DROP(IPSECIF_ERR_TOOBIG, out_toobig, false),
+    DROP(IPSECIF_ERR_NOSA, out_nosa, false),
+    DROP(IPSECIF_ERR_SEQWRAP, out_seqwrap, false),
+    DROP(IPSECIF_ERR_NOROOM, out_noroom, false),
+    DROP(IPSECIF_ERR_ARG, out_noroom, false), /* an outer header over 64 KiB */
+    DROP(IPSECIF_ERR_PORT, out_port, false),
+    DROP(0, out_crypto, false),
+};
+
+static const struct drop_count in_drops[] = {
+    DROP(IPSECIF_ERR_PROTO, in_notours, true),
+    DROP(IPSECIF_ERR_MALFORMED, in_malformed, false),
+    DROP(IPSECIF_ERR_BADSPI, in_badspi, false),
+    DROP(IPSECIF_ERR_POLICY, in_polvio, false),
+    DROP(IPSECIF_ERR_DOWN, in_polvio, false),
+    DROP(IPSECIF_ERR_REPLAY, in_replay, false),
+    DROP(IPSECIF_ERR_AUTH, in_auth, false),
+    DROP(IPSECIF_ERR_BADPAD, in_badpad, false),
+    DROP(IPSECIF_ERR_NOROOM, in_noroom, false),
+    DROP(IPSECIF_ERR_ECN, in_ecn, false),
+    DROP(0, in_crypto, false),
+};
+
+static void bump(struct ipsecif_stats *st, uint16_t off)
+{
+    uint64_t *c = (uint64_t *)(void *)((uint8_t *)st + off);
+
+    (*c)++;
+}
+
+/* Count a packet once, globally and on the interface when one is known. */
+static void count(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint16_t off)
+{
+    bump(&ctx->stats, off);
+    if (ifp != NULL) {
+        bump(&ifp->stats, off);
+    }
+}
+
+static void count_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                       const struct drop_count *tab, int rc)
+{
+    while (tab->rc != rc && tab->rc != 0) {
+        tab++;
+    }
+    count(ctx, tab->global ? NULL : ifp, tab->off);
+}
+
+#define COUNT(ctx, ifp, field) count((ctx), (ifp), offsetof(struct ipsecif_stats, field))
 
 /* RFC 7600: the IPv4 dummy address, for ICMP errors with no better source. */
 static const uint8_t dummy4[4] = {192, 0, 0, 8};
@@ -157,123 +217,167 @@ static void log_nested(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, unsigned
 #endif
 }
 
+/* What the output stages learn about one packet. */
+struct out_pkt {
+    struct ipsecif_inner in;
+    struct ipsecif_outer_meta meta;
+    struct ipsecif_sp *sp;
+    struct ipsecif_sa *sa; /* NULL: level use without an SA, plain IP in IP */
+    uint16_t sport, dport; /* NAT-T ports, 0 without link0 */
+    unsigned depth;        /* interfaces the packet has passed */
+    size_t inner_len;
+};
+
+/* Stage 1: the interface is up and the inner packet is one it may carry. */
+static int out_check(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
+                     struct out_pkt *o, uint64_t now)
+{
+    struct ipsecif_if *under;
+    int rc;
+
+    if ((ifp->flags & IPSECIF_IFF_UP) == 0 || !ifp->has_tunnel) {
+        return IPSECIF_ERR_DOWN;
+    }
+    rc = ipsecif_inner_parse(pkt, &o->in);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    /* No mbuf tag tells how many interfaces a packet has passed; an outer
+     * packet of ours has passed at least the one that sent it. */
+    under = nested_of(ctx, pkt, &o->in);
+    if (under != NULL) {
+        o->depth = under->nest_depth > 0 ? under->nest_depth : 1;
+        if (o->depth + 1 > ctx->ifs.max_nesting) {
+            log_nested(ctx, ifp, o->depth + 1, now);
+            return IPSECIF_ERR_NESTED;
+        }
+    }
+    o->inner_len = pkt->len;
+    return IPSECIF_OK;
+}
+
+/* Stage 2: the interface's policy for the family, the MTU, and the SA. */
+static int out_policy(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
+                      struct out_pkt *o, uint64_t now)
+{
+    uint8_t level;
+
+    o->sp = ifp->sp[o->in.family == IPSECIF_AF_INET ? IPSECIF_IFPOL_V4_OUT : IPSECIF_IFPOL_V6_OUT];
+    o->sp->pol.lastused = now;
+    if (o->sp->pol.action == IPSECIF_ACTION_DISCARD) {
+        return IPSECIF_ERR_DISCARD;
+    }
+    if (o->inner_len > ifp->mtu && (o->in.family == IPSECIF_AF_INET6 || o->in.df)) {
+        send_toobig(ctx, ifp, pkt, &o->in);
+        return IPSECIF_ERR_TOOBIG;
+    }
+    if ((ifp->flags & IPSECIF_IFF_LINK0) != 0) {
+        o->sport = ipsecif_if_local_port(ifp);
+        o->dport = ipsecif_if_remote_port(ifp);
+    }
+    if (o->sp->pol.action != IPSECIF_ACTION_IPSEC) {
+        return IPSECIF_OK;
+    }
+    level = ipsecif_spd_level(ctx, ifp->src.family, &o->sp->pol.req[0]);
+    o->sa = ipsecif_sadb_lookup_out(ctx, &o->sp->pol.req[0], level, &ifp->src, &ifp->dst, o->sport,
+                                    o->dport);
+    if (o->sa == NULL && level != IPSECIF_LEVEL_USE) {
+        ipsecif_raise_acquire(ctx, o->sp, 0, &ifp->src, &ifp->dst, o->sport, o->dport, now);
+        return IPSECIF_ERR_NOSA;
+    }
+    return IPSECIF_OK;
+}
+
+/* Level use without an SA: plain IP in IP, the outer header says so. */
+static int out_plain(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
+                     struct out_pkt *o, uint8_t otos)
+{
+    int rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, 0, 0, otos, o->in.df, &o->meta);
+    uint8_t *h;
+
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    h = ipsecif_buf_data(pkt);
+    if (o->meta.family == IPSECIF_AF_INET) {
+        h[9] = o->in.nh;
+        h[10] = 0;
+        h[11] = 0;
+        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, 20)));
+    } else {
+        h[6] = o->in.nh;
+    }
+    return IPSECIF_OK;
+}
+
+/* Stage 3: ESP in place, then the outer header. */
+static int out_protect(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
+                       struct out_pkt *o, uint64_t now)
+{
+    bool ecn_friendly = (ifp->flags & IPSECIF_IFF_LINK1) != 0;
+    uint8_t otos = (uint8_t)((o->in.tos & 0xfc) | (ipsecif_ecn_encap(o->in.tos, ecn_friendly) & 3));
+    int rc;
+
+    if (o->sa == NULL) {
+        return out_plain(ctx, ifp, pkt, o, otos);
+    }
+    rc = ipsecif_esp_output(ctx, o->sa, pkt, o->in.nh);
+    if (rc == IPSECIF_ERR_SEQWRAP) {
+        ipsecif_sadb_kill(ctx, o->sa, IPSECIF_EXPIRE_SEQWRAP);
+    }
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    o->sa->stats.packets++;
+    o->sa->stats.bytes += o->inner_len;
+    (void)ipsecif_sadb_account(ctx, o->sa, o->inner_len, now);
+    rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, o->sport, o->dport, otos, o->in.df,
+                             &o->meta);
+    return rc;
+}
+
+/* Stage 4: to the port. */
+static int out_send(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
+                    struct out_pkt *o, uint64_t now)
+{
+    /* Before the send: a port may route the packet straight back in. */
+    note_depth(ifp, (uint8_t)(o->depth + 1), now);
+    if (ctx->port->send_outer(ctx->user, ifp, &o->meta, pkt) != 0) {
+        return IPSECIF_ERR_PORT;
+    }
+    return IPSECIF_OK;
+}
+
 int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
                       uint64_t now)
 {
-    struct ipsecif_outer_meta meta;
-    struct ipsecif_sp *sp;
-    struct ipsecif_sa *sa = NULL;
-    struct ipsecif_if *under;
-    struct ipsecif_inner in;
-    uint16_t sport = 0, dport = 0;
-    uint8_t level, otos;
-    unsigned depth = 0;
-    size_t inner_len;
-    int rc;
+    struct out_pkt o;
+    int verdict = IPSECIF_ERR_INTERNAL; /* drop unless every stage passes */
+    int rc = IPSECIF_ERR_INTERNAL;
 
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || ifp == NULL || !ifp->in_use ||
-        pkt == NULL || pkt->base == NULL || pkt->off > pkt->cap || pkt->len > pkt->cap - pkt->off) {
+        !ipsecif_buf_valid(pkt)) {
         return IPSECIF_ERR_ARG;
     }
     if (now > ctx->now) {
         ctx->now = now;
     }
-    if ((ifp->flags & IPSECIF_IFF_UP) == 0 || !ifp->has_tunnel) {
-        COUNT(ctx, ifp, out_down);
-        return IPSECIF_ERR_DOWN;
+    memset(&o, 0, sizeof(o));
+    if ((rc = out_check(ctx, ifp, pkt, &o, now)) != IPSECIF_OK ||
+        (rc = out_policy(ctx, ifp, pkt, &o, now)) != IPSECIF_OK ||
+        (rc = out_protect(ctx, ifp, pkt, &o, now)) != IPSECIF_OK ||
+        (rc = out_send(ctx, ifp, pkt, &o, now)) != IPSECIF_OK) {
+        goto out;
     }
-    rc = ipsecif_inner_parse(pkt, &in);
-    if (rc != IPSECIF_OK) {
-        COUNT(ctx, ifp, out_malformed);
+    verdict = IPSECIF_OK;
+out:
+    if (verdict != IPSECIF_OK) {
+        count_drop(ctx, ifp, out_drops, rc);
         return rc;
-    }
-    /* No mbuf tag tells how many interfaces a packet has passed; an outer
-     * packet of ours has passed at least the one that sent it. */
-    under = nested_of(ctx, pkt, &in);
-    if (under != NULL) {
-        depth = under->nest_depth > 0 ? under->nest_depth : 1;
-        if (depth + 1 > ctx->ifs.max_nesting) {
-            COUNT(ctx, ifp, out_nested);
-            log_nested(ctx, ifp, depth + 1, now);
-            return IPSECIF_ERR_NESTED;
-        }
-    }
-    inner_len = pkt->len;
-    sp = ifp->sp[in.family == IPSECIF_AF_INET ? IPSECIF_IFPOL_V4_OUT : IPSECIF_IFPOL_V6_OUT];
-    sp->pol.lastused = now;
-    if (sp->pol.action == IPSECIF_ACTION_DISCARD) {
-        COUNT(ctx, ifp, out_polvio);
-        return IPSECIF_ERR_DISCARD;
-    }
-    if (inner_len > ifp->mtu && (in.family == IPSECIF_AF_INET6 || in.df)) {
-        COUNT(ctx, ifp, out_toobig);
-        send_toobig(ctx, ifp, pkt, &in);
-        return IPSECIF_ERR_TOOBIG;
-    }
-    if ((ifp->flags & IPSECIF_IFF_LINK0) != 0) {
-        sport = ipsecif_if_local_port(ifp);
-        dport = ipsecif_if_remote_port(ifp);
-    }
-    if (sp->pol.action == IPSECIF_ACTION_IPSEC) {
-        level = ipsecif_spd_level(ctx, ifp->src.family, &sp->pol.req[0]);
-        sa = ipsecif_sadb_lookup_out(ctx, &sp->pol.req[0], level, &ifp->src, &ifp->dst, sport,
-                                     dport);
-        if (sa == NULL && level != IPSECIF_LEVEL_USE) {
-            ipsecif_raise_acquire(ctx, sp, 0, &ifp->src, &ifp->dst, sport, dport, now);
-            COUNT(ctx, ifp, out_nosa);
-            return IPSECIF_ERR_NOSA;
-        }
-    }
-
-    otos = (uint8_t)((in.tos & 0xfc) |
-                     (ipsecif_ecn_encap(in.tos, (ifp->flags & IPSECIF_IFF_LINK1) != 0) & 3));
-    if (sa != NULL) {
-        rc = ipsecif_esp_output(ctx, sa, pkt, in.nh);
-        if (rc != IPSECIF_OK) {
-            if (rc == IPSECIF_ERR_SEQWRAP) {
-                COUNT(ctx, ifp, out_seqwrap);
-                ipsecif_sadb_kill(ctx, sa, IPSECIF_EXPIRE_SEQWRAP);
-            } else if (rc == IPSECIF_ERR_NOROOM) {
-                COUNT(ctx, ifp, out_noroom);
-            } else {
-                COUNT(ctx, ifp, out_crypto);
-            }
-            return rc;
-        }
-        sa->stats.packets++;
-        sa->stats.bytes += inner_len;
-        (void)ipsecif_sadb_account(ctx, sa, inner_len, now);
-        rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, sport, dport, otos, in.df, &meta);
-    } else {
-        /* Level use without an SA: plain IP in IP. */
-        rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, 0, 0, otos, in.df, &meta);
-        if (rc == IPSECIF_OK) {
-            uint8_t *h = ipsecif_buf_data(pkt);
-
-            if (meta.family == IPSECIF_AF_INET) {
-                h[9] = in.nh;
-                h[10] = 0;
-                h[11] = 0;
-                ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, 20)));
-            } else {
-                h[6] = in.nh;
-            }
-        }
-    }
-    if (rc != IPSECIF_OK) {
-        COUNT(ctx, ifp, out_noroom);
-        return rc;
-    }
-    /* Before the send: a port may route the packet straight back in. */
-    note_depth(ifp, (uint8_t)(depth + 1), now);
-    rc = ctx->port->send_outer(ctx->user, ifp, &meta, pkt);
-    if (rc != 0) {
-        COUNT(ctx, ifp, out_port);
-        return IPSECIF_ERR_PORT;
     }
     COUNT(ctx, ifp, out_success);
-    ctx->stats.out_bytes += inner_len;
-    ifp->stats.out_bytes += inner_len;
+    ctx->stats.out_bytes += o.inner_len;
+    ifp->stats.out_bytes += o.inner_len;
     return IPSECIF_OK;
 }
 
@@ -283,181 +387,166 @@ int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now
     uint8_t proto = 0;
     int rc;
 
-    if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || pkt == NULL || pkt->base == NULL ||
-        pkt->off > pkt->cap || pkt->len > pkt->cap - pkt->off) {
+    if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || !ipsecif_buf_valid(pkt)) {
         return IPSECIF_ERR_ARG;
     }
     memset(&meta, 0, sizeof(meta));
     rc = ipsecif_decap_outer(pkt, &meta, &proto);
-    if (rc == IPSECIF_ERR_PROTO) {
-        ctx->stats.in_notours++;
-        return rc;
-    }
-    if (rc != IPSECIF_OK) {
-        ctx->stats.in_malformed++;
-        return rc;
-    }
-    if (proto == IPSECIF_IPPROTO_UDP &&
+    if (rc == IPSECIF_OK && proto == IPSECIF_IPPROTO_UDP &&
         ipsecif_if_lookup_outer(ctx, &meta.dst, &meta.src, meta.dport, meta.sport) == NULL) {
         /* UDP that no NAT-T interface listens for: the host's business. */
-        ctx->stats.in_notours++;
-        return IPSECIF_ERR_PROTO;
+        rc = IPSECIF_ERR_PROTO;
+    }
+    if (rc != IPSECIF_OK) {
+        count_drop(ctx, NULL, in_drops, rc);
+        return rc;
     }
     return ipsecif_input_esp(ctx, &meta, pkt, now);
 }
 
-/* Does the SA satisfy the inbound policy for this decapsulated packet? */
-static bool policy_allows(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
-                          uint8_t nh, const struct ipsecif_sa *sa, uint64_t now)
+/* What the input stages learn about one packet. */
+struct in_pkt {
+    struct ipsecif_if *ifp; /* the interface of the outer pair, or NULL */
+    struct ipsecif_sa *sa;
+    struct ipsecif_inner in;
+    uint8_t nh;
+};
+
+/* Not a verdict: a NAT keepalive, consumed. */
+#define IN_KEEPALIVE 1
+
+/* Stage 1: what ESP in UDP carries besides ESP (RFC 3948 section 2). */
+static int in_natt(const struct ipsecif_outer_meta *meta, const struct ipsecif_buf *pkt)
 {
-    struct ipsecif_selector sel;
-    struct ipsecif_sp *sp;
-    const struct ipsecif_ipsecreq *req;
-    uint8_t level;
+    const uint8_t *p = ipsecif_buf_data(pkt);
 
-    memset(&sel, 0, sizeof(sel));
-    sel.src = meta->src;
-    sel.dst = meta->dst;
-    sel.src_plen = (uint8_t)(ipsecif_addr_len(meta->src.family) * 8);
-    sel.dst_plen = sel.src_plen;
-    sel.ulproto = nh;
-    sp = ipsecif_spd_match(ctx, IPSECIF_DIR_IN, &sel);
-    if (sp == NULL) {
-        uint8_t key = meta->src.family == IPSECIF_AF_INET ? IPSECIF_SYSCTL_DEF_POLICY
-                                                          : IPSECIF_SYSCTL6_DEF_POLICY;
+    if (meta->sport == 0 && meta->dport == 0) {
+        return IPSECIF_OK;
+    }
+    if (pkt->len == 1 && p[0] == 0xff) {
+        return IN_KEEPALIVE;
+    }
+    if (pkt->len >= 4 && ipsecif_load32(p) == 0) {
+        /* Non-ESP marker: IKE, for the key management daemon. */
+        return IPSECIF_ERR_PROTO;
+    }
+    return IPSECIF_OK;
+}
 
-        return ctx->spd.sysctl[key] != 0;
+/* Stage 2: the SA by SPI, mature, with the same encapsulation. */
+static int in_sa(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                 const struct ipsecif_buf *pkt, struct in_pkt *ip)
+{
+    bool natt = meta->sport != 0 || meta->dport != 0;
+    struct ipsecif_sa *sa;
+
+    if (pkt->len < 8) {
+        return IPSECIF_ERR_MALFORMED;
     }
-    sp->pol.lastused = now;
-    if (sp->pol.action == IPSECIF_ACTION_DISCARD) {
-        return false;
+    sa = ipsecif_sadb_lookup_spi(ctx, IPSECIF_IPPROTO_ESP, &meta->dst,
+                                 ipsecif_load32(ipsecif_buf_data(pkt)));
+    if (sa == NULL || sa->state == IPSECIF_SA_LARVAL || sa->state == IPSECIF_SA_DEAD) {
+        return IPSECIF_ERR_BADSPI;
     }
-    if (sp->pol.action == IPSECIF_ACTION_NONE || sp->pol.nreq == 0) {
-        return true;
+    if (natt != (sa->natt_sport != 0 || sa->natt_dport != 0)) {
+        /* ESP in UDP on an SA without UDP encapsulation, or the reverse. */
+        return IPSECIF_ERR_POLICY;
     }
-    req = &sp->pol.req[0];
-    if (req->proto != sa->proto) {
-        return false;
+    ip->sa = sa;
+    return IPSECIF_OK;
+}
+
+/* Stage 3: verify and decrypt in place; the SA counts the use. */
+static int in_open(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, struct in_pkt *ip,
+                   uint64_t now)
+{
+    int rc = ipsecif_esp_input(ctx, ip->sa, pkt, &ip->nh);
+
+    if (rc != IPSECIF_OK) {
+        return rc;
     }
-    if (sa->mode != IPSECIF_MODE_ANY && sa->mode != req->mode) {
-        return false;
+    ip->sa->stats.packets++;
+    ip->sa->stats.bytes += pkt->len;
+    (void)ipsecif_sadb_account(ctx, ip->sa, pkt->len, now);
+    return IPSECIF_OK;
+}
+
+/* Stage 4: an interface takes it, the inbound policy allows it, the inner
+ * header is sound and the interface is up. */
+static int in_accept(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                     struct ipsecif_buf *pkt, struct in_pkt *ip, uint64_t now)
+{
+    if ((ip->nh != IPSECIF_IPPROTO_IPV4 && ip->nh != IPSECIF_IPPROTO_IPV6) || ip->ifp == NULL) {
+        /* Authentic, but no interface takes it: nothing allows it in. */
+        return IPSECIF_ERR_POLICY;
     }
-    level = ipsecif_spd_level(ctx, meta->src.family, req);
-    if (level == IPSECIF_LEVEL_UNIQUE && sa->reqid != req->reqid) {
-        return false;
+    if (ipsecif_spd_check_in(ctx, meta, ip->nh, ip->sa, now) != IPSECIF_OK) {
+        return IPSECIF_ERR_POLICY;
     }
-    return true;
+    if (ipsecif_inner_parse(pkt, &ip->in) != IPSECIF_OK || ip->in.nh != ip->nh) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    if ((ip->ifp->flags & IPSECIF_IFF_UP) == 0) {
+        return IPSECIF_ERR_DOWN;
+    }
+    return IPSECIF_OK;
+}
+
+/* Stage 5: RFC 6040 decapsulation on an ECN-friendly interface. */
+static int in_ecn(const struct ipsecif_outer_meta *meta, struct ipsecif_buf *pkt,
+                  const struct in_pkt *ip)
+{
+    int ecn;
+
+    if ((ip->ifp->flags & IPSECIF_IFF_LINK1) == 0) {
+        return IPSECIF_OK;
+    }
+    ecn = ipsecif_ecn_decap(meta->tos, ip->in.tos);
+    if (ecn < 0) {
+        return IPSECIF_ERR_ECN;
+    }
+    if ((uint8_t)(ecn & 3) != (ip->in.tos & 3)) {
+        ipsecif_inner_set_ecn(pkt, ip->in.family, (uint8_t)ecn);
+    }
+    return IPSECIF_OK;
 }
 
 int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
                       struct ipsecif_buf *pkt, uint64_t now)
 {
-    struct ipsecif_if *ifp;
-    struct ipsecif_sa *sa;
-    struct ipsecif_inner in;
-    bool natt;
-    uint8_t nh = 0;
-    size_t plen;
-    int rc;
+    struct in_pkt ip;
+    int verdict = IPSECIF_ERR_INTERNAL; /* drop unless every stage passes */
+    int rc = IPSECIF_ERR_INTERNAL;
 
-    if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || meta == NULL || pkt == NULL ||
-        pkt->base == NULL || pkt->off > pkt->cap || pkt->len > pkt->cap - pkt->off ||
+    if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || meta == NULL || !ipsecif_buf_valid(pkt) ||
         meta->src.family != meta->dst.family || ipsecif_addr_len(meta->src.family) == 0) {
         return IPSECIF_ERR_ARG;
     }
     if (now > ctx->now) {
         ctx->now = now;
     }
-    natt = meta->sport != 0 || meta->dport != 0;
-    ifp = ipsecif_if_lookup_outer(ctx, &meta->dst, &meta->src, meta->dport, meta->sport);
-    if (natt) {
-        const uint8_t *p = ipsecif_buf_data(pkt);
-
-        if (pkt->len == 1 && p[0] == 0xff) {
-            COUNT(ctx, ifp, in_natt_keepalive);
-            return IPSECIF_OK;
-        }
-        if (pkt->len >= 4 && ipsecif_load32(p) == 0) {
-            /* Non-ESP marker: IKE, for the key management daemon. */
-            ctx->stats.in_notours++;
-            return IPSECIF_ERR_PROTO;
-        }
+    memset(&ip, 0, sizeof(ip));
+    ip.ifp = ipsecif_if_lookup_outer(ctx, &meta->dst, &meta->src, meta->dport, meta->sport);
+    rc = in_natt(meta, pkt);
+    if (rc == IN_KEEPALIVE) {
+        COUNT(ctx, ip.ifp, in_natt_keepalive);
+        return IPSECIF_OK;
     }
-    if (pkt->len < 8) {
-        COUNT(ctx, ifp, in_malformed);
-        return IPSECIF_ERR_MALFORMED;
+    if (rc != IPSECIF_OK || (rc = in_sa(ctx, meta, pkt, &ip)) != IPSECIF_OK ||
+        (rc = in_open(ctx, pkt, &ip, now)) != IPSECIF_OK ||
+        (rc = in_accept(ctx, meta, pkt, &ip, now)) != IPSECIF_OK ||
+        (rc = in_ecn(meta, pkt, &ip)) != IPSECIF_OK) {
+        goto out;
     }
-    sa = ipsecif_sadb_lookup_spi(ctx, IPSECIF_IPPROTO_ESP, &meta->dst,
-                                 ipsecif_load32(ipsecif_buf_data(pkt)));
-    if (sa == NULL || sa->state == IPSECIF_SA_LARVAL || sa->state == IPSECIF_SA_DEAD) {
-        COUNT(ctx, ifp, in_badspi);
-        return IPSECIF_ERR_BADSPI;
-    }
-    if (natt != (sa->natt_sport != 0 || sa->natt_dport != 0)) {
-        /* ESP in UDP on an SA without UDP encapsulation, or the reverse. */
-        COUNT(ctx, ifp, in_polvio);
-        return IPSECIF_ERR_POLICY;
-    }
-    rc = ipsecif_esp_input(ctx, sa, pkt, &nh);
-    switch (rc) {
-    case IPSECIF_OK:
-        break;
-    case IPSECIF_ERR_REPLAY:
-        COUNT(ctx, ifp, in_replay);
-        return rc;
-    case IPSECIF_ERR_AUTH:
-        COUNT(ctx, ifp, in_auth);
-        return rc;
-    case IPSECIF_ERR_BADPAD:
-        COUNT(ctx, ifp, in_badpad);
-        return rc;
-    case IPSECIF_ERR_MALFORMED:
-        COUNT(ctx, ifp, in_malformed);
-        return rc;
-    case IPSECIF_ERR_NOROOM:
-        COUNT(ctx, ifp, in_noroom);
-        return rc;
-    default:
-        COUNT(ctx, ifp, in_crypto);
+    verdict = IPSECIF_OK;
+out:
+    if (verdict != IPSECIF_OK) {
+        count_drop(ctx, ip.ifp, in_drops, rc);
         return rc;
     }
-    plen = pkt->len;
-    sa->stats.packets++;
-    sa->stats.bytes += plen;
-    (void)ipsecif_sadb_account(ctx, sa, plen, now);
-
-    if ((nh != IPSECIF_IPPROTO_IPV4 && nh != IPSECIF_IPPROTO_IPV6) || ifp == NULL) {
-        /* Authentic, but no interface takes it: nothing allows it in. */
-        COUNT(ctx, ifp, in_polvio);
-        return IPSECIF_ERR_POLICY;
-    }
-    if (!policy_allows(ctx, meta, nh, sa, now)) {
-        COUNT(ctx, ifp, in_polvio);
-        return IPSECIF_ERR_POLICY;
-    }
-    rc = ipsecif_inner_parse(pkt, &in);
-    if (rc != IPSECIF_OK || in.nh != nh) {
-        COUNT(ctx, ifp, in_malformed);
-        return IPSECIF_ERR_MALFORMED;
-    }
-    if ((ifp->flags & IPSECIF_IFF_UP) == 0) {
-        COUNT(ctx, ifp, in_polvio);
-        return IPSECIF_ERR_DOWN;
-    }
-    if ((ifp->flags & IPSECIF_IFF_LINK1) != 0) {
-        int ecn = ipsecif_ecn_decap(meta->tos, in.tos);
-
-        if (ecn < 0) {
-            COUNT(ctx, ifp, in_ecn);
-            return IPSECIF_ERR_ECN;
-        }
-        if ((uint8_t)(ecn & 3) != (in.tos & 3)) {
-            ipsecif_inner_set_ecn(pkt, in.family, (uint8_t)ecn);
-        }
-    }
-    ctx->port->deliver_inner(ctx->user, ifp, pkt);
-    COUNT(ctx, ifp, in_success);
+    ctx->port->deliver_inner(ctx->user, ip.ifp, pkt);
+    COUNT(ctx, ip.ifp, in_success);
     ctx->stats.in_bytes += pkt->len;
-    ifp->stats.in_bytes += pkt->len;
+    ip.ifp->stats.in_bytes += pkt->len;
     return IPSECIF_OK;
 }

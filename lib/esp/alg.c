@@ -5,12 +5,12 @@
  * RFC 4543 (GMAC), RFC 7634 (ChaCha20-Poly1305). Stream-like and AEAD modes
  * still pad to 4 bytes (RFC 4303 section 2.4). */
 static const struct ipsecif_ealg_info ealgs[] = {
-    {IPSECIF_EALG_NULL, 0, 4, 0, 0, 0, {0, 0, 0}},
-    {IPSECIF_EALG_3DES_CBC, 0, 8, 8, 0, 0, {24, 0, 0}},
-    {IPSECIF_EALG_AES_CBC, 0, 16, 16, 0, 0, {16, 24, 32}},
-    {IPSECIF_EALG_AES_GCM16, 1, 4, 8, 16, 4, {16, 24, 32}},
-    {IPSECIF_EALG_AES_GMAC, 2, 4, 8, 16, 4, {16, 24, 32}},
-    {IPSECIF_EALG_CHACHA20_POLY1305, 1, 4, 8, 16, 4, {32, 0, 0}},
+    {IPSECIF_EALG_NULL, IPSECIF_XFORM_CIPHER_MAC, 4, 0, 0, 0, {0, 0, 0}},
+    {IPSECIF_EALG_3DES_CBC, IPSECIF_XFORM_CIPHER_MAC, 8, 8, 0, 0, {24, 0, 0}},
+    {IPSECIF_EALG_AES_CBC, IPSECIF_XFORM_CIPHER_MAC, 16, 16, 0, 0, {16, 24, 32}},
+    {IPSECIF_EALG_AES_GCM16, IPSECIF_XFORM_AEAD, 4, 8, 16, 4, {16, 24, 32}},
+    {IPSECIF_EALG_AES_GMAC, IPSECIF_XFORM_GMAC, 4, 8, 16, 4, {16, 24, 32}},
+    {IPSECIF_EALG_CHACHA20_POLY1305, IPSECIF_XFORM_AEAD, 4, 8, 16, 4, {32, 0, 0}},
 };
 
 /* RFC 2404 (SHA-1-96) and RFC 4868 (SHA-2): the key is the hash output size,
@@ -88,7 +88,7 @@ static void clear_alg_fields(struct ipsecif_sa *sa)
     sa->iv_len = 0;
     sa->icv_len = 0;
     sa->block = 0;
-    sa->aead = 0;
+    sa->aead = IPSECIF_XFORM_CIPHER_MAC;
     sa->ekey_len = 0;
     sa->akey_len = 0;
 }
@@ -120,7 +120,7 @@ int ipsecif_esp_sa_init(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa 
      * (RFC 4106 section 8.4, RFC 4543 section 5). NULL without an integrity
      * algorithm would protect nothing (RFC 4303 section 3.2). CBC without
      * integrity stays allowed, as setkey(8) allows it. */
-    if (e->aead != 0 && a != NULL) {
+    if (e->aead != IPSECIF_XFORM_CIPHER_MAC && a != NULL) {
         return IPSECIF_ERR_UNSUPPORTED;
     }
     if (e->id == IPSECIF_EALG_NULL && a == NULL) {

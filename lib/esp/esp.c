@@ -43,7 +43,7 @@ size_t ipsecif_esp_overhead(const struct ipsecif_sa *sa, size_t len)
 /* CBC ciphers are the non-AEAD ones with an IV; NULL has none. */
 static bool is_cbc(const struct ipsecif_sa *sa)
 {
-    return sa->aead == 0 && sa->iv_len != 0;
+    return sa->aead == IPSECIF_XFORM_CIPHER_MAC && sa->iv_len != 0;
 }
 
 static void make_nonce(const struct ipsecif_sa *sa, const uint8_t *iv, uint8_t *nonce)
@@ -143,14 +143,11 @@ int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ip
     uint64_t seq;
     int rc;
 
-    if (ctx == NULL || sa == NULL || pkt == NULL || ctx->port == NULL ||
+    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || ctx->port == NULL ||
         ctx->port->crypto == NULL) {
         return IPSECIF_ERR_ARG;
     }
     ops = ctx->port->crypto;
-    if (pkt->off > pkt->cap || pkt->len > pkt->cap - pkt->off) {
-        return IPSECIF_ERR_ARG;
-    }
     if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
         return IPSECIF_ERR_INTERNAL;
     }
@@ -164,9 +161,8 @@ int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ip
     plen = pkt->len;
     pad = pad_len(sa, plen);
     hlen = ESP_HDR + sa->iv_len;
-    head_need = hlen + (sa->aead == 2 && is_esn(sa) ? 4 : 0);
-    if (ipsecif_buf_headroom(pkt) < head_need ||
-        ipsecif_buf_tailroom(pkt) < pad + 2 + sa->icv_len) {
+    head_need = hlen + (sa->aead == IPSECIF_XFORM_GMAC && is_esn(sa) ? 4 : 0);
+    if (!ipsecif_buf_room(pkt, head_need, pad + 2 + sa->icv_len)) {
         return IPSECIF_ERR_NOROOM;
     }
     /* CBC needs an unpredictable IV (RFC 3602 section 2.1). Fetch it before
@@ -192,7 +188,7 @@ int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ip
     body_len = plen + pad + 2;
     icv = ipsecif_buf_put(pkt, sa->icv_len);
 
-    if (sa->aead == 1) {
+    if (sa->aead == IPSECIF_XFORM_AEAD) {
         /* A counter never repeats under one key, as GCM and ChaCha20 demand
          * (RFC 4106 section 3.1, RFC 7634 section 2). */
         ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
@@ -200,7 +196,7 @@ int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ip
         aad_len = make_aad(sa, hdr, seq, aad);
         rc = ops->aead_seal(sa->slot, nonce, NONCE_LEN, aad, aad_len, body, body_len, icv,
                             sa->icv_len);
-    } else if (sa->aead == 2) {
+    } else if (sa->aead == IPSECIF_XFORM_GMAC) {
         ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
         rc = gmac_run(ops, sa, hdr, hlen + body_len, seq, icv, true);
     } else {
@@ -250,7 +246,7 @@ static int verify(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, u
     uint8_t mac[MAC_MAX];
     int rc;
 
-    if (sa->aead == 1) {
+    if (sa->aead == IPSECIF_XFORM_AEAD) {
         size_t aad_len = make_aad(sa, hdr, seq, aad);
 
         make_nonce(sa, hdr + ESP_HDR, nonce);
@@ -259,7 +255,7 @@ static int verify(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, u
         ipsecif_wipe(nonce, sizeof(nonce));
         return open_verdict(rc);
     }
-    if (sa->aead == 2) {
+    if (sa->aead == IPSECIF_XFORM_GMAC) {
         return open_verdict(gmac_run(ops, sa, hdr, auth_len, seq, icv, false));
     }
     if (sa->aalg == IPSECIF_AALG_NONE) {
@@ -306,14 +302,11 @@ int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ips
     uint8_t nh;
     int rc;
 
-    if (ctx == NULL || sa == NULL || pkt == NULL || next_header == NULL || ctx->port == NULL ||
-        ctx->port->crypto == NULL) {
+    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || next_header == NULL ||
+        ctx->port == NULL || ctx->port->crypto == NULL) {
         return IPSECIF_ERR_ARG;
     }
     ops = ctx->port->crypto;
-    if (pkt->off > pkt->cap || pkt->len > pkt->cap - pkt->off) {
-        return IPSECIF_ERR_ARG;
-    }
     if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
         return IPSECIF_ERR_INTERNAL;
     }
@@ -325,7 +318,7 @@ int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ips
     if (is_cbc(sa) && body_len % pad_align(sa) != 0) {
         return IPSECIF_ERR_MALFORMED;
     }
-    if (sa->aead == 2 && is_esn(sa) && ipsecif_buf_headroom(pkt) < 4) {
+    if (sa->aead == IPSECIF_XFORM_GMAC && is_esn(sa) && !ipsecif_buf_room(pkt, 4, 0)) {
         return IPSECIF_ERR_NOROOM;
     }
     hdr = ipsecif_buf_data(pkt);

@@ -35,7 +35,7 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     if (esp_len > 0xffffu - (need - (src->family == IPSECIF_AF_INET6 ? IPSECIF_IP6_HLEN : 0))) {
         return IPSECIF_ERR_ARG;
     }
-    if (ipsecif_buf_headroom(pkt) < need) {
+    if (!ipsecif_buf_room(pkt, need, 0)) {
         return IPSECIF_ERR_NOROOM;
     }
     ttl = ctx->cfg.ttl != 0 ? ctx->cfg.ttl : IPSECIF_DEFAULT_TTL;
@@ -102,8 +102,7 @@ int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta
     size_t len, end, off, esp_off;
     uint8_t up;
 
-    if (pkt == NULL || meta == NULL || proto == NULL || pkt->off > pkt->cap ||
-        pkt->len > pkt->cap - pkt->off) {
+    if (!ipsecif_buf_valid(pkt) || meta == NULL || proto == NULL) {
         return IPSECIF_ERR_ARG;
     }
     p = ipsecif_buf_data(pkt);

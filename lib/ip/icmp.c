@@ -54,7 +54,7 @@ static int toobig4(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint
     if (p[9] == IPSECIF_IPPROTO_ICMP && (len == ihl || v4_icmp_is_error(p[ihl]))) {
         return IPSECIF_ERR_DISCARD;
     }
-    if (ipsecif_buf_headroom(pkt) < IPSECIF_IP4_HLEN + ICMP_HLEN) {
+    if (!ipsecif_buf_room(pkt, IPSECIF_IP4_HLEN + ICMP_HLEN, 0)) {
         return IPSECIF_ERR_NOROOM;
     }
     memcpy(osrc, p + 12, 4);
@@ -133,7 +133,7 @@ static int toobig6(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint
     if (c.nh == IPSECIF_IPPROTO_ICMPV6 && (c.off >= end || p[c.off] < 128)) {
         return IPSECIF_ERR_DISCARD;
     }
-    if (ipsecif_buf_headroom(pkt) < IPSECIF_IP6_HLEN + ICMP_HLEN) {
+    if (!ipsecif_buf_room(pkt, IPSECIF_IP6_HLEN + ICMP_HLEN, 0)) {
         return IPSECIF_ERR_NOROOM;
     }
     memcpy(osrc, p + 8, 16);
@@ -168,7 +168,7 @@ int ipsecif_icmp_toobig(struct ipsecif_buf *pkt, const struct ipsecif_addr *src,
 {
     const uint8_t *p;
 
-    if (pkt == NULL || src == NULL || pkt->off > pkt->cap || pkt->len > pkt->cap - pkt->off) {
+    if (!ipsecif_buf_valid(pkt) || src == NULL) {
         return IPSECIF_ERR_ARG;
     }
     if (pkt->len < 1) {

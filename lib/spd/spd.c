@@ -949,3 +949,52 @@ int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value)
     ctx->spd.sysctl[key] = (uint8_t)value;
     return IPSECIF_OK;
 }
+
+/* ---- Inbound check ---- */
+
+/* Does the SA that opened it satisfy a request of the matched policy? */
+static bool req_allows(const struct ipsecif_ctx *ctx, uint8_t family,
+                       const struct ipsecif_ipsecreq *req, const struct ipsecif_sa *sa)
+{
+    if (req->proto != sa->proto) {
+        return false;
+    }
+    if (sa->mode != IPSECIF_MODE_ANY && sa->mode != req->mode) {
+        return false;
+    }
+    return ipsecif_spd_level(ctx, family, req) != IPSECIF_LEVEL_UNIQUE || sa->reqid == req->reqid;
+}
+
+int ipsecif_spd_check_in(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta, uint8_t nh,
+                         const struct ipsecif_sa *sa, uint64_t now)
+{
+    struct ipsecif_selector sel;
+    struct ipsecif_sp *sp;
+    int verdict = IPSECIF_ERR_POLICY; /* refused unless a rule below lets it in */
+    bool allow = false;
+
+    memset(&sel, 0, sizeof(sel));
+    sel.src = meta->src;
+    sel.dst = meta->dst;
+    sel.src_plen = (uint8_t)(ipsecif_addr_len(meta->src.family) * 8);
+    sel.dst_plen = sel.src_plen;
+    sel.ulproto = nh;
+    sp = ipsecif_spd_match(ctx, IPSECIF_DIR_IN, &sel);
+    if (sp == NULL) {
+        uint8_t key = meta->src.family == IPSECIF_AF_INET ? IPSECIF_SYSCTL_DEF_POLICY
+                                                          : IPSECIF_SYSCTL6_DEF_POLICY;
+
+        allow = ctx->spd.sysctl[key] != 0;
+    } else {
+        sp->pol.lastused = now;
+        if (sp->pol.action == IPSECIF_ACTION_NONE) {
+            allow = true;
+        } else if (sp->pol.action == IPSECIF_ACTION_IPSEC) {
+            allow = sp->pol.nreq == 0 || req_allows(ctx, meta->src.family, &sp->pol.req[0], sa);
+        }
+    }
+    if (allow) {
+        verdict = IPSECIF_OK;
+    }
+    return verdict;
+}

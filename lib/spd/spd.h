@@ -113,4 +113,13 @@ uint8_t ipsecif_spd_level(const struct ipsecif_ctx *ctx, uint8_t family,
 /* Free policy slots. */
 uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx);
 
+/*
+ * The inbound check: does sa, which opened a packet from meta->src to
+ * meta->dst carrying next header nh, satisfy the inbound policy that
+ * matches it (or the system default when none does)? IPSECIF_OK or
+ * IPSECIF_ERR_POLICY; marks the matched policy used at now.
+ */
+int ipsecif_spd_check_in(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta, uint8_t nh,
+                         const struct ipsecif_sa *sa, uint64_t now);
+
 #endif /* IPSECIF_SPD_PRIV_H */
