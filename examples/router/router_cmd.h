@@ -103,9 +103,10 @@ const char *rtr_addr_str(const struct ipsecif_addr *a, char *buf, size_t len);
 /* ---- Commands ---- */
 
 /**
- * @brief `setkey` with its options: `-c` / `-f FILE` run the script
- *        (req->script), `-D` dumps SAs, `-DP` the SPD, `-F` flushes SAs,
- *        `-FP` the SPD.
+ * @brief `setkey` with its options against env->ctx: `-c` / `-f FILE` run
+ *        the script (req->script), `-D` dumps SAs, `-DP` the SPD, `-F`
+ *        flushes SAs, `-FP` the SPD. The setkey executor (setkey_exec.h)
+ *        with the library as its backend; defined in setkey_lib.c.
  * @return 0, or -1 with the error in o ("line N: ..." for script errors;
  *         statements before the bad one were applied).
  */

@@ -1,8 +1,9 @@
 # Host libraries of the example router that need no operating system
 # features beyond POSIX: the setkey(8) parser and the command module
-# (framing, setkey, sysctl, stats, listings). Included by
-# examples/router/CMakeLists.txt and, when the examples are not built, by
-# test/CMakeLists.txt for the unit tests of both.
+# (framing, sysctl, stats, listings, and the setkey executor with its
+# library backend). Included by examples/router/CMakeLists.txt and, when
+# the examples are not built, by test/CMakeLists.txt for the unit tests of
+# both.
 include_guard(GLOBAL)
 
 set(IPSECIF_ROUTER_DIR ${CMAKE_CURRENT_LIST_DIR})
@@ -12,6 +13,7 @@ target_include_directories(ipsecif_setkey_parse PUBLIC ${IPSECIF_ROOT_DIR}/inclu
     ${IPSECIF_ROUTER_DIR})
 target_link_libraries(ipsecif_setkey_parse PUBLIC ipsecif)
 
-add_library(ipsecif_router_cmd STATIC ${IPSECIF_ROUTER_DIR}/router_cmd.c)
+add_library(ipsecif_router_cmd STATIC ${IPSECIF_ROUTER_DIR}/router_cmd.c
+    ${IPSECIF_ROUTER_DIR}/setkey_exec.c ${IPSECIF_ROUTER_DIR}/setkey_lib.c)
 target_include_directories(ipsecif_router_cmd PUBLIC ${IPSECIF_ROUTER_DIR})
 target_link_libraries(ipsecif_router_cmd PUBLIC ipsecif_setkey_parse ipsecif)

@@ -1,8 +1,9 @@
 /*
- * ipsecifctl's setkey over PF_KEY v2 (Linux dialect): statements from
- * skp_parse() become the messages setkey(8) sends, the replies are turned
- * back into the library's SA and policy records and printed with
- * router_cmd's setkey -D / -DP formats.
+ * ipsecifctl's setkey over PF_KEY v2 (Linux dialect): the PF_KEY backend
+ * of the setkey executor (setkey_exec.h). Statements become the messages
+ * setkey(8) sends, the replies are turned back into the library's SA and
+ * policy records, which the executor prints with router_cmd's setkey -D /
+ * -DP formats.
  *
  * Times: the daemon reports lifetimes on the library's monotonic clock
  * (seconds), the same system-wide clock ipsecif_posix_now_ms() reads here.
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "ipsecif_posix.h"
+#include "setkey_exec.h"
 #include "setkey_parse.h"
 
 #ifndef UDP_ENCAP_ESPINUDP
@@ -38,12 +40,11 @@
 
 struct spk {
     int fd;
-    struct rtr_out *o;
     struct rtr_env env;
     uint32_t seq;
     uint64_t msg[8192]; /* request under construction */
     uint64_t rep[8192]; /* reply */
-    char err[512];
+    char err[SKX_WHY];  /* why an exchange failed */
 };
 
 /* ---- Algorithms (Linux wire numbers) ---- */
@@ -374,7 +375,7 @@ static void lifetime_get(const struct sadb_msg *m, uint16_t type, struct ipsecif
     lt->usetime = l.sadb_lifetime_usetime;
 }
 
-static void print_sa(struct spk *k, const struct sadb_msg *m, uint32_t seq)
+static void sa_from_msg(const struct spk *k, const struct sadb_msg *m, struct ipsecif_sa_info *out)
 {
     struct ipsecif_sa_info si;
     struct ipsecif_sa_params *p = &si.params;
@@ -425,12 +426,15 @@ static void print_sa(struct spk *k, const struct sadb_msg *m, uint32_t seq)
         memcpy(&np, e, sizeof(np));
         p->natt_dport = ntohs(np.sadb_x_nat_t_port_port);
     }
-    rtr_print_sa(&k->env, k->o, &si, seq);
+    *out = si;
 }
 
-static void print_policy(struct spk *k, const struct sadb_msg *m)
+/* Returns whether it is a per-socket policy. */
+static bool policy_from_msg(const struct spk *k, const struct sadb_msg *m,
+                            struct ipsecif_policy *out)
 {
     struct ipsecif_policy p;
+    bool per_socket = false;
     struct ipsecif_lifetime cur;
     struct sadb_x_policy x;
     struct sadb_address a;
@@ -467,11 +471,8 @@ static void print_policy(struct spk *k, const struct sadb_msg *m)
                            x.sadb_x_policy_type == IPSEC_POLICY_BYPASS
                        ? IPSECIF_ACTION_NONE
                        : IPSECIF_ACTION_DISCARD;
-        /* Linux numbers per-socket policies index << 3 | (3 + direction);
-         * setkey(8) of ipsec-tools marks them so. */
-        if (x.sadb_x_policy_id % 8 >= 3) {
-            rtr_printf(k->o, "(per-socket policy) ");
-        }
+        /* Linux numbers per-socket policies index << 3 | (3 + direction). */
+        per_socket = x.sadb_x_policy_id % 8 >= 3;
         p.dir = x.sadb_x_policy_dir;
         p.id = x.sadb_x_policy_id;
         p.priority = x.sadb_x_policy_priority;
@@ -500,7 +501,8 @@ static void print_policy(struct spk *k, const struct sadb_msg *m)
             p.nreq++;
         }
     }
-    rtr_print_policy(&k->env, k->o, &p, m->sadb_msg_seq);
+    *out = p;
+    return per_socket;
 }
 
 /* ---- Exchanging ---- */
@@ -553,35 +555,6 @@ static int xfer(struct spk *k, const struct sadb_msg **reply)
     return r->sadb_msg_errno;
 }
 
-/* Print every entry of a dump; ENOENT is an empty one. */
-static int dump(struct spk *k, bool spd)
-{
-    const struct sadb_msg *r;
-    int e = xfer(k, &r);
-
-    if (e == ENOENT) {
-        rtr_printf(k->o, spd ? "No SPD entries.\n" : "No SAD entries.\n");
-        return 0;
-    }
-    while (e == 0) {
-        if (spd) {
-            print_policy(k, r);
-        } else {
-            print_sa(k, r, r->sadb_msg_seq);
-        }
-        if (r->sadb_msg_seq == 0) {
-            return 0;
-        }
-        r = next_reply(k);
-        if (r == NULL) {
-            snprintf(k->err, sizeof(k->err), "the dump ended early");
-            return -1;
-        }
-        e = r->sadb_msg_errno;
-    }
-    return e;
-}
-
 static const char *errno_text(int e, bool policy)
 {
     switch (e) {
@@ -599,126 +572,214 @@ static const char *errno_text(int e, bool policy)
     }
 }
 
-static int run_stmt(void *arg, const struct skp_cmd *cmd, unsigned line)
+/* What xfer() (or a dump) gave, as the executor wants it. */
+static int result(const struct spk *k, int e, bool policy, char *why)
 {
-    struct spk *k = arg;
-    const struct ipsecif_sa_params *p = &cmd->sa;
-    uint8_t satype = satype_of(p->proto);
-    const struct sadb_msg *r = NULL;
-    bool policy = false;
-    int e = 0;
-
-    switch (cmd->type) {
-    case SKP_CMD_ADD:
-    case SKP_CMD_UPDATE:
-        start(k, cmd->type == SKP_CMD_ADD ? SADB_ADD : SADB_UPDATE, satype);
-        if (sa_ext(k, p) < 0) {
-            e = EOPNOTSUPP;
-            break;
-        }
-        sa2(k, p->mode, p->reqid);
-        sa_addrs(k, p);
-        natt(k, p);
-        if (p->aalg != IPSECIF_AALG_NONE) {
-            key_ext(k, SADB_EXT_KEY_AUTH, p->akey, p->akey_len);
-        }
-        if (p->ealg != IPSECIF_EALG_NONE) {
-            key_ext(k, SADB_EXT_KEY_ENCRYPT, p->ekey, p->ekey_len);
-        }
-        lifetime(k, SADB_EXT_LIFETIME_HARD, &p->hard);
-        lifetime(k, SADB_EXT_LIFETIME_SOFT, &p->soft);
-        e = xfer(k, NULL);
-        /* The request held keys. */
-        memset(k->msg, 0, sizeof(k->msg));
-        break;
-    case SKP_CMD_GET:
-    case SKP_CMD_DELETE:
-        start(k, cmd->type == SKP_CMD_GET ? SADB_GET : SADB_DELETE, satype);
-        sa_ext(k, p);
-        sa_addrs(k, p);
-        natt(k, p);
-        e = xfer(k, &r);
-        if (e == 0 && cmd->type == SKP_CMD_GET) {
-            print_sa(k, r, 0);
-        }
-        break;
-    case SKP_CMD_GETSPI: {
-        struct sadb_spirange *sr;
-
-        start(k, SADB_GETSPI, satype);
-        sa2(k, p->mode, p->reqid);
-        sa_addrs(k, p);
-        sr = ext(k, SADB_EXT_SPIRANGE, sizeof(*sr));
-        sr->sadb_spirange_min = p->spi;
-        sr->sadb_spirange_max = p->spi;
-        e = xfer(k, &r);
-        if (e == 0) {
-            print_sa(k, r, 0);
-        }
-        break;
-    }
-    case SKP_CMD_DELETEALL:
-        /* DELETE without an SA extension: every SA between the two addresses. */
-        start(k, SADB_DELETE, satype);
-        sa_addrs(k, p);
-        e = xfer(k, NULL);
-        break;
-    case SKP_CMD_FLUSH:
-        start(k, SADB_FLUSH, satype);
-        e = xfer(k, NULL);
-        break;
-    case SKP_CMD_DUMP:
-        start(k, SADB_DUMP, satype);
-        e = dump(k, false);
-        break;
-    case SKP_CMD_SPDADD:
-    case SKP_CMD_SPDUPDATE:
-    case SKP_CMD_SPDDELETE: {
-        uint8_t type = cmd->type == SKP_CMD_SPDADD      ? SADB_X_SPDADD
-                       : cmd->type == SKP_CMD_SPDUPDATE ? SADB_X_SPDUPDATE
-                                                        : SADB_X_SPDDELETE;
-
-        policy = true;
-        start(k, type, SADB_SATYPE_UNSPEC);
-        policy_ext(k, &cmd->pol, cmd->pol.dir);
-        e = xfer(k, NULL);
-        /* As Linux setkey: forwarded traffic needs its own copy of an inbound policy. */
-        if (e == 0 && cmd->pol.dir == IPSECIF_DIR_IN) {
-            start(k, type, SADB_SATYPE_UNSPEC);
-            policy_ext(k, &cmd->pol, IPSECIF_DIR_FWD);
-            e = xfer(k, NULL);
-            if (type == SADB_X_SPDDELETE && (e == ENOENT || e == ESRCH)) {
-                e = 0;
-            }
-        }
-        break;
-    }
-    case SKP_CMD_SPDFLUSH:
-        start(k, SADB_X_SPDFLUSH, SADB_SATYPE_UNSPEC);
-        e = xfer(k, NULL);
-        break;
-    case SKP_CMD_SPDDUMP:
-        start(k, SADB_X_SPDDUMP, SADB_SATYPE_UNSPEC);
-        e = dump(k, true);
-        break;
-    default:
-        e = EOPNOTSUPP;
-        break;
-    }
     if (e == 0) {
         return 0;
     }
-    if (e < 0) {
-        char why[256];
-
-        snprintf(why, sizeof(why), "%.255s", k->err);
-        snprintf(k->err, sizeof(k->err), "line %u: %s: %.256s", line, skp_cmd_name(cmd->type), why);
-    } else {
-        snprintf(k->err, sizeof(k->err), "line %u: %s: %s", line, skp_cmd_name(cmd->type),
-                 errno_text(e, policy));
-    }
-    return 1;
+    snprintf(why, SKX_WHY, "%s", e < 0 ? k->err : errno_text(e, policy));
+    return -1;
 }
+
+/* Send the dump request in k->msg and pass each entry on; ENOENT is an
+ * empty dump. Returns as xfer(). */
+static int dump(struct spk *k, skx_sa_fn sa_fn, skx_policy_fn pol_fn, void *arg)
+{
+    const struct sadb_msg *r;
+    int e = xfer(k, &r);
+
+    if (e == ENOENT) {
+        return 0;
+    }
+    while (e == 0) {
+        if (pol_fn != NULL) {
+            struct ipsecif_policy p;
+            bool per_socket = policy_from_msg(k, r, &p);
+
+            pol_fn(arg, &p, r->sadb_msg_seq, per_socket);
+        } else {
+            struct ipsecif_sa_info si;
+
+            sa_from_msg(k, r, &si);
+            sa_fn(arg, &si, r->sadb_msg_seq);
+        }
+        if (r->sadb_msg_seq == 0) {
+            return 0;
+        }
+        r = next_reply(k);
+        if (r == NULL) {
+            snprintf(k->err, sizeof(k->err), "the dump ended early");
+            return -1;
+        }
+        e = r->sadb_msg_errno;
+    }
+    return e;
+}
+
+/* ---- The backend ---- */
+
+static int pk_sa_add(void *be, const struct ipsecif_sa_params *p, bool update, char *why)
+{
+    struct spk *k = be;
+    int e;
+
+    start(k, update ? SADB_UPDATE : SADB_ADD, satype_of(p->proto));
+    if (sa_ext(k, p) < 0) {
+        return result(k, EOPNOTSUPP, false, why);
+    }
+    sa2(k, p->mode, p->reqid);
+    sa_addrs(k, p);
+    natt(k, p);
+    if (p->aalg != IPSECIF_AALG_NONE) {
+        key_ext(k, SADB_EXT_KEY_AUTH, p->akey, p->akey_len);
+    }
+    if (p->ealg != IPSECIF_EALG_NONE) {
+        key_ext(k, SADB_EXT_KEY_ENCRYPT, p->ekey, p->ekey_len);
+    }
+    lifetime(k, SADB_EXT_LIFETIME_HARD, &p->hard);
+    lifetime(k, SADB_EXT_LIFETIME_SOFT, &p->soft);
+    e = xfer(k, NULL);
+    /* The request held keys. */
+    memset(k->msg, 0, sizeof(k->msg));
+    return result(k, e, false, why);
+}
+
+/* GET or DELETE of one SA; the reply of a GET into out. */
+static int sa_one(struct spk *k, uint8_t type, const struct ipsecif_sa_params *p,
+                  struct ipsecif_sa_info *out, char *why)
+{
+    const struct sadb_msg *r = NULL;
+    int e;
+
+    start(k, type, satype_of(p->proto));
+    sa_ext(k, p);
+    sa_addrs(k, p);
+    natt(k, p);
+    e = xfer(k, &r);
+    if (e == 0 && out != NULL) {
+        sa_from_msg(k, r, out);
+    }
+    return result(k, e, false, why);
+}
+
+static int pk_sa_get(void *be, const struct ipsecif_sa_params *p, struct ipsecif_sa_info *out,
+                     char *why)
+{
+    return sa_one(be, SADB_GET, p, out, why);
+}
+
+static int pk_sa_delete(void *be, const struct ipsecif_sa_params *p, char *why)
+{
+    return sa_one(be, SADB_DELETE, p, NULL, why);
+}
+
+static int pk_sa_getspi(void *be, const struct ipsecif_sa_params *p, struct ipsecif_sa_info *out,
+                        char *why)
+{
+    struct spk *k = be;
+    const struct sadb_msg *r = NULL;
+    struct sadb_spirange *sr;
+    int e;
+
+    start(k, SADB_GETSPI, satype_of(p->proto));
+    sa2(k, p->mode, p->reqid);
+    sa_addrs(k, p);
+    sr = ext(k, SADB_EXT_SPIRANGE, sizeof(*sr));
+    sr->sadb_spirange_min = p->spi;
+    sr->sadb_spirange_max = p->spi;
+    e = xfer(k, &r);
+    if (e == 0) {
+        sa_from_msg(k, r, out);
+    }
+    return result(k, e, false, why);
+}
+
+static int pk_sa_deleteall(void *be, const struct ipsecif_sa_params *p, char *why)
+{
+    struct spk *k = be;
+
+    /* DELETE without an SA extension: every SA between the two addresses. */
+    start(k, SADB_DELETE, satype_of(p->proto));
+    sa_addrs(k, p);
+    return result(k, xfer(k, NULL), false, why);
+}
+
+static int pk_sa_flush(void *be, uint8_t proto, char *why)
+{
+    struct spk *k = be;
+
+    start(k, SADB_FLUSH, satype_of(proto));
+    return result(k, xfer(k, NULL), false, why);
+}
+
+static int pk_sa_dump(void *be, uint8_t proto, skx_sa_fn fn, void *arg, char *why)
+{
+    struct spk *k = be;
+
+    start(k, SADB_DUMP, satype_of(proto));
+    return result(k, dump(k, fn, NULL, arg), false, why);
+}
+
+/* X_SPDADD, X_SPDUPDATE or X_SPDDELETE. */
+static int spd_change(struct spk *k, uint8_t type, const struct ipsecif_policy *p, char *why)
+{
+    int e;
+
+    start(k, type, SADB_SATYPE_UNSPEC);
+    policy_ext(k, p, p->dir);
+    e = xfer(k, NULL);
+    /* As Linux setkey: forwarded traffic needs its own copy of an inbound policy. */
+    if (e == 0 && p->dir == IPSECIF_DIR_IN) {
+        start(k, type, SADB_SATYPE_UNSPEC);
+        policy_ext(k, p, IPSECIF_DIR_FWD);
+        e = xfer(k, NULL);
+        if (type == SADB_X_SPDDELETE && (e == ENOENT || e == ESRCH)) {
+            e = 0;
+        }
+    }
+    return result(k, e, true, why);
+}
+
+static int pk_spd_add(void *be, const struct ipsecif_policy *p, bool update, char *why)
+{
+    return spd_change(be, update ? SADB_X_SPDUPDATE : SADB_X_SPDADD, p, why);
+}
+
+static int pk_spd_delete(void *be, const struct ipsecif_policy *p, char *why)
+{
+    return spd_change(be, SADB_X_SPDDELETE, p, why);
+}
+
+static int pk_spd_flush(void *be, char *why)
+{
+    struct spk *k = be;
+
+    start(k, SADB_X_SPDFLUSH, SADB_SATYPE_UNSPEC);
+    return result(k, xfer(k, NULL), false, why);
+}
+
+static int pk_spd_dump(void *be, skx_policy_fn fn, void *arg, char *why)
+{
+    struct spk *k = be;
+
+    start(k, SADB_X_SPDDUMP, SADB_SATYPE_UNSPEC);
+    return result(k, dump(k, NULL, fn, arg), false, why);
+}
+
+static const struct skx_ops pfkey_ops = {
+    .sa_add = pk_sa_add,
+    .sa_get = pk_sa_get,
+    .sa_getspi = pk_sa_getspi,
+    .sa_delete = pk_sa_delete,
+    .sa_deleteall = pk_sa_deleteall,
+    .sa_flush = pk_sa_flush,
+    .sa_dump = pk_sa_dump,
+    .spd_add = pk_spd_add,
+    .spd_delete = pk_spd_delete,
+    .spd_flush = pk_spd_flush,
+    .spd_dump = pk_spd_dump,
+};
 
 static int needs_control(void *arg, const struct skp_cmd *cmd, unsigned line)
 {
@@ -768,48 +829,13 @@ int spk_setkey(const char *path, struct rtr_out *o, int argc, char *const argv[]
                const char *script, size_t script_len)
 {
     static struct spk k;
-    bool want_script = false;
-    bool dumpf = false;
-    bool flush = false;
-    bool spd = false;
+    struct skx_args args;
     int rc = -1;
-    int i;
 
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-
-        if (strcmp(a, "-c") == 0) {
-            want_script = true;
-            continue;
-        }
-        if (strcmp(a, "-f") == 0) {
-            if (i + 1 == argc) {
-                return rtr_fail(o, "setkey: -f needs a file");
-            }
-            i++;
-            want_script = true;
-            continue;
-        }
-        if (a[0] != '-' || a[1] == '\0') {
-            return rtr_fail(o, "setkey: unknown argument '%s'", a);
-        }
-        for (a++; *a != '\0'; a++) {
-            if (*a == 'D') {
-                dumpf = true;
-            } else if (*a == 'F') {
-                flush = true;
-            } else if (*a == 'P') {
-                spd = true;
-            } else {
-                return rtr_fail(o, "setkey: unknown option -%c", *a);
-            }
-        }
-    }
-    if ((int)want_script + (int)dumpf + (int)flush != 1 || (spd && want_script)) {
-        return rtr_fail(o, "usage: setkey -c | -f FILE | -D | -DP | -F | -FP");
+    if (skx_args_parse(o, argc, argv, &args) < 0) {
+        return -1;
     }
     memset(&k, 0, sizeof(k));
-    k.o = o;
     k.env.ctx = NULL;
     k.env.now = ipsecif_posix_now_ms();
     k.env.wall = time(NULL);
@@ -823,33 +849,7 @@ int spk_setkey(const char *path, struct rtr_out *o, int argc, char *const argv[]
         rtr_fail(o, "REGISTER: %s", k.err[0] != '\0' ? k.err : "refused");
         goto out;
     }
-    if (want_script) {
-        struct skp_error err;
-
-        if (skp_parse(script, script_len, run_stmt, &k, &err) != SKP_OK) {
-            rtr_fail(o, "%s", k.err[0] != '\0' ? k.err : err.msg);
-            goto out;
-        }
-    } else if (dumpf) {
-        int e;
-
-        start(&k, spd ? SADB_X_SPDDUMP : SADB_DUMP, SADB_SATYPE_UNSPEC);
-        e = dump(&k, spd);
-        if (e != 0) {
-            rtr_fail(o, "%s: %s", spd ? "spddump" : "dump", e < 0 ? k.err : strerror(e));
-            goto out;
-        }
-    } else {
-        int e;
-
-        start(&k, spd ? SADB_X_SPDFLUSH : SADB_FLUSH, SADB_SATYPE_UNSPEC);
-        e = xfer(&k, NULL);
-        if (e != 0) {
-            rtr_fail(o, "%s: %s", spd ? "spdflush" : "flush", e < 0 ? k.err : strerror(e));
-            goto out;
-        }
-    }
-    rc = 0;
+    rc = skx_run(&pfkey_ops, &k, &k.env, o, &args, script, script_len);
 out:
     close(k.fd);
     memset(&k, 0, sizeof(k));

@@ -1,12 +1,13 @@
 /**
  * @file setkey_pfkey.h
- * @brief ipsecifctl's setkey as a PF_KEY v2 client of ipsecifd.
+ * @brief ipsecifctl's setkey as a PF_KEY v2 client of ipsecifd: the setkey
+ *        executor (setkey_exec.h) with PF_KEY messages as its backend.
  *
  * Host code of examples/router (Linux dialect, `linux/pfkeyv2.h`). The
- * statements are parsed with skp_parse() and sent as PF_KEY messages over
- * ipsecifd's PF_KEY socket, as setkey(8) sends them to a kernel: REGISTER
- * first, X_SPDADD plus its fwd copy for `-P in`; replies are printed as
- * setkey prints them.
+ * statements are sent as PF_KEY messages over ipsecifd's PF_KEY socket, as
+ * setkey(8) sends them to a kernel: REGISTER first, X_SPDADD plus its fwd
+ * copy for `-P in`; the replies are listed as setkey lists them, Linux
+ * per-socket policies with a "(per-socket policy) " prefix.
  */
 #ifndef IPSECIF_SETKEY_PFKEY_H
 #define IPSECIF_SETKEY_PFKEY_H
