@@ -204,6 +204,8 @@ void *ipsecif_if_get_user(const struct ipsecif_if *ifp);
  * @param[in,out] pkt the inner IPv4 or IPv6 packet; its content is undefined afterwards.
  * @param[in]     now current time, ms.
  * @retval IPSECIF_OK sent.
+ * @retval IPSECIF_ERR_ARG ctx, ifp or pkt is NULL or not valid (not counted),
+ *         or the outer packet would exceed 65535 bytes (counted in out_noroom).
  * @retval IPSECIF_ERR_DOWN down or no tunnel.
  * @retval IPSECIF_ERR_MALFORMED not an IPv4/IPv6 packet.
  * @retval IPSECIF_ERR_NESTED an outer packet of ours nested deeper than the
@@ -214,7 +216,9 @@ void *ipsecif_if_get_user(const struct ipsecif_if *ifp);
  * @retval IPSECIF_ERR_NOSA no SA; an ACQUIRE was raised (rate-limited).
  * @retval IPSECIF_ERR_NOROOM not enough head- or tailroom.
  * @retval IPSECIF_ERR_SEQWRAP the SA's sequence number is exhausted.
+ * @retval IPSECIF_ERR_RANDOM the port gave no random IV (CBC).
  * @retval IPSECIF_ERR_CRYPTO the crypto backend failed.
+ * @retval IPSECIF_ERR_INTERNAL the SA's IV or ICV is longer than ESP supports.
  * @retval IPSECIF_ERR_PORT send_outer failed.
  */
 int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,

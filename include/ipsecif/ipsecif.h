@@ -81,6 +81,8 @@ size_t ipsecif_ctx_size(const struct ipsecif_config *cfg);
  * @retval IPSECIF_ERR_NOROOM mem_len is too small or mem misaligned.
  * @retval IPSECIF_ERR_UNSUPPORTED the crypto backend needs a larger slot than
  *         IPSECIF_CRYPTO_SLOT_SIZE.
+ * @retval IPSECIF_ERR_RANDOM the port's random callback failed.
+ * @retval IPSECIF_ERR_INTERNAL the modules' memory layout did not add up.
  */
 int ipsecif_init(struct ipsecif_ctx **out, void *mem, size_t mem_len,
                  const struct ipsecif_config *cfg, const struct ipsecif_port *port, void *user,
@@ -100,10 +102,14 @@ void ipsecif_deinit(struct ipsecif_ctx *ctx);
  * inner packet is delivered through the port's deliver_inner. Processing is
  * in place.
  * @retval IPSECIF_OK delivered (or a NAT-T keepalive consumed).
- * @retval IPSECIF_ERR_PROTO not ESP and not NAT-T (the host should handle it).
+ * @retval IPSECIF_ERR_ARG ctx or pkt is NULL or not valid (not counted).
+ * @retval IPSECIF_ERR_PROTO not ESP and not NAT-T, or IKE behind the non-ESP
+ *         marker (the host should handle it; counted in in_notours).
  * @retval IPSECIF_ERR_MALFORMED, IPSECIF_ERR_BADSPI, IPSECIF_ERR_AUTH,
  *         IPSECIF_ERR_REPLAY, IPSECIF_ERR_BADPAD, IPSECIF_ERR_POLICY,
- *         IPSECIF_ERR_ECN, IPSECIF_ERR_NOSA, IPSECIF_ERR_DOWN dropped and counted.
+ *         IPSECIF_ERR_ECN, IPSECIF_ERR_NOROOM, IPSECIF_ERR_CRYPTO,
+ *         IPSECIF_ERR_INTERNAL dropped and counted.
+ * @retval IPSECIF_ERR_DOWN the interface is down; counted in in_polvio.
  */
 int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now);
 
