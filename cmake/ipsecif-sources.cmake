@@ -41,6 +41,11 @@ set(IPSECIF_CORE_SOURCES
 
 set(IPSECIF_PFKEY_SOURCES
     ${IPSECIF_ROOT_DIR}/lib/pfkey/pfkey.c
+    ${IPSECIF_ROOT_DIR}/lib/pfkey/pfkey_dialect.c
+    ${IPSECIF_ROOT_DIR}/lib/pfkey/pfkey_parse.c
+    ${IPSECIF_ROOT_DIR}/lib/pfkey/pfkey_build.c
+    ${IPSECIF_ROOT_DIR}/lib/pfkey/pfkey_sa.c
+    ${IPSECIF_ROOT_DIR}/lib/pfkey/pfkey_spd.c
 )
 
 set(IPSECIF_CRYPTO_MBEDTLS_SOURCES
