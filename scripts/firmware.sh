@@ -45,7 +45,7 @@ ln -s /usr/include/mbedtls "$OUT/inc/mbedtls"
 
 CFLAGS=(-mcpu=cortex-m4 -mthumb -Os -ffunction-sections -fdata-sections -std=c11
     -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes -Wmissing-prototypes)
-INCS=(-I"$ROOT/include" -I"$ROOT/lib" -I"$ROOT/lib/core" -I"$ROOT/ports/crypto-mbedtls" -I"$ROOT/ports/lwip"
+INCS=(-I"$ROOT/include" -I"$ROOT/lib" -I"$ROOT/ports/crypto-mbedtls" -I"$ROOT/ports/lwip"
     -I"$ROOT/ports/lwip/mcu" -I/usr/include/lwip -I"$OUT/inc")
 DEFS=(-DIPSECIF_OPTS_FILE='"ipsecif_opts_small.h"'
     -DMBEDTLS_CONFIG_FILE='"mbedtls_mcu_config.h"')
@@ -170,7 +170,7 @@ int main(void)
 }
 EOF
 mapfile -t CORE < <(printf '%s\n' "${SOURCES[@]}" | grep '^lib/')
-cc -std=c11 -O1 -Wall -Wextra -Werror -I"$ROOT/include" -I"$ROOT/lib" -I"$ROOT/lib/core" -I"$ROOT/ports/lwip" \
+cc -std=c11 -O1 -Wall -Wextra -Werror -I"$ROOT/include" -I"$ROOT/lib" -I"$ROOT/ports/lwip" \
     -DIPSECIF_OPTS_FILE='"ipsecif_opts_small.h"' "$OUT/sizes_host.c" \
     "${CORE[@]/#/$ROOT/}" -o "$OUT/sizes_host"
 echo

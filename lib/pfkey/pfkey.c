@@ -12,17 +12,17 @@ void ipsecif_pfkey_set_wallclock(struct ipsecif_ctx *ctx, uint64_t now_ms, uint6
     }
     unix_seconds = unix_seconds > lim ? lim : unix_seconds;
     now_ms = now_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : now_ms;
-    ctx->pfkey_wall_off_ms = (int64_t)(unix_seconds * 1000u) - (int64_t)now_ms;
+    ctx->pfkey.wall_off_ms = (int64_t)(unix_seconds * 1000u) - (int64_t)now_ms;
 }
 
 /* ---- Endpoints ---- */
 
 static struct ipsecif_pfkey_ep *ep_get(struct ipsecif_ctx *ctx, uint32_t id)
 {
-    if (ctx->pfkey_eps == NULL || id == 0 || id > ctx->cfg.max_pfkey_endpoints) {
+    if (ctx->pfkey.eps == NULL || id == 0 || id > ctx->cfg.max_pfkey_endpoints) {
         return NULL;
     }
-    return ctx->pfkey_eps[id - 1].in_use ? &ctx->pfkey_eps[id - 1] : NULL;
+    return ctx->pfkey.eps[id - 1].in_use ? &ctx->pfkey.eps[id - 1] : NULL;
 }
 
 int ipsecif_pfkey_open(struct ipsecif_ctx *ctx, uint8_t dialect, uint32_t *ep_id)
@@ -33,14 +33,14 @@ int ipsecif_pfkey_open(struct ipsecif_ctx *ctx, uint8_t dialect, uint32_t *ep_id
         return IPSECIF_ERR_ARG;
     }
     for (i = 0; i < ctx->cfg.max_pfkey_endpoints; i++) {
-        struct ipsecif_pfkey_ep *ep = &ctx->pfkey_eps[i];
+        struct ipsecif_pfkey_ep *ep = &ctx->pfkey.eps[i];
 
         if (!ep->in_use) {
             memset(ep, 0, sizeof(*ep));
             ep->in_use = true;
             ep->dialect = dialect;
-            ctx->pfkey_nopen++;
-            ctx->pfkey_hook = ipsecif_pfkey_event;
+            ctx->pfkey.nopen++;
+            ctx->pfkey.hook = ipsecif_pfkey_event;
             *ep_id = i + 1;
             return IPSECIF_OK;
         }
@@ -60,7 +60,7 @@ int ipsecif_pfkey_close(struct ipsecif_ctx *ctx, uint32_t ep_id)
         return IPSECIF_ERR_NOENT;
     }
     memset(ep, 0, sizeof(*ep));
-    ctx->pfkey_nopen--;
+    ctx->pfkey.nopen--;
     /* The endpoint's sockets went with it. */
     (void)ipsecif_spd_sock_close(ctx, ep_id, IPSECIF_SOCK_ALL);
     return IPSECIF_OK;
@@ -68,7 +68,7 @@ int ipsecif_pfkey_close(struct ipsecif_ctx *ctx, uint32_t ep_id)
 
 const struct ipsecif_pfkey_stats *ipsecif_pfkey_stats_get(const struct ipsecif_ctx *ctx)
 {
-    return ctx == NULL ? NULL : &ctx->pfkey_stats;
+    return ctx == NULL ? NULL : &ctx->pfkey.stats;
 }
 
 /* ---- Dispatch ---- */
@@ -81,7 +81,7 @@ static uint8_t do_promisc(const struct pfkey_req *r)
     if (m->len != HDR_LEN || m->satype > 1) {
         return IPSECIF_PFKEY_EINVAL;
     }
-    r->ctx->pfkey_eps[r->sender].promisc = m->satype == 1;
+    r->ctx->pfkey.eps[r->sender].promisc = m->satype == 1;
     ipsecif_pfkey_reply_hdr(r, 0, TO_ALL);
     return 0;
 }
@@ -132,7 +132,7 @@ static uint8_t dispatch(const struct pfkey_req *r)
 static void refuse(struct ipsecif_ctx *ctx, uint32_t ep_id, const struct pfkey_dialect *dl,
                    const uint8_t *head, size_t n)
 {
-    uint8_t *b = ctx->pfkey_buf;
+    uint8_t *b = ctx->pfkey.buf;
 
     memset(b, 0, HDR_LEN);
     if (head != NULL) {
@@ -158,7 +158,7 @@ int ipsecif_pfkey_oversize(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_
     if (ep == NULL) {
         return IPSECIF_ERR_NOENT;
     }
-    ctx->pfkey_stats.in_long++;
+    ctx->pfkey.stats.in_long++;
     refuse(ctx, ep_id, ipsecif_pfkey_dialect(ep->dialect), head, head_len);
     return IPSECIF_OK;
 }
@@ -178,7 +178,7 @@ static void message(const struct pfkey_req *r, struct pfkey_msg *m, const uint8_
         err = dispatch(r);
     }
     if (err != 0) {
-        r->ctx->pfkey_stats.in_errors++;
+        r->ctx->pfkey.stats.in_errors++;
         ipsecif_pfkey_reply_hdr(r, err, TO_ONE);
     }
 }
@@ -204,11 +204,11 @@ int ipsecif_pfkey_send(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_t *m
     r.now = now;
     if (len < HDR_LEN) {
         /* A kernel fails such a send with EMSGSIZE; a datagram transport answers. */
-        ctx->pfkey_stats.in_short++;
+        ctx->pfkey.stats.in_short++;
         refuse(ctx, ep_id, r.dl, msg, len);
         return IPSECIF_ERR_MALFORMED;
     }
-    ctx->pfkey_stats.in_msgs++;
+    ctx->pfkey.stats.in_msgs++;
     if (now > ctx->now) {
         ctx->now = now;
     }

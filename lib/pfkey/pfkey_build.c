@@ -12,7 +12,7 @@ struct bld {
     size_t len;
     bool over;
     const struct pfkey_dialect *dl;
-    int64_t wall_off; /* ctx->pfkey_wall_off_ms */
+    int64_t wall_off; /* ctx->pfkey.wall_off_ms */
 };
 
 /* Which limits an SA message carries. */
@@ -523,7 +523,7 @@ static void acquire_body(struct bld *b, const struct pfkey_out *o)
 static size_t build(const struct ipsecif_ctx *ctx, const struct pfkey_dialect *dl,
                     const struct pfkey_out *o, uint8_t *buf, size_t cap)
 {
-    struct bld b = {buf, cap, 0, false, dl, ctx->pfkey_wall_off_ms};
+    struct bld b = {buf, cap, 0, false, dl, ctx->pfkey.wall_off_ms};
 
     hdr_put(&b, o);
     switch (o->body) {
@@ -596,10 +596,10 @@ static void promisc_copy(struct ipsecif_ctx *ctx, uint32_t id, const struct pfke
         ctx->port->pfkey_deliver(ctx->user, id, msg, len);
         return;
     }
-    if (msg != ctx->pfkey_buf + BUILD_OFF || (len + HDR_LEN) / 8 > 0xffffu) {
+    if (msg != ctx->pfkey.buf + BUILD_OFF || (len + HDR_LEN) / 8 > 0xffffu) {
         return;
     }
-    w = ctx->pfkey_buf;
+    w = ctx->pfkey.buf;
     memset(w, 0, HDR_LEN);
     w[0] = IPSECIF_PF_KEY_V2;
     w[1] = IPSECIF_SADB_X_PROMISC;
@@ -644,12 +644,12 @@ static size_t build_or_nobufs(struct ipsecif_ctx *ctx, const struct pfkey_dialec
 static void emit_dialect(struct ipsecif_ctx *ctx, const struct pfkey_dialect *dl, uint32_t sender,
                          enum pfkey_dest how, const struct pfkey_out *o)
 {
-    uint8_t *buf = ctx->pfkey_buf + BUILD_OFF;
+    uint8_t *buf = ctx->pfkey.buf + BUILD_OFF;
     size_t len = 0;
     uint32_t i;
 
     for (i = 0; i < ctx->cfg.max_pfkey_endpoints; i++) {
-        const struct ipsecif_pfkey_ep *ep = &ctx->pfkey_eps[i];
+        const struct ipsecif_pfkey_ep *ep = &ctx->pfkey.eps[i];
         bool target;
 
         if (!ep->in_use || ep->dialect != dl->id) {
@@ -685,7 +685,7 @@ void ipsecif_pfkey_emit(struct ipsecif_ctx *ctx, uint32_t sender, enum pfkey_des
     }
     if (o->keys != NULL) {
         /* Keys do not outlive the message in the context. */
-        ipsecif_wipe(ctx->pfkey_buf, IPSECIF_PFKEY_MSG_MAX);
+        ipsecif_wipe(ctx->pfkey.buf, IPSECIF_PFKEY_MSG_MAX);
     }
 }
 
@@ -699,7 +699,7 @@ void ipsecif_pfkey_copy_request(struct ipsecif_ctx *ctx, uint32_t sender,
         return;
     }
     for (i = 0; i < ctx->cfg.max_pfkey_endpoints; i++) {
-        const struct ipsecif_pfkey_ep *ep = &ctx->pfkey_eps[i];
+        const struct ipsecif_pfkey_ep *ep = &ctx->pfkey.eps[i];
 
         if (i == sender || !ep->in_use || !ep->promisc || ep->dialect != dl->id) {
             continue;
@@ -707,10 +707,10 @@ void ipsecif_pfkey_copy_request(struct ipsecif_ctx *ctx, uint32_t sender,
         if (!dl->promisc_wrap) {
             promisc_copy(ctx, i + 1, dl, msg, len);
         } else if (len <= IPSECIF_PFKEY_MSG_MAX - BUILD_OFF) {
-            memcpy(ctx->pfkey_buf + BUILD_OFF, msg, len);
-            promisc_copy(ctx, i + 1, dl, ctx->pfkey_buf + BUILD_OFF, len);
+            memcpy(ctx->pfkey.buf + BUILD_OFF, msg, len);
+            promisc_copy(ctx, i + 1, dl, ctx->pfkey.buf + BUILD_OFF, len);
             /* An ADD or UPDATE carries keys. */
-            ipsecif_wipe(ctx->pfkey_buf, BUILD_OFF + len);
+            ipsecif_wipe(ctx->pfkey.buf, BUILD_OFF + len);
         }
     }
 }

@@ -11,7 +11,7 @@
 #ifndef IPSECIF_PFKEY_PRIV_H
 #define IPSECIF_PFKEY_PRIV_H
 
-#include "ipsecif_priv.h"
+#include "core/ctx.h"
 
 #define HDR_LEN 16u
 #define EXT_MAX 26u /* highest extension number either dialect knows */

@@ -358,7 +358,7 @@ uint8_t ipsecif_pfkey_do_delete(const struct pfkey_req *r)
 uint8_t ipsecif_pfkey_do_register(const struct pfkey_req *r)
 {
     const struct pfkey_msg *m = r->m;
-    struct ipsecif_pfkey_ep *ep = &r->ctx->pfkey_eps[r->sender];
+    struct ipsecif_pfkey_ep *ep = &r->ctx->pfkey.eps[r->sender];
     struct pfkey_out o;
 
     if (m->satype != IPSECIF_SADB_SATYPE_UNSPEC) {
@@ -441,7 +441,7 @@ void ipsecif_pfkey_event(struct ipsecif_ctx *ctx, const struct ipsecif_km_event 
 {
     struct pfkey_out o;
 
-    if (ctx == NULL || ev == NULL || ctx->pfkey_eps == NULL) {
+    if (ctx == NULL || ev == NULL || ctx->pfkey.eps == NULL) {
         return;
     }
     memset(&o, 0, sizeof(o));
@@ -453,7 +453,7 @@ void ipsecif_pfkey_event(struct ipsecif_ctx *ctx, const struct ipsecif_km_event 
 
         o.type = IPSECIF_SADB_ACQUIRE;
         o.satype = satype_of(proto);
-        o.seq = ++ctx->pfkey_seq;
+        o.seq = ++ctx->pfkey.seq;
         o.body = B_ACQUIRE;
     } else if (ev->type == IPSECIF_KM_EXPIRE) {
         o.type = IPSECIF_SADB_EXPIRE;

@@ -199,7 +199,7 @@ static uint32_t sock_dirs(const struct ipsecif_ctx *ctx, const struct pfkey_dial
     uint32_t i, n = 0;
 
     for (i = 0; dl->dump_socks && i < ctx->cfg.max_socket_policies; i++) {
-        const struct ipsecif_sockpol *e = &ctx->socks[i];
+        const struct ipsecif_sockpol *e = &ctx->spd.socks[i];
 
         n += e->in_use && e->pol[0].type != IPSECIF_SOCKPOL_ENTRUST;
         n += e->in_use && e->pol[1].type != IPSECIF_SOCKPOL_ENTRUST;
@@ -214,14 +214,14 @@ static void dump_socks(struct pfkey_dump *dp)
     uint8_t k;
 
     for (i = 0; i < ctx->cfg.max_socket_policies && dp->left > 0; i++) {
-        for (k = 0; k < 2 && ctx->socks[i].in_use && dp->left > 0; k++) {
+        for (k = 0; k < 2 && ctx->spd.socks[i].in_use && dp->left > 0; k++) {
             struct pfkey_out o;
 
-            if (ctx->socks[i].pol[k].type == IPSECIF_SOCKPOL_ENTRUST ||
+            if (ctx->spd.socks[i].pol[k].type == IPSECIF_SOCKPOL_ENTRUST ||
                 !ipsecif_pfkey_dump_entry(dp, &o, B_POLICY)) {
                 continue;
             }
-            o.sock = &ctx->socks[i];
+            o.sock = &ctx->spd.socks[i];
             o.sock_dir_index = k;
             o.sock_slot = i + 1;
             ipsecif_pfkey_emit(dp->r->ctx, dp->r->sender, TO_ONE, &o);
@@ -342,7 +342,7 @@ static bool sock_parse(const uint8_t *b, uint32_t owner, struct ipsecif_sock *s)
 static void sockpol_reply(struct ipsecif_ctx *ctx, uint32_t ep_id, const struct pfkey_dialect *dl,
                           const uint8_t *msg, uint8_t err, const struct ipsecif_sockpolicy *got)
 {
-    uint8_t *b = ctx->pfkey_buf;
+    uint8_t *b = ctx->pfkey.buf;
     size_t len = HDR_LEN;
 
     memcpy(b, msg, HDR_LEN);
@@ -353,7 +353,7 @@ static void sockpol_reply(struct ipsecif_ctx *ctx, uint32_t ep_id, const struct 
     }
     s16(b + 4, (uint16_t)(len / 8));
     if (err != 0) {
-        ctx->pfkey_stats.in_errors++;
+        ctx->pfkey.stats.in_errors++;
     }
     ctx->port->pfkey_deliver(ctx->user, ep_id, b, len);
 }
@@ -371,7 +371,7 @@ static uint8_t sock_op(struct ipsecif_ctx *ctx, const struct pfkey_dialect *dl,
         if (rc == IPSECIF_OK) {
             rc = ipsecif_spd_sock_set(ctx, s, sp);
         }
-        ctx->pfkey_stats.sockpol_set += rc == IPSECIF_OK;
+        ctx->pfkey.stats.sockpol_set += rc == IPSECIF_OK;
         if (rc == IPSECIF_OK) {
             return 0;
         }
