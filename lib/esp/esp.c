@@ -129,39 +129,120 @@ static int hmac_run(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
     return ops->mac(sa->slot, hdr, len, out, sa->icv_len);
 }
 
-int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
-                       uint8_t next_header)
+/* What ESP output checks before it looks at the packet. */
+static int out_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
+                     const struct ipsecif_buf *pkt)
 {
-    const struct ipsecif_crypto_ops *ops;
-    uint8_t iv[IV_MAX];
-    uint8_t nonce[NONCE_LEN];
-    uint8_t aad[12];
-    uint8_t mac[MAC_MAX];
-    size_t plen, pad, hlen, body_len, head_need, aad_len, i;
-    size_t off0, len0;
-    uint8_t *hdr, *body, *trailer, *icv;
-    uint64_t seq;
-    int rc;
-
     if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || ctx->port == NULL ||
         ctx->port->crypto == NULL) {
         return IPSECIF_ERR_ARG;
     }
-    ops = ctx->port->crypto;
     if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
         return IPSECIF_ERR_INTERNAL;
     }
-
     /* Without ESN the counter must not wrap past 2^32 - 1 (RFC 4303 3.3.3). */
     if (is_esn(sa) ? sa->seq_out == UINT64_MAX : sa->seq_out >= 0xffffffffu) {
         return IPSECIF_ERR_SEQWRAP;
     }
-    seq = sa->seq_out + 1;
+    return IPSECIF_OK;
+}
 
-    plen = pkt->len;
-    pad = pad_len(sa, plen);
-    hlen = ESP_HDR + sa->iv_len;
-    head_need = hlen + (sa->aead == IPSECIF_XFORM_GMAC && is_esn(sa) ? 4 : 0);
+/* Lay out ESP around the payload in pkt: header, room for the IV, padding,
+ * trailer and room for the ICV. Returns the ESP header. */
+static uint8_t *frame(const struct ipsecif_sa *sa, struct ipsecif_buf *pkt, size_t pad,
+                      uint64_t seq, uint8_t next_header)
+{
+    uint8_t *trailer, *hdr;
+    size_t i;
+
+    /* Monotone padding 1, 2, 3, ... (RFC 4303 section 2.4). */
+    trailer = ipsecif_buf_put(pkt, pad + 2);
+    for (i = 0; i < pad; i++) {
+        trailer[i] = (uint8_t)(i + 1);
+    }
+    trailer[pad] = (uint8_t)pad;
+    trailer[pad + 1] = next_header;
+    hdr = ipsecif_buf_push(pkt, ESP_HDR + sa->iv_len);
+    ipsecif_store32(hdr, sa->spi);
+    ipsecif_store32(hdr + 4, (uint32_t)seq);
+    ipsecif_buf_put(pkt, sa->icv_len);
+    return hdr;
+}
+
+static int seal_aead(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
+                     size_t body_len, uint64_t seq)
+{
+    size_t hlen = ESP_HDR + sa->iv_len;
+    uint8_t nonce[NONCE_LEN];
+    uint8_t aad[12];
+    size_t aad_len;
+    int rc;
+
+    /* A counter never repeats under one key, as GCM and ChaCha20 demand
+     * (RFC 4106 section 3.1, RFC 7634 section 2). */
+    ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
+    make_nonce(sa, hdr + ESP_HDR, nonce);
+    aad_len = make_aad(sa, hdr, seq, aad);
+    rc = ops->aead_seal(sa->slot, nonce, NONCE_LEN, aad, aad_len, hdr + hlen, body_len,
+                        hdr + hlen + body_len, sa->icv_len);
+    ipsecif_wipe(nonce, sizeof(nonce));
+    return rc;
+}
+
+/* CBC (or NULL) encryption with the IV fetched by the caller, then HMAC. */
+static int seal_cbc_mac(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
+                        size_t body_len, uint64_t seq, uint8_t *iv)
+{
+    size_t hlen = ESP_HDR + sa->iv_len;
+    uint8_t mac[MAC_MAX];
+    int rc = 0;
+
+    if (is_cbc(sa)) {
+        memcpy(hdr + ESP_HDR, iv, sa->iv_len);
+        rc = ops->cbc(sa->slot, 1, iv, hdr + hlen, body_len);
+    }
+    if (rc == 0 && sa->aalg != IPSECIF_AALG_NONE) {
+        /* Computed aside: with ESN the MAC input runs into the ICV. */
+        rc = hmac_run(ops, sa, hdr, hlen + body_len, seq, mac);
+        if (rc == 0) {
+            memcpy(hdr + hlen + body_len, mac, sa->icv_len);
+        }
+    }
+    return rc;
+}
+
+/* Encrypt and authenticate the framed packet at hdr; nonzero on failure. */
+static int seal(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
+                size_t body_len, uint64_t seq, uint8_t *iv)
+{
+    size_t hlen = ESP_HDR + sa->iv_len;
+
+    if (sa->aead == IPSECIF_XFORM_AEAD) {
+        return seal_aead(ops, sa, hdr, body_len, seq);
+    }
+    if (sa->aead == IPSECIF_XFORM_GMAC) {
+        ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
+        return gmac_run(ops, sa, hdr, hlen + body_len, seq, hdr + hlen + body_len, true);
+    }
+    return seal_cbc_mac(ops, sa, hdr, body_len, seq, iv);
+}
+
+int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                       uint8_t next_header)
+{
+    uint8_t iv[IV_MAX];
+    size_t pad, head_need, off0, len0;
+    uint8_t *hdr;
+    uint64_t seq;
+    int rc;
+
+    rc = out_check(ctx, sa, pkt);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    seq = sa->seq_out + 1;
+    pad = pad_len(sa, pkt->len);
+    head_need = ESP_HDR + sa->iv_len + (sa->aead == IPSECIF_XFORM_GMAC && is_esn(sa) ? 4 : 0);
     if (!ipsecif_buf_room(pkt, head_need, pad + 2 + sa->icv_len)) {
         return IPSECIF_ERR_NOROOM;
     }
@@ -171,49 +252,10 @@ int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ip
         ipsecif_wipe(iv, sizeof(iv));
         return IPSECIF_ERR_RANDOM;
     }
-
     off0 = pkt->off;
     len0 = pkt->len;
-    /* Monotone padding 1, 2, 3, ... (RFC 4303 section 2.4). */
-    trailer = ipsecif_buf_put(pkt, pad + 2);
-    for (i = 0; i < pad; i++) {
-        trailer[i] = (uint8_t)(i + 1);
-    }
-    trailer[pad] = (uint8_t)pad;
-    trailer[pad + 1] = next_header;
-    hdr = ipsecif_buf_push(pkt, hlen);
-    ipsecif_store32(hdr, sa->spi);
-    ipsecif_store32(hdr + 4, (uint32_t)seq);
-    body = hdr + hlen;
-    body_len = plen + pad + 2;
-    icv = ipsecif_buf_put(pkt, sa->icv_len);
-
-    if (sa->aead == IPSECIF_XFORM_AEAD) {
-        /* A counter never repeats under one key, as GCM and ChaCha20 demand
-         * (RFC 4106 section 3.1, RFC 7634 section 2). */
-        ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
-        make_nonce(sa, hdr + ESP_HDR, nonce);
-        aad_len = make_aad(sa, hdr, seq, aad);
-        rc = ops->aead_seal(sa->slot, nonce, NONCE_LEN, aad, aad_len, body, body_len, icv,
-                            sa->icv_len);
-    } else if (sa->aead == IPSECIF_XFORM_GMAC) {
-        ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
-        rc = gmac_run(ops, sa, hdr, hlen + body_len, seq, icv, true);
-    } else {
-        rc = 0;
-        if (is_cbc(sa)) {
-            memcpy(hdr + ESP_HDR, iv, sa->iv_len);
-            rc = ops->cbc(sa->slot, 1, iv, body, body_len);
-        }
-        if (rc == 0 && sa->aalg != IPSECIF_AALG_NONE) {
-            /* Computed aside: with ESN the MAC input runs into the ICV. */
-            rc = hmac_run(ops, sa, hdr, hlen + body_len, seq, mac);
-            if (rc == 0) {
-                memcpy(icv, mac, sa->icv_len);
-            }
-        }
-    }
-    ipsecif_wipe(nonce, sizeof(nonce));
+    hdr = frame(sa, pkt, pad, seq, next_header);
+    rc = seal(ctx->port->crypto, sa, hdr, len0 + pad + 2, seq, iv);
     ipsecif_wipe(iv, sizeof(iv));
     if (rc != 0) {
         pkt->off = off0;
@@ -291,6 +333,59 @@ static bool pad_ok(const uint8_t *trailer_end, size_t avail, uint8_t *pad_out)
     return true;
 }
 
+/* What ESP input checks before it reads the packet's content. */
+static int in_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
+                    const struct ipsecif_buf *pkt, const uint8_t *next_header)
+{
+    size_t hlen;
+
+    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || next_header == NULL ||
+        ctx->port == NULL || ctx->port->crypto == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
+        return IPSECIF_ERR_INTERNAL;
+    }
+    hlen = ESP_HDR + sa->iv_len;
+    if (pkt->len < hlen + 2 + sa->icv_len) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    if (is_cbc(sa) && (pkt->len - hlen - sa->icv_len) % pad_align(sa) != 0) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    if (sa->aead == IPSECIF_XFORM_GMAC && is_esn(sa) && !ipsecif_buf_room(pkt, 4, 0)) {
+        return IPSECIF_ERR_NOROOM;
+    }
+    return IPSECIF_OK;
+}
+
+/* Replay check, ICV check, and only then the window moves; *seq is the
+ * packet's full sequence number. */
+static int authenticate(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
+                        size_t len, uint64_t *seq)
+{
+    int rc;
+
+    /* Cheap rejection of replays before any crypto (RFC 4303 3.4.3). */
+    rc = ipsecif_replay_check(sa, ipsecif_load32(hdr + 4), seq);
+    if (rc != IPSECIF_OK) {
+        sa->stats.replay++;
+        return IPSECIF_ERR_REPLAY;
+    }
+    rc = verify(ops, sa, hdr, len, *seq);
+    if (rc != IPSECIF_OK) {
+        if (rc == IPSECIF_ERR_AUTH) {
+            sa->stats.auth++;
+        }
+        return rc;
+    }
+    /* Authentic: the window moves now, even if the padding turns out bad.
+     * The context is used by one caller at a time, so nothing can have
+     * moved the window since the check above. */
+    ipsecif_replay_update(sa, *seq);
+    return IPSECIF_OK;
+}
+
 int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
                       uint8_t *next_header)
 {
@@ -302,46 +397,19 @@ int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ips
     uint8_t nh;
     int rc;
 
-    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || next_header == NULL ||
-        ctx->port == NULL || ctx->port->crypto == NULL) {
-        return IPSECIF_ERR_ARG;
-    }
-    ops = ctx->port->crypto;
-    if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
-        return IPSECIF_ERR_INTERNAL;
-    }
-    hlen = ESP_HDR + sa->iv_len;
-    if (pkt->len < hlen + 2 + sa->icv_len) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    body_len = pkt->len - hlen - sa->icv_len;
-    if (is_cbc(sa) && body_len % pad_align(sa) != 0) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    if (sa->aead == IPSECIF_XFORM_GMAC && is_esn(sa) && !ipsecif_buf_room(pkt, 4, 0)) {
-        return IPSECIF_ERR_NOROOM;
-    }
-    hdr = ipsecif_buf_data(pkt);
-    body = hdr + hlen;
-
-    /* Cheap rejection of replays before any crypto (RFC 4303 3.4.3). */
-    rc = ipsecif_replay_check(sa, ipsecif_load32(hdr + 4), &seq);
+    rc = in_check(ctx, sa, pkt, next_header);
     if (rc != IPSECIF_OK) {
-        sa->stats.replay++;
-        return IPSECIF_ERR_REPLAY;
-    }
-    rc = verify(ops, sa, hdr, pkt->len, seq);
-    if (rc != IPSECIF_OK) {
-        if (rc == IPSECIF_ERR_AUTH) {
-            sa->stats.auth++;
-        }
         return rc;
     }
-    /* Authentic: the window moves now, even if the padding turns out bad.
-     * The context is used by one caller at a time, so nothing can have
-     * moved the window since the check above. */
-    ipsecif_replay_update(sa, seq);
-
+    ops = ctx->port->crypto;
+    hlen = ESP_HDR + sa->iv_len;
+    body_len = pkt->len - hlen - sa->icv_len;
+    hdr = ipsecif_buf_data(pkt);
+    body = hdr + hlen;
+    rc = authenticate(ops, sa, hdr, pkt->len, &seq);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
     if (is_cbc(sa) && ops->cbc(sa->slot, 0, hdr + ESP_HDR, body, body_len) != 0) {
         return IPSECIF_ERR_CRYPTO;
     }

@@ -5,102 +5,248 @@
  */
 #include "core/ctx.h"
 
+/* The outer IP header's length for this address pair, 0 if there is none. */
+static size_t outer_iphl(const struct ipsecif_addr *src, const struct ipsecif_addr *dst)
+{
+    if (src->family != dst->family) {
+        return 0;
+    }
+    if (src->family == IPSECIF_AF_INET) {
+        return IPSECIF_IP4_HLEN;
+    }
+    if (src->family == IPSECIF_AF_INET6) {
+        return IPSECIF_IP6_HLEN;
+    }
+    return 0;
+}
+
+static bool meta_udp(const struct ipsecif_outer_meta *m)
+{
+    return m->sport != 0 || m->dport != 0;
+}
+
+static uint8_t meta_proto(const struct ipsecif_outer_meta *m)
+{
+    return meta_udp(m) ? IPSECIF_IPPROTO_UDP : IPSECIF_IPPROTO_ESP;
+}
+
+static void put_udp(uint8_t *u, const struct ipsecif_outer_meta *m, size_t esp_len)
+{
+    ipsecif_store16(u, m->sport);
+    ipsecif_store16(u + 2, m->dport);
+    ipsecif_store16(u + 4, (uint16_t)(IPSECIF_UDP_HLEN + esp_len));
+    /* IPv4: no checksum, ESP protects the content (RFC 3948 section 2.1). */
+    ipsecif_store16(u + 6, 0);
+}
+
+static void put_ip4(uint8_t *h, const struct ipsecif_outer_meta *m, size_t esp_len, uint16_t id,
+                    bool df)
+{
+    h[0] = 0x45;
+    h[1] = m->tos;
+    ipsecif_store16(h + 2, (uint16_t)(m->esp_off + esp_len));
+    ipsecif_store16(h + 4, id);
+    ipsecif_store16(h + 6, df ? 0x4000 : 0);
+    h[8] = m->ttl;
+    h[9] = meta_proto(m);
+    ipsecif_store16(h + 10, 0);
+    memcpy(h + 12, m->src.bytes, 4);
+    memcpy(h + 16, m->dst.bytes, 4);
+    ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, IPSECIF_IP4_HLEN)));
+}
+
+/* Written after the UDP header and the ESP packet it covers. */
+static void put_ip6(uint8_t *h, const struct ipsecif_outer_meta *m, size_t esp_len)
+{
+    h[0] = (uint8_t)(0x60 | (m->tos >> 4));
+    h[1] = (uint8_t)(m->tos << 4);
+    h[2] = 0;
+    h[3] = 0;
+    ipsecif_store16(h + 4, (uint16_t)(m->esp_off - IPSECIF_IP6_HLEN + esp_len));
+    h[6] = meta_proto(m);
+    h[7] = m->ttl;
+    memcpy(h + 8, m->src.bytes, 16);
+    memcpy(h + 24, m->dst.bytes, 16);
+    if (meta_udp(m)) {
+        /* IPv6 requires a UDP checksum (RFC 8200 section 8.1). */
+        uint32_t ulen = (uint32_t)(IPSECIF_UDP_HLEN + esp_len);
+        uint32_t sum = ipsecif_v6_pseudo(m->src.bytes, m->dst.bytes, ulen, IPSECIF_IPPROTO_UDP);
+        uint16_t c = ipsecif_csum_fold(ipsecif_csum_add(sum, h + IPSECIF_IP6_HLEN, ulen));
+
+        ipsecif_store16(h + IPSECIF_IP6_HLEN + 6, c == 0 ? 0xffff : c);
+    }
+}
+
+/* The outer headers' length (IP, and UDP when udp), 0 if the pair has no
+ * outer header or the packet would not fit the 16-bit length fields. */
+static size_t outer_need(const struct ipsecif_addr *src, const struct ipsecif_addr *dst, bool udp,
+                         size_t esp_len, size_t *iphl)
+{
+    size_t need;
+
+    *iphl = outer_iphl(src, dst);
+    if (*iphl == 0) {
+        return 0;
+    }
+    need = *iphl + (udp ? IPSECIF_UDP_HLEN : 0);
+    /* IPv4 counts the whole packet, IPv6 the payload. */
+    if (esp_len > 0xffffu - (need - (src->family == IPSECIF_AF_INET6 ? IPSECIF_IP6_HLEN : 0))) {
+        return 0;
+    }
+    return need;
+}
+
 int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
                         const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
                         uint16_t sport, uint16_t dport, uint8_t tos, bool df,
                         struct ipsecif_outer_meta *meta)
 {
-    bool udp = sport != 0 || dport != 0;
+    struct ipsecif_outer_meta m;
     size_t iphl, need, esp_len;
-    uint8_t proto = udp ? IPSECIF_IPPROTO_UDP : IPSECIF_IPPROTO_ESP;
-    uint8_t ttl;
     uint8_t *h;
 
     if (ctx == NULL || pkt == NULL || src == NULL || dst == NULL || meta == NULL) {
         return IPSECIF_ERR_ARG;
     }
-    if (src->family != dst->family) {
-        return IPSECIF_ERR_ARG;
-    }
-    if (src->family == IPSECIF_AF_INET) {
-        iphl = IPSECIF_IP4_HLEN;
-    } else if (src->family == IPSECIF_AF_INET6) {
-        iphl = IPSECIF_IP6_HLEN;
-    } else {
-        return IPSECIF_ERR_ARG;
-    }
     esp_len = pkt->len;
-    need = iphl + (udp ? IPSECIF_UDP_HLEN : 0);
-    /* The length fields are 16 bits (IPv4: the whole packet, IPv6: the payload). */
-    if (esp_len > 0xffffu - (need - (src->family == IPSECIF_AF_INET6 ? IPSECIF_IP6_HLEN : 0))) {
+    need = outer_need(src, dst, sport != 0 || dport != 0, esp_len, &iphl);
+    if (need == 0) {
         return IPSECIF_ERR_ARG;
     }
     if (!ipsecif_buf_room(pkt, need, 0)) {
         return IPSECIF_ERR_NOROOM;
     }
-    ttl = ctx->cfg.ttl != 0 ? ctx->cfg.ttl : IPSECIF_DEFAULT_TTL;
+    memset(&m, 0, sizeof(m));
+    m.family = src->family;
+    m.src = *src;
+    m.dst = *dst;
+    m.ttl = ctx->cfg.ttl != 0 ? ctx->cfg.ttl : IPSECIF_DEFAULT_TTL;
+    m.tos = tos;
+    m.ip_hlen = (uint16_t)iphl;
+    m.sport = sport;
+    m.dport = dport;
+    m.esp_off = (uint16_t)need;
     h = ipsecif_buf_push(pkt, need);
-
-    if (udp) {
-        uint8_t *u = h + iphl;
-
-        ipsecif_store16(u, sport);
-        ipsecif_store16(u + 2, dport);
-        ipsecif_store16(u + 4, (uint16_t)(IPSECIF_UDP_HLEN + esp_len));
-        /* IPv4: no checksum, ESP protects the content (RFC 3948 section 2.1). */
-        ipsecif_store16(u + 6, 0);
+    if (meta_udp(&m)) {
+        put_udp(h + iphl, &m, esp_len);
     }
-    if (src->family == IPSECIF_AF_INET) {
-        h[0] = 0x45;
-        h[1] = tos;
-        ipsecif_store16(h + 2, (uint16_t)(need + esp_len));
-        ipsecif_store16(h + 4, ctx->ip_id++);
-        ipsecif_store16(h + 6, df ? 0x4000 : 0);
-        h[8] = ttl;
-        h[9] = proto;
-        ipsecif_store16(h + 10, 0);
-        memcpy(h + 12, src->bytes, 4);
-        memcpy(h + 16, dst->bytes, 4);
-        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, IPSECIF_IP4_HLEN)));
+    if (m.family == IPSECIF_AF_INET) {
+        put_ip4(h, &m, esp_len, ctx->ip_id++, df);
     } else {
-        h[0] = (uint8_t)(0x60 | (tos >> 4));
-        h[1] = (uint8_t)(tos << 4);
-        h[2] = 0;
-        h[3] = 0;
-        ipsecif_store16(h + 4, (uint16_t)(need - IPSECIF_IP6_HLEN + esp_len));
-        h[6] = proto;
-        h[7] = ttl;
-        memcpy(h + 8, src->bytes, 16);
-        memcpy(h + 24, dst->bytes, 16);
-        if (udp) {
-            /* IPv6 requires a UDP checksum (RFC 8200 section 8.1). */
-            uint32_t ulen = (uint32_t)(IPSECIF_UDP_HLEN + esp_len);
-            uint32_t sum = ipsecif_v6_pseudo(src->bytes, dst->bytes, ulen, IPSECIF_IPPROTO_UDP);
-            uint16_t c = ipsecif_csum_fold(ipsecif_csum_add(sum, h + IPSECIF_IP6_HLEN, ulen));
-
-            ipsecif_store16(h + IPSECIF_IP6_HLEN + 6, c == 0 ? 0xffff : c);
-        }
+        put_ip6(h, &m, esp_len);
     }
+    *meta = m;
+    return IPSECIF_OK;
+}
 
-    memset(meta, 0, sizeof(*meta));
-    meta->family = src->family;
-    meta->src = *src;
-    meta->dst = *dst;
-    meta->ttl = ttl;
-    meta->tos = tos;
-    meta->ip_hlen = (uint16_t)iphl;
-    meta->sport = udp ? sport : 0;
-    meta->dport = udp ? dport : 0;
-    meta->esp_off = (uint16_t)need;
+/* What the parse of a received outer header has found so far. */
+struct outer_parse {
+    struct ipsecif_outer_meta m;
+    size_t end;     /* end of the IP payload, then of the UDP datagram */
+    size_t off;     /* the upper-layer header */
+    size_t esp_off; /* the ESP header */
+    uint8_t up;     /* the upper-layer protocol */
+};
+
+/* The source and destination address, adjacent in both IP headers at a. */
+static void take_addrs(struct ipsecif_outer_meta *m, uint8_t family, const uint8_t *a, size_t alen)
+{
+    m->family = family;
+    m->src.family = family;
+    m->dst.family = family;
+    memcpy(m->src.bytes, a, alen);
+    memcpy(m->dst.bytes, a + alen, alen);
+}
+
+static int parse_ip4(const uint8_t *p, size_t len, struct outer_parse *o)
+{
+    size_t ihl;
+
+    if (len < IPSECIF_IP4_HLEN) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    ihl = (size_t)(p[0] & 0x0f) * 4;
+    o->end = ipsecif_load16(p + 2);
+    if (ihl < IPSECIF_IP4_HLEN || o->end < ihl || o->end > len) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    if (ipsecif_csum_fold(ipsecif_csum_add(0, p, ihl)) != 0) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    /* More fragments or an offset: reassembly is the host's job. */
+    if ((ipsecif_load16(p + 6) & 0x3fff) != 0) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    o->up = p[9];
+    o->off = ihl;
+    take_addrs(&o->m, IPSECIF_AF_INET, p + 12, 4);
+    o->m.ttl = p[8];
+    o->m.tos = p[1];
+    return IPSECIF_OK;
+}
+
+/* IPSECIF_ERR_PROTO with o->up set: not for us (yet). */
+static int parse_ip6(const uint8_t *p, size_t len, struct outer_parse *o)
+{
+    struct ipsecif_v6chain c;
+
+    if (len < IPSECIF_IP6_HLEN) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    /* A payload length of 0 means a jumbogram, which we do not take. */
+    o->end = IPSECIF_IP6_HLEN + (size_t)ipsecif_load16(p + 4);
+    if (o->end == IPSECIF_IP6_HLEN || o->end > len) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    if (!ipsecif_v6_walk(p, o->end, &c) || c.frag) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    o->up = c.nh;
+    if (c.in_transit) {
+        /* Not for us yet: the host forwards it. */
+        return IPSECIF_ERR_PROTO;
+    }
+    o->off = c.off;
+    take_addrs(&o->m, IPSECIF_AF_INET6, p + 8, 16);
+    o->m.ttl = p[7];
+    o->m.tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
+    return IPSECIF_OK;
+}
+
+/* ESP, or ESP in UDP; IPSECIF_ERR_PROTO for anything else. */
+static int parse_upper(const uint8_t *p, struct outer_parse *o)
+{
+    size_t ulen;
+
+    if (o->up == IPSECIF_IPPROTO_ESP) {
+        o->esp_off = o->off;
+        return IPSECIF_OK;
+    }
+    if (o->up != IPSECIF_IPPROTO_UDP) {
+        return IPSECIF_ERR_PROTO;
+    }
+    if (o->end - o->off < IPSECIF_UDP_HLEN) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    ulen = ipsecif_load16(p + o->off + 4);
+    if (ulen < IPSECIF_UDP_HLEN || ulen > o->end - o->off) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    /* The checksum is not verified: ESP authenticates what it carries,
+     * and a damaged port only leads to an SA that fails the ICV. */
+    o->m.sport = ipsecif_load16(p + o->off);
+    o->m.dport = ipsecif_load16(p + o->off + 2);
+    o->end = o->off + ulen;
+    o->esp_off = o->off + IPSECIF_UDP_HLEN;
     return IPSECIF_OK;
 }
 
 int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta, uint8_t *proto)
 {
-    struct ipsecif_outer_meta m;
+    struct outer_parse o;
     const uint8_t *p;
-    size_t len, end, off, esp_off;
-    uint8_t up;
+    size_t len;
+    int rc;
 
     if (!ipsecif_buf_valid(pkt) || meta == NULL || proto == NULL) {
         return IPSECIF_ERR_ARG;
@@ -110,96 +256,29 @@ int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta
     if (len < 1) {
         return IPSECIF_ERR_MALFORMED;
     }
-    memset(&m, 0, sizeof(m));
-
+    memset(&o.m, 0, sizeof(o.m));
     if ((p[0] >> 4) == 4) {
-        size_t ihl;
-
-        if (len < IPSECIF_IP4_HLEN) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        ihl = (size_t)(p[0] & 0x0f) * 4;
-        end = ipsecif_load16(p + 2);
-        if (ihl < IPSECIF_IP4_HLEN || end < ihl || end > len) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        if (ipsecif_csum_fold(ipsecif_csum_add(0, p, ihl)) != 0) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        /* More fragments or an offset: reassembly is the host's job. */
-        if ((ipsecif_load16(p + 6) & 0x3fff) != 0) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        up = p[9];
-        off = ihl;
-        m.family = IPSECIF_AF_INET;
-        m.src.family = IPSECIF_AF_INET;
-        m.dst.family = IPSECIF_AF_INET;
-        memcpy(m.src.bytes, p + 12, 4);
-        memcpy(m.dst.bytes, p + 16, 4);
-        m.ttl = p[8];
-        m.tos = p[1];
+        rc = parse_ip4(p, len, &o);
     } else if ((p[0] >> 4) == 6) {
-        struct ipsecif_v6chain c;
-
-        if (len < IPSECIF_IP6_HLEN) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        /* A payload length of 0 means a jumbogram, which we do not take. */
-        end = IPSECIF_IP6_HLEN + (size_t)ipsecif_load16(p + 4);
-        if (end == IPSECIF_IP6_HLEN || end > len) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        if (!ipsecif_v6_walk(p, end, &c) || c.frag) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        if (c.in_transit) {
-            /* Not for us yet: the host forwards it. */
-            *proto = c.nh;
-            return IPSECIF_ERR_PROTO;
-        }
-        up = c.nh;
-        off = c.off;
-        m.family = IPSECIF_AF_INET6;
-        m.src.family = IPSECIF_AF_INET6;
-        m.dst.family = IPSECIF_AF_INET6;
-        memcpy(m.src.bytes, p + 8, 16);
-        memcpy(m.dst.bytes, p + 24, 16);
-        m.ttl = p[7];
-        m.tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
+        rc = parse_ip6(p, len, &o);
     } else {
-        return IPSECIF_ERR_MALFORMED;
+        rc = IPSECIF_ERR_MALFORMED;
     }
-
-    if (up == IPSECIF_IPPROTO_ESP) {
-        esp_off = off;
-    } else if (up == IPSECIF_IPPROTO_UDP) {
-        size_t ulen;
-
-        if (end - off < IPSECIF_UDP_HLEN) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        ulen = ipsecif_load16(p + off + 4);
-        if (ulen < IPSECIF_UDP_HLEN || ulen > end - off) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        /* The checksum is not verified: ESP authenticates what it carries,
-         * and a damaged port only leads to an SA that fails the ICV. */
-        m.sport = ipsecif_load16(p + off);
-        m.dport = ipsecif_load16(p + off + 2);
-        end = off + ulen;
-        esp_off = off + IPSECIF_UDP_HLEN;
-    } else {
-        *proto = up;
-        return IPSECIF_ERR_PROTO;
+    if (rc == IPSECIF_OK) {
+        rc = parse_upper(p, &o);
     }
-
-    m.ip_hlen = (uint16_t)off;
-    m.esp_off = (uint16_t)esp_off;
-    *meta = m;
-    *proto = up;
+    if (rc == IPSECIF_ERR_PROTO) {
+        *proto = o.up;
+    }
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    o.m.ip_hlen = (uint16_t)o.off;
+    o.m.esp_off = (uint16_t)o.esp_off;
+    *meta = o.m;
+    *proto = o.up;
     /* Bytes past the IP (or UDP) length are link padding, not payload. */
-    ipsecif_buf_trim(pkt, len - end);
-    ipsecif_buf_pull(pkt, esp_off);
+    ipsecif_buf_trim(pkt, len - o.end);
+    ipsecif_buf_pull(pkt, o.esp_off);
     return IPSECIF_OK;
 }
