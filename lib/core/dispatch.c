@@ -113,6 +113,41 @@ static void send_toobig(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct 
     }
 }
 
+/* What nested_of() reads of an inner packet's IP header. */
+struct nest_key {
+    struct ipsecif_addr src, dst;
+    size_t hlen; /* up to the transport header */
+    uint8_t proto;
+    bool first; /* not a later fragment */
+};
+
+static void nest_addrs(struct nest_key *k, const uint8_t *a, size_t alen)
+{
+    memcpy(k->src.bytes, a, alen);
+    memcpy(k->dst.bytes, a + alen, alen);
+}
+
+static void nest_ip4(struct nest_key *k, const uint8_t *p)
+{
+    k->hlen = (size_t)(p[0] & 0x0f) * 4;
+    k->proto = p[9];
+    k->first = (ipsecif_load16(p + 6) & 0x1fff) == 0;
+    nest_addrs(k, p + 12, 4);
+}
+
+static void nest_ip6(struct nest_key *k, const uint8_t *p, size_t len)
+{
+    k->hlen = 40;
+    k->proto = p[6];
+    nest_addrs(k, p + 8, 16);
+    /* A fragment header is the one extension the host adds to ours. */
+    if (k->proto == 44 && len >= 48) {
+        k->proto = p[40];
+        k->first = (ipsecif_load16(p + 42) & 0xfff8) == 0;
+        k->hlen = 48;
+    }
+}
+
 /*
  * The interface whose outer packet this inner packet is, or NULL: ESP, or
  * ESP in UDP on a NAT-T interface's ports, from an interface's tunnel source
@@ -124,51 +159,34 @@ static struct ipsecif_if *nested_of(struct ipsecif_ctx *ctx, const struct ipseci
                                     const struct ipsecif_inner *in)
 {
     const uint8_t *p = ipsecif_buf_data(pkt);
-    struct ipsecif_addr src, dst;
     uint16_t sport = 0, dport = 0;
-    size_t hlen, alen;
-    bool first = true;
-    uint8_t proto;
+    struct nest_key k;
 
-    memset(&src, 0, sizeof(src));
-    memset(&dst, 0, sizeof(dst));
-    src.family = in->family;
-    dst.family = in->family;
+    memset(&k.src, 0, sizeof(k.src));
+    memset(&k.dst, 0, sizeof(k.dst));
+    k.src.family = in->family;
+    k.dst.family = in->family;
+    k.first = true;
     if (in->family == IPSECIF_AF_INET) {
-        hlen = (size_t)(p[0] & 0x0f) * 4;
-        alen = 4;
-        proto = p[9];
-        first = (ipsecif_load16(p + 6) & 0x1fff) == 0;
-        memcpy(src.bytes, p + 12, alen);
-        memcpy(dst.bytes, p + 16, alen);
+        nest_ip4(&k, p);
     } else {
-        hlen = 40;
-        alen = 16;
-        proto = p[6];
-        memcpy(src.bytes, p + 8, alen);
-        memcpy(dst.bytes, p + 24, alen);
-        /* A fragment header is the one extension the host adds to ours. */
-        if (proto == 44 && pkt->len >= 48) {
-            proto = p[40];
-            first = (ipsecif_load16(p + 42) & 0xfff8) == 0;
-            hlen = 48;
-        }
+        nest_ip6(&k, p, pkt->len);
     }
-    if (proto == IPSECIF_IPPROTO_UDP) {
+    if (k.proto == IPSECIF_IPPROTO_UDP) {
         /* ESP in UDP has a nonzero SPI where IKE has its zero marker, and
          * more than the one byte of a keepalive. */
-        if (!first || pkt->len < hlen + 16 || ipsecif_load32(p + hlen + 8) == 0) {
+        if (!k.first || pkt->len < k.hlen + 16 || ipsecif_load32(p + k.hlen + 8) == 0) {
             return NULL;
         }
-        sport = ipsecif_load16(p + hlen);
-        dport = ipsecif_load16(p + hlen + 2);
+        sport = ipsecif_load16(p + k.hlen);
+        dport = ipsecif_load16(p + k.hlen + 2);
         if (sport == 0 && dport == 0) {
             return NULL;
         }
-    } else if (proto != IPSECIF_IPPROTO_ESP) {
+    } else if (k.proto != IPSECIF_IPPROTO_ESP) {
         return NULL;
     }
-    return ipsecif_if_lookup_outer(ctx, &src, &dst, sport, dport);
+    return ipsecif_if_lookup_outer(ctx, &k.src, &k.dst, sport, dport);
 }
 
 /* Depth of ifp's outer packets: a deeper one holds for IPSECIF_NEST_HOLD_MS

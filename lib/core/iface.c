@@ -372,72 +372,75 @@ static int restore_policies(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
     return rc;
 }
 
-/* Swap the interface to configuration c, all or nothing. */
-static int apply(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct tuncfg *c,
-                 uint64_t now)
+/* A second interface on the same outer pair needs NAT-T on both, on
+ * different ports; same-port NAT-T duplicates would be ambiguous. Finds the
+ * interface whose policies this one would share. */
+static int check_pair(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct tuncfg *c,
+                      struct ipsecif_if **sharer)
 {
-    struct ipsecif_sp *old[4];
-    struct ipsecif_policy saved[4];
-    struct ipsecif_policy pol[4];
-    uint64_t order[4];
-    struct ipsecif_if *sharer = NULL;
-    bool removed[4];
-    uint32_t reqid[4];
-    struct tuncfg prev;
-    int i, rc = IPSECIF_OK;
+    struct ipsecif_if *o = ctx->ifs.hash[pair_hash(ctx, &c->src, &c->dst)];
 
-    memset(reqid, 0, sizeof(reqid));
-    /* A second interface on the same outer pair needs NAT-T on both, on
-     * different ports; same-port NAT-T duplicates would be ambiguous. */
-    if (c->has_tunnel) {
-        struct ipsecif_if *o = ctx->ifs.hash[pair_hash(ctx, &c->src, &c->dst)];
-
-        for (; o != NULL; o = o->hnext) {
-            if (o == ifp || !ipsecif_addr_eq(&o->src, &c->src) ||
-                !ipsecif_addr_eq(&o->dst, &c->dst)) {
-                continue;
-            }
-            if ((c->flags & IPSECIF_IFF_LINK0) == 0 || (o->flags & IPSECIF_IFF_LINK0) == 0) {
-                return IPSECIF_ERR_EXIST;
-            }
-            if ((c->sport ? c->sport : IPSECIF_NATT_PORT) == ipsecif_if_local_port(o) &&
-                (c->dport ? c->dport : IPSECIF_NATT_PORT) == ipsecif_if_remote_port(o)) {
-                return IPSECIF_ERR_EXIST;
-            }
+    for (; o != NULL; o = o->hnext) {
+        if (o == ifp || !ipsecif_addr_eq(&o->src, &c->src) || !ipsecif_addr_eq(&o->dst, &c->dst)) {
+            continue;
         }
-        sharer = find_sharer(ctx, ifp, c);
-        if (sharer != NULL && ((sharer->flags ^ c->flags) & IPSECIF_IFF_LINK2) != 0) {
-            /* Same selectors, different actions: the sets cannot coexist. */
+        if ((c->flags & IPSECIF_IFF_LINK0) == 0 || (o->flags & IPSECIF_IFF_LINK0) == 0) {
+            return IPSECIF_ERR_EXIST;
+        }
+        if ((c->sport ? c->sport : IPSECIF_NATT_PORT) == ipsecif_if_local_port(o) &&
+            (c->dport ? c->dport : IPSECIF_NATT_PORT) == ipsecif_if_remote_port(o)) {
             return IPSECIF_ERR_EXIST;
         }
     }
+    *sharer = find_sharer(ctx, ifp, c);
+    if (*sharer != NULL && (((*sharer)->flags ^ c->flags) & IPSECIF_IFF_LINK2) != 0) {
+        /* Same selectors, different actions: the sets cannot coexist. */
+        return IPSECIF_ERR_EXIST;
+    }
+    return IPSECIF_OK;
+}
 
-    prev.has_tunnel = ifp->has_tunnel;
-    prev.flags = ifp->flags;
-    prev.src = ifp->src;
-    prev.dst = ifp->dst;
-    prev.sport = ifp->sport;
-    prev.dport = ifp->dport;
-    memcpy(old, ifp->sp, sizeof(old));
-    release_policies(ctx, ifp, saved, order, removed);
+/* Give the interface, whose policies are released, those of configuration
+ * c: the sharer's, or four new ones with new reqids. On failure none of the
+ * new ones is left in the SPD. */
+static int take_policies(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct tuncfg *c,
+                         struct ipsecif_if *sharer, uint64_t now, uint32_t reqid[4])
+{
+    struct ipsecif_policy pol[4];
+    int i, rc;
 
-    if (c->has_tunnel && sharer != NULL) {
+    if (!c->has_tunnel) {
+        return IPSECIF_OK;
+    }
+    if (sharer != NULL) {
         for (i = 0; i < 4; i++) {
             ifp->sp[i] = sharer->sp[i];
             ifp->sp[i]->refcnt++;
         }
-    } else if (c->has_tunnel) {
-        pick_reqids(ctx, ifp, reqid);
-        make_policies(ctx, ifp, c, reqid, pol);
-        for (i = 0; i < 4; i++) {
-            rc = ipsecif_spd_insert(ctx, &pol[i], true, now, &ifp->sp[i]);
-            if (rc != IPSECIF_OK) {
-                goto rollback;
+        return IPSECIF_OK;
+    }
+    pick_reqids(ctx, ifp, reqid);
+    make_policies(ctx, ifp, c, reqid, pol);
+    for (i = 0; i < 4; i++) {
+        rc = ipsecif_spd_insert(ctx, &pol[i], true, now, &ifp->sp[i]);
+        if (rc != IPSECIF_OK) {
+            while (--i >= 0) {
+                ipsecif_spd_remove(ctx, ifp->sp[i]);
+                ifp->sp[i] = NULL;
             }
+            return rc;
         }
     }
+    return IPSECIF_OK;
+}
 
-    if (prev.has_tunnel) {
+/* The interface takes configuration c, whose policies it holds already. */
+static void switch_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct tuncfg *c,
+                          const struct ipsecif_if *sharer, const uint32_t reqid[4])
+{
+    int i;
+
+    if (ifp->has_tunnel) {
         hash_unlink(ctx, ifp);
     }
     ifp->has_tunnel = c->has_tunnel;
@@ -446,31 +449,47 @@ static int apply(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct t
     ifp->dst = c->dst;
     ifp->sport = c->sport;
     ifp->dport = c->dport;
+    if (!c->has_tunnel) {
+        return;
+    }
+    for (i = 0; i < 4; i++) {
+        if (ifp->sp[i]->pol.nreq > 0) {
+            ifp->reqid[i] = ifp->sp[i]->pol.req[0].reqid;
+        } else if (sharer == NULL) {
+            ifp->reqid[i] = reqid[i];
+        }
+    }
+    hash_link(ctx, ifp);
+}
+
+/* Swap the interface to configuration c, all or nothing. */
+static int apply(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const struct tuncfg *c,
+                 uint64_t now)
+{
+    struct ipsecif_sp *old[4];
+    struct ipsecif_policy saved[4];
+    uint64_t order[4];
+    struct ipsecif_if *sharer = NULL;
+    bool removed[4];
+    uint32_t reqid[4];
+    int rc, rrc;
+
+    memset(reqid, 0, sizeof(reqid));
     if (c->has_tunnel) {
-        for (i = 0; i < 4; i++) {
-            if (ifp->sp[i]->pol.nreq > 0) {
-                ifp->reqid[i] = ifp->sp[i]->pol.req[0].reqid;
-            } else if (sharer == NULL) {
-                ifp->reqid[i] = reqid[i];
-            }
+        rc = check_pair(ctx, ifp, c, &sharer);
+        if (rc != IPSECIF_OK) {
+            return rc;
         }
-        hash_link(ctx, ifp);
     }
+    memcpy(old, ifp->sp, sizeof(old));
+    release_policies(ctx, ifp, saved, order, removed);
+    rc = take_policies(ctx, ifp, c, sharer, now, reqid);
+    if (rc != IPSECIF_OK) {
+        rrc = restore_policies(ctx, ifp, old, saved, order, removed);
+        return rrc != IPSECIF_OK ? rrc : rc;
+    }
+    switch_tunnel(ctx, ifp, c, sharer, reqid);
     return IPSECIF_OK;
-
-rollback:
-    while (--i >= 0) {
-        ipsecif_spd_remove(ctx, ifp->sp[i]);
-        ifp->sp[i] = NULL;
-    }
-    {
-        int rrc = restore_policies(ctx, ifp, old, saved, order, removed);
-
-        if (rrc != IPSECIF_OK) {
-            return rrc;
-        }
-    }
-    return rc;
 }
 
 static void current(const struct ipsecif_if *ifp, struct tuncfg *c)
