@@ -117,13 +117,16 @@ struct ipsecif_ctx;
  * @param[in] p   the parameters; keys are copied.
  * @param[in] now current time, ms.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG bad parameters (family mismatch, SPI < 256 ...).
- * @retval IPSECIF_ERR_UNSUPPORTED unknown or unsupported algorithm.
+ * @retval IPSECIF_ERR_ARG ctx or p is NULL, or bad parameters (family
+ *         mismatch, SPI < 256 ...).
+ * @retval IPSECIF_ERR_UNSUPPORTED the protocol is not ESP, or an unknown or
+ *         unsupported algorithm (or combination of algorithms).
  * @retval IPSECIF_ERR_KEYLEN a key length does not fit the algorithm.
  * @retval IPSECIF_ERR_RANGE the replay window exceeds IPSECIF_REPLAY_WINDOW_MAX.
  * @retval IPSECIF_ERR_EXIST an SA with this (proto, dst, spi) exists.
  * @retval IPSECIF_ERR_FULL no free SA slot.
  * @retval IPSECIF_ERR_CRYPTO the crypto backend refused the key.
+ * @retval IPSECIF_ERR_RANDOM the random source failed (the per-SA IV mask).
  */
 int ipsecif_sa_add(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p, uint64_t now);
 
@@ -134,7 +137,9 @@ int ipsecif_sa_add(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p, u
  * @retval IPSECIF_ERR_NOENT no SA with (proto, dst, spi).
  * @retval IPSECIF_ERR_STATE the SA is mature and the call would change its keys
  *         or algorithms, or the SA is dead.
- * @retval others as ipsecif_sa_add().
+ * @retval IPSECIF_ERR_ARG, IPSECIF_ERR_UNSUPPORTED, IPSECIF_ERR_KEYLEN,
+ *         IPSECIF_ERR_RANGE, IPSECIF_ERR_CRYPTO, IPSECIF_ERR_RANDOM as
+ *         ipsecif_sa_add() (the last two only when a larval SA matures).
  */
 int ipsecif_sa_update(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p, uint64_t now);
 
@@ -152,7 +157,9 @@ int ipsecif_sa_update(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p
  * @param[in]  now     current time, ms.
  * @param[out] spi     the allocated SPI.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG bad arguments or empty range.
+ * @retval IPSECIF_ERR_ARG a NULL argument, bad addresses or mode, or an
+ *         empty range.
+ * @retval IPSECIF_ERR_UNSUPPORTED proto is not ESP.
  * @retval IPSECIF_ERR_EXIST no free SPI found in the range.
  * @retval IPSECIF_ERR_FULL no free SA slot.
  * @retval IPSECIF_ERR_RANDOM the random source failed.
@@ -170,6 +177,7 @@ int ipsecif_sa_getspi(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
  * @param[in] dst   the SA's destination.
  * @param[in] spi   the SPI, host byte order.
  * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ctx or dst is NULL.
  * @retval IPSECIF_ERR_NOENT no such SA.
  */
 int ipsecif_sa_delete(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsecif_addr *src,
@@ -184,6 +192,7 @@ int ipsecif_sa_delete(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
  * @param[in]  spi   the SPI, host byte order.
  * @param[out] out   the SA's description.
  * @retval IPSECIF_OK success, *out filled.
+ * @retval IPSECIF_ERR_ARG ctx, dst or out is NULL.
  * @retval IPSECIF_ERR_NOENT no such SA.
  */
 int ipsecif_sa_get(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsecif_addr *src,
@@ -191,7 +200,7 @@ int ipsecif_sa_get(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsecif_
 
 /**
  * @brief Delete every SA of a protocol (0 = all protocols).
- * @return the number of SAs deleted (>= 0).
+ * @return the number of SAs deleted (>= 0; 0 for a NULL context).
  */
 int ipsecif_sa_flush(struct ipsecif_ctx *ctx, uint8_t proto);
 
@@ -206,6 +215,7 @@ typedef int (*ipsecif_sa_walk_fn)(void *arg, const struct ipsecif_sa_info *sa);
  *
  * The callback must not add or delete SAs.
  * @return 0 when all were visited, or the callback's nonzero value.
+ * @retval IPSECIF_ERR_ARG ctx or fn is NULL.
  */
 int ipsecif_sa_walk(struct ipsecif_ctx *ctx, uint8_t proto, ipsecif_sa_walk_fn fn, void *arg);
 

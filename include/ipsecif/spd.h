@@ -170,18 +170,24 @@ struct ipsecif_ctx;
  * @param[in]  now current time, ms.
  * @param[out] id  the new policy's id (may be NULL).
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG malformed selector, direction, action or request.
+ * @retval IPSECIF_ERR_ARG ctx or pol is NULL, or a malformed selector,
+ *         direction, action or request.
  * @retval IPSECIF_ERR_EXIST a policy with the same selector and direction exists.
  * @retval IPSECIF_ERR_BUSY it would clash with a policy an interface owns.
  * @retval IPSECIF_ERR_FULL no free policy slot.
+ * @retval IPSECIF_ERR_INTERNAL no free policy id (cannot happen: there are
+ *         more ids than slots).
  */
 int ipsecif_spd_add(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, uint64_t now,
                     uint32_t *id);
 
 /**
  * @brief Replace the policy with the same selector and direction, or add it.
+ * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG as ipsecif_spd_add().
  * @retval IPSECIF_ERR_BUSY the existing policy is owned by an interface.
- * @retval others as ipsecif_spd_add().
+ * @retval IPSECIF_ERR_FULL, IPSECIF_ERR_INTERNAL as ipsecif_spd_add(), when
+ *         there is no policy to replace.
  */
 int ipsecif_spd_update(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, uint64_t now,
                        uint32_t *id);
@@ -189,6 +195,7 @@ int ipsecif_spd_update(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol
 /**
  * @brief Delete the policy with this selector and direction.
  * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ctx or sel is NULL, or a bad selector or direction.
  * @retval IPSECIF_ERR_NOENT none matches.
  * @retval IPSECIF_ERR_BUSY it is owned by an interface.
  */
@@ -197,6 +204,7 @@ int ipsecif_spd_delete(struct ipsecif_ctx *ctx, const struct ipsecif_selector *s
 /**
  * @brief Delete a policy by id.
  * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ctx is NULL.
  * @retval IPSECIF_ERR_NOENT no such id.
  * @retval IPSECIF_ERR_BUSY it is owned by an interface.
  */
@@ -205,6 +213,7 @@ int ipsecif_spd_delete_id(struct ipsecif_ctx *ctx, uint32_t id);
 /**
  * @brief Report a policy by id.
  * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ctx or out is NULL.
  * @retval IPSECIF_ERR_NOENT no such id.
  */
 int ipsecif_spd_get(struct ipsecif_ctx *ctx, uint32_t id, struct ipsecif_policy *out);
@@ -212,6 +221,7 @@ int ipsecif_spd_get(struct ipsecif_ctx *ctx, uint32_t id, struct ipsecif_policy 
 /**
  * @brief Delete every policy not owned by an interface.
  * @return the number deleted (>= 0).
+ * @retval IPSECIF_ERR_ARG ctx is NULL.
  */
 int ipsecif_spd_flush(struct ipsecif_ctx *ctx);
 
@@ -222,6 +232,7 @@ typedef int (*ipsecif_spd_walk_fn)(void *arg, const struct ipsecif_policy *pol);
  * @brief Visit every policy in lookup order (direction by direction: in, out, fwd).
  * The callback must not add or delete policies.
  * @return 0 when all were visited, or the callback's nonzero value.
+ * @retval IPSECIF_ERR_ARG ctx or fn is NULL.
  */
 int ipsecif_spd_walk(struct ipsecif_ctx *ctx, ipsecif_spd_walk_fn fn, void *arg);
 
@@ -240,6 +251,8 @@ size_t ipsecif_spd_count(const struct ipsecif_ctx *ctx);
  *                 matches, out holds the def_policy action with id 0.
  * @retval IPSECIF_OK a policy matched.
  * @retval IPSECIF_ERR_NOENT none matched; *out holds the default.
+ * @retval IPSECIF_ERR_ARG a NULL argument, a bad direction, or the
+ *         selector's families are unknown or differ.
  */
 int ipsecif_spd_lookup(struct ipsecif_ctx *ctx, uint8_t dir, const struct ipsecif_selector *pkt,
                        uint64_t now, struct ipsecif_policy *out);
@@ -323,7 +336,8 @@ typedef int (*ipsecif_spd_sock_walk_fn)(void *arg, const struct ipsecif_sock *s,
 
 /**
  * @brief Visit every socket with a policy (entrust directions come as ENTRUST).
- * @return 0, or the nonzero value the callback stopped with.
+ * @return 0 (also when ctx or fn is NULL), or the nonzero value the callback
+ *         stopped with.
  */
 int ipsecif_spd_sock_walk(const struct ipsecif_ctx *ctx, ipsecif_spd_sock_walk_fn fn, void *arg);
 
@@ -335,7 +349,7 @@ size_t ipsecif_spd_sock_count(const struct ipsecif_ctx *ctx);
  * @param[in] ctx the context.
  * @param[in] key ::ipsecif_sysctl.
  * @retval >=0 the value.
- * @retval IPSECIF_ERR_ARG unknown key.
+ * @retval IPSECIF_ERR_ARG ctx is NULL or the key unknown.
  */
 int ipsecif_sysctl_get(const struct ipsecif_ctx *ctx, int key);
 
@@ -345,7 +359,7 @@ int ipsecif_sysctl_get(const struct ipsecif_ctx *ctx, int key);
  * @param[in] key   ::ipsecif_sysctl.
  * @param[in] value levels: 1 use or 2 require; def_policy: 0 discard or 1 none.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG unknown key.
+ * @retval IPSECIF_ERR_ARG ctx is NULL or the key unknown.
  * @retval IPSECIF_ERR_RANGE value not allowed for the key.
  */
 int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value);
