@@ -77,7 +77,7 @@ struct ipsecif_if;
  * @param[in]  name "ipsecN" (N a decimal unit, no leading zero).
  * @param[out] out  the interface handle, valid until destroyed (may be NULL).
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG the name is not ipsecN.
+ * @retval IPSECIF_ERR_ARG ctx is NULL or not a context, or the name is not ipsecN.
  * @retval IPSECIF_ERR_EXIST the name is taken.
  * @retval IPSECIF_ERR_FULL no free interface slot.
  */
@@ -106,10 +106,15 @@ struct ipsecif_if *ipsecif_if_find(struct ipsecif_ctx *ctx, const char *name);
  * @param[in] dport NAT-T destination port, 0 = 4500 (used with link0 only).
  * @param[in] now   current time, ms.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG families differ or are unknown, or an address is unspecified.
+ * @retval IPSECIF_ERR_ARG ifp is NULL or not of this context, an address is
+ *         NULL or unspecified, the families differ or are unknown, or src
+ *         equals dst.
  * @retval IPSECIF_ERR_EXIST another interface has this outer pair (and
- *         NAT-T is off on either), or one of the four policies already exists.
+ *         NAT-T is off on either, or both use the same ports, or their
+ *         link2 differs), or one of the four policies already exists.
  * @retval IPSECIF_ERR_FULL no room for the policies.
+ * @retval IPSECIF_ERR_INTERNAL no free policy id, or the previous policies
+ *         could not be put back (neither can happen).
  */
 int ipsecif_if_set_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
                           const struct ipsecif_addr *src, uint16_t sport,
@@ -118,6 +123,7 @@ int ipsecif_if_set_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
 /**
  * @brief Delete the tunnel and its four policies.
  * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ifp is NULL or not of this context.
  * @retval IPSECIF_ERR_NOENT no tunnel is set.
  */
 int ipsecif_if_delete_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp);
@@ -126,8 +132,9 @@ int ipsecif_if_delete_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp);
  * @brief Set the flags (::ipsecif_if_flags). Changing link0 or link2 on a
  *        tunnel re-creates its policies, all or nothing.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG unknown flag bits.
- * @retval others as ipsecif_if_set_tunnel().
+ * @retval IPSECIF_ERR_ARG ifp is NULL or not of this context, or unknown flag bits.
+ * @retval IPSECIF_ERR_EXIST, IPSECIF_ERR_FULL, IPSECIF_ERR_INTERNAL as
+ *         ipsecif_if_set_tunnel(), when the tunnel's policies are re-created.
  */
 int ipsecif_if_set_flags(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint32_t flags,
                          uint64_t now);
@@ -138,6 +145,7 @@ uint32_t ipsecif_if_get_flags(const struct ipsecif_if *ifp);
 /**
  * @brief Set the MTU.
  * @retval IPSECIF_OK success.
+ * @retval IPSECIF_ERR_ARG ifp is NULL or not of this context.
  * @retval IPSECIF_ERR_RANGE outside IPSECIF_MTU_MIN .. IPSECIF_MTU_MAX.
  */
 int ipsecif_if_set_mtu(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint32_t mtu);
@@ -145,7 +153,7 @@ int ipsecif_if_set_mtu(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint32_t
 /**
  * @brief Report an interface.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG bad argument.
+ * @retval IPSECIF_ERR_ARG ifp is NULL or not of this context, or out is NULL.
  */
 int ipsecif_if_get_info(const struct ipsecif_ctx *ctx, const struct ipsecif_if *ifp,
                         struct ipsecif_if_info *out);
@@ -153,7 +161,11 @@ int ipsecif_if_get_info(const struct ipsecif_ctx *ctx, const struct ipsecif_if *
 /** Callback for ipsecif_if_walk(): 0 to go on, nonzero to stop with that value. */
 typedef int (*ipsecif_if_walk_fn)(void *arg, struct ipsecif_if *ifp);
 
-/** @brief Visit every interface in creation order. */
+/**
+ * @brief Visit every interface in creation order.
+ * @return 0 when all were visited, or the callback's nonzero value.
+ * @retval IPSECIF_ERR_ARG ctx or fn is NULL.
+ */
 int ipsecif_if_walk(struct ipsecif_ctx *ctx, ipsecif_if_walk_fn fn, void *arg);
 
 /**
@@ -168,7 +180,8 @@ int ipsecif_if_walk(struct ipsecif_ctx *ctx, ipsecif_if_walk_fn fn, void *arg);
  * @param[in] addr the address (IPv4 or IPv6); an all-zero address of a
  *                 family clears that family's address.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG bad argument.
+ * @retval IPSECIF_ERR_ARG ifp is NULL or not of this context, addr is NULL,
+ *         or its family is neither IPv4 nor IPv6.
  */
 int ipsecif_if_set_local(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
                          const struct ipsecif_addr *addr);

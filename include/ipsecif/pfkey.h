@@ -316,9 +316,10 @@ int ipsecif_pfkey_oversize(struct ipsecif_ctx *ctx, uint32_t ep_id, const uint8_
  * @param[in]  len     their length.
  * @param[out] out     the policy.
  * @retval IPSECIF_OK success.
- * @retval IPSECIF_ERR_ARG a NULL argument, an unknown dialect, type
- *         discard or none (SPD actions, not socket policies), a bad
- *         direction, or requests that do not fit the type.
+ * @retval IPSECIF_ERR_ARG a NULL argument, an unknown dialect, a type
+ *         other than entrust, bypass or ipsec (discard and none are SPD
+ *         actions, not socket policies), a bad direction, or requests that
+ *         do not fit the type.
  * @retval IPSECIF_ERR_MALFORMED a length that does not match, or a
  *         malformed request.
  */
