@@ -132,6 +132,9 @@ static int run(int argc, char **cmd, const char *word)
     v[i] = NULL;
     pid = fork();
     if (pid == 0) {
+        /* The command needs no preload (and a sanitizer build of it would
+         * not load into uninstrumented programs). */
+        unsetenv("LD_PRELOAD");
         execvp(v[0], v);
         _exit(127);
     }
