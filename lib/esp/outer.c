@@ -96,12 +96,12 @@ static size_t outer_need(const struct ipsecif_addr *src, const struct ipsecif_ad
     return need;
 }
 
+/* meta is filled first and the headers are written from it. */
 int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
                         const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
                         uint16_t sport, uint16_t dport, uint8_t tos, bool df,
                         struct ipsecif_outer_meta *meta)
 {
-    struct ipsecif_outer_meta m;
     size_t iphl, need, esp_len;
     uint8_t *h;
 
@@ -116,26 +116,25 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     if (!ipsecif_buf_room(pkt, need, 0)) {
         return IPSECIF_ERR_NOROOM;
     }
-    memset(&m, 0, sizeof(m));
-    m.family = src->family;
-    m.src = *src;
-    m.dst = *dst;
-    m.ttl = ctx->cfg.ttl != 0 ? ctx->cfg.ttl : IPSECIF_DEFAULT_TTL;
-    m.tos = tos;
-    m.ip_hlen = (uint16_t)iphl;
-    m.sport = sport;
-    m.dport = dport;
-    m.esp_off = (uint16_t)need;
+    memset(meta, 0, sizeof(*meta));
+    meta->family = src->family;
+    meta->src = *src;
+    meta->dst = *dst;
+    meta->ttl = ctx->cfg.ttl != 0 ? ctx->cfg.ttl : IPSECIF_DEFAULT_TTL;
+    meta->tos = tos;
+    meta->ip_hlen = (uint16_t)iphl;
+    meta->sport = sport;
+    meta->dport = dport;
+    meta->esp_off = (uint16_t)need;
     h = ipsecif_buf_push(pkt, need);
-    if (meta_udp(&m)) {
-        put_udp(h + iphl, &m, esp_len);
+    if (meta_udp(meta)) {
+        put_udp(h + iphl, meta, esp_len);
     }
-    if (m.family == IPSECIF_AF_INET) {
-        put_ip4(h, &m, esp_len, ctx->ip_id++, df);
+    if (meta->family == IPSECIF_AF_INET) {
+        put_ip4(h, meta, esp_len, ctx->ip_id++, df);
     } else {
-        put_ip6(h, &m, esp_len);
+        put_ip6(h, meta, esp_len);
     }
-    *meta = m;
     return IPSECIF_OK;
 }
 
