@@ -8,6 +8,45 @@
 #define IP6_FRAGMENT 44
 #define IP6_DSTOPTS 60
 
+/* The length of the IPv4 packet p[0..len) and what its header says, or 0 if
+ * the header is malformed. */
+static size_t parse4(const uint8_t *p, size_t len, struct ipsecif_inner *in)
+{
+    size_t total;
+
+    if (len < 20 || (p[0] & 0x0f) < 5) {
+        return 0;
+    }
+    total = ipsecif_load16(p + 2);
+    if (total < (size_t)(p[0] & 0x0f) * 4 || total > len) {
+        return 0;
+    }
+    in->family = IPSECIF_AF_INET;
+    in->nh = IPSECIF_IPPROTO_IPV4;
+    in->tos = p[1];
+    in->df = (p[6] & 0x40) != 0;
+    return total;
+}
+
+/* The same for IPv6. */
+static size_t parse6(const uint8_t *p, size_t len, struct ipsecif_inner *in)
+{
+    size_t total;
+
+    if (len < 40) {
+        return 0;
+    }
+    total = 40 + (size_t)ipsecif_load16(p + 4);
+    if (total > len) {
+        return 0;
+    }
+    in->family = IPSECIF_AF_INET6;
+    in->nh = IPSECIF_IPPROTO_IPV6;
+    in->tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
+    in->df = true;
+    return total;
+}
+
 int ipsecif_inner_parse(struct ipsecif_buf *pkt, struct ipsecif_inner *in)
 {
     const uint8_t *p = ipsecif_buf_data(pkt);
@@ -18,32 +57,16 @@ int ipsecif_inner_parse(struct ipsecif_buf *pkt, struct ipsecif_inner *in)
     }
     switch (p[0] >> 4) {
     case 4:
-        if (pkt->len < 20 || (p[0] & 0x0f) < 5) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        total = ipsecif_load16(p + 2);
-        if (total < (size_t)(p[0] & 0x0f) * 4 || total > pkt->len) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        in->family = IPSECIF_AF_INET;
-        in->nh = IPSECIF_IPPROTO_IPV4;
-        in->tos = p[1];
-        in->df = (p[6] & 0x40) != 0;
+        total = parse4(p, pkt->len, in);
         break;
     case 6:
-        if (pkt->len < 40) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        total = 40 + (size_t)ipsecif_load16(p + 4);
-        if (total > pkt->len) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        in->family = IPSECIF_AF_INET6;
-        in->nh = IPSECIF_IPPROTO_IPV6;
-        in->tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
-        in->df = true;
+        total = parse6(p, pkt->len, in);
         break;
     default:
+        total = 0;
+        break;
+    }
+    if (total == 0) {
         return IPSECIF_ERR_MALFORMED;
     }
     pkt->len = total;
@@ -78,6 +101,26 @@ uint32_t ipsecif_v6_pseudo(const uint8_t *src, const uint8_t *dst, uint32_t len,
     return sum;
 }
 
+/* The length of the hop-by-hop, routing or destination options header nh at
+ * p + off, or 0 if it is misplaced or runs past end. */
+static size_t ext_len(const uint8_t *p, size_t off, size_t end, uint8_t nh)
+{
+    size_t hl;
+
+    /* Hop-by-hop options may only follow the IPv6 header (RFC 8200 4.3). */
+    if (nh == IP6_HOPOPTS && off != IPSECIF_IP6_HLEN) {
+        return 0;
+    }
+    if (end - off < 8) {
+        return 0;
+    }
+    hl = ((size_t)p[off + 1] + 1) * 8;
+    if (end - off < hl) {
+        return 0;
+    }
+    return hl;
+}
+
 bool ipsecif_v6_walk(const uint8_t *p, size_t end, struct ipsecif_v6chain *c)
 {
     uint8_t nh = p[6];
@@ -103,15 +146,8 @@ bool ipsecif_v6_walk(const uint8_t *p, size_t end, struct ipsecif_v6chain *c)
         if (nh != IP6_HOPOPTS && nh != IP6_ROUTING && nh != IP6_DSTOPTS) {
             break;
         }
-        /* Hop-by-hop options may only follow the IPv6 header (RFC 8200 4.3). */
-        if (nh == IP6_HOPOPTS && off != IPSECIF_IP6_HLEN) {
-            return false;
-        }
-        if (end - off < 8) {
-            return false;
-        }
-        hl = ((size_t)p[off + 1] + 1) * 8;
-        if (end - off < hl) {
+        hl = ext_len(p, off, end, nh);
+        if (hl == 0) {
             return false;
         }
         if (nh == IP6_ROUTING && p[off + 3] != 0) {

@@ -26,17 +26,12 @@ static bool v4_icmp_is_error(uint8_t type)
     return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
 }
 
-static int toobig4(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint32_t mtu)
+/* Whether the IPv4 packet p[0..len) may get an ICMP error: IPSECIF_OK,
+ * IPSECIF_ERR_MALFORMED or IPSECIF_ERR_DISCARD. */
+static int check4(const uint8_t *p, size_t len)
 {
-    const uint8_t *p = ipsecif_buf_data(pkt);
-    size_t len = pkt->len;
-    size_t ihl, quote;
-    uint8_t osrc[4];
-    uint8_t *h, *icmp;
+    size_t ihl;
 
-    if (src->family != IPSECIF_AF_INET) {
-        return IPSECIF_ERR_ARG;
-    }
     if (len < IPSECIF_IP4_HLEN) {
         return IPSECIF_ERR_MALFORMED;
     }
@@ -54,37 +49,74 @@ static int toobig4(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint
     if (p[9] == IPSECIF_IPPROTO_ICMP && (len == ihl || v4_icmp_is_error(p[ihl]))) {
         return IPSECIF_ERR_DISCARD;
     }
-    if (!ipsecif_buf_room(pkt, IPSECIF_IP4_HLEN + ICMP_HLEN, 0)) {
-        return IPSECIF_ERR_NOROOM;
-    }
-    memcpy(osrc, p + 12, 4);
-    quote = len < ICMP4_MAX - IPSECIF_IP4_HLEN - ICMP_HLEN
-                ? len
-                : ICMP4_MAX - IPSECIF_IP4_HLEN - ICMP_HLEN;
-    ipsecif_buf_trim(pkt, len - quote);
-    h = ipsecif_buf_push(pkt, IPSECIF_IP4_HLEN + ICMP_HLEN);
+    return IPSECIF_OK;
+}
+
+/* The IPv4 and ICMP headers at h, in front of quote bytes of the packet. */
+static void write4(uint8_t *h, size_t tot, const uint8_t *src, const uint8_t *dst, uint32_t mtu,
+                   size_t quote)
+{
+    uint8_t *icmp = h + IPSECIF_IP4_HLEN;
 
     h[0] = 0x45;
     h[1] = 0;
-    ipsecif_store16(h + 2, (uint16_t)pkt->len);
+    ipsecif_store16(h + 2, (uint16_t)tot);
     /* Atomic datagram (DF, id 0; RFC 6864): it is small enough for any path. */
     ipsecif_store16(h + 4, 0);
     ipsecif_store16(h + 6, 0x4000);
     h[8] = IPSECIF_DEFAULT_TTL;
     h[9] = IPSECIF_IPPROTO_ICMP;
     ipsecif_store16(h + 10, 0);
-    memcpy(h + 12, src->bytes, 4);
-    memcpy(h + 16, osrc, 4);
+    memcpy(h + 12, src, 4);
+    memcpy(h + 16, dst, 4);
     ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, IPSECIF_IP4_HLEN)));
 
     /* Type 3 code 4 with the next-hop MTU (RFC 1191 section 4). */
-    icmp = h + IPSECIF_IP4_HLEN;
     icmp[0] = 3;
     icmp[1] = 4;
     ipsecif_store16(icmp + 2, 0);
     ipsecif_store16(icmp + 4, 0);
     ipsecif_store16(icmp + 6, (uint16_t)(mtu > 0xffffu ? 0xffffu : mtu));
     ipsecif_store16(icmp + 2, ipsecif_csum_fold(ipsecif_csum_add(0, icmp, ICMP_HLEN + quote)));
+}
+
+/* Room made for the IP and ICMP headers, the sender's address (alen bytes at
+ * src_off) kept in osrc, the packet trimmed to the quote an error of at most
+ * max bytes carries and the headers pushed: where they go, or NULL without
+ * headroom. */
+static uint8_t *frame(struct ipsecif_buf *pkt, size_t hlen, size_t max, size_t src_off, size_t alen,
+                      uint8_t *osrc, size_t *quote)
+{
+    size_t len = pkt->len;
+
+    if (!ipsecif_buf_room(pkt, hlen + ICMP_HLEN, 0)) {
+        return NULL;
+    }
+    memcpy(osrc, ipsecif_buf_data(pkt) + src_off, alen);
+    *quote = len < max - hlen - ICMP_HLEN ? len : max - hlen - ICMP_HLEN;
+    ipsecif_buf_trim(pkt, len - *quote);
+    return ipsecif_buf_push(pkt, hlen + ICMP_HLEN);
+}
+
+static int toobig4(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint32_t mtu)
+{
+    size_t quote;
+    uint8_t osrc[4];
+    uint8_t *h;
+    int rc;
+
+    if (src->family != IPSECIF_AF_INET) {
+        return IPSECIF_ERR_ARG;
+    }
+    rc = check4(ipsecif_buf_data(pkt), pkt->len);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    h = frame(pkt, IPSECIF_IP4_HLEN, ICMP4_MAX, 12, 4, osrc, &quote);
+    if (h == NULL) {
+        return IPSECIF_ERR_NOROOM;
+    }
+    write4(h, pkt->len, src->bytes, osrc, mtu, quote);
     return IPSECIF_OK;
 }
 
@@ -99,19 +131,13 @@ static bool v6_unspec(const uint8_t *a)
     return any == 0;
 }
 
-static int toobig6(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint32_t mtu)
+/* Whether the IPv6 packet p[0..len) may get an ICMPv6 error: IPSECIF_OK,
+ * IPSECIF_ERR_MALFORMED or IPSECIF_ERR_DISCARD. */
+static int check6(const uint8_t *p, size_t len)
 {
-    const uint8_t *p = ipsecif_buf_data(pkt);
-    size_t len = pkt->len;
-    size_t end, quote;
+    size_t end;
     struct ipsecif_v6chain c;
-    uint8_t osrc[16];
-    uint8_t *h, *icmp;
-    uint32_t sum;
 
-    if (src->family != IPSECIF_AF_INET6) {
-        return IPSECIF_ERR_ARG;
-    }
     if (len < IPSECIF_IP6_HLEN) {
         return IPSECIF_ERR_MALFORMED;
     }
@@ -133,15 +159,14 @@ static int toobig6(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint
     if (c.nh == IPSECIF_IPPROTO_ICMPV6 && (c.off >= end || p[c.off] < 128)) {
         return IPSECIF_ERR_DISCARD;
     }
-    if (!ipsecif_buf_room(pkt, IPSECIF_IP6_HLEN + ICMP_HLEN, 0)) {
-        return IPSECIF_ERR_NOROOM;
-    }
-    memcpy(osrc, p + 8, 16);
-    quote = len < ICMP6_MAX - IPSECIF_IP6_HLEN - ICMP_HLEN
-                ? len
-                : ICMP6_MAX - IPSECIF_IP6_HLEN - ICMP_HLEN;
-    ipsecif_buf_trim(pkt, len - quote);
-    h = ipsecif_buf_push(pkt, IPSECIF_IP6_HLEN + ICMP_HLEN);
+    return IPSECIF_OK;
+}
+
+/* The IPv6 and ICMPv6 headers at h, in front of quote bytes of the packet. */
+static void write6(uint8_t *h, const uint8_t *src, const uint8_t *dst, uint32_t mtu, size_t quote)
+{
+    uint8_t *icmp = h + IPSECIF_IP6_HLEN;
+    uint32_t sum;
 
     h[0] = 0x60;
     h[1] = 0;
@@ -150,17 +175,37 @@ static int toobig6(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint
     ipsecif_store16(h + 4, (uint16_t)(ICMP_HLEN + quote));
     h[6] = IPSECIF_IPPROTO_ICMPV6;
     h[7] = IPSECIF_DEFAULT_TTL;
-    memcpy(h + 8, src->bytes, 16);
-    memcpy(h + 24, osrc, 16);
+    memcpy(h + 8, src, 16);
+    memcpy(h + 24, dst, 16);
 
     /* Packet Too Big: type 2, code 0, MTU (RFC 4443 section 3.2). */
-    icmp = h + IPSECIF_IP6_HLEN;
     icmp[0] = 2;
     icmp[1] = 0;
     ipsecif_store16(icmp + 2, 0);
     ipsecif_store32(icmp + 4, mtu);
     sum = ipsecif_v6_pseudo(h + 8, h + 24, (uint32_t)(ICMP_HLEN + quote), IPSECIF_IPPROTO_ICMPV6);
     ipsecif_store16(icmp + 2, ipsecif_csum_fold(ipsecif_csum_add(sum, icmp, ICMP_HLEN + quote)));
+}
+
+static int toobig6(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint32_t mtu)
+{
+    size_t quote;
+    uint8_t osrc[16];
+    uint8_t *h;
+    int rc;
+
+    if (src->family != IPSECIF_AF_INET6) {
+        return IPSECIF_ERR_ARG;
+    }
+    rc = check6(ipsecif_buf_data(pkt), pkt->len);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    h = frame(pkt, IPSECIF_IP6_HLEN, ICMP6_MAX, 8, 16, osrc, &quote);
+    if (h == NULL) {
+        return IPSECIF_ERR_NOROOM;
+    }
+    write6(h, src->bytes, osrc, mtu, quote);
     return IPSECIF_OK;
 }
 
