@@ -121,7 +121,31 @@ int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now
  *                     ports (sport/dport nonzero); ip_hlen and esp_off are ignored.
  * @param[in,out] pkt  starting at the ESP header (or the UDP payload for NAT-T).
  * @param[in]     now  current time, ms.
- * @return as ipsecif_input().
+ *
+ * Every code but IPSECIF_OK and IPSECIF_ERR_ARG is a drop, counted in the
+ * context's statistics and, when the outer address pair names an interface,
+ * in that interface's.
+ * @retval IPSECIF_OK delivered (or a NAT-T keepalive consumed).
+ * @retval IPSECIF_ERR_ARG ctx, meta or pkt is NULL or not valid, or
+ *         meta's addresses are not both IPv4 or both IPv6 (not counted).
+ * @retval IPSECIF_ERR_PROTO ESP in UDP with the non-ESP marker: IKE, for the
+ *         host to handle (counted in in_notours, of the context only).
+ * @retval IPSECIF_ERR_MALFORMED shorter than an ESP header, an ESP length that
+ *         does not fit the SA, or an inner header that is malformed or not
+ *         what ESP's next header says.
+ * @retval IPSECIF_ERR_BADSPI no mature SA for the SPI and destination.
+ * @retval IPSECIF_ERR_POLICY ESP in UDP on an SA without UDP encapsulation
+ *         (or the reverse), an inner packet neither IPv4 nor IPv6, no
+ *         interface for the outer addresses, or the inbound policy refuses it.
+ * @retval IPSECIF_ERR_REPLAY a sequence number of 0, seen before, or left of the window.
+ * @retval IPSECIF_ERR_AUTH the ICV does not verify.
+ * @retval IPSECIF_ERR_BADPAD the padding is not 1, 2, 3, ...
+ * @retval IPSECIF_ERR_NOROOM less than 4 bytes of headroom for AES-GMAC with ESN.
+ * @retval IPSECIF_ERR_CRYPTO the crypto backend failed.
+ * @retval IPSECIF_ERR_INTERNAL the SA's IV or ICV is longer than ESP supports
+ *         (counted in in_crypto).
+ * @retval IPSECIF_ERR_ECN CE on a not-ECT inner packet of a link1 interface (RFC 6040).
+ * @retval IPSECIF_ERR_DOWN the interface is down (counted in in_polvio).
  */
 int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
                       struct ipsecif_buf *pkt, uint64_t now);
