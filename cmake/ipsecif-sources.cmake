@@ -8,6 +8,7 @@
 #                             (no OS, no crypto library)
 #   IPSECIF_PFKEY_SOURCES     lib/pfkey
 #   IPSECIF_CRYPTO_MBEDTLS_SOURCES   ports/crypto-mbedtls
+#   IPSECIF_CRYPTO_OPENSSL_SOURCES   ports/crypto-openssl (OpenSSL 3 libcrypto)
 
 get_filename_component(IPSECIF_ROOT_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 
@@ -52,4 +53,11 @@ set(IPSECIF_CRYPTO_MBEDTLS_SOURCES
 )
 set(IPSECIF_CRYPTO_MBEDTLS_INCLUDE_DIRS
     ${IPSECIF_ROOT_DIR}/ports/crypto-mbedtls
+)
+
+set(IPSECIF_CRYPTO_OPENSSL_SOURCES
+    ${IPSECIF_ROOT_DIR}/ports/crypto-openssl/crypto_openssl.c
+)
+set(IPSECIF_CRYPTO_OPENSSL_INCLUDE_DIRS
+    ${IPSECIF_ROOT_DIR}/ports/crypto-openssl
 )

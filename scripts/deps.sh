@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libmbedtls-dev libcmocka-dev
+    libmbedtls-dev libssl-dev libcmocka-dev
     doxygen clang libclang-rt-14-dev valgrind clang-format
     iproute2 iputils-ping tcpdump tshark python3-scapy python3-cryptography iperf3 nftables
     liblwip-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
