@@ -1,6 +1,8 @@
 /*
- * The Mbed TLS crypto backend, called directly on a slot: known answers from
- * published vectors, failure behaviour, and wiping.
+ * The crypto backends (Mbed TLS, and OpenSSL when built), called directly on
+ * a slot: every test below runs once per backend against the same published
+ * vectors (known answers, forgeries, failure behaviour, wiping); then each
+ * algorithm is sealed by one backend and opened by the other.
  *
  * Vectors:
  *   AES-GCM       McGrew and Viega, "The Galois/Counter Mode of Operation",
@@ -22,10 +24,32 @@
 
 #include "ipsecif/ipsecif.h"
 #include "ipsecif_crypto_mbedtls.h"
+#if IPSECIF_TEST_OPENSSL
+#include "ipsecif_crypto_openssl.h"
+
+#include <openssl/crypto.h>
+#endif
 
 #define BUF_MAX 512
 
+struct backend {
+    const char *name;
+    const struct ipsecif_crypto_ops *ops;
+    int (*random)(void *user, uint8_t *out, size_t len);
+};
+
+static const struct backend backends[] = {
+    {"mbedtls", &ipsecif_crypto_mbedtls_ops, ipsecif_crypto_mbedtls_random},
+#if IPSECIF_TEST_OPENSSL
+    {"openssl", &ipsecif_crypto_openssl_ops, ipsecif_crypto_openssl_random},
+#endif
+};
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
 static _Alignas(16) uint8_t slot[IPSECIF_CRYPTO_SLOT_SIZE];
+static _Alignas(16) uint8_t slot2[IPSECIF_CRYPTO_SLOT_SIZE];
+/* The backend under test. */
+static const struct backend *be = &backends[0];
 static const struct ipsecif_crypto_ops *ops = &ipsecif_crypto_mbedtls_ops;
 
 /* ---- Helpers ---- */
@@ -992,19 +1016,229 @@ static void test_random(void **state)
     (void)state;
     memset(a, 0, sizeof(a));
     memset(b, 0, sizeof(b));
-    assert_int_equal(ipsecif_crypto_mbedtls_random(NULL, a, sizeof(a)), IPSECIF_OK);
-    assert_int_equal(ipsecif_crypto_mbedtls_random(NULL, b, sizeof(b)), IPSECIF_OK);
+    assert_int_equal(be->random(NULL, a, sizeof(a)), IPSECIF_OK);
+    assert_int_equal(be->random(NULL, b, sizeof(b)), IPSECIF_OK);
     assert_false(all_zero(a, sizeof(a)));
     assert_false(all_zero(b, sizeof(b)));
     assert_memory_not_equal(a, b, sizeof(a));
-    assert_int_equal(ipsecif_crypto_mbedtls_random(NULL, a, 0), IPSECIF_OK);
+    assert_int_equal(be->random(NULL, a, 0), IPSECIF_OK);
 
     /* More than one DRBG request: every part is filled, parts differ. */
-    assert_int_equal(ipsecif_crypto_mbedtls_random(NULL, big, sizeof(big)), IPSECIF_OK);
+    assert_int_equal(be->random(NULL, big, sizeof(big)), IPSECIF_OK);
     assert_false(all_zero(big + sizeof(big) - 32, 32));
     assert_memory_not_equal(big, big + 4096, 32);
-    assert_int_equal(ipsecif_crypto_mbedtls_random(NULL, NULL, 1), IPSECIF_ERR_RANDOM);
+    assert_int_equal(be->random(NULL, NULL, 1), IPSECIF_ERR_RANDOM);
 }
+
+/* ---- Across backends: what one seals, the other opens ---- */
+
+/* Which backend set up each slot (a failed assertion leaves them set). */
+static const struct backend *slot_owner;
+static const struct backend *slot2_owner;
+
+static int cross_teardown(void **state)
+{
+    (void)state;
+    if (slot_owner != NULL) {
+        slot_owner->ops->wipe(slot);
+    }
+    if (slot2_owner != NULL) {
+        slot2_owner->ops->wipe(slot2);
+    }
+    slot_owner = NULL;
+    slot2_owner = NULL;
+    return all_zero(slot, sizeof(slot)) && all_zero(slot2, sizeof(slot2)) ? 0 : -1;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)(seed + i * 31u + (i >> 3));
+    }
+}
+
+/* Seal or encrypt+MAC in slot with a, open or decrypt+MAC in slot2 with b. */
+static void cross_one(const struct backend *a, const struct backend *b, const struct algpair *p,
+                      size_t len)
+{
+    uint8_t ekey[32], akey[64], nonce[12], aad[12], pt[BUF_MAX], data[BUF_MAX];
+    uint8_t tag[16], tag2[16], mac[64], mac2[64];
+    /* The ESP truncation: half the digest, 96 bits for SHA-1. */
+    size_t tlen = p->aalg == IPSECIF_AALG_HMAC_SHA1_96 ? 12 : digest_len(p->aalg) / 2;
+
+    fill(ekey, sizeof(ekey), (uint8_t)(p->ealg * 17 + p->ekey_len));
+    fill(akey, sizeof(akey), (uint8_t)(p->aalg * 29 + 5));
+    fill(nonce, sizeof(nonce), (uint8_t)len);
+    fill(aad, sizeof(aad), 0x5a);
+    fill(pt, len, (uint8_t)(len + 1));
+    slot_owner = a;
+    assert_int_equal(a->ops->init(slot, p->ealg, ekey, p->ekey_len, p->aalg, akey, p->akey_len),
+                     IPSECIF_OK);
+    slot2_owner = b;
+    assert_int_equal(b->ops->init(slot2, p->ealg, ekey, p->ekey_len, p->aalg, akey, p->akey_len),
+                     IPSECIF_OK);
+    memcpy(data, pt, len);
+    if (p->ealg == IPSECIF_EALG_AES_GMAC) {
+        /* The whole packet is AAD. */
+        assert_int_equal(a->ops->aead_seal(slot, nonce, 12, pt, len, NULL, 0, tag, 16), IPSECIF_OK);
+        assert_int_equal(b->ops->aead_open(slot2, nonce, 12, pt, len, NULL, 0, tag, 16),
+                         IPSECIF_OK);
+        tag[5] ^= 0x20;
+        assert_int_equal(b->ops->aead_open(slot2, nonce, 12, pt, len, NULL, 0, tag, 16),
+                         IPSECIF_ERR_AUTH);
+    } else if (p->ealg == IPSECIF_EALG_AES_GCM16 || p->ealg == IPSECIF_EALG_CHACHA20_POLY1305) {
+        assert_int_equal(a->ops->aead_seal(slot, nonce, 12, aad, sizeof(aad), data, len, tag, 16),
+                         IPSECIF_OK);
+        /* Both backends produce the same bytes. */
+        memcpy(tag2, tag, sizeof(tag));
+        assert_int_equal(b->ops->aead_open(slot2, nonce, 12, aad, sizeof(aad), data, len, tag, 16),
+                         IPSECIF_OK);
+        assert_memory_equal(data, pt, len);
+        assert_int_equal(b->ops->aead_seal(slot2, nonce, 12, aad, sizeof(aad), data, len, tag, 16),
+                         IPSECIF_OK);
+        assert_memory_equal(tag, tag2, sizeof(tag));
+        data[len - 1] ^= 0x01;
+        assert_int_equal(a->ops->aead_open(slot, nonce, 12, aad, sizeof(aad), data, len, tag, 16),
+                         IPSECIF_ERR_AUTH);
+        assert_true(all_zero(data, len));
+    } else {
+        size_t block = p->ealg == IPSECIF_EALG_3DES_CBC ? 8 : 16;
+        size_t clen = p->ealg == IPSECIF_EALG_NULL ? len : len / block * block;
+
+        /* EALG_NONE (integrity only) has no cipher to call. */
+        int cipher = p->ealg != IPSECIF_EALG_NONE;
+
+        if (cipher) {
+            assert_int_equal(a->ops->cbc(slot, 1, nonce, data, clen), IPSECIF_OK);
+        }
+        if (cipher && p->ealg != IPSECIF_EALG_NULL && clen > 0) {
+            assert_memory_not_equal(data, pt, clen);
+        }
+        if (p->aalg != IPSECIF_AALG_NONE) {
+            assert_int_equal(a->ops->mac(slot, data, clen, mac, tlen), IPSECIF_OK);
+            assert_int_equal(b->ops->mac(slot2, data, clen, mac2, tlen), IPSECIF_OK);
+            assert_memory_equal(mac, mac2, tlen);
+        }
+        if (cipher) {
+            assert_int_equal(b->ops->cbc(slot2, 0, nonce, data, clen), IPSECIF_OK);
+        }
+        assert_memory_equal(data, pt, clen);
+    }
+    a->ops->wipe(slot);
+    b->ops->wipe(slot2);
+    slot_owner = NULL;
+    slot2_owner = NULL;
+}
+
+static void test_cross_backends(void **state)
+{
+    static const size_t lens[] = {16, 64, 100, 496};
+    static const struct algpair more[] = {
+        {IPSECIF_EALG_AES_GMAC, 24, IPSECIF_AALG_NONE, 0},
+        {IPSECIF_EALG_AES_CBC, 32, IPSECIF_AALG_NONE, 0},
+        {IPSECIF_EALG_3DES_CBC, 24, IPSECIF_AALG_HMAC_SHA2_256_128, 32},
+        {IPSECIF_EALG_NULL, 0, IPSECIF_AALG_HMAC_SHA1_96, 20},
+        {IPSECIF_EALG_NULL, 0, IPSECIF_AALG_HMAC_SHA2_512_256, 64},
+    };
+
+    (void)state;
+    if (NBACKENDS < 2) {
+        skip();
+    }
+    for (size_t a = 0; a < NBACKENDS; a++) {
+        for (size_t b = 0; b < NBACKENDS; b++) {
+            if (a == b) {
+                continue;
+            }
+            for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+                for (size_t i = 0; i < sizeof(every_pair) / sizeof(every_pair[0]); i++) {
+                    cross_one(&backends[a], &backends[b], &every_pair[i], lens[l]);
+                }
+                for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+                    cross_one(&backends[a], &backends[b], &more[i], lens[l]);
+                }
+            }
+        }
+    }
+}
+
+#if IPSECIF_TEST_OPENSSL
+/* OpenSSL's allocations, counted through its memory hooks (installed first
+ * thing in main, before OpenSSL allocates anything). */
+static unsigned long ossl_allocs;
+static int ossl_hooks;
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    ossl_allocs++;
+    return malloc(n);
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    ossl_allocs++;
+    return realloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    free(p);
+}
+
+/* Per packet the OpenSSL backend allocates nothing, for every algorithm,
+ * in both directions, also when a packet fails authentication. */
+static void test_openssl_no_alloc_per_packet(void **state)
+{
+    const struct ipsecif_crypto_ops *o = &ipsecif_crypto_openssl_ops;
+    uint8_t key[64], nonce[12] = {9}, aad[8] = {1}, data[256], tag[16], mac[64];
+    unsigned long before;
+
+    (void)state;
+    if (!ossl_hooks) {
+        skip();
+    }
+    memset(key, 0x3c, sizeof(key));
+    for (size_t i = 0; i < sizeof(every_pair) / sizeof(every_pair[0]); i++) {
+        const struct algpair *p = &every_pair[i];
+        size_t dlen = p->ealg == IPSECIF_EALG_AES_GMAC ? 0 : sizeof(data);
+
+        print_message("ealg %u aalg %u\n", p->ealg, p->aalg);
+        assert_int_equal(o->init(slot, p->ealg, key, p->ekey_len, p->aalg, key, p->akey_len), 0);
+        /* The first packet may set up lazily; count from the second. */
+        for (int round = 0; round < 3; round++) {
+            before = ossl_allocs;
+            memset(data, round, sizeof(data));
+            if (p->ealg == IPSECIF_EALG_AES_GCM16 || p->ealg == IPSECIF_EALG_AES_GMAC ||
+                p->ealg == IPSECIF_EALG_CHACHA20_POLY1305) {
+                assert_int_equal(o->aead_seal(slot, nonce, 12, aad, 8, data, dlen, tag, 16), 0);
+                assert_int_equal(o->aead_open(slot, nonce, 12, aad, 8, data, dlen, tag, 16), 0);
+                tag[0] ^= 1;
+                assert_int_equal(o->aead_open(slot, nonce, 12, aad, 8, data, dlen, tag, 16),
+                                 IPSECIF_ERR_AUTH);
+            } else {
+                assert_int_equal(o->cbc(slot, 1, nonce, data, sizeof(data)),
+                                 p->ealg == IPSECIF_EALG_NONE ? IPSECIF_ERR_CRYPTO : 0);
+                if (p->aalg != IPSECIF_AALG_NONE) {
+                    assert_int_equal(o->mac(slot, data, sizeof(data), mac, 12), 0);
+                }
+                if (p->ealg != IPSECIF_EALG_NONE) {
+                    assert_int_equal(o->cbc(slot, 0, nonce, data, sizeof(data)), 0);
+                }
+            }
+            if (round > 0) {
+                assert_int_equal(ossl_allocs, before);
+            }
+        }
+        o->wipe(slot);
+    }
+}
+#endif
 
 int main(void)
 {
@@ -1025,6 +1259,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random, setup, teardown),
     };
+    const struct CMUnitTest cross[] = {
+        cmocka_unit_test_setup_teardown(test_cross_backends, setup, cross_teardown),
+#if IPSECIF_TEST_OPENSSL
+        cmocka_unit_test_setup_teardown(test_openssl_no_alloc_per_packet, setup, teardown),
+#endif
+    };
+    int failed = 0;
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+#if IPSECIF_TEST_OPENSSL
+    ossl_hooks = CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
+#endif
+    for (size_t i = 0; i < NBACKENDS; i++) {
+        be = &backends[i];
+        ops = be->ops;
+        failed += cmocka_run_group_tests_name(be->name, tests, NULL, NULL);
+    }
+    ops = backends[NBACKENDS - 1].ops;
+    failed += cmocka_run_group_tests_name("across backends", cross, NULL, NULL);
+    return failed;
 }
