@@ -41,8 +41,14 @@
  * The table stays when the daemon exits, as the interfaces do, and is
  * deleted with -x; `nft delete table inet ipsecif` removes it by hand.
  *
+ * -C: the crypto backend, openssl (OpenSSL 3 libcrypto, the default when
+ * built with it: the faster one on Linux) or mbedtls (Mbed TLS). Both offer
+ * the same algorithms and interoperate; the choice holds for the daemon's
+ * lifetime.
+ *
  * usage: ipsecifd [-f] [-S] [-x] [-r] [-s SOCKET] [-k PFKEY_SOCKET]
  *                 [-p PIDFILE] [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
+ *                 [-C mbedtls|openssl]
  */
 #define _GNU_SOURCE
 
@@ -61,6 +67,9 @@
 #include "ipsecif/ipsecif.h"
 #include "ipsecif/pfkey.h"
 #include "ipsecif_crypto_mbedtls.h"
+#if IPSECIF_ROUTER_OPENSSL
+#include "ipsecif_crypto_openssl.h"
+#endif
 #include "ipsecif_linux.h"
 #include "ipsecif_posix.h"
 #include "router_app.h"
@@ -128,16 +137,39 @@ static void pfkey_deliver(void *user, uint32_t ep, const uint8_t *msg, size_t le
     ipsecif_posix_pfkey_deliver(&d.pfkey, ep, msg, len);
 }
 
-static const struct ipsecif_port port = {
+/* The crypto backend and its random source are chosen with -C before init. */
+static struct ipsecif_port port = {
     .send_outer = ipsecif_linux_send_outer,
     .deliver_inner = ipsecif_linux_deliver_inner,
     .deliver_icmp = ipsecif_linux_deliver_icmp,
-    .random = ipsecif_crypto_mbedtls_random,
     .log = ipsecif_posix_port_log,
     .km_event = km_event,
     .pfkey_deliver = pfkey_deliver,
-    .crypto = &ipsecif_crypto_mbedtls_ops,
 };
+
+struct crypto_choice {
+    const char *name;
+    const struct ipsecif_crypto_ops *ops;
+    int (*random)(void *user, uint8_t *out, size_t len);
+};
+
+/* The first is the default. */
+static const struct crypto_choice crypto_choices[] = {
+#if IPSECIF_ROUTER_OPENSSL
+    {"openssl", &ipsecif_crypto_openssl_ops, ipsecif_crypto_openssl_random},
+#endif
+    {"mbedtls", &ipsecif_crypto_mbedtls_ops, ipsecif_crypto_mbedtls_random},
+};
+
+static const struct crypto_choice *crypto_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(crypto_choices) / sizeof(crypto_choices[0]); i++) {
+        if (strcmp(crypto_choices[i].name, name) == 0) {
+            return &crypto_choices[i];
+        }
+    }
+    return NULL;
+}
 
 /* ---- ifconfig ---- */
 
@@ -557,7 +589,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: ipsecifd [-f] [-S] [-x] [-r] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
-            "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]\n"
+            "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS] [-C %s]\n"
             "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
             "      devices stay and drop what is routed into them (fail closed): remove\n"
             "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
@@ -566,7 +598,14 @@ static void usage(void)
             "  -r  drop inner traffic that bypasses the tunnels (nftables table\n"
             "      'inet ipsecif', needs nft): cleartext to the interfaces' addresses\n"
             "      from other interfaces, and strict reverse-path filtering for\n"
-            "      traffic from or into the tunnels\n");
+            "      traffic from or into the tunnels\n"
+            "  -C  the crypto backend (default %s)\n",
+#if IPSECIF_ROUTER_OPENSSL
+            "mbedtls|openssl",
+#else
+            "mbedtls",
+#endif
+            crypto_choices[0].name);
     exit(2);
 }
 
@@ -634,6 +673,7 @@ int main(int argc, char **argv)
     bool remove_on_exit = false;
     bool filter = false;
     int level = IPSECIF_LOG_INFO;
+    const struct crypto_choice *crypto = &crypto_choices[0];
     int ready_fd = -1;
     size_t len;
     int rc;
@@ -644,7 +684,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxrs:k:p:l:c:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrs:k:p:l:c:C:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -678,6 +718,12 @@ int main(int argc, char **argv)
                 usage();
             }
             break;
+        case 'C':
+            crypto = crypto_find(optarg);
+            if (crypto == NULL) {
+                usage();
+            }
+            break;
         default:
             usage();
         }
@@ -691,6 +737,8 @@ int main(int argc, char **argv)
         }
         pfkey_path = pfkey_buf;
     }
+    port.crypto = crypto->ops;
+    port.random = crypto->random;
     rtr_log_open("ipsecifd", use_syslog, level);
     if (!foreground && rtr_daemonize(&ready_fd) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "daemonize: %s", strerror(errno));
@@ -761,9 +809,9 @@ int main(int argc, char **argv)
     }
     ipsecif_posix_logf(IPSECIF_LOG_INFO,
                        "libipsecif %s: %u interfaces, %u policies, %u SAs (%zu bytes); "
-                       "control socket %s, PF_KEY socket %s",
+                       "crypto %s; control socket %s, PF_KEY socket %s",
                        IPSECIF_VERSION_STRING, cfg.max_interfaces, cfg.max_policies, cfg.max_sas,
-                       len, sock_path, pfkey_path);
+                       len, crypto->name, sock_path, pfkey_path);
     if (!foreground) {
         rtr_daemon_ready(ready_fd);
     }
