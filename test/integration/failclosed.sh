@@ -227,7 +227,7 @@ take_over() {
     start_daemon A
     ctl A ifconfig ipsec0 create
     tail -n +$((seen + 1)) "$WORK/A.log" |
-        grep -q 'ipsec0: created on the existing device (2 addresses kept)' ||
+        grepq 'ipsec0: created on the existing device (2 addresses kept)' ||
         fail "no take-over of the kept device in A's log"
     ctl A ifconfig ipsec0 >"$WORK/ifA.txt"
     grep -q "inet $INNER4_A/32 --> $INNER4_B" "$WORK/ifA.txt" || fail "kept IPv4 address not listed"
@@ -306,5 +306,5 @@ for _ in $(seq 30); do
     fi
     sleep 0.1
 done
-ip -o addr show | grep -q '203\.0\.113\.1/' && fail "its address turned up in the initial namespace"
+ip -o addr show | grepq '203\.0\.113\.1/' && fail "its address turned up in the initial namespace"
 echo "PASS"

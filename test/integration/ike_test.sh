@@ -77,7 +77,7 @@ step "IPv4: ACQUIRE on A, SAs from the PF_KEY exchange"
 "$IKE_TEST" "$WORK/A.pfkey" 198.51.100.1 "$WORK/B.pfkey" 198.51.100.2 4 -- \
     ip netns exec "$NSA" ping -c 1 -W 1 -I 192.0.2.1 192.0.2.2 || fail "IKE exchange (IPv4)"
 in_ns "$NSA" ping -c 3 -W 2 -I 192.0.2.1 192.0.2.2 || fail "IPv4 ping after the exchange"
-ctl A setkey -D | grep -q 'esp mode=transport' || fail "no SA listed on A"
+ctl A setkey -D | grepq 'esp mode=transport' || fail "no SA listed on A"
 
 step "IPv6: ACQUIRE on B, SAs from the PF_KEY exchange"
 "$IKE_TEST" "$WORK/B.pfkey" 198.51.100.2 "$WORK/A.pfkey" 198.51.100.1 41 -- \

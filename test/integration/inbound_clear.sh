@@ -219,9 +219,9 @@ start_daemon A -r
 grep -q 'filter: nftables table inet ipsecif installed' "$WORK/A.log" || fail "no filter in A's log"
 configure A
 keys
-in_ns "$NSA" nft list set inet ipsecif inner4 | grep -q "$INNER4_A" || fail "inner4 set"
-in_ns "$NSA" nft list set inet ipsecif inner6 | grep -q "$INNER6_A" || fail "inner6 set"
-in_ns "$NSA" nft list set inet ipsecif ifs | grep -q '"ipsec0"' || fail "ifs set"
+in_ns "$NSA" nft list set inet ipsecif inner4 | grepq "$INNER4_A" || fail "inner4 set"
+in_ns "$NSA" nft list set inet ipsecif inner6 | grepq "$INNER6_A" || fail "inner6 set"
+in_ns "$NSA" nft list set inet ipsecif ifs | grepq '"ipsec0"' || fail "ifs set"
 tunnel_pings
 
 step "with -r: the same cleartext is dropped"
@@ -240,8 +240,8 @@ stop_a
 in_ns "$NSA" nft list table inet ipsecif >/dev/null 2>&1 || fail "the table went with the daemon"
 start_daemon A -r -x
 ctl A ifconfig ipsec0 create
-ctl A ifconfig ipsec0 | grep -q "inet $INNER4_A/32" || fail "kept address not listed"
-in_ns "$NSA" nft list set inet ipsecif inner4 | grep -q "$INNER4_A" || fail "inner4 set after restart"
+ctl A ifconfig ipsec0 | grepq "inet $INNER4_A/32" || fail "kept address not listed"
+in_ns "$NSA" nft list set inet ipsecif inner4 | grepq "$INNER4_A" || fail "inner4 set after restart"
 stop_a
 in_ns "$NSA" nft list table inet ipsecif >/dev/null 2>&1 && fail "the table outlived -x"
 in_ns "$NSA" ip link show ipsec0 >/dev/null 2>&1 && fail "ipsec0 outlived -x"

@@ -77,3 +77,10 @@ in_ns() {
     shift
     ip netns exec "$ns" "$@"
 }
+
+# grepq ARGS...: grep -q that reads all of its input. With pipefail, a
+# `cmd | grep -q` fails now and then although it matched: grep -q stops at
+# the first match and cmd dies of SIGPIPE writing the rest.
+grepq() {
+    grep "$@" >/dev/null
+}

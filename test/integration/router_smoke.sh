@@ -147,7 +147,7 @@ for f in "$WORK/statsA.txt" "$WORK/statsB.txt"; do
 done
 auth=$(counter "$WORK/statsB.txt" "inbound packets failed on authentication")
 [ "${auth:-x}" = 0 ] || fail "authentication failures on B: ${auth:-none}"
-ctl A ifconfig ipsec0 | grep -q 'input: [1-9][0-9]* packets' || fail "per-interface counters"
+ctl A ifconfig ipsec0 | grepq 'input: [1-9][0-9]* packets' || fail "per-interface counters"
 
 step "control errors"
 if ctl A setkey -c >/dev/null 2>"$WORK/err.txt" <<EOF; then
@@ -163,10 +163,10 @@ grep -q '^line 2: .*policy is owned by an interface' "$WORK/err.txt" || {
 if ctl A ifconfig ipsec7 up 2>/dev/null; then
     fail "ifconfig of a missing interface succeeded"
 fi
-ctl A sysctl net.inet.ipsec.def_policy | grep -q '^net.inet.ipsec.def_policy = 1$' ||
+ctl A sysctl net.inet.ipsec.def_policy | grepq '^net.inet.ipsec.def_policy = 1$' ||
     fail "sysctl read"
 ctl A sysctl net.inet6.ipsec6.esp_trans_deflev=2 >/dev/null
-ctl A sysctl -a | grep -q '^net.inet6.ipsec6.esp_trans_deflev = 2$' || fail "sysctl write"
+ctl A sysctl -a | grepq '^net.inet6.ipsec6.esp_trans_deflev = 2$' || fail "sysctl write"
 
 step "NAT-T (link0): ESP in UDP 4500"
 ctl A setkey -F
@@ -192,7 +192,7 @@ ctl B setkey -c <<EOF
 add 198.51.100.1[4500] 198.51.100.2[4500] esp-udp 0x3000 -m transport -u $B4I -E aes-gcm-16 $K1;
 add 198.51.100.2[4500] 198.51.100.1[4500] esp-udp 0x3001 -m transport -u $B4O -E aes-gcm-16 $K2;
 EOF
-ctl A setkey -D | grep -q '^198.51.100.1\[4500\] 198.51.100.2\[4500\]$' || fail "NAT-T SA listing"
+ctl A setkey -D | grepq '^198.51.100.1\[4500\] 198.51.100.2\[4500\]$' || fail "NAT-T SA listing"
 in_ns "$NSA" ping -c 2 -W 2 -I 192.0.2.1 192.0.2.2 || fail "IPv4 ping over ESP in UDP"
 ctl A ifconfig ipsec0 -link0
 [ "$(udp4500 "$NSA")" -eq 0 ] || fail "the UDP socket on port 4500 outlived link0"
@@ -204,7 +204,7 @@ read -r A4O A4I A6O A6I <<<"$(unique_ids "$WORK/ifA.txt")"
 ctl A setkey -c <<EOF
 add 198.51.100.1 198.51.100.2 esp 0x1000 -m transport -u $A4O -E aes-gcm-16 $K1;
 EOF
-ctl A sysctl net.ipsecif.max_nesting | grep -q '^net.ipsecif.max_nesting = 1$' ||
+ctl A sysctl net.ipsecif.max_nesting | grepq '^net.ipsecif.max_nesting = 1$' ||
     fail "max_nesting default"
 ctl A stats >"$WORK/nest0.txt"
 in_ns "$NSA" ip route add 198.51.100.2/32 dev ipsec0
@@ -229,7 +229,7 @@ echo "looping tunnel: $out1 sent, $nest1 refused; $out2 sent in the next second"
 [ "$out1" -le $((nest1 + 5)) ] || fail "$out1 packets sent for $nest1 refused: the loop went on"
 [ "$out2" -le 5 ] || fail "$out2 packets sent in a quiet second: the daemon spins"
 grep -q 'ipsec0: recursively called too many times(2)' "$WORK/A.log" || fail "no nesting log line"
-ctl A ifconfig ipsec0 | grep -q 'drops: in [0-9]*, out [1-9]' || fail "per-interface drops"
+ctl A ifconfig ipsec0 | grepq 'drops: in [0-9]*, out [1-9]' || fail "per-interface drops"
 
 step "SIGTERM: daemons exit 0, TUN devices stay (fail closed)"
 kill -TERM "$PIDA" "$PIDB"
