@@ -2,8 +2,10 @@
  * ESP benchmark, reported as ratios measured in one run:
  *
  *  1. ESP output on context A plus input on context B (AES-128-GCM-16,
- *     IPv4 in IPv4) against raw Mbed TLS AES-128-GCM seal + open of the same
- *     payload sizes.
+ *     IPv4 in IPv4) against raw AES-128-GCM seal + open of the same payload
+ *     sizes in the same crypto library, once per crypto backend (Mbed TLS,
+ *     and OpenSSL when built), then the raw ciphers of the two libraries
+ *     against each other.
  *  2. The same per-packet path with 1, 1000 and 100000 interfaces installed
  *     (each with its tunnel, four policies and two SAs), relative to 1.
  *  3. Heap allocations per packet, counted by replacing malloc and friends
@@ -26,6 +28,11 @@
 
 #include "ipsecif/ipsecif.h"
 #include "ipsecif_crypto_mbedtls.h"
+#if IPSECIF_BENCH_OPENSSL
+#include <openssl/evp.h>
+
+#include "ipsecif_crypto_openssl.h"
+#endif
 
 /* ---- Allocation counting: glibc's allocator under a counting wrapper ---- */
 
@@ -257,7 +264,8 @@ static void port_log(void *user, int level, const char *msg)
     }
 }
 
-static const struct ipsecif_port port = {
+/* The crypto backend is set per part before the contexts are made. */
+static struct ipsecif_port port = {
     .send_outer = send_outer,
     .deliver_inner = deliver_inner,
     .random = ipsecif_crypto_mbedtls_random,
@@ -536,6 +544,95 @@ out:
     return t;
 }
 
+#if IPSECIF_BENCH_OPENSSL
+/* Raw OpenSSL AES-128-GCM, as an application would drive EVP: one context
+ * with the key schedule, re-initialized with each nonce; seal then open. */
+static struct timing time_raw_openssl(const uint8_t *key, const uint8_t *inner, size_t len,
+                                      unsigned iters, unsigned reps)
+{
+    struct timing t = {0, 0, true};
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    uint8_t nonce[12];
+    uint8_t aad[8] = {0, 0, 0x10, 0, 0, 0, 0, 0};
+    uint8_t tag[16];
+    uint8_t fin[16];
+    double per[16];
+    unsigned r;
+    unsigned i;
+    uint64_t seq = 0;
+    int n;
+
+    if (ctx == NULL || EVP_CipherInit_ex2(ctx, EVP_aes_128_gcm(), key, NULL, 1, NULL) != 1) {
+        t.ok = false;
+        goto out;
+    }
+    memcpy(nonce, key + 16, 4);
+    alloc_calls = 0;
+    for (r = 0; r < reps + 1; r++) {
+        uint64_t t0;
+        int good = 1;
+
+        /* Round 0 is the warm-up. */
+        counting = r > 0;
+        t0 = now_ns();
+        for (i = 0; i < (r == 0 ? iters / 4 + 1 : iters); i++) {
+            uint8_t *p = txmem + HEADROOM;
+
+            seq++;
+            memcpy(p, inner, len);
+            memcpy(nonce + 4, &seq, 8);
+            memcpy(aad + 4, &seq, 4);
+            good &= EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) == 1 &&
+                    EVP_CipherUpdate(ctx, NULL, &n, aad, sizeof(aad)) == 1 &&
+                    EVP_CipherUpdate(ctx, p, &n, p, (int)len) == 1 &&
+                    EVP_CipherFinal_ex(ctx, fin, &n) == 1 &&
+                    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, sizeof(tag), tag) == 1;
+            good &= EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 0, NULL) == 1 &&
+                    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag) == 1 &&
+                    EVP_CipherUpdate(ctx, NULL, &n, aad, sizeof(aad)) == 1 &&
+                    EVP_CipherUpdate(ctx, p, &n, p, (int)len) == 1 &&
+                    EVP_CipherFinal_ex(ctx, fin, &n) == 1;
+        }
+        if (r > 0) {
+            per[r - 1] = (double)(now_ns() - t0) / iters;
+        }
+        counting = false;
+        if (!good || memcmp(txmem + HEADROOM, inner, len) != 0) {
+            t.ok = false;
+        }
+    }
+    t.ns = median(per, reps);
+    t.allocs = (double)alloc_calls / ((double)iters * reps);
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return t;
+}
+#endif
+
+/* A crypto backend and the raw cipher of its library. */
+struct backend {
+    const char *name;
+    const struct ipsecif_crypto_ops *ops;
+    int (*random)(void *user, uint8_t *out, size_t len);
+    struct timing (*raw)(const uint8_t *key, const uint8_t *inner, size_t len, unsigned iters,
+                         unsigned reps);
+    double raw_1400; /* median raw ns per packet at 1400 bytes, from part 1 */
+};
+
+static struct backend backends[] = {
+    {"Mbed TLS", &ipsecif_crypto_mbedtls_ops, ipsecif_crypto_mbedtls_random, time_raw, 0},
+#if IPSECIF_BENCH_OPENSSL
+    {"OpenSSL", &ipsecif_crypto_openssl_ops, ipsecif_crypto_openssl_random, time_raw_openssl, 0},
+#endif
+};
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+static void use_backend(const struct backend *be)
+{
+    port.crypto = be->ops;
+    port.random = be->random;
+}
+
 /* ---- The three parts ---- */
 
 static const uint8_t bench_key[20] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
@@ -554,7 +651,7 @@ static void warm_up_cpu(uint64_t ms)
     }
 }
 
-static int part_cipher(unsigned iters, unsigned reps)
+static int part_cipher(struct backend *be, const char *num, unsigned iters, unsigned reps)
 {
     static const size_t sizes[] = {64, 512, 1400};
     struct side a;
@@ -565,7 +662,10 @@ static int part_cipher(unsigned iters, unsigned reps)
 
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
-    printf("\n1. ESP output (A) + input (B) against raw Mbed TLS AES-128-GCM seal + open\n");
+    use_backend(be);
+    printf("\n%s ESP output (A) + input (B) against raw %s AES-128-GCM seal + open\n", num,
+           be->name);
+    printf("   crypto backend: %s\n", be->name);
     printf(
         "   AES-128-GCM-16, IPv4 in IPv4 over ESP, replay window 64; raw: same key, 8-byte AAD,\n");
     printf("   both copy the inner packet into the buffer first; %u packets x %u, alternating;\n"
@@ -599,7 +699,7 @@ static int part_cipher(unsigned iters, unsigned reps)
         ok = true;
         for (r = 0; r < reps; r++) {
             esp = time_esp(&a, &b, a.ifs, 1, inner, sizes[i], iters, 1);
-            raw = time_raw(bench_key, inner, sizes[i], iters, 1);
+            raw = be->raw(bench_key, inner, sizes[i], iters, 1);
             ok = ok && esp.ok && raw.ok;
             esp_ns[r] = esp.ns;
             raw_ns[r] = raw.ns;
@@ -612,6 +712,9 @@ static int part_cipher(unsigned iters, unsigned reps)
             continue;
         }
         e = median(esp_ns, reps);
+        if (sizes[i] == 1400) {
+            be->raw_1400 = median(raw_ns, reps);
+        }
         printf("   %-11zu %-11zu %-14.0f %-14.0f %-8.2f %-10.0f %.2f\n", sizes[i], a.out_len, e,
                median(raw_ns, reps), median(ratio, reps), (double)sizes[i] * 8.0 * 1000.0 / e,
                allocs);
@@ -748,7 +851,20 @@ int main(int argc, char **argv)
     }
     printf("libipsecif %s ESP benchmark%s\n", IPSECIF_VERSION_STRING, quick ? " (quick)" : "");
     warm_up_cpu(quick ? 100 : 500);
-    failed |= part_cipher(iters, reps);
+    for (size_t k = 0; k < NBACKENDS; k++) {
+        static const char *const nums[] = {"1.", "1b.", "1c."};
+
+        failed |= part_cipher(&backends[k], nums[k], iters, reps);
+    }
+    if (NBACKENDS > 1 && backends[0].raw_1400 > 0 && backends[1].raw_1400 > 0) {
+        printf("\n   raw AES-128-GCM seal + open at 1400 bytes: %s %.0f ns, %s %.0f ns; "
+               "%s/%s = %.2f\n",
+               backends[1].name, backends[1].raw_1400, backends[0].name, backends[0].raw_1400,
+               backends[1].name, backends[0].name, backends[1].raw_1400 / backends[0].raw_1400);
+    }
+    /* Part 2 measures the core's lookups; it stays on one backend (Mbed TLS)
+     * so that its figures compare across runs. */
+    use_backend(&backends[0]);
     failed |= part_scale(max_ifs, iters, reps);
     part_memory();
     if (counting_works()) {
