@@ -4,7 +4,7 @@
 #
 #   IPSECIF_INCLUDE_DIRS      public headers
 #   IPSECIF_PRIVATE_INCLUDE_DIRS  lib/ (private headers are named "<module>/<file>.h")
-#   IPSECIF_CORE_SOURCES      lib/base, lib/ip, lib/esp, lib/sadb, lib/spd, lib/core
+#   IPSECIF_CORE_SOURCES      lib/base, lib/ip, lib/esp, lib/ah, lib/sadb, lib/spd, lib/core
 #                             (no OS, no crypto library)
 #   IPSECIF_PFKEY_SOURCES     lib/pfkey
 #   IPSECIF_CRYPTO_MBEDTLS_SOURCES   ports/crypto-mbedtls
@@ -27,9 +27,10 @@ set(IPSECIF_CORE_SOURCES
     ${IPSECIF_ROOT_DIR}/lib/ip/icmp.c
     ${IPSECIF_ROOT_DIR}/lib/esp/alg.c
     ${IPSECIF_ROOT_DIR}/lib/esp/esp.c
-    ${IPSECIF_ROOT_DIR}/lib/esp/replay.c
     ${IPSECIF_ROOT_DIR}/lib/esp/outer.c
+    ${IPSECIF_ROOT_DIR}/lib/ah/ah.c
     ${IPSECIF_ROOT_DIR}/lib/sadb/sadb.c
+    ${IPSECIF_ROOT_DIR}/lib/sadb/replay.c
     ${IPSECIF_ROOT_DIR}/lib/spd/spd.c
     ${IPSECIF_ROOT_DIR}/lib/spd/sockpol.c
     ${IPSECIF_ROOT_DIR}/lib/core/ctx.c

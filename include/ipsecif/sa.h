@@ -77,10 +77,10 @@ struct ipsecif_lifetime {
 
 /** Parameters to add or update an SA. */
 struct ipsecif_sa_params {
-    uint8_t proto;                /**< ::IPSECIF_IPPROTO_ESP (AH is reserved). */
+    uint8_t proto;                /**< ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH. */
     uint8_t mode;                 /**< ::ipsecif_mode. */
-    uint8_t ealg;                 /**< ::ipsecif_ealg. */
-    uint8_t aalg;                 /**< ::ipsecif_aalg. */
+    uint8_t ealg;                 /**< ::ipsecif_ealg (AH: none, or ::IPSECIF_EALG_AES_GMAC). */
+    uint8_t aalg;                 /**< ::ipsecif_aalg (AH: required unless AES-GMAC). */
     uint32_t spi;                 /**< SPI, host byte order; 256 .. 0xffffffff. */
     struct ipsecif_addr src;      /**< Outer source. */
     struct ipsecif_addr dst;      /**< Outer destination. */
@@ -118,9 +118,11 @@ struct ipsecif_ctx;
  * @param[in] now current time, ms.
  * @retval IPSECIF_OK success.
  * @retval IPSECIF_ERR_ARG ctx or p is NULL, or bad parameters (family
- *         mismatch, SPI < 256 ...).
- * @retval IPSECIF_ERR_UNSUPPORTED the protocol is not ESP, or an unknown or
- *         unsupported algorithm (or combination of algorithms).
+ *         mismatch, SPI < 256, NAT-T ports on an AH SA ...).
+ * @retval IPSECIF_ERR_UNSUPPORTED the protocol is neither ESP nor AH, or an
+ *         unknown or unsupported algorithm (or combination of algorithms; AH
+ *         takes an authentication algorithm and no encryption, or AES-GMAC
+ *         alone).
  * @retval IPSECIF_ERR_KEYLEN a key length does not fit the algorithm.
  * @retval IPSECIF_ERR_RANGE the replay window exceeds IPSECIF_REPLAY_WINDOW_MAX.
  * @retval IPSECIF_ERR_EXIST an SA with this (proto, dst, spi) exists.
@@ -146,7 +148,7 @@ int ipsecif_sa_update(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p
 /**
  * @brief Allocate an SPI in [spi_min, spi_max] and make a larval SA for it.
  * @param[in]  ctx     the context.
- * @param[in]  proto   ::IPSECIF_IPPROTO_ESP.
+ * @param[in]  proto   ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH.
  * @param[in]  src     source of the future SA.
  * @param[in]  dst     destination of the future SA (us, for inbound).
  * @param[in]  mode    ::ipsecif_mode.
@@ -159,7 +161,7 @@ int ipsecif_sa_update(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p
  * @retval IPSECIF_OK success.
  * @retval IPSECIF_ERR_ARG a NULL argument, bad addresses or mode, or an
  *         empty range.
- * @retval IPSECIF_ERR_UNSUPPORTED proto is not ESP.
+ * @retval IPSECIF_ERR_UNSUPPORTED proto is neither ESP nor AH.
  * @retval IPSECIF_ERR_EXIST no free SPI found in the range.
  * @retval IPSECIF_ERR_FULL no free SA slot.
  * @retval IPSECIF_ERR_RANDOM the random source failed.
@@ -172,7 +174,7 @@ int ipsecif_sa_getspi(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
 /**
  * @brief Delete an SA; its keys are wiped.
  * @param[in] ctx   the context.
- * @param[in] proto ::IPSECIF_IPPROTO_ESP.
+ * @param[in] proto ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH.
  * @param[in] src   the SA's source, or NULL to match any.
  * @param[in] dst   the SA's destination.
  * @param[in] spi   the SPI, host byte order.
@@ -186,7 +188,7 @@ int ipsecif_sa_delete(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
 /**
  * @brief Report an SA.
  * @param[in]  ctx   the context.
- * @param[in]  proto ::IPSECIF_IPPROTO_ESP.
+ * @param[in]  proto ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH.
  * @param[in]  src   the SA's source, or NULL to match any.
  * @param[in]  dst   the SA's destination.
  * @param[in]  spi   the SPI, host byte order.

@@ -10,6 +10,7 @@
 #ifndef IPSECIF_CTX_H
 #define IPSECIF_CTX_H
 
+#include "ah/ah.h"
 #include "base/base.h"
 #include "core/iface.h"
 #include "core/km.h"

@@ -1,6 +1,7 @@
 /*
  * ESP (RFC 4303): the algorithm tables, SA key setup, output and input in
- * place, the anti-replay window, and the outer header of a tunnel packet.
+ * place, and the outer header of a tunnel packet (the anti-replay window,
+ * shared with AH, is in lib/sadb).
  * Works on one SA at a time; knows nothing of the SADB's tables. Not
  * installed.
  */
@@ -68,12 +69,6 @@ int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ips
                       uint8_t *next_header);
 /* Bytes ESP adds for a payload of len bytes with this SA. */
 size_t ipsecif_esp_overhead(const struct ipsecif_sa *sa, size_t len);
-
-/* Replay window (lib/esp/replay.c). seq_lo is the 32-bit wire value; for
- * ESN the high half is inferred (RFC 4303 Appendix A). check never changes
- * state; update records seq (call only after the ICV verified). */
-int ipsecif_replay_check(const struct ipsecif_sa *sa, uint32_t seq_lo, uint64_t *seq);
-void ipsecif_replay_update(struct ipsecif_sa *sa, uint64_t seq);
 
 /* ---- The outer header (outer.c) ---- */
 /*

@@ -391,7 +391,7 @@ static int check_params(const struct ipsecif_ctx *ctx, const struct ipsecif_sa_p
 {
     int rc;
 
-    if (p->proto != IPSECIF_IPPROTO_ESP) {
+    if (p->proto != IPSECIF_IPPROTO_ESP && p->proto != IPSECIF_IPPROTO_AH) {
         return IPSECIF_ERR_UNSUPPORTED;
     }
     rc = check_addrs(&p->src, &p->dst);
@@ -402,8 +402,9 @@ static int check_params(const struct ipsecif_ctx *ctx, const struct ipsecif_sa_p
         (p->flags & ~(uint32_t)IPSECIF_SA_F_ESN) != 0) {
         return IPSECIF_ERR_ARG;
     }
-    /* UDP encapsulation needs both ports. */
-    if ((p->natt_sport == 0) != (p->natt_dport == 0)) {
+    /* UDP encapsulation needs both ports, and exists for ESP only (RFC 3948). */
+    if ((p->natt_sport == 0) != (p->natt_dport == 0) ||
+        (p->proto == IPSECIF_IPPROTO_AH && p->natt_sport != 0)) {
         return IPSECIF_ERR_ARG;
     }
     if ((p->ekey_len != 0 && p->ekey == NULL) || (p->akey_len != 0 && p->akey == NULL)) {
@@ -443,13 +444,14 @@ static void fill(struct ipsecif_sa *sa, const struct ipsecif_sa_params *p)
     sa->hard = p->hard;
 }
 
-/* Keys and algorithms, through the ESP module. On failure nothing key-related
+/* Keys and algorithms, through the ESP or AH module. On failure nothing key-related
  * stays in the SA. */
 static int set_keys(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
                     const struct ipsecif_sa_params *p)
 {
     uint8_t ivb[8];
-    int rc = ipsecif_esp_sa_init(ctx->port->crypto, sa, p);
+    int rc = p->proto == IPSECIF_IPPROTO_AH ? ipsecif_ah_sa_init(ctx->port->crypto, sa, p)
+                                            : ipsecif_esp_sa_init(ctx->port->crypto, sa, p);
 
     if (rc != IPSECIF_OK) {
         ipsecif_esp_sa_wipe(ctx->port->crypto, sa);
@@ -803,7 +805,7 @@ int ipsecif_sa_getspi(struct ipsecif_ctx *ctx, uint8_t proto, const struct ipsec
     if (ctx == NULL || src == NULL || dst == NULL || spi == NULL) {
         return IPSECIF_ERR_ARG;
     }
-    if (proto != IPSECIF_IPPROTO_ESP) {
+    if (proto != IPSECIF_IPPROTO_ESP && proto != IPSECIF_IPPROTO_AH) {
         return IPSECIF_ERR_UNSUPPORTED;
     }
     rc = check_addrs(src, dst);

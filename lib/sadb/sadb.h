@@ -95,6 +95,13 @@ struct ipsecif_sadb_state {
     uint64_t next_deadline;
 };
 
+/* Replay window (replay.c), shared by ESP and AH. seq_lo is the 32-bit
+ * wire value; for ESN the high half is inferred (RFC 4303 Appendix A,
+ * RFC 4302 Appendix B). check never changes state; update records seq (call
+ * only after the ICV verified). */
+int ipsecif_replay_check(const struct ipsecif_sa *sa, uint32_t seq_lo, uint64_t *seq);
+void ipsecif_replay_update(struct ipsecif_sa *sa, uint64_t seq);
+
 size_t ipsecif_sadb_mem_size(const struct ipsecif_config *cfg);
 void ipsecif_sadb_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
 struct ipsecif_sa *ipsecif_sadb_lookup_spi(struct ipsecif_ctx *ctx, uint8_t proto,

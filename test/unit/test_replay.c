@@ -1,4 +1,4 @@
-/* Anti-replay window and ESN inference (lib/esp/replay.c). */
+/* Anti-replay window and ESN inference (lib/sadb/replay.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -293,6 +293,7 @@ static void test_add_ipv6_and_duplicates(void **state)
 
 /* ---- Rejected parameters ---- */
 
+/* AH takes no encryption algorithm: ESP's AES-GCM parameters do not fit. */
 static void bad_proto_ah(struct ipsecif_sa_params *p)
 {
     p->proto = IPSECIF_IPPROTO_AH;
@@ -393,7 +394,7 @@ static void test_add_rejects(void **state)
         void (*mutate)(struct ipsecif_sa_params *p);
         int rc;
     } cases[] = {
-        {"proto AH", false, bad_proto_ah, IPSECIF_ERR_UNSUPPORTED},
+        {"proto AH with ESP algorithms", false, bad_proto_ah, IPSECIF_ERR_UNSUPPORTED},
         {"proto UDP", false, bad_proto_udp, IPSECIF_ERR_UNSUPPORTED},
         {"families differ", false, bad_family_mix, IPSECIF_ERR_ARG},
         {"no family", false, bad_family_unspec, IPSECIF_ERR_ARG},
@@ -704,7 +705,7 @@ static void test_getspi_range(void **state)
     assert_int_equal(ipsecif_sa_getspi(t.ctx, IPSECIF_IPPROTO_ESP, &src, &dst,
                                        IPSECIF_MODE_TRANSPORT, 0, 9000, 8000, 1, T0, &spi),
                      IPSECIF_ERR_ARG);
-    assert_int_equal(ipsecif_sa_getspi(t.ctx, IPSECIF_IPPROTO_AH, &src, &dst,
+    assert_int_equal(ipsecif_sa_getspi(t.ctx, IPSECIF_IPPROTO_UDP, &src, &dst,
                                        IPSECIF_MODE_TRANSPORT, 0, 256, 9000, 1, T0, &spi),
                      IPSECIF_ERR_UNSUPPORTED);
     assert_int_equal(
@@ -1089,6 +1090,74 @@ static void test_lookup_out_preference(void **state)
     test_ctx_free(&t);
 }
 
+/* AH SAs: HMAC or AES-GMAC, found by (AH, dst, SPI) apart from ESP SAs with
+ * the same SPI; GETSPI makes larval AH SAs that UPDATE matures. */
+static void test_ah_sas(void **state)
+{
+    struct test_ctx t;
+    struct ipsecif_sa_params p, q;
+    struct ipsecif_sa *ah, *esp, *g;
+    struct ipsecif_addr src = test_addr("192.0.2.1");
+    struct ipsecif_addr dst = test_addr("192.0.2.2");
+    struct ipsecif_sa_info info;
+    uint32_t spi = 0;
+
+    (void)state;
+    test_ctx_new(&t, NULL);
+    p = cbc("192.0.2.1", "192.0.2.2", 0x7000);
+    p.proto = IPSECIF_IPPROTO_AH;
+    p.ealg = IPSECIF_EALG_NONE;
+    p.ekey = NULL;
+    p.ekey_len = 0;
+    ah = add(&t, &p, T0);
+    assert_int_equal(ah->proto, IPSECIF_IPPROTO_AH);
+    assert_int_equal(ah->icv_len, 16);
+    q = cbc("192.0.2.1", "192.0.2.2", 0x7000);
+    esp = add(&t, &q, T0);
+    assert_ptr_not_equal(ah, esp);
+    assert_ptr_equal(ipsecif_sadb_lookup_spi(t.ctx, IPSECIF_IPPROTO_AH, &dst, 0x7000), ah);
+    assert_ptr_equal(lookup(&t, "192.0.2.2", 0x7000), esp);
+    assert_int_equal(ipsecif_sa_add(t.ctx, &p, T0), IPSECIF_ERR_EXIST);
+    /* AES-GMAC alone. */
+    q = gcm("192.0.2.1", "192.0.2.2", 0x7001);
+    q.proto = IPSECIF_IPPROTO_AH;
+    q.ealg = IPSECIF_EALG_AES_GMAC;
+    g = add(&t, &q, T0);
+    assert_int_equal(g->iv_len, 8);
+    /* No encryption, no NAT-T, and some integrity algorithm. */
+    q.spi = 0x7002;
+    q.ealg = IPSECIF_EALG_AES_GCM16;
+    assert_int_equal(ipsecif_sa_add(t.ctx, &q, T0), IPSECIF_ERR_UNSUPPORTED);
+    p.spi = 0x7002;
+    p.natt_sport = p.natt_dport = 4500;
+    assert_int_equal(ipsecif_sa_add(t.ctx, &p, T0), IPSECIF_ERR_ARG);
+    p.natt_sport = p.natt_dport = 0;
+    p.aalg = IPSECIF_AALG_NONE;
+    p.akey = NULL;
+    p.akey_len = 0;
+    assert_int_equal(ipsecif_sa_add(t.ctx, &p, T0), IPSECIF_ERR_UNSUPPORTED);
+    /* GETSPI, UPDATE, GET, DELETE, FLUSH by protocol. */
+    assert_int_equal(ipsecif_sa_getspi(t.ctx, IPSECIF_IPPROTO_AH, &src, &dst,
+                                       IPSECIF_MODE_TRANSPORT, 0, 0x8000, 0x8000, 1, T0, &spi),
+                     IPSECIF_OK);
+    assert_int_equal(spi, 0x8000);
+    p = cbc("192.0.2.1", "192.0.2.2", 0x8000);
+    p.proto = IPSECIF_IPPROTO_AH;
+    p.ealg = IPSECIF_EALG_NONE;
+    p.ekey = NULL;
+    p.ekey_len = 0;
+    assert_int_equal(ipsecif_sa_update(t.ctx, &p, T0), IPSECIF_OK);
+    assert_int_equal(ipsecif_sa_get(t.ctx, IPSECIF_IPPROTO_AH, NULL, &dst, 0x8000, &info),
+                     IPSECIF_OK);
+    assert_int_equal(info.state, IPSECIF_SA_MATURE);
+    assert_int_equal(info.params.aalg, IPSECIF_AALG_HMAC_SHA2_256_128);
+    assert_int_equal(ipsecif_sa_delete(t.ctx, IPSECIF_IPPROTO_AH, NULL, &dst, 0x8000), IPSECIF_OK);
+    assert_int_equal(ipsecif_sa_flush(t.ctx, IPSECIF_IPPROTO_AH), 2);
+    assert_ptr_equal(lookup(&t, "192.0.2.2", 0x7000), esp);
+    assert_int_equal(ipsecif_sa_count(t.ctx), 1);
+    test_ctx_free(&t);
+}
+
 static void test_lookup_out_natt(void **state)
 {
     struct ipsecif_addr s = test_addr("198.51.100.1");
@@ -1462,6 +1531,7 @@ int main(void)
         cmocka_unit_test(test_lookup_spi_many),
         cmocka_unit_test(test_lookup_out_preference),
         cmocka_unit_test(test_lookup_out_natt),
+        cmocka_unit_test(test_ah_sas),
         cmocka_unit_test(test_addtime),
         cmocka_unit_test(test_hard_and_soft_together),
         cmocka_unit_test(test_usetime),

@@ -1,5 +1,6 @@
 /*
- * Anti-replay window (RFC 4303 section 3.4.3 and Appendix A).
+ * Anti-replay window (RFC 4303 section 3.4.3 and Appendix A), for ESP and
+ * AH (RFC 4302 section 3.4.3 and Appendix B).
  *
  * The window holds the last replay_window sequence numbers up to and
  * including replay_top. Its bitmap is a ring of exactly replay_window bits:
