@@ -63,9 +63,11 @@ extern "C" {
  * - A promiscuous endpoint (X_PROMISC) also gets a copy of every message
  *   sent to the library and of every message delivered to another endpoint.
  *
- * What the SADB cannot hold is refused: AH, IPComp and other SA types,
- * algorithms the library lacks (EINVAL for an unknown algorithm number,
- * EOPNOTSUPP for an SA type). GET and DUMP replies carry the SA's keys
+ * SA types ESP and AH are served (AH SAs take an authentication algorithm,
+ * no encryption algorithm and no KEY_ENCRYPT; REGISTER for AH lists the
+ * authentication algorithms only). What the SADB cannot hold is refused:
+ * IPComp and other SA types, algorithms the library lacks (EINVAL for an
+ * unknown algorithm number, EOPNOTSUPP for an SA type). GET and DUMP replies carry the SA's keys
  * (KEY_AUTH, KEY_ENCRYPT; for AES-GCM and AES-GMAC the salt is part of the
  * encryption key) as RFC 2367 says, unless the library is built with
  * ::IPSECIF_SA_KEEP_KEYS 0. ADD and UPDATE results, EXPIRE and ACQUIRE
@@ -155,7 +157,7 @@ enum ipsecif_pfkey_ext_type {
 /** SA types (`sadb_msg_satype`). */
 enum ipsecif_pfkey_satype {
     IPSECIF_SADB_SATYPE_UNSPEC = 0,  /**< Any. */
-    IPSECIF_SADB_SATYPE_AH = 2,      /**< AH (not supported by the SADB). */
+    IPSECIF_SADB_SATYPE_AH = 2,      /**< AH. */
     IPSECIF_SADB_SATYPE_ESP = 3,     /**< ESP. */
     IPSECIF_SADB_X_SATYPE_IPCOMP = 9 /**< IPComp (not supported by the SADB). */
 };

@@ -507,8 +507,12 @@ static void policy_body(struct bld *b, const struct pfkey_out *o)
 
 static void register_body(struct bld *b, const struct pfkey_out *o)
 {
-    if (o->satype == IPSECIF_SADB_SATYPE_UNSPEC || o->satype == IPSECIF_SADB_SATYPE_ESP) {
+    /* AH takes the authentication algorithms only (RFC 2367 section 3.1.7). */
+    if (o->satype == IPSECIF_SADB_SATYPE_UNSPEC || o->satype == IPSECIF_SADB_SATYPE_ESP ||
+        o->satype == IPSECIF_SADB_SATYPE_AH) {
         supported_put(b, IPSECIF_SADB_EXT_SUPPORTED_AUTH, b->dl->aalg, b->dl->naalg);
+    }
+    if (o->satype == IPSECIF_SADB_SATYPE_UNSPEC || o->satype == IPSECIF_SADB_SATYPE_ESP) {
         supported_put(b, IPSECIF_SADB_EXT_SUPPORTED_ENCRYPT, b->dl->ealg, b->dl->nealg);
     }
 }

@@ -78,6 +78,20 @@ static uint8_t sa2_get(const struct pfkey_msg *m, uint8_t *mode, uint32_t *reqid
     return 0;
 }
 
+/* AH: an authentication algorithm with its key, and no encryption. */
+static uint8_t ah_algs_get(const struct walg *wa, const struct pfkey_msg *m, const uint8_t *sa,
+                           struct ipsecif_sa_params *p)
+{
+    if (wa == NULL || sa[11] != IPSECIF_SADB_EALG_NONE || has(m, IPSECIF_SADB_EXT_KEY_ENCRYPT) ||
+        !has(m, IPSECIF_SADB_EXT_KEY_AUTH)) {
+        return IPSECIF_PFKEY_EINVAL;
+    }
+    p->ealg = IPSECIF_EALG_NONE;
+    p->aalg = wa->lib;
+    key_get(m, IPSECIF_SADB_EXT_KEY_AUTH, &p->akey, &p->akey_len);
+    return ipsecif_aalg_keylen_ok(p->aalg, p->akey_len) ? 0 : IPSECIF_PFKEY_EINVAL;
+}
+
 /* The algorithms of the SA extension and their keys. */
 static uint8_t algs_get(const struct pfkey_dialect *dl, const struct pfkey_msg *m,
                         const uint8_t *sa, struct ipsecif_sa_params *p)
@@ -85,6 +99,9 @@ static uint8_t algs_get(const struct pfkey_dialect *dl, const struct pfkey_msg *
     const struct walg *we = ipsecif_pfkey_alg_by_wire(dl->ealg, dl->nealg, sa[11]);
     const struct walg *wa = ipsecif_pfkey_alg_by_wire(dl->aalg, dl->naalg, sa[10]);
 
+    if (p->proto == IPSECIF_IPPROTO_AH) {
+        return ah_algs_get(wa, m, sa, p);
+    }
     if (we == NULL || (wa == NULL && sa[10] != IPSECIF_SADB_AALG_NONE)) {
         return IPSECIF_PFKEY_EINVAL;
     }
@@ -140,9 +157,6 @@ static uint8_t sa_params(const struct pfkey_req *r, struct ipsecif_sa_params *p,
     rc = proto_src_dst(r, &p->proto, src, dst);
     if (rc == 0 && sa == NULL) {
         rc = IPSECIF_PFKEY_EINVAL;
-    }
-    if (rc == 0 && p->proto != IPSECIF_IPPROTO_ESP) {
-        rc = r->dl->eopnotsupp;
     }
     if (rc != 0) {
         return rc;
@@ -375,6 +389,8 @@ uint8_t ipsecif_pfkey_do_flush(const struct pfkey_req *r)
         (void)ipsecif_sa_flush(r->ctx, 0);
     } else if (r->m->satype == IPSECIF_SADB_SATYPE_ESP) {
         (void)ipsecif_sa_flush(r->ctx, IPSECIF_IPPROTO_ESP);
+    } else if (r->m->satype == IPSECIF_SADB_SATYPE_AH) {
+        (void)ipsecif_sa_flush(r->ctx, IPSECIF_IPPROTO_AH);
     }
     ipsecif_pfkey_reply_hdr(r, 0, TO_ALL);
     return 0;
@@ -422,6 +438,8 @@ uint8_t ipsecif_pfkey_do_dump(const struct pfkey_req *r)
 
     if (r->m->satype == IPSECIF_SADB_SATYPE_ESP) {
         proto = IPSECIF_IPPROTO_ESP;
+    } else if (r->m->satype == IPSECIF_SADB_SATYPE_AH) {
+        proto = IPSECIF_IPPROTO_AH;
     } else if (r->m->satype != IPSECIF_SADB_SATYPE_UNSPEC) {
         return IPSECIF_PFKEY_ENOENT; /* the SADB holds no other type */
     }

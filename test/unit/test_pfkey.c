@@ -501,22 +501,22 @@ static int count_prio(void *arg, const struct ipsecif_policy *pol)
 
 static void test_captures_extra(void **state)
 {
-    /* What this library answers: AES-CTR, AH and IPComp are not in its
-     * SADB, and the explicit fwd policy of line 15 clashes with the
-     * automatic fwd copy setkey sent for line 14. */
+    /* What this library answers: AES-CTR and IPComp are not in its SADB,
+     * and the explicit fwd policy of line 15 clashes with the automatic fwd
+     * copy setkey sent for line 14. */
     static const struct cap_expect want[] = {
         {0, 1},                              /* 001 REGISTER */
         {0, 1},                              /* 002 FLUSH */
         {0, 1},                              /* 003 X_SPDFLUSH */
         {0, 1},                              /* 004 ADD tunnel, lifetimes */
         {IPSECIF_PFKEY_EINVAL, 1},           /* 005 ADD aes-ctr */
-        {IPSECIF_PFKEY_EOPNOTSUPP_LINUX, 1}, /* 006 ADD ah */
+        {0, 1},                              /* 006 ADD ah */
         {0, 1},                              /* 007 ADD esp-udp */
         {0, 1},                              /* 008 ADD null */
         {IPSECIF_PFKEY_EOPNOTSUPP_LINUX, 1}, /* 009 ADD ipcomp */
-        {IPSECIF_PFKEY_ESRCH, 1},            /* 010 GET ah */
+        {0, 1},                              /* 010 GET ah */
         {0, 1},                              /* 011 GETSPI */
-        {IPSECIF_PFKEY_ESRCH, 1},            /* 012 DELETE ah */
+        {0, 1},                              /* 012 DELETE ah */
         {0, 4},                              /* 013 DUMP esp */
         {0, 1},                              /* 014 X_SPDADD out */
         {0, 1},                              /* 015 X_SPDADD in */
@@ -587,6 +587,21 @@ static void test_captures_extra(void **state)
             assert_int_equal(g64(find_ext(r, IPSECIF_SADB_EXT_LIFETIME_HARD, NULL) + 16), 3600);
             assert_int_equal(find_ext(r, IPSECIF_SADB_EXT_SA, NULL)[8], 64);
             assert_int_equal(find_ext(r, IPSECIF_SADB_X_EXT_SA2, NULL)[4], IPSECIF_MODE_TUNNEL);
+            break;
+        case 6:
+        case 10:
+            assert_int_equal(ipsecif_sa_get(f.t.ctx, IPSECIF_IPPROTO_AH, NULL, &d2, 0x4001, &info),
+                             IPSECIF_OK);
+            assert_int_equal(info.params.aalg, IPSECIF_AALG_HMAC_SHA1_96);
+            assert_int_equal(info.params.ealg, IPSECIF_EALG_NONE);
+            assert_int_equal(r->b[3], IPSECIF_SADB_SATYPE_AH);
+            assert_int_equal(find_ext(r, IPSECIF_SADB_EXT_SA, NULL)[10],
+                             IPSECIF_SADB_AALG_SHA1HMAC);
+            assert_int_equal(find_ext(r, IPSECIF_SADB_EXT_SA, NULL)[11], IPSECIF_SADB_EALG_NONE);
+            break;
+        case 12:
+            assert_int_equal(ipsecif_sa_get(f.t.ctx, IPSECIF_IPPROTO_AH, NULL, &d2, 0x4001, &info),
+                             IPSECIF_ERR_NOENT);
             break;
         case 7:
             assert_int_equal(ipsecif_sa_get(f.t.ctx, IPSECIF_IPPROTO_ESP, NULL, &d9, 0x5001, &info),
@@ -1338,14 +1353,142 @@ static void register_lists(uint8_t d)
                     IPSECIF_ARRAY_SIZE(enc));
     assert_int_equal(f.t.ctx->pfkey.eps[ep3 - 1].registered, 0);
     assert_int_equal(f.t.ctx->pfkey.eps[ep2 - 1].registered, 1u << 3);
-    /* AH: registered, but no algorithms to offer. */
+    /* AH: registered, offered the authentication algorithms only. */
     rec_clear();
     mb_init(&m, d, IPSECIF_SADB_REGISTER, IPSECIF_SADB_SATYPE_AH, 1);
     len = mb_done(&m);
     sendm(&f, ep3, m.b, len, 1);
     r = only_reply(ep3, IPSECIF_SADB_REGISTER, 0);
-    assert_int_equal(ext_count(r), 0);
+    assert_int_equal(ext_count(r), 1);
+    check_supported(r, IPSECIF_SADB_EXT_SUPPORTED_AUTH, auth, IPSECIF_ARRAY_SIZE(auth));
+    assert_int_equal(f.t.ctx->pfkey.eps[ep3 - 1].registered, 1u << IPSECIF_SADB_SATYPE_AH);
     fx_down(&f);
+}
+
+/* AH SAs over PF_KEY: GETSPI, UPDATE, ADD, GET (with the key), DUMP by
+ * type, DELETE and FLUSH of AH only; ESP algorithms or keys are refused. */
+static size_t mb_ah_sa(struct mb *m, uint8_t d, uint8_t type, uint32_t spi, uint8_t ealg)
+{
+    mb_init(m, d, type, IPSECIF_SADB_SATYPE_AH, 21);
+    mb_sa(m, spi, 4, IPSECIF_SADB_X_AALG_SHA2_512, ealg);
+    mb_sa2(m, IPSECIF_MODE_TRANSPORT, 5);
+    mb_addr(m, IPSECIF_SADB_EXT_ADDRESS_SRC, "192.0.2.9", 0, -1, 255);
+    mb_addr(m, IPSECIF_SADB_EXT_ADDRESS_DST, "192.0.2.1", 0, -1, 255);
+    mb_key(m, IPSECIF_SADB_EXT_KEY_AUTH, 64, 0x44);
+    return mb_done(m);
+}
+
+static void ah_round_trip(uint8_t d)
+{
+    struct ipsecif_addr dst = test_addr("192.0.2.1");
+    struct ipsecif_sa_info info;
+    const struct rec_msg *r;
+    const uint8_t *x;
+    struct mb m;
+    size_t len, elen;
+    uint32_t spi;
+    struct fx f;
+
+    fx_up(&f, d);
+    /* GETSPI, then UPDATE matures it. */
+    mb_init(&m, d, IPSECIF_SADB_GETSPI, IPSECIF_SADB_SATYPE_AH, 20);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_SRC, "192.0.2.9", 0, -1, 255);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_DST, "192.0.2.1", 0, -1, 255);
+    len = mb_done(&m);
+    sendm(&f, f.ep, m.b, len, 2000);
+    r = only_reply(f.ep, IPSECIF_SADB_GETSPI, 0);
+    assert_int_equal(r->b[3], IPSECIF_SADB_SATYPE_AH);
+    spi = be32(find_ext(r, IPSECIF_SADB_EXT_SA, NULL) + 4);
+    rec_clear();
+    len = mb_ah_sa(&m, d, IPSECIF_SADB_UPDATE, spi, IPSECIF_SADB_EALG_NONE);
+    sendm(&f, f.ep, m.b, len, 2000);
+    r = only_reply(f.ep, IPSECIF_SADB_UPDATE, 0);
+    x = find_ext(r, IPSECIF_SADB_EXT_SA, NULL);
+    assert_int_equal(x[9], IPSECIF_SA_MATURE);
+    assert_int_equal(x[10], IPSECIF_SADB_X_AALG_SHA2_512);
+    assert_int_equal(x[11], IPSECIF_SADB_EALG_NONE);
+    assert_int_equal(ipsecif_sa_get(f.t.ctx, IPSECIF_IPPROTO_AH, NULL, &dst, spi, &info),
+                     IPSECIF_OK);
+    assert_int_equal(info.params.aalg, IPSECIF_AALG_HMAC_SHA2_512_256);
+    /* ADD of a second one; an ESP SA with the same SPI is another SA. */
+    rec_clear();
+    len = mb_ah_sa(&m, d, IPSECIF_SADB_ADD, 0x600, IPSECIF_SADB_EALG_NONE);
+    sendm(&f, f.ep, m.b, len, 2000);
+    only_reply(f.ep, IPSECIF_SADB_ADD, 0);
+    len = mb_add_sa(&m, d, IPSECIF_SADB_ADD, 0x600, "192.0.2.9", "192.0.2.1");
+    sendm(&f, f.ep, m.b, len, 2000);
+    assert_int_equal(ipsecif_sa_count(f.t.ctx), 3);
+    /* An encryption algorithm, or an encryption key, is not AH's. */
+    rec_clear();
+    len = mb_ah_sa(&m, d, IPSECIF_SADB_ADD, 0x601, IPSECIF_SADB_X_EALG_AESCBC);
+    sendm(&f, f.ep, m.b, len, 2000);
+    only_reply(f.ep, IPSECIF_SADB_ADD, IPSECIF_PFKEY_EINVAL);
+    rec_clear();
+    mb_init(&m, d, IPSECIF_SADB_ADD, IPSECIF_SADB_SATYPE_AH, 22);
+    mb_sa(&m, 0x602, 4, IPSECIF_SADB_AALG_SHA1HMAC, IPSECIF_SADB_EALG_NONE);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_SRC, "192.0.2.9", 0, -1, 255);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_DST, "192.0.2.1", 0, -1, 255);
+    mb_key(&m, IPSECIF_SADB_EXT_KEY_AUTH, 20, 0x44);
+    mb_key(&m, IPSECIF_SADB_EXT_KEY_ENCRYPT, 16, 0x45);
+    len = mb_done(&m);
+    sendm(&f, f.ep, m.b, len, 2000);
+    only_reply(f.ep, IPSECIF_SADB_ADD, IPSECIF_PFKEY_EINVAL);
+    /* GET carries the authentication key. */
+    rec_clear();
+    mb_init(&m, d, IPSECIF_SADB_GET, IPSECIF_SADB_SATYPE_AH, 23);
+    mb_sa(&m, 0x600, 0, 0, 0);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_SRC, "192.0.2.9", 0, -1, 255);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_DST, "192.0.2.1", 0, -1, 255);
+    len = mb_done(&m);
+    sendm(&f, f.ep, m.b, len, 2000);
+    r = only_reply(f.ep, IPSECIF_SADB_GET, 0);
+    assert_int_equal(r->b[3], IPSECIF_SADB_SATYPE_AH);
+#if IPSECIF_SA_KEEP_KEYS
+    x = find_ext(r, IPSECIF_SADB_EXT_KEY_AUTH, &elen);
+    assert_non_null(x);
+    assert_int_equal(elen, 8 + 64);
+    assert_int_equal(x[8], 0x44);
+#else
+    (void)elen;
+#endif
+    assert_null(find_ext(r, IPSECIF_SADB_EXT_KEY_ENCRYPT, NULL));
+    /* DUMP of AH lists the two AH SAs only. */
+    rec_clear();
+    mb_init(&m, d, IPSECIF_SADB_DUMP, IPSECIF_SADB_SATYPE_AH, 24);
+    len = mb_done(&m);
+    sendm(&f, f.ep, m.b, len, 2000);
+    check_dump(f.ep, IPSECIF_SADB_DUMP, 2);
+    assert_int_equal(rec_get(f.ep, 0)->b[3], IPSECIF_SADB_SATYPE_AH);
+    /* DELETE one, FLUSH the other: the ESP SA stays. */
+    rec_clear();
+    mb_init(&m, d, IPSECIF_SADB_DELETE, IPSECIF_SADB_SATYPE_AH, 25);
+    mb_sa(&m, spi, 0, 0, 0);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_SRC, "192.0.2.9", 0, -1, 255);
+    mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_DST, "192.0.2.1", 0, -1, 255);
+    len = mb_done(&m);
+    sendm(&f, f.ep, m.b, len, 2000);
+    only_reply(f.ep, IPSECIF_SADB_DELETE, 0);
+    rec_clear();
+    mb_init(&m, d, IPSECIF_SADB_FLUSH, IPSECIF_SADB_SATYPE_AH, 26);
+    len = mb_done(&m);
+    sendm(&f, f.ep, m.b, len, 2000);
+    only_reply(f.ep, IPSECIF_SADB_FLUSH, 0);
+    assert_int_equal(ipsecif_sa_count(f.t.ctx), 1);
+    assert_int_equal(ipsecif_sa_get(f.t.ctx, IPSECIF_IPPROTO_ESP, NULL, &dst, 0x600, &info),
+                     IPSECIF_OK);
+    fx_down(&f);
+}
+
+static void test_ah_linux(void **state)
+{
+    (void)state;
+    ah_round_trip(LINUX);
+}
+
+static void test_ah_kame(void **state)
+{
+    (void)state;
+    ah_round_trip(KAME);
 }
 
 static void test_register_linux(void **state)
@@ -2369,6 +2512,8 @@ int main(void)
         cmocka_unit_test(test_captures_extra),
         cmocka_unit_test(test_sa_round_trip_linux),
         cmocka_unit_test(test_sa_round_trip_kame),
+        cmocka_unit_test(test_ah_linux),
+        cmocka_unit_test(test_ah_kame),
         cmocka_unit_test(test_kame_sa_replay_ext),
         cmocka_unit_test(test_spd_round_trip_linux),
         cmocka_unit_test(test_spd_round_trip_kame),
