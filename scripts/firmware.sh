@@ -50,9 +50,10 @@ INCS=(-I"$ROOT/include" -I"$ROOT/lib" -I"$ROOT/ports/crypto-mbedtls" -I"$ROOT/po
 DEFS=(-DIPSECIF_OPTS_FILE='"ipsecif_opts_small.h"'
     -DMBEDTLS_CONFIG_FILE='"mbedtls_mcu_config.h"')
 
-# The same lists the CMake build uses (cmake/ipsecif-sources.cmake).
+# The same lists the CMake build uses (cmake/ipsecif-sources.cmake), less
+# the OpenSSL backend (a host library, no firmware has it).
 mapfile -t SOURCES < <(sed -n 's|^ *\${IPSECIF_ROOT_DIR}/\(.*\.c\)$|\1|p' \
-    cmake/ipsecif-sources.cmake)
+    cmake/ipsecif-sources.cmake | grep -v '^ports/crypto-openssl/')
 SOURCES+=(ports/lwip/lwip_port.c)
 
 echo "firmware: $CC_ARM $("$CC_ARM" -dumpversion), ${CFLAGS[*]}"
