@@ -20,7 +20,16 @@
 #include "mock_port.h"
 #include "test_util.h"
 
+/* Built twice: test_esp on the Mbed TLS backend, test_esp_openssl on OpenSSL. */
+#ifndef IPSECIF_TEST_ESP_OPENSSL
+#define IPSECIF_TEST_ESP_OPENSSL 0
+#endif
+#if IPSECIF_TEST_ESP_OPENSSL
+#include "ipsecif_crypto_openssl.h"
+#define CRYPTO (&ipsecif_crypto_openssl_ops)
+#else
 #define CRYPTO (&ipsecif_crypto_mbedtls_ops)
+#endif
 #define HEADROOM 64
 
 /* ---- Fixtures ---- */
@@ -33,6 +42,7 @@ struct env {
 static void env_init(struct env *e)
 {
     e->mock = mock_port_new();
+    e->mock->port.crypto = CRYPTO;
     memset(&e->ctx, 0, sizeof(e->ctx));
     e->ctx.port = &e->mock->port;
     e->ctx.user = e->mock;
