@@ -8,69 +8,61 @@
 #define IP6_FRAGMENT 44
 #define IP6_DSTOPTS 60
 
-/* The length of the IPv4 packet p[0..len) and what its header says, or 0 if
- * the header is malformed. */
-static size_t parse4(const uint8_t *p, size_t len, struct ipsecif_inner *in)
+/* Check an IPv4 header, note what it says and trim pkt to its length. */
+static int parse4(struct ipsecif_buf *pkt, const uint8_t *p, struct ipsecif_inner *in)
 {
     size_t total;
 
-    if (len < 20 || (p[0] & 0x0f) < 5) {
-        return 0;
+    if (pkt->len < 20 || (p[0] & 0x0f) < 5) {
+        return IPSECIF_ERR_MALFORMED;
     }
     total = ipsecif_load16(p + 2);
-    if (total < (size_t)(p[0] & 0x0f) * 4 || total > len) {
-        return 0;
+    if (total < (size_t)(p[0] & 0x0f) * 4 || total > pkt->len) {
+        return IPSECIF_ERR_MALFORMED;
     }
     in->family = IPSECIF_AF_INET;
     in->nh = IPSECIF_IPPROTO_IPV4;
     in->tos = p[1];
     in->df = (p[6] & 0x40) != 0;
-    return total;
+    pkt->len = total;
+    return IPSECIF_OK;
 }
 
 /* The same for IPv6. */
-static size_t parse6(const uint8_t *p, size_t len, struct ipsecif_inner *in)
+static int parse6(struct ipsecif_buf *pkt, const uint8_t *p, struct ipsecif_inner *in)
 {
     size_t total;
 
-    if (len < 40) {
-        return 0;
+    if (pkt->len < 40) {
+        return IPSECIF_ERR_MALFORMED;
     }
     total = 40 + (size_t)ipsecif_load16(p + 4);
-    if (total > len) {
-        return 0;
+    if (total > pkt->len) {
+        return IPSECIF_ERR_MALFORMED;
     }
     in->family = IPSECIF_AF_INET6;
     in->nh = IPSECIF_IPPROTO_IPV6;
     in->tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
     in->df = true;
-    return total;
+    pkt->len = total;
+    return IPSECIF_OK;
 }
 
 int ipsecif_inner_parse(struct ipsecif_buf *pkt, struct ipsecif_inner *in)
 {
     const uint8_t *p = ipsecif_buf_data(pkt);
-    size_t total;
 
     if (pkt->len < 1) {
         return IPSECIF_ERR_MALFORMED;
     }
     switch (p[0] >> 4) {
     case 4:
-        total = parse4(p, pkt->len, in);
-        break;
+        return parse4(pkt, p, in);
     case 6:
-        total = parse6(p, pkt->len, in);
-        break;
+        return parse6(pkt, p, in);
     default:
-        total = 0;
-        break;
-    }
-    if (total == 0) {
         return IPSECIF_ERR_MALFORMED;
     }
-    pkt->len = total;
-    return IPSECIF_OK;
 }
 
 void ipsecif_inner_set_ecn(struct ipsecif_buf *pkt, uint8_t family, uint8_t ecn)
