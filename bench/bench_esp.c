@@ -489,30 +489,28 @@ static struct timing time_esp(struct side *a, struct side *b, struct ipsecif_if 
     return t;
 }
 
-/* Raw Mbed TLS AES-128-GCM: seal then open len bytes in place, 8 bytes of AAD. */
-static struct timing time_raw(const uint8_t *key, const uint8_t *inner, size_t len, unsigned iters,
-                              unsigned reps)
+/* One raw seal then open of p[0..len) in place with nonce and 8 bytes of
+ * AAD, in the library's own context c; true if both succeeded. */
+typedef bool (*raw_packet_fn)(void *c, const uint8_t *nonce, const uint8_t *aad, uint8_t *p,
+                              size_t len);
+
+/* The raw loop shared by the libraries: the same copies and nonces as ESP. */
+static struct timing raw_loop(void *c, raw_packet_fn one, const uint8_t *key, const uint8_t *inner,
+                              size_t len, unsigned iters, unsigned reps)
 {
     struct timing t = {0, 0, true};
-    mbedtls_gcm_context gcm;
     uint8_t nonce[12];
     uint8_t aad[8] = {0, 0, 0x10, 0, 0, 0, 0, 0};
-    uint8_t tag[16];
     double per[16];
     unsigned r;
     unsigned i;
     uint64_t seq = 0;
 
-    mbedtls_gcm_init(&gcm);
-    if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 128) != 0) {
-        t.ok = false;
-        goto out;
-    }
     memcpy(nonce, key + 16, 4);
     alloc_calls = 0;
     for (r = 0; r < reps + 1; r++) {
         uint64_t t0;
-        int bad = 0;
+        bool good = true;
 
         /* Round 0 is the warm-up. */
         counting = r > 0;
@@ -524,74 +522,7 @@ static struct timing time_raw(const uint8_t *key, const uint8_t *inner, size_t l
             memcpy(p, inner, len);
             memcpy(nonce + 4, &seq, 8);
             memcpy(aad + 4, &seq, 4);
-            bad |= mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, len, nonce, sizeof(nonce),
-                                             aad, sizeof(aad), p, p, sizeof(tag), tag);
-            bad |= mbedtls_gcm_auth_decrypt(&gcm, len, nonce, sizeof(nonce), aad, sizeof(aad), tag,
-                                            sizeof(tag), p, p);
-        }
-        if (r > 0) {
-            per[r - 1] = (double)(now_ns() - t0) / iters;
-        }
-        counting = false;
-        if (bad != 0 || memcmp(txmem + HEADROOM, inner, len) != 0) {
-            t.ok = false;
-        }
-    }
-    t.ns = median(per, reps);
-    t.allocs = (double)alloc_calls / ((double)iters * reps);
-out:
-    mbedtls_gcm_free(&gcm);
-    return t;
-}
-
-#if IPSECIF_BENCH_OPENSSL
-/* Raw OpenSSL AES-128-GCM, as an application would drive EVP: one context
- * with the key schedule, re-initialized with each nonce; seal then open. */
-static struct timing time_raw_openssl(const uint8_t *key, const uint8_t *inner, size_t len,
-                                      unsigned iters, unsigned reps)
-{
-    struct timing t = {0, 0, true};
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    uint8_t nonce[12];
-    uint8_t aad[8] = {0, 0, 0x10, 0, 0, 0, 0, 0};
-    uint8_t tag[16];
-    uint8_t fin[16];
-    double per[16];
-    unsigned r;
-    unsigned i;
-    uint64_t seq = 0;
-    int n;
-
-    if (ctx == NULL || EVP_CipherInit_ex2(ctx, EVP_aes_128_gcm(), key, NULL, 1, NULL) != 1) {
-        t.ok = false;
-        goto out;
-    }
-    memcpy(nonce, key + 16, 4);
-    alloc_calls = 0;
-    for (r = 0; r < reps + 1; r++) {
-        uint64_t t0;
-        int good = 1;
-
-        /* Round 0 is the warm-up. */
-        counting = r > 0;
-        t0 = now_ns();
-        for (i = 0; i < (r == 0 ? iters / 4 + 1 : iters); i++) {
-            uint8_t *p = txmem + HEADROOM;
-
-            seq++;
-            memcpy(p, inner, len);
-            memcpy(nonce + 4, &seq, 8);
-            memcpy(aad + 4, &seq, 4);
-            good &= EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) == 1 &&
-                    EVP_CipherUpdate(ctx, NULL, &n, aad, sizeof(aad)) == 1 &&
-                    EVP_CipherUpdate(ctx, p, &n, p, (int)len) == 1 &&
-                    EVP_CipherFinal_ex(ctx, fin, &n) == 1 &&
-                    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, sizeof(tag), tag) == 1;
-            good &= EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 0, NULL) == 1 &&
-                    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag) == 1 &&
-                    EVP_CipherUpdate(ctx, NULL, &n, aad, sizeof(aad)) == 1 &&
-                    EVP_CipherUpdate(ctx, p, &n, p, (int)len) == 1 &&
-                    EVP_CipherFinal_ex(ctx, fin, &n) == 1;
+            good &= one(c, nonce, aad, p, len);
         }
         if (r > 0) {
             per[r - 1] = (double)(now_ns() - t0) / iters;
@@ -603,7 +534,66 @@ static struct timing time_raw_openssl(const uint8_t *key, const uint8_t *inner, 
     }
     t.ns = median(per, reps);
     t.allocs = (double)alloc_calls / ((double)iters * reps);
-out:
+    return t;
+}
+
+static bool mbedtls_packet(void *c, const uint8_t *nonce, const uint8_t *aad, uint8_t *p,
+                           size_t len)
+{
+    mbedtls_gcm_context *gcm = c;
+    uint8_t tag[16];
+
+    return mbedtls_gcm_crypt_and_tag(gcm, MBEDTLS_GCM_ENCRYPT, len, nonce, 12, aad, 8, p, p,
+                                     sizeof(tag), tag) == 0 &&
+           mbedtls_gcm_auth_decrypt(gcm, len, nonce, 12, aad, 8, tag, sizeof(tag), p, p) == 0;
+}
+
+/* Raw Mbed TLS AES-128-GCM. */
+static struct timing time_raw(const uint8_t *key, const uint8_t *inner, size_t len, unsigned iters,
+                              unsigned reps)
+{
+    struct timing t = {0, 0, false};
+    mbedtls_gcm_context gcm;
+
+    mbedtls_gcm_init(&gcm);
+    if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 128) == 0) {
+        t = raw_loop(&gcm, mbedtls_packet, key, inner, len, iters, reps);
+    }
+    mbedtls_gcm_free(&gcm);
+    return t;
+}
+
+#if IPSECIF_BENCH_OPENSSL
+static bool openssl_packet(void *c, const uint8_t *nonce, const uint8_t *aad, uint8_t *p,
+                           size_t len)
+{
+    EVP_CIPHER_CTX *ctx = c;
+    uint8_t tag[16];
+    uint8_t fin[16];
+    int n;
+
+    return EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) == 1 &&
+           EVP_CipherUpdate(ctx, NULL, &n, aad, 8) == 1 &&
+           EVP_CipherUpdate(ctx, p, &n, p, (int)len) == 1 &&
+           EVP_CipherFinal_ex(ctx, fin, &n) == 1 &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, sizeof(tag), tag) == 1 &&
+           EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 0, NULL) == 1 &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag) == 1 &&
+           EVP_CipherUpdate(ctx, NULL, &n, aad, 8) == 1 &&
+           EVP_CipherUpdate(ctx, p, &n, p, (int)len) == 1 && EVP_CipherFinal_ex(ctx, fin, &n) == 1;
+}
+
+/* Raw OpenSSL AES-128-GCM, as an application would drive EVP: one context
+ * with the key schedule, re-initialized with each nonce. */
+static struct timing time_raw_openssl(const uint8_t *key, const uint8_t *inner, size_t len,
+                                      unsigned iters, unsigned reps)
+{
+    struct timing t = {0, 0, false};
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+    if (ctx != NULL && EVP_CipherInit_ex2(ctx, EVP_aes_128_gcm(), key, NULL, 1, NULL) == 1) {
+        t = raw_loop(ctx, openssl_packet, key, inner, len, iters, reps);
+    }
     EVP_CIPHER_CTX_free(ctx);
     return t;
 }
