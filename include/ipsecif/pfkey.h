@@ -164,16 +164,19 @@ enum ipsecif_pfkey_satype {
 
 /** Algorithm numbers (equal in both dialects for the algorithms supported). */
 enum ipsecif_pfkey_alg {
-    IPSECIF_SADB_AALG_NONE = 0,        /**< No authentication. */
-    IPSECIF_SADB_AALG_SHA1HMAC = 3,    /**< HMAC-SHA1-96. */
-    IPSECIF_SADB_X_AALG_SHA2_256 = 5,  /**< HMAC-SHA2-256-128. */
-    IPSECIF_SADB_X_AALG_SHA2_384 = 6,  /**< HMAC-SHA2-384-192. */
-    IPSECIF_SADB_X_AALG_SHA2_512 = 7,  /**< HMAC-SHA2-512-256. */
-    IPSECIF_SADB_EALG_NONE = 0,        /**< No encryption. */
-    IPSECIF_SADB_EALG_3DESCBC = 3,     /**< 3DES-CBC. */
-    IPSECIF_SADB_EALG_NULL = 11,       /**< NULL encryption. */
-    IPSECIF_SADB_X_EALG_AESCBC = 12,   /**< AES-CBC (KAME: SADB_X_EALG_AES). */
-    IPSECIF_SADB_X_EALG_AESGCM16 = 20, /**< AES-GCM, 16-byte ICV; key bits include the salt. */
+    IPSECIF_SADB_AALG_NONE = 0,          /**< No authentication. */
+    IPSECIF_SADB_AALG_SHA1HMAC = 3,      /**< HMAC-SHA1-96. */
+    IPSECIF_SADB_X_AALG_SHA2_256 = 5,    /**< HMAC-SHA2-256-128. */
+    IPSECIF_SADB_X_AALG_SHA2_384 = 6,    /**< HMAC-SHA2-384-192. */
+    IPSECIF_SADB_X_AALG_SHA2_512 = 7,    /**< HMAC-SHA2-512-256. */
+    IPSECIF_SADB_X_AALG_AES128GMAC = 11, /**< KAME only: AH with AES-GMAC, 160-bit key + salt. */
+    IPSECIF_SADB_X_AALG_AES192GMAC = 12, /**< KAME only: AH with AES-GMAC, 224 bits. */
+    IPSECIF_SADB_X_AALG_AES256GMAC = 13, /**< KAME only: AH with AES-GMAC, 288 bits. */
+    IPSECIF_SADB_EALG_NONE = 0,          /**< No encryption. */
+    IPSECIF_SADB_EALG_3DESCBC = 3,       /**< 3DES-CBC. */
+    IPSECIF_SADB_EALG_NULL = 11,         /**< NULL encryption. */
+    IPSECIF_SADB_X_EALG_AESCBC = 12,     /**< AES-CBC (KAME: SADB_X_EALG_AES). */
+    IPSECIF_SADB_X_EALG_AESGCM16 = 20,   /**< AES-GCM, 16-byte ICV; key bits include the salt. */
     IPSECIF_SADB_X_EALG_AESGMAC =
         23 /**< AES-GMAC (Linux: NULL_AES_GMAC); key bits include the salt. */
 };

@@ -199,6 +199,12 @@ static void sa_ext_put(struct bld *b, const struct ipsecif_sa_info *si)
         p[9] = si->state;
         p[10] = ipsecif_pfkey_alg_to_wire(dl->aalg, dl->naalg, sp->aalg);
         p[11] = ipsecif_pfkey_alg_to_wire(dl->ealg, dl->nealg, sp->ealg);
+        if (sp->proto == IPSECIF_IPPROTO_AH && sp->ealg == IPSECIF_EALG_AES_GMAC) {
+            const struct walg *wg = ipsecif_pfkey_ah_gmac_by_key(dl, sp->ekey_len);
+
+            p[10] = wg != NULL ? wg->wire : IPSECIF_SADB_AALG_NONE;
+            p[11] = IPSECIF_SADB_EALG_NONE;
+        }
     }
     /* A window too wide for sadb_sa_replay goes in its own extension. */
     if (dl->replay_ext != 0 && units > 255) {
@@ -401,21 +407,24 @@ size_t ipsecif_pfkey_sockpol_put(const struct pfkey_dialect *dl,
 
 /* ---- REGISTER and ACQUIRE ---- */
 
-static void supported_put(struct bld *b, unsigned type, const struct walg *t, size_t n)
+/* One SUPPORTED extension listing table t, then table t2 (n2 may be 0). */
+static void supported_put(struct bld *b, unsigned type, const struct walg *t, size_t n,
+                          const struct walg *t2, size_t n2)
 {
-    uint8_t *p = ext_put(b, type, 8 + 8 * n);
+    uint8_t *p = ext_put(b, type, 8 + 8 * (n + n2));
     size_t i;
 
     if (p == NULL) {
         return;
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n + n2; i++) {
+        const struct walg *w = i < n ? &t[i] : &t2[i - n];
         uint8_t *a = p + 8 + 8 * i;
 
-        a[0] = t[i].wire;
-        a[1] = t[i].ivlen;
-        s16(a + 2, t[i].minbits);
-        s16(a + 4, t[i].maxbits);
+        a[0] = w->wire;
+        a[1] = w->ivlen;
+        s16(a + 2, w->minbits);
+        s16(a + 4, w->maxbits);
     }
 }
 
@@ -473,7 +482,11 @@ static void sa_body(struct bld *b, const struct pfkey_out *o)
 {
     sa_exts_put(b, o->sa, LIM_BOTH);
 #if IPSECIF_SA_KEEP_KEYS
-    if (o->keys != NULL) {
+    if (o->keys != NULL && o->keys->proto == IPSECIF_IPPROTO_AH) {
+        /* AH's one key is KEY_AUTH, AES-GMAC's included. */
+        key_put(b, IPSECIF_SADB_EXT_KEY_AUTH, o->keys->akey, o->keys->akey_len);
+        key_put(b, IPSECIF_SADB_EXT_KEY_AUTH, o->keys->ekey, o->keys->ekey_len);
+    } else if (o->keys != NULL) {
         key_put(b, IPSECIF_SADB_EXT_KEY_AUTH, o->keys->akey, o->keys->akey_len);
         key_put(b, IPSECIF_SADB_EXT_KEY_ENCRYPT, o->keys->ekey, o->keys->ekey_len);
     }
@@ -508,12 +521,13 @@ static void policy_body(struct bld *b, const struct pfkey_out *o)
 static void register_body(struct bld *b, const struct pfkey_out *o)
 {
     /* AH takes the authentication algorithms only (RFC 2367 section 3.1.7). */
-    if (o->satype == IPSECIF_SADB_SATYPE_UNSPEC || o->satype == IPSECIF_SADB_SATYPE_ESP ||
-        o->satype == IPSECIF_SADB_SATYPE_AH) {
-        supported_put(b, IPSECIF_SADB_EXT_SUPPORTED_AUTH, b->dl->aalg, b->dl->naalg);
+    if (o->satype == IPSECIF_SADB_SATYPE_AH) {
+        supported_put(b, IPSECIF_SADB_EXT_SUPPORTED_AUTH, b->dl->aalg, b->dl->naalg, b->dl->ah_gmac,
+                      b->dl->nah_gmac);
     }
     if (o->satype == IPSECIF_SADB_SATYPE_UNSPEC || o->satype == IPSECIF_SADB_SATYPE_ESP) {
-        supported_put(b, IPSECIF_SADB_EXT_SUPPORTED_ENCRYPT, b->dl->ealg, b->dl->nealg);
+        supported_put(b, IPSECIF_SADB_EXT_SUPPORTED_AUTH, b->dl->aalg, b->dl->naalg, NULL, 0);
+        supported_put(b, IPSECIF_SADB_EXT_SUPPORTED_ENCRYPT, b->dl->ealg, b->dl->nealg, NULL, 0);
     }
 }
 

@@ -26,12 +26,23 @@ static const struct walg aalg_both[] = {
     {IPSECIF_SADB_X_AALG_SHA2_512, IPSECIF_AALG_HMAC_SHA2_512_256, 0, 512, 512},
 };
 
+/* NetBSD's net/pfkeyv2.h: SADB_X_AALG_AES128GMAC 11, _AES192GMAC 12,
+ * _AES256GMAC 13, keyed with key + salt (RFC 4543 section 4). Linux's PF_KEY
+ * has no AH GMAC. */
+static const struct walg ah_gmac_kame[] = {
+    {IPSECIF_SADB_X_AALG_AES128GMAC, IPSECIF_EALG_AES_GMAC, 0, 160, 160},
+    {IPSECIF_SADB_X_AALG_AES192GMAC, IPSECIF_EALG_AES_GMAC, 0, 224, 224},
+    {IPSECIF_SADB_X_AALG_AES256GMAC, IPSECIF_EALG_AES_GMAC, 0, 288, 288},
+};
+
 const struct pfkey_dialect ipsecif_pfkey_dialects[PFKEY_NDIALECTS] = {
     {
         .ealg = ealg_both,
         .nealg = IPSECIF_ARRAY_SIZE(ealg_both),
         .aalg = aalg_both,
         .naalg = IPSECIF_ARRAY_SIZE(aalg_both),
+        .ah_gmac = ah_gmac_kame,
+        .nah_gmac = IPSECIF_ARRAY_SIZE(ah_gmac_kame),
         .req_hdr = REQ_HDR_KAME,
         .id = IPSECIF_PFKEY_DIALECT_KAME,
         .af_inet6 = AF_INET6_KAME,
@@ -178,4 +189,16 @@ uint32_t ipsecif_pfkey_policy_id_from_wire(const struct pfkey_dialect *dl, uint3
 uint32_t ipsecif_pfkey_sock_policy_id(uint32_t slot, uint8_t dir)
 {
     return (slot << 3) | (dir == IPSECIF_DIR_OUT ? 4u : 3u);
+}
+
+const struct walg *ipsecif_pfkey_ah_gmac_by_key(const struct pfkey_dialect *dl, size_t key_len)
+{
+    size_t i;
+
+    for (i = 0; i < dl->nah_gmac; i++) {
+        if ((size_t)dl->ah_gmac[i].maxbits == key_len * 8u) {
+            return &dl->ah_gmac[i];
+        }
+    }
+    return NULL;
 }

@@ -100,6 +100,10 @@ struct pfkey_dialect {
     size_t nealg;
     const struct walg *aalg;
     size_t naalg;
+    /* AH's AES-GMAC as authentication algorithms, one number per key size
+     * (the key includes the salt); none in the Linux dialect. */
+    const struct walg *ah_gmac;
+    size_t nah_gmac;
     size_t req_hdr;      /* sadb_x_ipsecrequest header before the endpoints */
     uint8_t id;          /* IPSECIF_PFKEY_DIALECT_* */
     uint8_t af_inet6;    /* AF_INET6 on the wire (AF_INET is 2 in both) */
@@ -126,6 +130,8 @@ extern const struct pfkey_dialect ipsecif_pfkey_dialects[PFKEY_NDIALECTS];
 const struct pfkey_dialect *ipsecif_pfkey_dialect(uint8_t id);
 const struct walg *ipsecif_pfkey_alg_by_wire(const struct walg *t, size_t n, uint8_t wire);
 uint8_t ipsecif_pfkey_alg_to_wire(const struct walg *t, size_t n, uint8_t lib);
+/* The AH AES-GMAC entry for a key of key_len bytes, NULL if none. */
+const struct walg *ipsecif_pfkey_ah_gmac_by_key(const struct pfkey_dialect *dl, size_t key_len);
 uint32_t ipsecif_pfkey_policy_id_to_wire(const struct pfkey_dialect *dl, uint32_t id, uint8_t dir);
 uint32_t ipsecif_pfkey_policy_id_from_wire(const struct pfkey_dialect *dl, uint32_t wire,
                                            uint8_t *dir);

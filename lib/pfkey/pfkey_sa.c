@@ -78,17 +78,31 @@ static uint8_t sa2_get(const struct pfkey_msg *m, uint8_t *mode, uint32_t *reqid
     return 0;
 }
 
-/* AH: an authentication algorithm with its key, and no encryption. */
-static uint8_t ah_algs_get(const struct walg *wa, const struct pfkey_msg *m, const uint8_t *sa,
+/* AH: an authentication algorithm with its key, and no encryption. KAME's
+ * AES-GMAC numbers become the library's AES-GMAC with KEY_AUTH as its key. */
+static uint8_t ah_algs_get(const struct pfkey_dialect *dl, const struct walg *wa,
+                           const struct pfkey_msg *m, const uint8_t *sa,
                            struct ipsecif_sa_params *p)
 {
-    if (wa == NULL || sa[11] != IPSECIF_SADB_EALG_NONE || has(m, IPSECIF_SADB_EXT_KEY_ENCRYPT) ||
-        !has(m, IPSECIF_SADB_EXT_KEY_AUTH)) {
+    const struct walg *wg = ipsecif_pfkey_alg_by_wire(dl->ah_gmac, dl->nah_gmac, sa[10]);
+    const uint8_t *key;
+    size_t len;
+
+    if ((wa == NULL && wg == NULL) || sa[11] != IPSECIF_SADB_EALG_NONE ||
+        has(m, IPSECIF_SADB_EXT_KEY_ENCRYPT) || !has(m, IPSECIF_SADB_EXT_KEY_AUTH)) {
         return IPSECIF_PFKEY_EINVAL;
+    }
+    key_get(m, IPSECIF_SADB_EXT_KEY_AUTH, &key, &len);
+    if (wg != NULL) {
+        p->ealg = wg->lib;
+        p->ekey = key;
+        p->ekey_len = len;
+        return len * 8u == wg->maxbits ? 0 : IPSECIF_PFKEY_EINVAL;
     }
     p->ealg = IPSECIF_EALG_NONE;
     p->aalg = wa->lib;
-    key_get(m, IPSECIF_SADB_EXT_KEY_AUTH, &p->akey, &p->akey_len);
+    p->akey = key;
+    p->akey_len = len;
     return ipsecif_aalg_keylen_ok(p->aalg, p->akey_len) ? 0 : IPSECIF_PFKEY_EINVAL;
 }
 
@@ -100,7 +114,7 @@ static uint8_t algs_get(const struct pfkey_dialect *dl, const struct pfkey_msg *
     const struct walg *wa = ipsecif_pfkey_alg_by_wire(dl->aalg, dl->naalg, sa[10]);
 
     if (p->proto == IPSECIF_IPPROTO_AH) {
-        return ah_algs_get(wa, m, sa, p);
+        return ah_algs_get(dl, wa, m, sa, p);
     }
     if (we == NULL || (wa == NULL && sa[10] != IPSECIF_SADB_AALG_NONE)) {
         return IPSECIF_PFKEY_EINVAL;
