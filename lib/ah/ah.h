@@ -65,7 +65,9 @@ int ipsecif_ah_locate(const struct ipsecif_buf *pkt, size_t *ah_off, uint32_t *s
  * The replay window changes only once the ICV verified. With ESN 4 bytes
  * of tailroom are borrowed (and restored). On any error pkt is unchanged.
  * Returns IPSECIF_OK, IPSECIF_ERR_ARG, IPSECIF_ERR_MALFORMED,
- * IPSECIF_ERR_NOROOM, IPSECIF_ERR_REPLAY, IPSECIF_ERR_AUTH, IPSECIF_ERR_CRYPTO;
+ * IPSECIF_ERR_UNSUPPORTED (a routing header with segments left of a type it
+ * cannot predict), IPSECIF_ERR_NOROOM, IPSECIF_ERR_REPLAY, IPSECIF_ERR_AUTH,
+ * IPSECIF_ERR_CRYPTO;
  * per-SA counters (replay, auth) are incremented here.
  */
 int ipsecif_ah_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
