@@ -27,8 +27,6 @@ static void entrust(struct ipsecif_sockpolicy *p, uint8_t dir)
 /* The stored form: checked, unused parts zero. */
 static int check(const struct ipsecif_sockpolicy *in, struct ipsecif_sockpolicy *out)
 {
-    uint8_t i;
-
     entrust(out, in->dir);
     if (dir_index(in->dir) < 0) {
         return IPSECIF_ERR_ARG;
@@ -37,15 +35,10 @@ static int check(const struct ipsecif_sockpolicy *in, struct ipsecif_sockpolicy 
     if (in->type == IPSECIF_SOCKPOL_ENTRUST || in->type == IPSECIF_SOCKPOL_BYPASS) {
         return in->nreq == 0 ? IPSECIF_OK : IPSECIF_ERR_ARG;
     }
-    if (in->type != IPSECIF_SOCKPOL_IPSEC || in->nreq < 1 || in->nreq > IPSECIF_MAX_REQUESTS) {
+    if (in->type != IPSECIF_SOCKPOL_IPSEC || !ipsecif_spd_check_reqs(in->req, in->nreq, out->req)) {
         return IPSECIF_ERR_ARG;
     }
     out->nreq = in->nreq;
-    for (i = 0; i < in->nreq; i++) {
-        if (!ipsecif_spd_check_req(&in->req[i], &out->req[i])) {
-            return IPSECIF_ERR_ARG;
-        }
-    }
     return IPSECIF_OK;
 }
 

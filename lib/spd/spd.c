@@ -150,7 +150,7 @@ static bool norm_sel(const struct ipsecif_selector *in, struct ipsecif_selector 
     return true;
 }
 
-bool ipsecif_spd_check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out)
+static bool check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out)
 {
     uint8_t fs = in->tun_src.family;
     uint8_t fd = in->tun_dst.family;
@@ -185,11 +185,25 @@ bool ipsecif_spd_check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ips
     return true;
 }
 
-/* Build the stored form of a policy: checked, masked, unused parts zero. */
-static int check_policy(const struct ipsecif_policy *in, struct ipsecif_policy *out)
+bool ipsecif_spd_check_reqs(const struct ipsecif_ipsecreq *in, uint8_t n,
+                            struct ipsecif_ipsecreq *out)
 {
     uint8_t i;
 
+    if (n < 1 || n > IPSECIF_MAX_REQUESTS) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (!check_req(&in[i], &out[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Build the stored form of a policy: checked, masked, unused parts zero. */
+static int check_policy(const struct ipsecif_policy *in, struct ipsecif_policy *out)
+{
     memset(out, 0, sizeof(*out));
     if (!norm_sel(&in->sel, &out->sel) || !dir_ok(in->dir)) {
         return IPSECIF_ERR_ARG;
@@ -200,15 +214,11 @@ static int check_policy(const struct ipsecif_policy *in, struct ipsecif_policy *
     if (in->action == IPSECIF_ACTION_DISCARD || in->action == IPSECIF_ACTION_NONE) {
         return in->nreq == 0 ? IPSECIF_OK : IPSECIF_ERR_ARG;
     }
-    if (in->action != IPSECIF_ACTION_IPSEC || in->nreq < 1 || in->nreq > IPSECIF_MAX_REQUESTS) {
+    if (in->action != IPSECIF_ACTION_IPSEC ||
+        !ipsecif_spd_check_reqs(in->req, in->nreq, out->req)) {
         return IPSECIF_ERR_ARG;
     }
     out->nreq = in->nreq;
-    for (i = 0; i < in->nreq; i++) {
-        if (!ipsecif_spd_check_req(&in->req[i], &out->req[i])) {
-            return IPSECIF_ERR_ARG;
-        }
-    }
     return IPSECIF_OK;
 }
 

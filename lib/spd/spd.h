@@ -77,8 +77,10 @@ struct ipsecif_spd_state {
 
 size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg);
 void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
-/* Check a request and build its stored form (endpoints normalised). */
-bool ipsecif_spd_check_req(const struct ipsecif_ipsecreq *in, struct ipsecif_ipsecreq *out);
+/* Check a request list of 1..IPSECIF_MAX_REQUESTS and build its stored form
+ * (endpoints normalised). */
+bool ipsecif_spd_check_reqs(const struct ipsecif_ipsecreq *in, uint8_t n,
+                            struct ipsecif_ipsecreq *out);
 /*
  * Insert a policy. owner != NULL marks it interface-owned (refcnt 1, not
  * deletable through the public API). Refuses a policy with the same selector
