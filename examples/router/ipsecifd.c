@@ -355,8 +355,14 @@ static int set_flag(struct rtr_out *o, struct ipsecif_if *ifp, uint32_t bit, boo
     if (rc != IPSECIF_OK) {
         return rtr_fail(o, "%s: flags: %s", name, tunnel_err(rc));
     }
-    if (bit == IPSECIF_IFF_UP && ipsecif_linux_tun_set_up(t, on) < 0) {
-        return rtr_fail(o, "%s: %s: %s", name, on ? "up" : "down", strerror(errno));
+    /*
+     * down stops the interface, not the kernel device: Linux would take the
+     * device's routes away and send what they carried in clear by a less
+     * specific route. The device stays up and the interface drops (and
+     * counts) what is routed into it, as NetBSD's down interface refuses it.
+     */
+    if (bit == IPSECIF_IFF_UP && on && ipsecif_linux_tun_set_up(t, true) < 0) {
+        return rtr_fail(o, "%s: up: %s", name, strerror(errno));
     }
     if (bit == IPSECIF_IFF_LINK0 && ipsecif_linux_sync_natt(&d.lx, t) < 0) {
         return rtr_fail(o, "%s: NAT-T socket: %s", name, strerror(errno));

@@ -8,7 +8,8 @@
 # device stays (persistent) and drops what is routed into it. After each
 # stop a new daemon takes the device over (`ifconfig ipsec0 create` keeps
 # its addresses; adding them again is no error), gets its configuration
-# again, and pings pass. Then: `ifconfig ipsec0 destroy` removes the
+# again, and pings pass. `ifconfig ipsec0 down` keeps the routes into it
+# and drops (and counts) what they carry. Then: `ifconfig ipsec0 destroy` removes the
 # device; -x removes it at exit; and, as the control that the capture check
 # can fail, with ipsec0 gone the same pings leave in clear by the default
 # route and the check counts them. Last, a namespace whose daemon was
@@ -253,6 +254,25 @@ take_over
 flood_and_stop TERM
 grep -q 'ipsec0: closed; the device stays' "$WORK/A.log" || fail "no 'device stays' in A's log"
 take_over
+
+step "ifconfig ipsec0 down: what is routed into it is dropped and counted, not sent in clear"
+drops_out() {
+    ctl A ifconfig ipsec0 | sed -n 's/.*drops: in [0-9]*, out \([0-9]*\).*/\1/p'
+}
+d0=$(drops_out)
+ctl A ifconfig ipsec0 down
+in_ns "$NSA" ip route get "$INNER4_B" | grepq 'dev ipsec0' || fail "the route into ipsec0 went with down"
+capture_start down
+in_ns "$NSA" ping -q -c 20 -i 0.05 -W 1 "$INNER4_B" >/dev/null 2>&1 || true
+in_ns "$NSA" ping -6 -q -c 20 -i 0.05 -W 1 "$INNER6_B" >/dev/null 2>&1 || true
+capture_stop
+leak=$(count "$LEAK")
+d1=$(drops_out)
+echo "down: $leak packets with an inner address on the outer link; ipsec0 dropped $((d1 - d0)) on output"
+[ "$leak" -eq 0 ] || fail "$leak cleartext packets while ipsec0 was down"
+[ $((d1 - d0)) -ge 40 ] || fail "ipsec0 counted only $((d1 - d0)) output drops while down"
+ctl A ifconfig ipsec0 up
+pings_pass
 
 step "ifconfig ipsec0 destroy removes the device"
 ctl A ifconfig ipsec0 destroy
