@@ -1,4 +1,5 @@
-/* ECN, outer headers, outer parsing and ICMP too-big (lib/esp/encap.c). */
+/* ECN, outer headers, outer parsing and ICMP too-big (lib/ip/ecn.c,
+ * lib/esp/outer.c, lib/ip/icmp.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
