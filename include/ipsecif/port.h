@@ -6,9 +6,11 @@
 #ifndef IPSECIF_PORT_H
 #define IPSECIF_PORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipsecif/err.h"
 #include "ipsecif/sa.h"
 #include "ipsecif/spd.h"
 #include "ipsecif/types.h"
@@ -61,6 +63,42 @@ struct ipsecif_crypto_ops {
     /** HMAC over data[0..len), truncated to out_len bytes. */
     int (*mac)(void *slot, const uint8_t *data, size_t len, uint8_t *out, size_t out_len);
 };
+
+/**
+ * @brief The checks every backend's `init` makes before it touches a key.
+ *
+ * An algorithm the backend lacks, an AEAD with a separate authenticator
+ * (AEADs authenticate themselves), and NULL encryption without
+ * authentication (RFC 4303: neither confidentiality nor integrity) are not
+ * supported; a NULL key with a nonzero length is a caller error.
+ * @param[in] ealg_ok  the backend offers ealg.
+ * @param[in] aead     ealg is an AEAD (AES-GCM, ChaCha20-Poly1305, AES-GMAC).
+ * @param[in] ealg     the ::ipsecif_ealg.
+ * @param[in] aalg_ok  the backend offers aalg (true for ::IPSECIF_AALG_NONE).
+ * @param[in] aalg     the ::ipsecif_aalg.
+ * @param[in] ekey     encryption key (may be NULL when ekey_len is 0).
+ * @param[in] ekey_len its length.
+ * @param[in] akey     authentication key (may be NULL when akey_len is 0).
+ * @param[in] akey_len its length.
+ * @retval 0 the pair may be set up.
+ * @retval IPSECIF_ERR_UNSUPPORTED not a pair this backend or ESP runs.
+ * @retval IPSECIF_ERR_CRYPTO a NULL key with a nonzero length.
+ */
+static inline int ipsecif_crypto_check_pair(bool ealg_ok, bool aead, uint8_t ealg, bool aalg_ok,
+                                            uint8_t aalg, const uint8_t *ekey, size_t ekey_len,
+                                            const uint8_t *akey, size_t akey_len)
+{
+    if (!ealg_ok || !aalg_ok || (aead && aalg != IPSECIF_AALG_NONE)) {
+        return IPSECIF_ERR_UNSUPPORTED;
+    }
+    if ((ealg == IPSECIF_EALG_NONE || ealg == IPSECIF_EALG_NULL) && aalg == IPSECIF_AALG_NONE) {
+        return IPSECIF_ERR_UNSUPPORTED;
+    }
+    if ((ekey == NULL && ekey_len != 0) || (akey == NULL && akey_len != 0)) {
+        return IPSECIF_ERR_CRYPTO;
+    }
+    return 0;
+}
 
 /** Key-management event types. */
 enum ipsecif_km_type {

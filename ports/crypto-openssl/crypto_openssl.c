@@ -306,19 +306,11 @@ static int crypto_init(void *slot, uint8_t ealg, const uint8_t *ekey, size_t eke
     /* The slot may hold anything (fresh SA memory); treat it as raw. */
     OPENSSL_cleanse(slot, sizeof(struct slot));
 
-    if (!ealg_known(ealg) || (aalg != IPSECIF_AALG_NONE && hash_len(aalg) == 0)) {
-        return IPSECIF_ERR_UNSUPPORTED;
-    }
-    /* AEADs authenticate themselves. */
-    if (is_aead(ealg) && aalg != IPSECIF_AALG_NONE) {
-        return IPSECIF_ERR_UNSUPPORTED;
-    }
-    /* ESP must give confidentiality or integrity; NULL alone gives neither (RFC 4303). */
-    if ((ealg == IPSECIF_EALG_NONE || ealg == IPSECIF_EALG_NULL) && aalg == IPSECIF_AALG_NONE) {
-        return IPSECIF_ERR_UNSUPPORTED;
-    }
-    if ((ekey == NULL && ekey_len != 0) || (akey == NULL && akey_len != 0)) {
-        return IPSECIF_ERR_CRYPTO;
+    ret = ipsecif_crypto_check_pair(ealg_known(ealg), is_aead(ealg), ealg,
+                                    aalg == IPSECIF_AALG_NONE || hash_len(aalg) != 0, aalg, ekey,
+                                    ekey_len, akey, akey_len);
+    if (ret != 0) {
+        return ret;
     }
 
     s->ealg = ealg;
