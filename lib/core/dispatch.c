@@ -173,9 +173,10 @@ static struct ipsecif_if *nested_of(struct ipsecif_ctx *ctx, const struct ipseci
         nest_ip6(&k, p, pkt->len);
     }
     if (k.proto == IPSECIF_IPPROTO_UDP) {
-        /* ESP in UDP has a nonzero SPI where IKE has its zero marker, and
-         * more than the one byte of a keepalive. */
-        if (!k.first || pkt->len < k.hlen + 16 || ipsecif_load32(p + k.hlen + 8) == 0) {
+        /* Only link0 interfaces send ESP in UDP; it has a nonzero SPI where
+         * IKE has its zero marker, and more than the one byte of a keepalive. */
+        if (ctx->ifs.natt_tunnels == 0 || !k.first || pkt->len < k.hlen + 16 ||
+            ipsecif_load32(p + k.hlen + 8) == 0) {
             return NULL;
         }
         sport = ipsecif_load16(p + k.hlen);

@@ -46,6 +46,7 @@ void ipsecif_iface_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     ctx->ifs.head = NULL;
     ctx->ifs.tail = NULL;
     ctx->ifs.max_nesting = IPSECIF_MAX_NESTING_DEFAULT;
+    ctx->ifs.natt_tunnels = 0;
 }
 
 /* Snapshot of a tunnel configuration, the unit that is swapped. */
@@ -85,6 +86,7 @@ static void hash_link(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
 
     ifp->hnext = ctx->ifs.hash[b];
     ctx->ifs.hash[b] = ifp;
+    ctx->ifs.natt_tunnels += (ifp->flags & IPSECIF_IFF_LINK0) != 0;
 }
 
 static void hash_unlink(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
@@ -95,6 +97,7 @@ static void hash_unlink(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp)
         if (*pp == ifp) {
             *pp = ifp->hnext;
             ifp->hnext = NULL;
+            ctx->ifs.natt_tunnels -= (ifp->flags & IPSECIF_IFF_LINK0) != 0;
             return;
         }
         pp = &(*pp)->hnext;

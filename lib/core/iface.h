@@ -50,7 +50,8 @@ struct ipsecif_iface_state {
     uint32_t nfree;
     struct ipsecif_if *head;
     struct ipsecif_if *tail;
-    uint8_t max_nesting; /* interface outputs one packet may pass */
+    uint8_t max_nesting;   /* interface outputs one packet may pass */
+    uint32_t natt_tunnels; /* link0 interfaces in the tunnel hash: 0, no ESP in UDP is ours */
 };
 
 size_t ipsecif_iface_mem_size(const struct ipsecif_config *cfg);

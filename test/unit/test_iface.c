@@ -427,6 +427,46 @@ static void test_max_nesting_knob(void **state)
     test_ctx_free(&t);
 }
 
+/* The count of link0 tunnels, which spares every inner UDP packet the
+ * nesting check's lookup while there are none, follows every change. */
+static void test_natt_count(void **state)
+{
+    struct ipsecif_addr s = test_addr("198.51.100.1"), d = test_addr("198.51.100.2");
+    struct ipsecif_addr s6 = test_addr("2001:db8::1"), d6 = test_addr("2001:db8::2");
+    const uint32_t natt = IPSECIF_IFF_LINK0 | IPSECIF_IFF_LINK2;
+    struct ipsecif_if *a, *b;
+    struct test_ctx t;
+
+    (void)state;
+    test_ctx_new(&t, NULL);
+    a = mkif(&t, "ipsec0");
+    b = mkif(&t, "ipsec1");
+    /* Flags without a tunnel, a tunnel without link0: none. */
+    assert_int_equal(ipsecif_if_set_flags(t.ctx, a, natt, 0), IPSECIF_OK);
+    assert_int_equal(ipsecif_if_set_tunnel(t.ctx, b, &s6, 0, &d6, 0, 0), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 0);
+    assert_int_equal(ipsecif_if_set_tunnel(t.ctx, a, &s, 0, &d, 0, 0), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 1);
+    /* link0 on and off with a tunnel set. */
+    assert_int_equal(ipsecif_if_set_flags(t.ctx, b, natt, 0), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 2);
+    assert_int_equal(ipsecif_if_set_flags(t.ctx, b, IPSECIF_IFF_LINK2, 0), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 1);
+    /* A refused tunnel change (b onto a's pair without link0) changes nothing. */
+    assert_int_equal(ipsecif_if_set_tunnel(t.ctx, b, &s, 0, &d, 0, 0), IPSECIF_ERR_EXIST);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 1);
+    /* Moving a's tunnel keeps it counted once; deleting and destroying uncount. */
+    assert_int_equal(ipsecif_if_set_tunnel(t.ctx, a, &s, 4501, &d, 4500, 0), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 1);
+    assert_int_equal(ipsecif_if_delete_tunnel(t.ctx, a), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 0);
+    assert_int_equal(ipsecif_if_set_tunnel(t.ctx, a, &s, 0, &d, 0, 0), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 1);
+    assert_int_equal(ipsecif_if_destroy(t.ctx, a), IPSECIF_OK);
+    assert_int_equal(t.ctx->ifs.natt_tunnels, 0);
+    test_ctx_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_clash_both_ways),
         cmocka_unit_test(test_rollback_third_add),
         cmocka_unit_test(test_natt_sharing),
+        cmocka_unit_test(test_natt_count),
         cmocka_unit_test(test_walk_and_user),
         cmocka_unit_test(test_max_nesting_knob),
     };
