@@ -26,17 +26,8 @@
 #define IP4_HDR 20
 #define IP6_HDR 40
 
-#define NH_HOPOPTS 0
 #define NH_ROUTING 43
-#define NH_FRAGMENT 44
-#define NH_DSTOPTS 60
 
-/* Where the headers before AH end, and the byte that names what follows them. */
-struct layout {
-    uint8_t family;
-    size_t pre;    /* bytes of IP header (and extension headers) before AH */
-    size_t nh_pos; /* offset of the protocol / next header byte naming the header at pre */
-};
 
 static bool is_esn(const struct ipsecif_sa *sa)
 {
@@ -116,106 +107,6 @@ int ipsecif_ah_sa_init(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *
 }
 
 /* ---- Parsing the headers in front of AH ---- */
-
-/* An IPv4 header: whole datagram, no fragment (AH applies to whole
- * datagrams, RFC 4302 section 3.4.1). */
-static int parse4(const uint8_t *p, size_t len, struct layout *l)
-{
-    size_t hlen;
-
-    if (len < IP4_HDR || (p[0] >> 4) != 4) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    hlen = (size_t)(p[0] & 0x0f) * 4;
-    if (hlen < IP4_HDR || hlen > len || ipsecif_load16(p + 2) != len) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    if ((ipsecif_load16(p + 6) & 0x3fff) != 0) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    l->family = IPSECIF_AF_INET;
-    l->pre = hlen;
-    l->nh_pos = 9;
-    return IPSECIF_OK;
-}
-
-/* The length of the extension header at p[pos], or 0 if it does not fit. */
-static size_t ext_len(const uint8_t *p, size_t len, size_t pos)
-{
-    size_t hl;
-
-    if (pos + 2 > len) {
-        return 0;
-    }
-    hl = ((size_t)p[pos + 1] + 1) * 8;
-    return hl <= len - pos ? hl : 0;
-}
-
-/*
- * An IPv6 header and the extension headers AH goes after. For output
- * (stop_at_ah false): hop-by-hop, routing, and destination options not
- * after a routing header (RFC 4302 section 3.1.1). For input: those
- * headers until AH; anything else in front of AH means this is no AH packet.
- */
-static int parse6(const uint8_t *p, size_t len, bool stop_at_ah, struct layout *l)
-{
-    size_t pos = IP6_HDR, nh_pos = 6, hl;
-    bool seen_rh = false;
-    uint8_t nh;
-
-    if (len < IP6_HDR || (p[0] >> 4) != 6 || (size_t)ipsecif_load16(p + 4) + IP6_HDR != len) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    nh = p[6];
-    for (;;) {
-        if (stop_at_ah && nh == IPSECIF_IPPROTO_AH) {
-            break;
-        }
-        if (nh == NH_FRAGMENT) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        if (!(nh == NH_ROUTING || (nh == NH_HOPOPTS && pos == IP6_HDR) || nh == NH_DSTOPTS)) {
-            if (stop_at_ah) {
-                return IPSECIF_ERR_PROTO;
-            }
-            break;
-        }
-        hl = ext_len(p, len, pos);
-        if (hl == 0) {
-            return IPSECIF_ERR_MALFORMED;
-        }
-        /* Destination options after a routing header are for the final
-         * destination and follow AH; those before go in front, as Linux
-         * and scapy place them (RFC 4302 section 3.1.1 allows either). */
-        if (!stop_at_ah && nh == NH_DSTOPTS && seen_rh) {
-            break;
-        }
-        seen_rh = seen_rh || nh == NH_ROUTING;
-        nh = p[pos];
-        nh_pos = pos;
-        pos += hl;
-    }
-    l->family = IPSECIF_AF_INET6;
-    l->pre = pos;
-    l->nh_pos = nh_pos;
-    return IPSECIF_OK;
-}
-
-static int parse(const uint8_t *p, size_t len, bool stop_at_ah, struct layout *l)
-{
-    if (len == 0) {
-        return IPSECIF_ERR_MALFORMED;
-    }
-    if ((p[0] >> 4) == 4) {
-        int rc = parse4(p, len, l);
-
-        if (rc == IPSECIF_OK && stop_at_ah && p[9] != IPSECIF_IPPROTO_AH) {
-            return IPSECIF_ERR_PROTO;
-        }
-        return rc;
-    }
-    return parse6(p, len, stop_at_ah, l);
-}
 
 /* ---- Mutable fields (RFC 4302 section 3.3.3.1, Appendix A) ---- */
 
@@ -338,7 +229,7 @@ static int zero6(uint8_t *p, size_t pre)
     p[0] &= 0xf0; /* traffic class, flow label */
     p[1] = p[2] = p[3] = 0;
     p[7] = 0; /* hop limit */
-    /* parse6 checked that the chain fills [40, pre) exactly. */
+    /* ipsecif_sec_layout checked that the chain fills [40, pre) exactly. */
     while (pos < pre && rc == IPSECIF_OK) {
         size_t hl = ((size_t)p[pos + 1] + 1) * 8;
 
@@ -353,7 +244,7 @@ static int zero6(uint8_t *p, size_t pre)
     return rc;
 }
 
-static int zero_mutable(uint8_t *p, const struct layout *l)
+static int zero_mutable(uint8_t *p, const struct ipsecif_sec_layout *l)
 {
     return l->family == IPSECIF_AF_INET ? zero4(p, l->pre) : zero6(p, l->pre);
 }
@@ -418,7 +309,7 @@ static int icv_run(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, 
  * stay zeroed; the caller fills or restores them.
  */
 static int icv_packet(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *p,
-                      size_t len, const struct layout *l, uint64_t seq, const uint8_t *iv,
+                      size_t len, const struct ipsecif_sec_layout *l, uint64_t seq, const uint8_t *iv,
                       uint8_t *icv, bool seal)
 {
     uint8_t keep[IPSECIF_AH_PRE_MAX];
@@ -434,7 +325,7 @@ static int icv_packet(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *s
     return rc;
 }
 
-static void fix_ip(uint8_t *p, const struct layout *l, size_t len)
+static void fix_ip(uint8_t *p, const struct ipsecif_sec_layout *l, size_t len)
 {
     if (l->family == IPSECIF_AF_INET) {
         ipsecif_store16(p + 2, (uint16_t)len);
@@ -479,7 +370,7 @@ static int out_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
 int ipsecif_ah_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt)
 {
     uint8_t icv[AUTH_MAX];
-    struct layout l;
+    struct ipsecif_sec_layout l;
     size_t ah_len, len;
     uint8_t *p, *ah;
     uint64_t seq;
@@ -490,7 +381,7 @@ int ipsecif_ah_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ips
     if (rc != IPSECIF_OK) {
         return rc;
     }
-    rc = parse(ipsecif_buf_data(pkt), pkt->len, false, &l);
+    rc = ipsecif_sec_layout(ipsecif_buf_data(pkt), pkt->len, 0, &l);
     if (rc != IPSECIF_OK) {
         return rc;
     }
@@ -543,7 +434,7 @@ int ipsecif_ah_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ips
 int ipsecif_ah_locate(const struct ipsecif_buf *pkt, size_t *ah_off, uint32_t *spi)
 {
     const uint8_t *p;
-    struct layout l;
+    struct ipsecif_sec_layout l;
     size_t ah_len;
     int rc;
 
@@ -551,7 +442,7 @@ int ipsecif_ah_locate(const struct ipsecif_buf *pkt, size_t *ah_off, uint32_t *s
         return IPSECIF_ERR_ARG;
     }
     p = ipsecif_buf_data(pkt);
-    rc = parse(p, pkt->len, true, &l);
+    rc = ipsecif_sec_layout(p, pkt->len, IPSECIF_IPPROTO_AH, &l);
     if (rc != IPSECIF_OK) {
         return rc;
     }
@@ -569,12 +460,12 @@ int ipsecif_ah_locate(const struct ipsecif_buf *pkt, size_t *ah_off, uint32_t *s
 
 /* Everything about the packet's shape that input checks before any crypto. */
 static int in_shape(const struct ipsecif_sa *sa, const struct ipsecif_buf *pkt, size_t ah_off,
-                    struct layout *l)
+                    struct ipsecif_sec_layout *l)
 {
     const uint8_t *p = ipsecif_buf_data(pkt);
     int rc;
 
-    rc = parse(p, pkt->len, true, l);
+    rc = ipsecif_sec_layout(p, pkt->len, IPSECIF_IPPROTO_AH, l);
     if (rc != IPSECIF_OK) {
         return rc == IPSECIF_ERR_PROTO ? IPSECIF_ERR_MALFORMED : rc;
     }
@@ -605,7 +496,7 @@ int ipsecif_ah_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipse
                      size_t ah_off, uint8_t *next_header)
 {
     uint8_t auth[AUTH_MAX];
-    struct layout l;
+    struct ipsecif_sec_layout l;
     size_t ah_len, len;
     uint8_t *p, *ah;
     uint64_t seq;

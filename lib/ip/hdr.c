@@ -152,3 +152,95 @@ bool ipsecif_v6_walk(const uint8_t *p, size_t end, struct ipsecif_v6chain *c)
     c->off = off;
     return true;
 }
+
+/* ---- Where an IPsec header sits ---- */
+
+/* An IPv4 header of a whole datagram: IPsec applies to whole datagrams
+ * (RFC 4302 section 3.4.1, RFC 4303 section 3.4.1). */
+static int layout4(const uint8_t *p, size_t len, struct ipsecif_sec_layout *l)
+{
+    size_t hlen;
+
+    if (len < IPSECIF_IP4_HLEN || (p[0] >> 4) != 4) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    hlen = (size_t)(p[0] & 0x0f) * 4;
+    if (hlen < IPSECIF_IP4_HLEN || hlen > len || ipsecif_load16(p + 2) != len) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    if ((ipsecif_load16(p + 6) & 0x3fff) != 0) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    l->family = IPSECIF_AF_INET;
+    l->pre = hlen;
+    l->nh_pos = 9;
+    return IPSECIF_OK;
+}
+
+/* Is nh one of the IPv6 headers that go in front of an IPsec header? */
+static bool v6_front(uint8_t nh, size_t pos)
+{
+    return nh == IP6_ROUTING || (nh == IP6_HOPOPTS && pos == IPSECIF_IP6_HLEN) ||
+           nh == IP6_DSTOPTS;
+}
+
+static int layout6(const uint8_t *p, size_t len, uint8_t want, struct ipsecif_sec_layout *l)
+{
+    size_t pos = IPSECIF_IP6_HLEN, nh_pos = 6, hl;
+    bool seen_rh = false;
+    uint8_t nh;
+
+    if (len < IPSECIF_IP6_HLEN || (p[0] >> 4) != 6 ||
+        (size_t)ipsecif_load16(p + 4) + IPSECIF_IP6_HLEN != len) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    nh = p[6];
+    for (;;) {
+        if (want != 0 && nh == want) {
+            break;
+        }
+        if (nh == IP6_FRAGMENT) {
+            return IPSECIF_ERR_MALFORMED;
+        }
+        if (!v6_front(nh, pos)) {
+            if (want != 0) {
+                return IPSECIF_ERR_PROTO;
+            }
+            break;
+        }
+        if (len - pos < 2 || ((size_t)p[pos + 1] + 1) * 8 > len - pos) {
+            return IPSECIF_ERR_MALFORMED;
+        }
+        hl = ((size_t)p[pos + 1] + 1) * 8;
+        /* Destination options after a routing header are for the final
+         * destination and follow the IPsec header; those before go in
+         * front, as Linux and scapy place them. */
+        if (want == 0 && nh == IP6_DSTOPTS && seen_rh) {
+            break;
+        }
+        seen_rh = seen_rh || nh == IP6_ROUTING;
+        nh = p[pos];
+        nh_pos = pos;
+        pos += hl;
+    }
+    l->family = IPSECIF_AF_INET6;
+    l->pre = pos;
+    l->nh_pos = nh_pos;
+    return IPSECIF_OK;
+}
+
+int ipsecif_sec_layout(const uint8_t *p, size_t len, uint8_t want, struct ipsecif_sec_layout *l)
+{
+    if (len == 0) {
+        return IPSECIF_ERR_MALFORMED;
+    }
+    if ((p[0] >> 4) == 4) {
+        int rc = layout4(p, len, l);
+
+        if (rc == IPSECIF_OK && want != 0 && p[9] != want) {
+            return IPSECIF_ERR_PROTO;
+        }
+        return rc;
+    }
+    return layout6(p, len, want, l);
+}

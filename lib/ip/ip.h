@@ -49,6 +49,23 @@ struct ipsecif_v6chain {
  * header.
  */
 bool ipsecif_v6_walk(const uint8_t *p, size_t end, struct ipsecif_v6chain *c);
+/* Where an IPsec header (AH or ESP in transport mode) sits in a whole
+ * IPv4 or IPv6 packet. */
+struct ipsecif_sec_layout {
+    uint8_t family;
+    size_t pre;    /* bytes of IP header (and extension headers) before it */
+    size_t nh_pos; /* offset of the protocol / next header byte naming it */
+};
+/*
+ * want 0: where one goes on output, after the IPv4 header (options
+ * included) or after the IPv6 hop-by-hop, routing, and the destination
+ * options not after a routing header (RFC 4302 section 3.1, RFC 4303
+ * section 3.1.1). want AH or ESP: find that header behind those headers.
+ * Whole datagrams only: the length field must equal len and a fragment is
+ * refused. IPSECIF_OK, IPSECIF_ERR_MALFORMED, or IPSECIF_ERR_PROTO (want
+ * set and something else is there).
+ */
+int ipsecif_sec_layout(const uint8_t *p, size_t len, uint8_t want, struct ipsecif_sec_layout *l);
 /* One's complement sum of the IPv6 pseudo-header (RFC 8200 section 8.1). */
 uint32_t ipsecif_v6_pseudo(const uint8_t *src, const uint8_t *dst, uint32_t len, uint8_t nh);
 
