@@ -38,6 +38,7 @@ set(IPSECIF_CORE_SOURCES
     ${IPSECIF_ROOT_DIR}/lib/core/km.c
     ${IPSECIF_ROOT_DIR}/lib/core/iface.c
     ${IPSECIF_ROOT_DIR}/lib/core/dispatch.c
+    ${IPSECIF_ROOT_DIR}/lib/core/host.c
 )
 
 set(IPSECIF_PFKEY_SOURCES

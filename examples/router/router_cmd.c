@@ -659,6 +659,10 @@ static const struct {
     STAT(out_port, "outbound packets failed to send"),
     STAT(out_nested, "outbound packets refused: ipsec interfaces nested too deep"),
     STAT(acquire, "ACQUIRE events raised"),
+    STAT(host_out_ipsec, "host packets sent with IPsec"),
+    STAT(host_out_clear, "host packets sent in clear by policy"),
+    STAT(host_in_ipsec, "host packets received with IPsec and allowed"),
+    STAT(host_in_clear, "host packets received in clear and allowed"),
 };
 
 int rtr_stats(const struct rtr_env *env, struct rtr_out *o, int argc, char *const argv[])

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ipsecif/err.h"
+#include "ipsecif/host.h"
 #include "ipsecif/iface.h"
 #include "ipsecif/opts.h"
 #include "ipsecif/pfkey.h"
@@ -99,8 +100,11 @@ void ipsecif_deinit(struct ipsecif_ctx *ctx);
  *
  * The buffer starts with the outer IPv4 or IPv6 header. ESP (protocol 50)
  * and ESP in UDP to a NAT-T interface's port are handled; the decapsulated
- * inner packet is delivered through the port's deliver_inner. Processing is
- * in place.
+ * inner packet is delivered through the port's deliver_inner. ESP between
+ * addresses no interface's tunnel has, and AH (protocol 51), are host
+ * traffic: when the port has deliver_host they go through
+ * ipsecif_host_input() and the result to deliver_host, else they are
+ * refused (in_polvio). Processing is in place.
  * @retval IPSECIF_OK delivered (or a NAT-T keepalive consumed).
  * @retval IPSECIF_ERR_ARG ctx or pkt is NULL or not valid (not counted).
  * @retval IPSECIF_ERR_PROTO not ESP and not NAT-T, or IKE behind the non-ESP
@@ -149,6 +153,25 @@ int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now
  */
 int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
                       struct ipsecif_buf *pkt, uint64_t now);
+
+/**
+ * @brief Process an outer packet whose IP header the socket removed (IPv6
+ *        raw sockets): the library puts back an IP header made from meta
+ *        (addresses, tos, ttl; no extension headers) and goes on as
+ *        ipsecif_input(), so AH can check it and transport mode can hand
+ *        the host a whole packet.
+ * @param[in]     ctx   the context.
+ * @param[in]     meta  outer addresses, tos and ttl (ports must be 0).
+ * @param[in]     proto ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH.
+ * @param[in,out] pkt   the payload after the IP header; needs 40 bytes of headroom.
+ * @param[in]     now   current time, ms.
+ * @retval IPSECIF_ERR_ARG a NULL or invalid argument, another protocol, or
+ *         a payload too long for one packet (not counted).
+ * @retval IPSECIF_ERR_NOROOM too little headroom (counted in in_noroom).
+ * @return otherwise as ipsecif_input().
+ */
+int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                          uint8_t proto, struct ipsecif_buf *pkt, uint64_t now);
 
 /**
  * @brief Run expiry: lifetimes, dead SAs, rate-limit state.

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ipsecif/err.h"
+#include "ipsecif/host.h"
 #include "ipsecif/sa.h"
 #include "ipsecif/spd.h"
 #include "ipsecif/types.h"
@@ -161,7 +162,7 @@ struct ipsecif_if;
 /**
  * @brief The port struct. Required members: send_outer, deliver_inner,
  *        random, crypto. Optional (may be NULL): deliver_icmp, log, km_event,
- *        pfkey_deliver.
+ *        pfkey_deliver, deliver_host, local_addr.
  */
 struct ipsecif_port {
     /**
@@ -199,6 +200,20 @@ struct ipsecif_port {
      * only during the call. Optional: NULL drops every PF_KEY message.
      */
     void (*pfkey_deliver)(void *user, uint32_t ep_id, const uint8_t *msg, size_t len);
+    /**
+     * Deliver a host packet that ipsecif_input() opened and the inbound
+     * policy allowed (see ipsecif_host_input()): the whole IPv4 or IPv6
+     * packet, for the host stack to take or forward. The buffer is valid
+     * only during the call. Optional: NULL refuses host traffic.
+     */
+    void (*deliver_host)(void *user, const struct ipsecif_buf *pkt,
+                         const struct ipsecif_host_result *res);
+    /**
+     * Is a one of the host's own addresses? Decides whether a packet that
+     * came in is checked against forward policies (not the host's) or
+     * inbound ones. Optional: NULL takes every packet as the host's.
+     */
+    bool (*local_addr)(void *user, const struct ipsecif_addr *a);
 };
 
 /** @} */

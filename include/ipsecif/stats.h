@@ -45,11 +45,15 @@ struct ipsecif_stats {
     uint64_t out_seqwrap;       /**< Outbound packets refused because the SA sequence would wrap. */
     uint64_t out_crypto;        /**< Outbound packets the crypto backend failed on. */
     uint64_t out_malformed;     /**< Outbound inner packets that are not IPv4/IPv6. */
-    uint64_t out_down;   /**< Outbound packets to an interface that is down or has no tunnel. */
-    uint64_t out_inval;  /**< Outbound packets of a family the interface does not forward. */
-    uint64_t out_port;   /**< Outbound packets the port failed to send. */
-    uint64_t out_nested; /**< Outbound packets refused: ipsec over ipsec beyond the limit. */
-    uint64_t acquire;    /**< ACQUIRE events raised. */
+    uint64_t out_down;       /**< Outbound packets to an interface that is down or has no tunnel. */
+    uint64_t out_inval;      /**< Outbound packets of a family the interface does not forward. */
+    uint64_t out_port;       /**< Outbound packets the port failed to send. */
+    uint64_t out_nested;     /**< Outbound packets refused: ipsec over ipsec beyond the limit. */
+    uint64_t acquire;        /**< ACQUIRE events raised. */
+    uint64_t host_out_ipsec; /**< Host packets sent with IPsec applied. */
+    uint64_t host_out_clear; /**< Host packets sent in clear (policy none, bypass, level use). */
+    uint64_t host_in_ipsec;  /**< Host packets received with IPsec and allowed. */
+    uint64_t host_in_clear;  /**< Host packets received in clear and allowed. */
 };
 
 /** Per-SA counters. */

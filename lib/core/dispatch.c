@@ -30,6 +30,7 @@ static const struct drop_count out_drops[] = {
     DROP(IPSECIF_ERR_NOROOM, out_noroom, false),
     DROP(IPSECIF_ERR_ARG, out_noroom, false), /* an outer header over 64 KiB */
     DROP(IPSECIF_ERR_PORT, out_port, false),
+    DROP(IPSECIF_ERR_UNSUPPORTED, out_malformed, false), /* host: headers AH/ESP cannot take */
     DROP(0, out_crypto, false),
 };
 
@@ -44,6 +45,7 @@ static const struct drop_count in_drops[] = {
     DROP(IPSECIF_ERR_BADPAD, in_badpad, false),
     DROP(IPSECIF_ERR_NOROOM, in_noroom, false),
     DROP(IPSECIF_ERR_ECN, in_ecn, false),
+    DROP(IPSECIF_ERR_UNSUPPORTED, in_malformed, false), /* host: headers AH cannot check */
     DROP(0, in_crypto, false),
 };
 
@@ -70,6 +72,16 @@ static void count_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
         tab++;
     }
     count(ctx, tab->global ? NULL : ifp, tab->off);
+}
+
+void ipsecif_count_out_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, int rc)
+{
+    count_drop(ctx, ifp, out_drops, rc);
+}
+
+void ipsecif_count_in_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, int rc)
+{
+    count_drop(ctx, ifp, in_drops, rc);
 }
 
 #define COUNT(ctx, ifp, field) count((ctx), (ifp), offsetof(struct ipsecif_stats, field))
@@ -312,20 +324,11 @@ static int out_plain(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ips
                      struct out_pkt *o, uint8_t otos)
 {
     int rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, 0, 0, otos, o->in.df, &o->meta);
-    uint8_t *h;
 
     if (rc != IPSECIF_OK) {
         return rc;
     }
-    h = ipsecif_buf_data(pkt);
-    if (o->meta.family == IPSECIF_AF_INET) {
-        h[9] = o->in.nh;
-        h[10] = 0;
-        h[11] = 0;
-        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, 20)));
-    } else {
-        h[6] = o->in.nh;
-    }
+    ipsecif_outer_set_proto(pkt, &o->meta, o->in.nh);
     return IPSECIF_OK;
 }
 
@@ -411,6 +414,17 @@ int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now
     }
     memset(&meta, 0, sizeof(meta));
     rc = ipsecif_decap_outer(pkt, &meta, &proto);
+    if (ctx->port->deliver_host != NULL) {
+        /* Host traffic: AH, and ESP between addresses no tunnel has. */
+        if (rc == IPSECIF_ERR_PROTO && proto == IPSECIF_IPPROTO_AH) {
+            return ipsecif_host_deliver(ctx, pkt, now);
+        }
+        if (rc == IPSECIF_OK && proto == IPSECIF_IPPROTO_ESP &&
+            ipsecif_if_lookup_outer(ctx, &meta.dst, &meta.src, 0, 0) == NULL) {
+            ipsecif_buf_push(pkt, meta.esp_off);
+            return ipsecif_host_deliver(ctx, pkt, now);
+        }
+    }
     if (rc == IPSECIF_OK && proto == IPSECIF_IPPROTO_UDP &&
         ipsecif_if_lookup_outer(ctx, &meta.dst, &meta.src, meta.dport, meta.sport) == NULL) {
         /* UDP that no NAT-T interface listens for: the host's business. */
@@ -546,6 +560,10 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
     }
     memset(&ip, 0, sizeof(ip));
     ip.ifp = ipsecif_if_lookup_outer(ctx, &meta->dst, &meta->src, meta->dport, meta->sport);
+    if (ip.ifp == NULL && meta->sport == 0 && meta->dport == 0 && ctx->port->deliver_host != NULL) {
+        /* Host traffic: it needs its IP header back. */
+        return ipsecif_input_payload(ctx, meta, IPSECIF_IPPROTO_ESP, pkt, now);
+    }
     rc = in_natt(meta, pkt);
     if (rc == IN_KEEPALIVE) {
         COUNT(ctx, ip.ifp, in_natt_keepalive);

@@ -65,6 +65,15 @@ struct ipsecif_if *ipsecif_if_lookup_outer(struct ipsecif_ctx *ctx,
                                            const struct ipsecif_addr *remote, uint16_t lport,
                                            uint16_t rport);
 
+/* Count a dropped packet once, in the counter its verdict rc names
+ * (dispatch.c's tables), globally and on ifp when one is known. */
+void ipsecif_count_out_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, int rc);
+void ipsecif_count_in_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, int rc);
+
+/* The host-traffic path (host.c) for a whole packet ipsecif_input() found
+ * no interface for: ipsecif_host_input(), then the port's deliver_host. */
+int ipsecif_host_deliver(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now);
+
 /* How long (ms) an interface's deeper nesting depth holds against
  * shallower packets, and the least time between two nesting log lines. */
 #define IPSECIF_NEST_HOLD_MS 1000u

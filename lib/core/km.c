@@ -35,28 +35,37 @@ void ipsecif_pfkey_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
            (size_t)ctx->cfg.max_pfkey_endpoints * sizeof(struct ipsecif_pfkey_ep));
 }
 
-void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8_t req_index,
-                           const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
-                           uint16_t sport, uint16_t dport, uint64_t now)
+void ipsecif_raise_acquire_pol(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol,
+                               uint64_t *last, uint8_t req_index, const struct ipsecif_addr *src,
+                               const struct ipsecif_addr *dst, uint16_t sport, uint16_t dport,
+                               uint64_t now)
 {
     struct ipsecif_km_event ev;
 
-    if (sp->last_acquire != 0 && now - sp->last_acquire < ctx->cfg.acquire_interval_ms) {
+    if (*last != 0 && now - *last < ctx->cfg.acquire_interval_ms) {
         return;
     }
     /* 0 means "never"; a clock starting at 0 still gets rate-limited. */
-    sp->last_acquire = now != 0 ? now : 1;
+    *last = now != 0 ? now : 1;
     ctx->stats.acquire++;
     memset(&ev, 0, sizeof(ev));
     ev.type = IPSECIF_KM_ACQUIRE;
-    ev.acquire.policy_id = sp->pol.id;
-    ev.acquire.policy = sp->pol;
+    ev.acquire.policy_id = pol->id;
+    ev.acquire.policy = *pol;
     ev.acquire.req_index = req_index;
     ev.acquire.src = *src;
     ev.acquire.dst = *dst;
     ev.acquire.natt_sport = sport;
     ev.acquire.natt_dport = dport;
     ipsecif_emit(ctx, &ev);
+}
+
+void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8_t req_index,
+                           const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
+                           uint16_t sport, uint16_t dport, uint64_t now)
+{
+    ipsecif_raise_acquire_pol(ctx, &sp->pol, &sp->last_acquire, req_index, src, dst, sport, dport,
+                              now);
 }
 
 void ipsecif_raise_expire(struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa, uint8_t hard,

@@ -43,6 +43,12 @@ void ipsecif_pfkey_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
 void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8_t req_index,
                            const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
                            uint16_t sport, uint16_t dport, uint64_t now);
+/* The same for any policy (a per-socket one has id 0), rate-limited
+ * through *last (ms of the last ACQUIRE, 0 = never). */
+void ipsecif_raise_acquire_pol(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol,
+                               uint64_t *last, uint8_t req_index, const struct ipsecif_addr *src,
+                               const struct ipsecif_addr *dst, uint16_t sport, uint16_t dport,
+                               uint64_t now);
 /* EXPIRE for sa (hard or soft), with the reason. */
 void ipsecif_raise_expire(struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa, uint8_t hard,
                           uint8_t reason);

@@ -81,6 +81,10 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
                         const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
                         uint16_t sport, uint16_t dport, uint8_t tos, bool df,
                         struct ipsecif_outer_meta *meta);
+/* Rewrite the protocol of the outer header ipsecif_encap_outer() just put
+ * in front (no UDP): IP in IP, or AH about to be inserted. */
+void ipsecif_outer_set_proto(struct ipsecif_buf *pkt, const struct ipsecif_outer_meta *meta,
+                             uint8_t proto);
 /*
  * Parse an outer IPv4/IPv6 header at the start of pkt: fill meta (addresses,
  * tos, protocol via *proto, UDP ports if UDP) and pull the IP (and UDP)

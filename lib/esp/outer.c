@@ -138,6 +138,21 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     return IPSECIF_OK;
 }
 
+void ipsecif_outer_set_proto(struct ipsecif_buf *pkt, const struct ipsecif_outer_meta *meta,
+                             uint8_t proto)
+{
+    uint8_t *h = ipsecif_buf_data(pkt);
+
+    if (meta->family == IPSECIF_AF_INET) {
+        h[9] = proto;
+        h[10] = 0;
+        h[11] = 0;
+        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, meta->ip_hlen)));
+    } else {
+        h[6] = proto;
+    }
+}
+
 /* What the parse of a received outer header has found so far. */
 struct outer_parse {
     struct ipsecif_outer_meta m;

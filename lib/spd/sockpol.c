@@ -68,6 +68,7 @@ static void release(struct ipsecif_ctx *ctx, struct ipsecif_sockpol *e)
 {
     memset(e, 0, sizeof(*e));
     ctx->spd.nsocks--;
+    ctx->spd.gen++;
 }
 
 int ipsecif_spd_sock_set(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s,
@@ -105,6 +106,7 @@ int ipsecif_spd_sock_set(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s,
     }
     put_binding(e, s);
     e->pol[dir_index(stored.dir)] = stored;
+    ctx->spd.gen++;
     if (e->pol[0].type == IPSECIF_SOCKPOL_ENTRUST && e->pol[1].type == IPSECIF_SOCKPOL_ENTRUST) {
         release(ctx, e);
     }
@@ -123,6 +125,7 @@ int ipsecif_spd_sock_bind(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s)
         return IPSECIF_ERR_NOENT;
     }
     put_binding(e, s);
+    ctx->spd.gen++;
     return IPSECIF_OK;
 }
 
@@ -164,19 +167,19 @@ size_t ipsecif_spd_sock_close(struct ipsecif_ctx *ctx, uint32_t owner, uint32_t 
     return n;
 }
 
-int ipsecif_spd_sock_lookup(const struct ipsecif_ctx *ctx, uint8_t dir, uint8_t proto,
-                            const struct ipsecif_addr *local, uint16_t lport,
-                            struct ipsecif_sockpolicy *out, struct ipsecif_sock *sock)
+struct ipsecif_sockpol *ipsecif_spd_sock_match(const struct ipsecif_ctx *ctx, uint8_t dir,
+                                               uint8_t proto, const struct ipsecif_addr *local,
+                                               uint16_t lport)
 {
-    const struct ipsecif_sockpol *best = NULL;
+    struct ipsecif_sockpol *best = NULL;
     int k = dir_index(dir);
     uint32_t i;
 
     if (ctx == NULL || local == NULL || k < 0) {
-        return IPSECIF_ERR_ARG;
+        return NULL;
     }
     for (i = 0; i < ctx->cfg.max_socket_policies && ctx->spd.nsocks > 0; i++) {
-        const struct ipsecif_sockpol *e = &ctx->spd.socks[i];
+        struct ipsecif_sockpol *e = &ctx->spd.socks[i];
         const struct ipsecif_sock *s = &e->sock;
 
         if (!e->in_use || e->pol[k].type == IPSECIF_SOCKPOL_ENTRUST || s->lport == 0 ||
@@ -192,11 +195,24 @@ int ipsecif_spd_sock_lookup(const struct ipsecif_ctx *ctx, uint8_t dir, uint8_t 
             best = e;
         }
     }
+    return best;
+}
+
+int ipsecif_spd_sock_lookup(const struct ipsecif_ctx *ctx, uint8_t dir, uint8_t proto,
+                            const struct ipsecif_addr *local, uint16_t lport,
+                            struct ipsecif_sockpolicy *out, struct ipsecif_sock *sock)
+{
+    const struct ipsecif_sockpol *best;
+
+    if (ctx == NULL || local == NULL || dir_index(dir) < 0) {
+        return IPSECIF_ERR_ARG;
+    }
+    best = ipsecif_spd_sock_match(ctx, dir, proto, local, lport);
     if (best == NULL) {
         return IPSECIF_ERR_NOENT;
     }
     if (out != NULL) {
-        *out = best->pol[k];
+        *out = best->pol[dir_index(dir)];
     }
     if (sock != NULL) {
         *sock = best->sock;

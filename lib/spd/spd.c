@@ -612,6 +612,7 @@ static int insert_sp(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, 
     id_link(ctx, sp);
     rq_link(ctx, sp);
     ctx->spd.n++;
+    ctx->spd.gen++;
     if (out != NULL) {
         *out = sp;
     }
@@ -661,6 +662,7 @@ void ipsecif_spd_remove(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp)
     id_unlink(ctx, sp);
     rq_unlink(ctx, sp);
     ctx->spd.n--;
+    ctx->spd.gen++;
     memset(sp, 0, sizeof(*sp));
     sp->all.next = ctx->spd.free;
     ctx->spd.free = sp;
@@ -957,6 +959,7 @@ int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value)
         return IPSECIF_ERR_RANGE;
     }
     ctx->spd.sysctl[key] = (uint8_t)value;
+    ctx->spd.gen++;
     return IPSECIF_OK;
 }
 

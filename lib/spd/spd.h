@@ -52,6 +52,7 @@ struct ipsecif_sockpol {
     bool in_use;
     struct ipsecif_sock sock;
     struct ipsecif_sockpolicy pol[2]; /* in, out; ENTRUST where none is set */
+    uint64_t last_acquire;            /* ms of the last ACQUIRE for it, 0 = never */
 };
 
 /* The SPD's part of the context; only spd.c knows its layout. */
@@ -73,6 +74,7 @@ struct ipsecif_spd_state {
     struct ipsecif_sockpol *socks;  /* cfg.max_socket_policies slots */
     uint32_t nsocks;                /* slots in use */
     uint8_t sysctl[IPSECIF_SYSCTL_COUNT];
+    uint32_t gen; /* bumped by every change host traffic depends on */
 };
 
 size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg);
@@ -114,6 +116,12 @@ uint8_t ipsecif_spd_level(const struct ipsecif_ctx *ctx, uint8_t family,
                           const struct ipsecif_ipsecreq *req);
 /* Free policy slots. */
 uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx);
+
+/* The socket whose per-socket policy for dir covers a packet's local end
+ * (see ipsecif_spd_sock_lookup()), or NULL. */
+struct ipsecif_sockpol *ipsecif_spd_sock_match(const struct ipsecif_ctx *ctx, uint8_t dir,
+                                               uint8_t proto, const struct ipsecif_addr *local,
+                                               uint16_t lport);
 
 /*
  * The inbound check: does sa, which opened a packet from meta->src to

@@ -50,6 +50,37 @@ static void mock_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct i
     m->n_icmp++;
 }
 
+static void mock_deliver_host(void *user, const struct ipsecif_buf *pkt,
+                              const struct ipsecif_host_result *res)
+{
+    struct mock_port *m = user;
+
+    if (m->n_host < MOCK_MAX_PKTS) {
+        record(&m->host[m->n_host], NULL, pkt);
+        m->host_res[m->n_host] = *res;
+    }
+    m->n_host++;
+}
+
+static bool mock_local_addr(void *user, const struct ipsecif_addr *a)
+{
+    struct mock_port *m = user;
+    unsigned i;
+
+    for (i = 0; i < m->n_foreign; i++) {
+        if (m->foreign[i].family == a->family && memcmp(m->foreign[i].bytes, a->bytes, 16) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void mock_port_host(struct mock_port *m)
+{
+    m->port.deliver_host = mock_deliver_host;
+    m->port.local_addr = mock_local_addr;
+}
+
 static int mock_random(void *user, uint8_t *out, size_t len)
 {
     struct mock_port *m = user;
@@ -116,6 +147,7 @@ void mock_port_clear(struct mock_port *m)
     m->n_sent = 0;
     m->n_delivered = 0;
     m->n_icmp = 0;
+    m->n_host = 0;
     m->n_events = 0;
     m->n_logs = 0;
     m->last_log[0] = '\0';

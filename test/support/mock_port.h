@@ -33,6 +33,11 @@ struct mock_port {
     struct ipsecif_km_event events[MOCK_MAX_PKTS];
     unsigned n_logs;
     char last_log[256];
+    unsigned n_host; /* deliver_host (after mock_port_host()) */
+    struct mock_pkt host[MOCK_MAX_PKTS];
+    struct ipsecif_host_result host_res[MOCK_MAX_PKTS];
+    unsigned n_foreign; /* addresses local_addr says are not the host's */
+    struct ipsecif_addr foreign[4];
     int send_result;    /* returned by send_outer (0 by default) */
     int random_fail;    /* nonzero: random returns IPSECIF_ERR_RANDOM */
     uint64_t rng_state; /* deterministic random stream */
@@ -41,6 +46,9 @@ struct mock_port {
 /* Allocate and initialize (free with mock_port_free). */
 struct mock_port *mock_port_new(void);
 void mock_port_free(struct mock_port *m);
+/* Take host traffic: set deliver_host and local_addr (every address is
+ * the host's but those in foreign[]). */
+void mock_port_host(struct mock_port *m);
 /* Forget every recording (keeps settings). */
 void mock_port_clear(struct mock_port *m);
 
