@@ -75,6 +75,9 @@ typedef uint64_t (*ipsecif_posix_deadline_fn)(void *arg);
 /** Called when the deadline has passed. */
 typedef void (*ipsecif_posix_expire_fn)(void *arg, uint64_t now);
 
+/** Called once per round of the loop, after its callbacks, before the next poll. */
+typedef void (*ipsecif_posix_idle_fn)(void *arg);
+
 struct ipsecif_posix_loop_ent;
 
 /** An event loop on poll(). Fields are private. */
@@ -89,6 +92,8 @@ struct ipsecif_posix_loop {
     ipsecif_posix_deadline_fn deadline; /**< Timer hook (may be NULL). */
     ipsecif_posix_expire_fn expire;     /**< Timer hook (may be NULL). */
     void *timer_arg;                    /**< Argument of the timer hooks. */
+    ipsecif_posix_idle_fn idle;         /**< Round hook (may be NULL). */
+    void *idle_arg;                     /**< Its argument. */
 };
 
 /**
@@ -119,6 +124,14 @@ void ipsecif_posix_loop_set_timer(struct ipsecif_posix_loop *loop,
                                   ipsecif_posix_expire_fn expire, void *arg);
 
 /**
+ * @brief Set the round hook: fn runs after each round of callbacks (and of
+ *        the timer hooks), before the loop polls again; for work that
+ *        follows whatever the round changed. NULL removes it.
+ */
+void ipsecif_posix_loop_set_idle(struct ipsecif_posix_loop *loop, ipsecif_posix_idle_fn fn,
+                                 void *arg);
+
+/**
  * @brief Leave the loop on SIGTERM and SIGINT (through a self-pipe, so no
  *        signal is lost between checks); ignore SIGPIPE. One loop per process.
  * @return 0, or -1 with errno set.
@@ -139,6 +152,10 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop);
 /** Receive buffer per socket: the largest outer packet of an MTU 8192 inner one, and more. */
 #define IPSECIF_POSIX_RXBUF 16384
 
+/** Bytes kept free before a payload-only packet (raw IPv6), where
+ *  ipsecif_input_payload() puts the IP header back. */
+#define IPSECIF_POSIX_RXHEAD 64
+
 /** Kernel receive queue asked for on the outer sockets (SO_RCVBUFFORCE when
  *  allowed, else SO_RCVBUF up to net.core.rmem_max), in bytes. */
 #ifndef IPSECIF_POSIX_SOCKBUF
@@ -157,12 +174,14 @@ struct ipsecif_posix_natt {
 
 /** Counters of the outer socket layer (the library counts the rest). */
 struct ipsecif_posix_outer_stats {
-    uint64_t rx_packets;   /**< Packets received and given to the library. */
-    uint64_t rx_truncated; /**< Packets larger than the buffer (dropped). */
-    uint64_t rx_errors;    /**< Receive errors. */
-    uint64_t rx_rejected;  /**< Packets the library dropped or did not want. */
-    uint64_t tx_packets;   /**< Packets sent. */
-    uint64_t tx_errors;    /**< Send errors. */
+    uint64_t rx_packets;    /**< Packets received and given to the library. */
+    uint64_t rx_truncated;  /**< Packets larger than the buffer (dropped). */
+    uint64_t rx_errors;     /**< Receive errors. */
+    uint64_t rx_rejected;   /**< Packets the library dropped or did not want. */
+    uint64_t tx_packets;    /**< Packets sent. */
+    uint64_t tx_errors;     /**< Send errors. */
+    uint64_t ip_tx_packets; /**< Whole IP packets sent (ipsecif_posix_outer_send_ip()). */
+    uint64_t ip_tx_errors;  /**< Whole IP packets that could not be sent. */
 };
 
 /** The outer socket layer. Fields are private. */
@@ -176,6 +195,12 @@ struct ipsecif_posix_outer {
     struct ipsecif_posix_natt *natt;        /**< NAT-T sockets (slots). */
     size_t natt_cap;                        /**< Number of slots. */
     struct ipsecif_posix_outer_stats stats; /**< Counters. */
+    int ah4;                                /**< Raw IPv4 AH socket, -1 (host mode only). */
+    int ah6;                                /**< Raw IPv6 AH socket, -1 (host mode only). */
+    int send4;                              /**< IPPROTO_RAW IPv4 socket for whole packets, -1. */
+    int send6;                              /**< IPPROTO_RAW IPv6 socket for whole packets, -1. */
+    uint8_t *bufah;                         /**< Receive buffer of ah4 and ah6. */
+    uint32_t mark;                          /**< SO_MARK of every socket, 0 = none. */
 };
 
 /**
@@ -191,6 +216,31 @@ void ipsecif_posix_outer_set_ctx(struct ipsecif_posix_outer *o, struct ipsecif_c
 
 /** Close every socket and free the buffers. */
 void ipsecif_posix_outer_close(struct ipsecif_posix_outer *o);
+
+/**
+ * @brief Host mode: open raw AH sockets (IPv4: whole packets to
+ *        ipsecif_input(); IPv6: payload and control data to
+ *        ipsecif_input_payload()) and the IPPROTO_RAW sockets that
+ *        ipsecif_posix_outer_send_ip() sends whole packets on.
+ * @return 0, or -1 with errno set (nothing of it left open).
+ */
+int ipsecif_posix_outer_host_open(struct ipsecif_posix_outer *o);
+
+/**
+ * @brief Put a packet mark (SO_MARK, Linux) on every socket open now and
+ *        every one opened later, so that policy routing can tell the port's
+ *        own packets from the host's.
+ * @return 0, or -1 with errno set (ENOTSUP where there is no SO_MARK).
+ */
+int ipsecif_posix_outer_set_mark(struct ipsecif_posix_outer *o, uint32_t mark);
+
+/**
+ * @brief Send a whole IPv4 or IPv6 packet as it is (header included) on
+ *        the IPPROTO_RAW socket of its family, routed to dst.
+ * @return 0, or ::IPSECIF_ERR_PORT (counted in ip_tx_errors).
+ */
+int ipsecif_posix_outer_send_ip(struct ipsecif_posix_outer *o, const struct ipsecif_buf *pkt,
+                                const struct ipsecif_addr *dst);
 
 /**
  * @brief Take a reference on the NAT-T socket of (family, local port),

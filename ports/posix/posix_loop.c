@@ -210,6 +210,13 @@ void ipsecif_posix_loop_stop(struct ipsecif_posix_loop *loop)
     loop->stop = true;
 }
 
+void ipsecif_posix_loop_set_idle(struct ipsecif_posix_loop *loop, ipsecif_posix_idle_fn fn,
+                                 void *arg)
+{
+    loop->idle = fn;
+    loop->idle_arg = arg;
+}
+
 static int poll_timeout(struct ipsecif_posix_loop *loop, uint64_t *deadline)
 {
     uint64_t now;
@@ -241,6 +248,9 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop)
         int timeout;
         int rc;
 
+        if (loop->idle != NULL) {
+            loop->idle(loop->idle_arg);
+        }
         if (loop->dirty) {
             compact(loop);
         }

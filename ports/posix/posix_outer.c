@@ -1,10 +1,14 @@
-/* Outer sockets: raw ESP over IPv4 and IPv6, UDP for NAT-T (RFC 3948).
+/* Outer sockets: raw ESP over IPv4 and IPv6, UDP for NAT-T (RFC 3948);
+ * in host mode also raw AH and IPPROTO_RAW sockets for whole packets.
  *
  * A raw IPv4 socket hands over the whole packet, IP header included, so it
- * goes to ipsecif_input(). Raw IPv6 and UDP sockets hand over the payload
- * only; the addresses, traffic class and ports come from recvmsg() and go to
- * ipsecif_input_esp() beside it. NAT-T sockets are plain UDP sockets (no
- * UDP_ENCAP): the kernel must hand ESP in UDP to us, not to its own IPsec. */
+ * goes to ipsecif_input(). Raw IPv6 sockets hand over the payload only; the
+ * addresses, traffic class and hop limit come from recvmsg() and go to
+ * ipsecif_input_payload(), which puts an IP header back in the headroom
+ * left for it (AH covers the header; host transport mode needs a whole
+ * packet). UDP sockets hand over the payload with its ports, for
+ * ipsecif_input_esp(). NAT-T sockets are plain UDP sockets (no UDP_ENCAP):
+ * the kernel must hand ESP in UDP to us, not to its own IPsec. */
 #define _GNU_SOURCE /* struct in6_pktinfo, struct in_pktinfo */
 
 #include <errno.h>
@@ -65,15 +69,14 @@ static ssize_t recv_one(struct ipsecif_posix_outer *o, int fd, uint8_t *buf, str
 /* Read a bounded batch per wakeup so that one busy socket cannot starve the others. */
 #define RX_BATCH 64
 
-static void on_raw4(void *arg, int fd, short revents)
+/* Receive whole IPv4 packets (raw ESP or AH) into buf for ipsecif_input(). */
+static void recv_whole(struct ipsecif_posix_outer *o, int fd, uint8_t *buf)
 {
-    struct ipsecif_posix_outer *o = arg;
     int i;
 
-    (void)revents;
     for (i = 0; i < RX_BATCH; i++) {
         struct sockaddr_in from;
-        struct iovec iov = {o->buf4, IPSECIF_POSIX_RXBUF};
+        struct iovec iov = {buf, IPSECIF_POSIX_RXBUF};
         struct msghdr m;
         struct ipsecif_buf pkt;
         ssize_t n;
@@ -83,19 +86,35 @@ static void on_raw4(void *arg, int fd, short revents)
         m.msg_namelen = sizeof(from);
         m.msg_iov = &iov;
         m.msg_iovlen = 1;
-        n = recv_one(o, fd, o->buf4, &m);
+        n = recv_one(o, fd, buf, &m);
         if (n == 0) {
             break;
         }
         if (n < 0 || o->ctx == NULL) {
             continue;
         }
-        pkt.base = o->buf4;
+        pkt.base = buf;
         pkt.cap = IPSECIF_POSIX_RXBUF;
         pkt.off = 0;
         pkt.len = (size_t)n;
         count_input(o, ipsecif_input(o->ctx, &pkt, ipsecif_posix_now_ms()));
     }
+}
+
+static void on_raw4(void *arg, int fd, short revents)
+{
+    struct ipsecif_posix_outer *o = arg;
+
+    (void)revents;
+    recv_whole(o, fd, o->buf4);
+}
+
+static void on_ah4(void *arg, int fd, short revents)
+{
+    struct ipsecif_posix_outer *o = arg;
+
+    (void)revents;
+    recv_whole(o, fd, o->bufah);
 }
 
 /* Fill meta's local address, traffic class and hop limit from the control data. */
@@ -142,10 +161,15 @@ static bool parse_cmsgs(struct msghdr *m, struct ipsecif_outer_meta *meta)
     return have_dst;
 }
 
-/* Receive payload-only packets (raw IPv6, UDP) and pass them with their meta. */
+/* Receive payload-only packets (raw IPv6, UDP) and pass them with their
+ * meta: proto ESP or AH (raw IPv6) to ipsecif_input_payload(), after
+ * IPSECIF_POSIX_RXHEAD bytes of headroom; proto 0 (UDP, NAT-T) to
+ * ipsecif_input_esp(). */
 static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t *buf, uint8_t family,
-                          uint16_t local_port)
+                          uint16_t local_port, uint8_t proto)
 {
+    size_t head = proto != 0 ? IPSECIF_POSIX_RXHEAD : 0;
+
     int i;
 
     for (i = 0; i < RX_BATCH; i++) {
@@ -154,7 +178,7 @@ static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t *buf, u
             struct cmsghdr align;
             uint8_t b[CMSG_ROOM];
         } cbuf;
-        struct iovec iov = {buf, IPSECIF_POSIX_RXBUF};
+        struct iovec iov = {buf + head, IPSECIF_POSIX_RXBUF - head};
         struct msghdr m;
         struct ipsecif_outer_meta meta;
         struct ipsecif_buf pkt;
@@ -205,9 +229,14 @@ static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t *buf, u
         }
         pkt.base = buf;
         pkt.cap = IPSECIF_POSIX_RXBUF;
-        pkt.off = 0;
+        pkt.off = head;
         pkt.len = (size_t)n;
-        count_input(o, ipsecif_input_esp(o->ctx, &meta, &pkt, ipsecif_posix_now_ms()));
+        if (proto != 0) {
+            count_input(o,
+                        ipsecif_input_payload(o->ctx, &meta, proto, &pkt, ipsecif_posix_now_ms()));
+        } else {
+            count_input(o, ipsecif_input_esp(o->ctx, &meta, &pkt, ipsecif_posix_now_ms()));
+        }
     }
 }
 
@@ -216,7 +245,15 @@ static void on_raw6(void *arg, int fd, short revents)
     struct ipsecif_posix_outer *o = arg;
 
     (void)revents;
-    recv_payloads(o, fd, o->buf6, IPSECIF_AF_INET6, 0);
+    recv_payloads(o, fd, o->buf6, IPSECIF_AF_INET6, 0, IPSECIF_IPPROTO_ESP);
+}
+
+static void on_ah6(void *arg, int fd, short revents)
+{
+    struct ipsecif_posix_outer *o = arg;
+
+    (void)revents;
+    recv_payloads(o, fd, o->bufah, IPSECIF_AF_INET6, 0, IPSECIF_IPPROTO_AH);
 }
 
 static void on_natt(void *arg, int fd, short revents)
@@ -224,12 +261,29 @@ static void on_natt(void *arg, int fd, short revents)
     struct ipsecif_posix_natt *s = arg;
 
     (void)revents;
-    recv_payloads(s->outer, fd, s->buf, s->family, s->port);
+    recv_payloads(s->outer, fd, s->buf, s->family, s->port, 0);
 }
 
 static int set_int(int fd, int level, int name, int value)
 {
     return setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+static int set_mark(int fd, uint32_t mark)
+{
+#ifdef SO_MARK
+    if (fd < 0 || mark == 0) {
+        return 0;
+    }
+    return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+#else
+    (void)fd;
+    if (mark == 0) {
+        return 0;
+    }
+    errno = ENOTSUP;
+    return -1;
+#endif
 }
 
 /* A deep receive queue: a burst from a fast sender waits for the next read
@@ -252,6 +306,10 @@ int ipsecif_posix_outer_open(struct ipsecif_posix_outer *o, struct ipsecif_posix
     o->loop = loop;
     o->raw4 = -1;
     o->raw6 = -1;
+    o->ah4 = -1;
+    o->ah6 = -1;
+    o->send4 = -1;
+    o->send6 = -1;
     o->buf4 = malloc(IPSECIF_POSIX_RXBUF);
     o->buf6 = malloc(IPSECIF_POSIX_RXBUF);
     if (natt_cap > 0) {
@@ -304,16 +362,22 @@ void ipsecif_posix_outer_close(struct ipsecif_posix_outer *o)
     }
     close_fd(o, &o->raw4);
     close_fd(o, &o->raw6);
+    close_fd(o, &o->ah4);
+    close_fd(o, &o->ah6);
+    close_fd(o, &o->send4);
+    close_fd(o, &o->send6);
     for (i = 0; i < o->natt_cap; i++) {
         close_fd(o, &o->natt[i].fd);
     }
     free(o->natt);
     free(o->buf4);
     free(o->buf6);
+    free(o->bufah);
     o->natt = NULL;
     o->natt_cap = 0;
     o->buf4 = NULL;
     o->buf6 = NULL;
+    o->bufah = NULL;
     o->loop = NULL;
 }
 
@@ -330,7 +394,7 @@ static struct ipsecif_posix_natt *natt_find(struct ipsecif_posix_outer *o, uint8
     return NULL;
 }
 
-static int natt_socket(uint8_t family, uint16_t port)
+static int natt_socket(uint8_t family, uint16_t port, uint32_t mark)
 {
     int fd;
     int saved;
@@ -369,6 +433,9 @@ static int natt_socket(uint8_t family, uint16_t port)
             goto fail;
         }
     }
+    if (set_mark(fd, mark) < 0) {
+        goto fail;
+    }
     grow_rcvbuf(fd);
     return fd;
 fail:
@@ -399,7 +466,7 @@ int ipsecif_posix_outer_natt_ref(struct ipsecif_posix_outer *o, uint8_t family, 
         return -1;
     }
     s = &o->natt[i];
-    s->fd = natt_socket(family, port);
+    s->fd = natt_socket(family, port, o->mark);
     if (s->fd < 0) {
         return -1;
     }
@@ -574,5 +641,134 @@ int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif
     return IPSECIF_OK;
 fail:
     o->stats.tx_errors++;
+    return IPSECIF_ERR_PORT;
+}
+
+/* ---- Host mode ---- */
+
+int ipsecif_posix_outer_host_open(struct ipsecif_posix_outer *o)
+{
+    int saved;
+
+    if (o->loop == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (o->bufah != NULL) {
+        return 0;
+    }
+    o->bufah = malloc(IPSECIF_POSIX_RXBUF);
+    if (o->bufah == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    o->ah4 = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_AH);
+    if (o->ah4 < 0 || set_mark(o->ah4, o->mark) < 0) {
+        goto fail;
+    }
+    o->ah6 = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_AH);
+    if (o->ah6 < 0 || set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) < 0 ||
+        set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVTCLASS, 1) < 0 ||
+        set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1) < 0 || set_mark(o->ah6, o->mark) < 0) {
+        goto fail;
+    }
+    /* IPPROTO_RAW: the header is the caller's (IP_HDRINCL implied), and
+     * the socket receives nothing. */
+    o->send4 = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (o->send4 < 0 || set_int(o->send4, SOL_SOCKET, SO_BROADCAST, 1) < 0 ||
+        set_mark(o->send4, o->mark) < 0) {
+        goto fail;
+    }
+    o->send6 = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (o->send6 < 0 || set_mark(o->send6, o->mark) < 0) {
+        goto fail;
+    }
+    grow_rcvbuf(o->ah4);
+    grow_rcvbuf(o->ah6);
+    if (ipsecif_posix_loop_add(o->loop, o->ah4, POLLIN, on_ah4, o) < 0 ||
+        ipsecif_posix_loop_add(o->loop, o->ah6, POLLIN, on_ah6, o) < 0) {
+        goto fail;
+    }
+    return 0;
+fail:
+    saved = errno;
+    close_fd(o, &o->ah4);
+    close_fd(o, &o->ah6);
+    close_fd(o, &o->send4);
+    close_fd(o, &o->send6);
+    free(o->bufah);
+    o->bufah = NULL;
+    errno = saved;
+    return -1;
+}
+
+int ipsecif_posix_outer_set_mark(struct ipsecif_posix_outer *o, uint32_t mark)
+{
+    int fds[6];
+    size_t i;
+
+    fds[0] = o->raw4;
+    fds[1] = o->raw6;
+    fds[2] = o->ah4;
+    fds[3] = o->ah6;
+    fds[4] = o->send4;
+    fds[5] = o->send6;
+    for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (set_mark(fds[i], mark) < 0) {
+            return -1;
+        }
+    }
+    for (i = 0; i < o->natt_cap; i++) {
+        if (set_mark(o->natt[i].fd, mark) < 0) {
+            return -1;
+        }
+    }
+    o->mark = mark;
+    return 0;
+}
+
+int ipsecif_posix_outer_send_ip(struct ipsecif_posix_outer *o, const struct ipsecif_buf *pkt,
+                                const struct ipsecif_addr *dst)
+{
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    int fd;
+
+    memset(&to, 0, sizeof(to));
+    if (dst->family == IPSECIF_AF_INET) {
+        struct sockaddr_in sin;
+
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        memcpy(&sin.sin_addr, dst->bytes, 4);
+        memcpy(&to, &sin, sizeof(sin));
+        tolen = sizeof(sin);
+        fd = o->send4;
+    } else if (dst->family == IPSECIF_AF_INET6) {
+        struct sockaddr_in6 sin6;
+
+        memset(&sin6, 0, sizeof(sin6));
+        sin6.sin6_family = AF_INET6;
+        memcpy(&sin6.sin6_addr, dst->bytes, 16);
+        memcpy(&to, &sin6, sizeof(sin6));
+        tolen = sizeof(sin6);
+        fd = o->send6;
+    } else {
+        goto fail;
+    }
+    if (fd < 0) {
+        goto fail;
+    }
+    if (sendto(fd, ipsecif_buf_data(pkt), pkt->len, MSG_DONTWAIT, (const struct sockaddr *)&to,
+               tolen) < 0) {
+        if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+            ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "host send: %s", strerror(errno));
+        }
+        goto fail;
+    }
+    o->stats.ip_tx_packets++;
+    return IPSECIF_OK;
+fail:
+    o->stats.ip_tx_errors++;
     return IPSECIF_ERR_PORT;
 }
