@@ -168,6 +168,13 @@ int ipsecif_linux_filter_install(void);
 /** Delete the table. @return 0, or -1 with errno set. */
 int ipsecif_linux_filter_remove(void);
 
+/**
+ * @brief Run an nftables script through `nft -f -` (one transaction); nft's
+ *        messages go to the log.
+ * @return 0, or -1 with errno set (ENOENT: no nft in PATH; EIO: nft failed).
+ */
+int ipsecif_linux_nft_run(const char *script);
+
 /** Add (or delete) an ipsec interface name to the table. @return 0, or -1 with errno set. */
 int ipsecif_linux_filter_if(const char *name, bool add);
 

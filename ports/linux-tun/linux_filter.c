@@ -166,6 +166,11 @@ out:
     return 0;
 }
 
+int ipsecif_linux_nft_run(const char *script)
+{
+    return nft_run(script);
+}
+
 int ipsecif_linux_filter_install(void)
 {
     if (nft_run(table_script) < 0) {

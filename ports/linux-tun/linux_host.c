@@ -1,0 +1,553 @@
+/* Linux port, host mode: policy routing into one TUN device, whose packets
+ * go through ipsecif_host_output(); rules and routes over rtnetlink. */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/fib_rules.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ipsecif_linux_host.h"
+
+/* Packets read per wakeup before other descriptors get a turn. */
+#define HOST_BATCH 64
+
+/* ---- rtnetlink ---- */
+
+/* One request: the header, the message's fixed part, attributes. */
+struct nlreq {
+    struct nlmsghdr nh;
+    uint8_t body[256];
+};
+
+static void nl_begin(struct nlreq *r, uint16_t type, uint16_t flags, const void *fixed, size_t len)
+{
+    static uint32_t seq;
+
+    memset(r, 0, sizeof(*r));
+    r->nh.nlmsg_len = (uint32_t)NLMSG_LENGTH(len);
+    r->nh.nlmsg_type = type;
+    r->nh.nlmsg_flags = (uint16_t)(NLM_F_REQUEST | NLM_F_ACK | flags);
+    r->nh.nlmsg_seq = ++seq;
+    memcpy(NLMSG_DATA(&r->nh), fixed, len);
+}
+
+static void nl_attr(struct nlreq *r, uint16_t type, const void *data, size_t len)
+{
+    struct rtattr *rta = (struct rtattr *)((uint8_t *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
+
+    rta->rta_type = type;
+    rta->rta_len = (uint16_t)RTA_LENGTH(len);
+    memcpy(RTA_DATA(rta), data, len);
+    r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+}
+
+static void nl_attr32(struct nlreq *r, uint16_t type, uint32_t v)
+{
+    nl_attr(r, type, &v, sizeof(v));
+}
+
+/* Send the request, wait for the kernel's answer. 0, or -1 with errno. */
+static int nl_talk(struct nlreq *r)
+{
+    struct sockaddr_nl sa;
+    union {
+        struct nlmsghdr nh;
+        uint8_t b[1024];
+    } ack;
+    int fd;
+    int rc = -1;
+    int saved;
+
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) {
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.nl_family = AF_NETLINK;
+    if (sendto(fd, r, r->nh.nlmsg_len, 0, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = recv(fd, ack.b, sizeof(ack.b), 0);
+        struct nlmsghdr *h;
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            if (n == 0) {
+                errno = EPROTO;
+            }
+            goto out;
+        }
+        for (h = &ack.nh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+            struct nlmsgerr e;
+
+            if (h->nlmsg_seq != r->nh.nlmsg_seq || h->nlmsg_type != NLMSG_ERROR) {
+                continue;
+            }
+            if (h->nlmsg_len < NLMSG_LENGTH(sizeof(e))) {
+                errno = EPROTO;
+                goto out;
+            }
+            memcpy(&e, NLMSG_DATA(h), sizeof(e));
+            if (e.error == 0) {
+                rc = 0;
+            } else {
+                errno = -e.error;
+            }
+            goto out;
+        }
+    }
+out:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* ---- Rules ---- */
+
+struct rule {
+    uint8_t family;  /* AF_INET, AF_INET6 */
+    uint32_t pref;   /* offset from IPSECIF_LINUX_HOST_PREF */
+    bool iif;        /* iif ipsech0 */
+    bool mark;       /* fwmark IPSECIF_LINUX_HOST_MARK */
+    uint8_t dst[16]; /* to dst/dst_len, when dst_len > 0 */
+    uint8_t dst_len;
+    bool host_table; /* lookup IPSECIF_LINUX_HOST_MARK, else main */
+};
+
+static const struct rule rules[] = {
+    {AF_INET, 0, true, false, {0}, 0, false},
+    {AF_INET, 1, false, true, {0}, 0, false},
+    {AF_INET, 2, false, false, {169, 254}, 16, false},
+    {AF_INET, 2, false, false, {224}, 4, false},
+    {AF_INET, 2, false, false, {255, 255, 255, 255}, 32, false},
+    {AF_INET, 3, false, false, {0}, 0, true},
+    {AF_INET6, 0, true, false, {0}, 0, false},
+    {AF_INET6, 1, false, true, {0}, 0, false},
+    {AF_INET6, 2, false, false, {0xfe, 0x80}, 10, false},
+    {AF_INET6, 2, false, false, {0xff}, 8, false},
+    {AF_INET6, 3, false, false, {0}, 0, true},
+};
+
+#define NRULES (sizeof(rules) / sizeof(rules[0]))
+
+static int rule_op(uint16_t type, const struct rule *ru)
+{
+    struct fib_rule_hdr frh;
+    struct nlreq r;
+
+    memset(&frh, 0, sizeof(frh));
+    frh.family = ru->family;
+    frh.dst_len = ru->dst_len;
+    frh.action = FR_ACT_TO_TBL;
+    frh.table = ru->host_table ? RT_TABLE_UNSPEC : RT_TABLE_MAIN;
+    nl_begin(&r, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, &frh, sizeof(frh));
+    nl_attr32(&r, FRA_PRIORITY, IPSECIF_LINUX_HOST_PREF + ru->pref);
+    if (ru->host_table) {
+        nl_attr32(&r, FRA_TABLE, IPSECIF_LINUX_HOST_MARK);
+    }
+    if (ru->iif) {
+        nl_attr(&r, FRA_IIFNAME, IPSECIF_LINUX_HOST_DEV, sizeof(IPSECIF_LINUX_HOST_DEV));
+    }
+    if (ru->mark) {
+        nl_attr32(&r, FRA_FWMARK, IPSECIF_LINUX_HOST_MARK);
+        nl_attr32(&r, FRA_FWMASK, 0xffffffffu);
+    }
+    if (ru->dst_len > 0) {
+        nl_attr(&r, FRA_DST, ru->dst, ru->family == AF_INET ? 4 : 16);
+    }
+    return nl_talk(&r);
+}
+
+/* ---- Routes in the host table ---- */
+
+static int route_op(uint16_t type, uint8_t family, bool blackhole, unsigned ifindex)
+{
+    struct rtmsg rtm;
+    struct nlreq r;
+
+    memset(&rtm, 0, sizeof(rtm));
+    rtm.rtm_family = family;
+    rtm.rtm_table = RT_TABLE_UNSPEC;
+    rtm.rtm_protocol = RTPROT_STATIC;
+    rtm.rtm_type = blackhole ? RTN_BLACKHOLE : RTN_UNICAST;
+    if (type == RTM_DELROUTE) {
+        rtm.rtm_scope = RT_SCOPE_NOWHERE;
+    } else {
+        rtm.rtm_scope = blackhole || family == AF_INET6 ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+    }
+    nl_begin(&r, type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_EXCL : 0, &rtm, sizeof(rtm));
+    nl_attr32(&r, RTA_TABLE, IPSECIF_LINUX_HOST_MARK);
+    nl_attr32(&r, RTA_PRIORITY,
+              blackhole ? IPSECIF_LINUX_HOST_BLACKHOLE_METRIC : IPSECIF_LINUX_HOST_METRIC);
+    if (!blackhole) {
+        nl_attr32(&r, RTA_OIF, ifindex);
+    }
+    return nl_talk(&r);
+}
+
+static const char *fam_name(uint8_t family)
+{
+    return family == AF_INET ? "IPv4" : "IPv6";
+}
+
+/* Routes first, then the rules, the one into the host table last: until
+ * then host traffic takes the main table as before. */
+static int install(unsigned ifindex)
+{
+    static const uint8_t fams[] = {AF_INET, AF_INET6};
+    size_t i;
+    size_t k;
+
+    for (i = 0; i < 2; i++) {
+        if (route_op(RTM_NEWROUTE, fams[i], true, 0) < 0 && errno != EEXIST) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: %s blackhole route: %s", fam_name(fams[i]),
+                               strerror(errno));
+            return -1;
+        }
+        if (route_op(RTM_NEWROUTE, fams[i], false, ifindex) < 0 && errno != EEXIST) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: %s route into %s: %s", fam_name(fams[i]),
+                               IPSECIF_LINUX_HOST_DEV, strerror(errno));
+            return -1;
+        }
+    }
+    for (k = 0; k < NRULES; k++) {
+        if (rule_op(RTM_NEWRULE, &rules[k]) < 0 && errno != EEXIST) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: %s rule %u: %s", fam_name(rules[k].family),
+                               IPSECIF_LINUX_HOST_PREF + rules[k].pref, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The reverse of install(); what is not there is no error. */
+static void uninstall(unsigned ifindex)
+{
+    static const uint8_t fams[] = {AF_INET, AF_INET6};
+    size_t i;
+    size_t k;
+
+    for (k = NRULES; k-- > 0;) {
+        /* Twice or more if an older run left copies. */
+        for (i = 0; i < 8 && rule_op(RTM_DELRULE, &rules[k]) == 0; i++) {
+        }
+    }
+    for (i = 0; i < 2; i++) {
+        if (ifindex != 0) {
+            (void)route_op(RTM_DELROUTE, fams[i], false, ifindex);
+        }
+        (void)route_op(RTM_DELROUTE, fams[i], true, 0);
+    }
+}
+
+/* ---- The device ---- */
+
+static void write_sysctl(const char *fmt, const char *value)
+{
+    char path[128];
+    int fd;
+
+    snprintf(path, sizeof(path), fmt, IPSECIF_LINUX_HOST_DEV);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_WARN, "host: %s: %s", path, strerror(errno));
+        return;
+    }
+    if (write(fd, value, strlen(value)) != (ssize_t)strlen(value)) {
+        ipsecif_posix_logf(IPSECIF_LOG_WARN, "host: %s: %s", path, strerror(errno));
+    }
+    close(fd);
+}
+
+static int read_sysctl(const char *path)
+{
+    char b[16];
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return -1;
+    }
+    n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    b[n] = '\0';
+    return b[0] >= '0' && b[0] <= '9' ? b[0] - '0' : -1;
+}
+
+static int dev_ioctl(unsigned long req, struct ifreq *ifr)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rc;
+    int saved;
+
+    if (fd < 0) {
+        return -1;
+    }
+    memcpy(ifr->ifr_name, IPSECIF_LINUX_HOST_DEV, sizeof(IPSECIF_LINUX_HOST_DEV));
+    rc = ioctl(fd, req, ifr);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc < 0 ? -1 : 0;
+}
+
+/* MTU, queue, up. */
+static int dev_setup(void)
+{
+    struct ifreq ifr;
+
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_mtu = IPSECIF_LINUX_HOST_MTU;
+    if (dev_ioctl(SIOCSIFMTU, &ifr) < 0) {
+        return -1;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_qlen = IPSECIF_LINUX_TXQLEN;
+    (void)dev_ioctl(SIOCSIFTXQLEN, &ifr);
+    memset(&ifr, 0, sizeof(ifr));
+    if (dev_ioctl(SIOCGIFFLAGS, &ifr) < 0) {
+        return -1;
+    }
+    ifr.ifr_flags |= IFF_UP;
+    return dev_ioctl(SIOCSIFFLAGS, &ifr);
+}
+
+static void on_read(void *arg, int fd, short revents)
+{
+    struct ipsecif_linux_host *h = arg;
+    int i;
+
+    (void)revents;
+    for (i = 0; i < HOST_BATCH && h->lx->ctx != NULL; i++) {
+        struct ipsecif_host_result res;
+        struct ipsecif_buf b;
+        ssize_t n =
+            read(fd, h->buf + IPSECIF_LINUX_HOST_HEADROOM,
+                 sizeof(h->buf) - IPSECIF_LINUX_HOST_HEADROOM - IPSECIF_LINUX_HOST_TAILROOM);
+        int rc;
+
+        if (n <= 0) {
+            return;
+        }
+        h->stats.rx_packets++;
+        b.base = h->buf;
+        b.cap = sizeof(h->buf);
+        b.off = IPSECIF_LINUX_HOST_HEADROOM;
+        b.len = (size_t)n;
+        rc = ipsecif_host_output(h->lx->ctx, &b, ipsecif_posix_now_ms(), &res);
+        if (rc != IPSECIF_OK) {
+            h->stats.rx_dropped++;
+            if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+                ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "host: output dropped: %s",
+                                   ipsecif_strerror(rc));
+            }
+            continue;
+        }
+        (void)ipsecif_posix_outer_send_ip(&h->lx->outer, &b, &res.dst);
+    }
+}
+
+/* Open (or take over) the persistent device. */
+static int dev_open(struct ipsecif_linux_host *h)
+{
+    struct ifreq ifr;
+    int saved;
+
+    h->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (h->fd < 0) {
+        return -1;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    memcpy(ifr.ifr_name, IPSECIF_LINUX_HOST_DEV, sizeof(IPSECIF_LINUX_HOST_DEV));
+    if (ioctl(h->fd, TUNSETIFF, &ifr) < 0 || ioctl(h->fd, TUNGETIFF, &ifr) < 0) {
+        goto fail;
+    }
+    h->adopted = (ifr.ifr_flags & IFF_PERSIST) != 0;
+    if (!h->adopted && ioctl(h->fd, TUNSETPERSIST, 1) < 0) {
+        goto fail;
+    }
+    return 0;
+fail:
+    saved = errno;
+    close(h->fd);
+    h->fd = -1;
+    errno = saved;
+    return -1;
+}
+
+int ipsecif_linux_host_open(struct ipsecif_linux_host *h, struct ipsecif_linux *lx)
+{
+    unsigned idx;
+
+    memset(h, 0, sizeof(*h));
+    h->lx = lx;
+    h->fd = -1;
+    if (ipsecif_posix_outer_host_open(&lx->outer) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: AH and raw send sockets: %s", strerror(errno));
+        return -1;
+    }
+    if (ipsecif_posix_outer_set_mark(&lx->outer, IPSECIF_LINUX_HOST_MARK) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: SO_MARK: %s", strerror(errno));
+        return -1;
+    }
+    if (dev_open(h) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: TUN device %s: %s", IPSECIF_LINUX_HOST_DEV,
+                           errno == EBUSY ? "in use by another process" : strerror(errno));
+        return -1;
+    }
+    /* Routes of a device without a process stay in use (they drop); IPv6
+     * on; what the daemon writes back has sources the main table routes
+     * elsewhere, so no reverse-path filter here. */
+    write_sysctl("/proc/sys/net/ipv4/conf/%s/ignore_routes_with_linkdown", "0\n");
+    write_sysctl("/proc/sys/net/ipv6/conf/%s/ignore_routes_with_linkdown", "0\n");
+    write_sysctl("/proc/sys/net/ipv6/conf/%s/disable_ipv6", "0\n");
+    write_sysctl("/proc/sys/net/ipv4/conf/%s/rp_filter", "0\n");
+    if (read_sysctl("/proc/sys/net/ipv4/conf/all/rp_filter") == 1) {
+        ipsecif_posix_logf(IPSECIF_LOG_WARN,
+                           "host: net.ipv4.conf.all.rp_filter is 1 (strict): every source now "
+                           "routes into %s, so packets arriving elsewhere fail the check; use "
+                           "2 (loose) or 0",
+                           IPSECIF_LINUX_HOST_DEV);
+    }
+    if (dev_setup() < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: %s: MTU or up: %s", IPSECIF_LINUX_HOST_DEV,
+                           strerror(errno));
+        return -1;
+    }
+    idx = if_nametoindex(IPSECIF_LINUX_HOST_DEV);
+    if (idx == 0 || install(idx) < 0) {
+        return -1;
+    }
+    if (ipsecif_posix_loop_add(&lx->loop, h->fd, POLLIN, on_read, h) < 0) {
+        return -1;
+    }
+    ipsecif_posix_logf(IPSECIF_LOG_INFO,
+                       "host: %s %s (MTU %u), rules %u..%u, table 0x%x, mark 0x%x",
+                       IPSECIF_LINUX_HOST_DEV, h->adopted ? "taken over" : "created",
+                       IPSECIF_LINUX_HOST_MTU, IPSECIF_LINUX_HOST_PREF, IPSECIF_LINUX_HOST_PREF + 3,
+                       IPSECIF_LINUX_HOST_MARK, IPSECIF_LINUX_HOST_MARK);
+    return 0;
+}
+
+void ipsecif_linux_host_close(struct ipsecif_linux_host *h, bool remove)
+{
+    if (h->lx == NULL) {
+        return;
+    }
+    if (remove) {
+        uninstall(if_nametoindex(IPSECIF_LINUX_HOST_DEV));
+    }
+    if (h->fd >= 0) {
+        ipsecif_posix_loop_del(&h->lx->loop, h->fd);
+        if (remove && ioctl(h->fd, TUNSETPERSIST, 0) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: %s: TUNSETPERSIST: %s",
+                               IPSECIF_LINUX_HOST_DEV, strerror(errno));
+        }
+        close(h->fd);
+        h->fd = -1;
+    }
+    ipsecif_posix_logf(IPSECIF_LOG_INFO, "host: %s",
+                       remove ? "rules, routes and " IPSECIF_LINUX_HOST_DEV " removed"
+                              : "rules, routes and " IPSECIF_LINUX_HOST_DEV
+                                " stay: host traffic is dropped (fail closed)");
+    h->lx = NULL;
+}
+
+void ipsecif_linux_host_deliver(struct ipsecif_linux_host *h, const struct ipsecif_buf *pkt)
+{
+    if (h->fd < 0) {
+        return;
+    }
+    if (write(h->fd, ipsecif_buf_data(pkt), pkt->len) != (ssize_t)pkt->len) {
+        h->stats.tx_errors++;
+        return;
+    }
+    h->stats.tx_packets++;
+}
+
+/* ---- The namespace's addresses ---- */
+
+static void read_addrs(struct ipsecif_linux_host *h)
+{
+    struct ifaddrs *list;
+    struct ifaddrs *i;
+
+    h->naddrs = 0;
+    if (getifaddrs(&list) < 0) {
+        return;
+    }
+    for (i = list; i != NULL && h->naddrs < IPSECIF_LINUX_HOST_ADDRS; i = i->ifa_next) {
+        struct ipsecif_addr *a = &h->addrs[h->naddrs];
+
+        if (i->ifa_addr == NULL) {
+            continue;
+        }
+        memset(a, 0, sizeof(*a));
+        if (i->ifa_addr->sa_family == AF_INET) {
+            struct sockaddr_in sin;
+
+            memcpy(&sin, i->ifa_addr, sizeof(sin));
+            a->family = IPSECIF_AF_INET;
+            memcpy(a->bytes, &sin.sin_addr, 4);
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            struct sockaddr_in6 sin6;
+
+            memcpy(&sin6, i->ifa_addr, sizeof(sin6));
+            a->family = IPSECIF_AF_INET6;
+            memcpy(a->bytes, &sin6.sin6_addr, 16);
+        } else {
+            continue;
+        }
+        h->naddrs++;
+    }
+    freeifaddrs(list);
+}
+
+static bool known(const struct ipsecif_linux_host *h, const struct ipsecif_addr *a)
+{
+    size_t i;
+
+    for (i = 0; i < h->naddrs; i++) {
+        if (h->addrs[i].family == a->family &&
+            memcmp(h->addrs[i].bytes, a->bytes, a->family == IPSECIF_AF_INET ? 4 : 16) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool ipsecif_linux_host_local_addr(struct ipsecif_linux_host *h, const struct ipsecif_addr *a)
+{
+    uint64_t now;
+
+    if (known(h, a)) {
+        return true;
+    }
+    now = ipsecif_posix_now_ms();
+    if (h->addrs_read != 0 && now - h->addrs_read < 1000) {
+        return false;
+    }
+    read_addrs(h);
+    h->addrs_read = now != 0 ? now : 1;
+    return known(h, a);
+}
