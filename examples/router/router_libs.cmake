@@ -17,3 +17,9 @@ add_library(ipsecif_router_cmd STATIC ${IPSECIF_ROUTER_DIR}/router_cmd.c
     ${IPSECIF_ROUTER_DIR}/setkey_exec.c ${IPSECIF_ROUTER_DIR}/setkey_lib.c)
 target_include_directories(ipsecif_router_cmd PUBLIC ${IPSECIF_ROUTER_DIR})
 target_link_libraries(ipsecif_router_cmd PUBLIC ipsecif_setkey_parse ipsecif)
+
+# ipsecifd -H: the inbound side of the SPD as an nftables script (text
+# only, so its unit test needs no root).
+add_library(ipsecif_router_hostnft STATIC ${IPSECIF_ROUTER_DIR}/host_nft.c)
+target_include_directories(ipsecif_router_hostnft PUBLIC ${IPSECIF_ROUTER_DIR})
+target_link_libraries(ipsecif_router_hostnft PUBLIC ipsecif)
