@@ -41,12 +41,27 @@
  * The table stays when the daemon exits, as the interfaces do, and is
  * deleted with -x; `nft delete table inet ipsecif` removes it by hand.
  *
+ * -H: host traffic through the library's ipsec(4) engine (transport and
+ * tunnel mode, the host's own and forwarded packets): policy routing sends
+ * what the namespace sends or forwards into the TUN device ipsech0, the
+ * daemon applies the outbound policy (ipsecif_host_output()) and sends the
+ * result whole on a raw socket; ESP and AH that no interface claims are
+ * opened and, if the inbound policy allows, written to ipsech0. The
+ * daemon's own sockets carry the mark 0x4950, which the rules send to the
+ * main table. Cleartext that arrives goes through the nftables table
+ * `inet ipsecif_host`, the inbound side of the SPD (host_nft.h), rebuilt
+ * whenever the policies, per-socket policies or sysctls change (checked
+ * after each round of the event loop). Fail closed: the device, the rules,
+ * the routes (`default dev ipsech0` and a blackhole behind it) and the
+ * table stay when the daemon stops, so host traffic stops rather than
+ * leaving in clear; -x removes them all at exit (ipsecif_linux_host.h).
+ *
  * -C: the crypto backend, openssl (OpenSSL 3 libcrypto, the default when
  * built with it: the faster one on Linux) or mbedtls (Mbed TLS). Both offer
  * the same algorithms and interoperate; the choice holds for the daemon's
  * lifetime.
  *
- * usage: ipsecifd [-f] [-S] [-x] [-r] [-s SOCKET] [-k PFKEY_SOCKET]
+ * usage: ipsecifd [-f] [-S] [-x] [-r] [-H] [-s SOCKET] [-k PFKEY_SOCKET]
  *                 [-p PIDFILE] [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
  *                 [-C mbedtls|openssl]
  */
@@ -70,7 +85,9 @@
 #if IPSECIF_ROUTER_OPENSSL
 #include "ipsecif_crypto_openssl.h"
 #endif
+#include "host_nft.h"
 #include "ipsecif_linux.h"
+#include "ipsecif_linux_host.h"
 #include "ipsecif_posix.h"
 #include "router_app.h"
 #include "router_cmd.h"
@@ -98,6 +115,18 @@ struct daemon {
     struct ipsecif_posix_pfkey pfkey; /* the PF_KEY socket */
     bool remove_on_exit;              /* -x: interfaces (and the filter) go with the daemon */
     bool filter;                      /* -r: the nftables table is installed */
+    bool host;                        /* -H: host traffic through ipsech0 */
+    struct ipsecif_linux_host hostm;  /* its device, routes and rules */
+    struct host_nft {
+        bool synced;        /* the table matches gen and ports */
+        uint32_t gen;       /* ipsecif_host_generation() it was built for */
+        uint16_t ports[16]; /* NAT-T ports it was built for */
+        size_t nports;
+        uint64_t retry; /* after a failed nft run: not before this (ms) */
+        char *text;     /* the script being built */
+        size_t cap;
+        char *applied; /* the script nft took last */
+    } nft;
 };
 
 static struct daemon d;
@@ -135,6 +164,141 @@ static void pfkey_deliver(void *user, uint32_t ep, const uint8_t *msg, size_t le
 {
     (void)user;
     ipsecif_posix_pfkey_deliver(&d.pfkey, ep, msg, len);
+}
+
+/* ---- Host mode (-H) ---- */
+
+static void deliver_host(void *user, const struct ipsecif_buf *pkt,
+                         const struct ipsecif_host_result *res)
+{
+    (void)user;
+    (void)res;
+    ipsecif_linux_host_deliver(&d.hostm, pkt);
+}
+
+static bool local_addr(void *user, const struct ipsecif_addr *a)
+{
+    (void)user;
+    return ipsecif_linux_host_local_addr(&d.hostm, a);
+}
+
+/* The NAT-T ports in use, each once. */
+static size_t natt_ports(uint16_t *out, size_t cap)
+{
+    size_t n = 0;
+    size_t i;
+    size_t k;
+
+    for (i = 0; i < d.lx.ntuns && n < cap; i++) {
+        const struct ipsecif_linux_tun *t = &d.lx.tuns[i];
+
+        if (t->ifp == NULL || t->natt_family == 0) {
+            continue;
+        }
+        for (k = 0; k < n && out[k] != t->natt_port; k++) {
+        }
+        if (k == n) {
+            out[n++] = t->natt_port;
+        }
+    }
+    return n;
+}
+
+/*
+ * Bring the table inet ipsecif_host up to date when what it mirrors
+ * changed: policies, per-socket policies or sysctls (the library's
+ * generation), or the NAT-T ports. nft runs only when the text differs.
+ * 0, or -1 when nft failed (tried again a second later).
+ */
+static int host_nft_sync(void)
+{
+    struct host_nft *h = &d.nft;
+    struct rtr_hostnft_opts opts;
+    uint16_t ports[16];
+    size_t nports;
+    uint32_t gen;
+    long len;
+
+    if (!d.host || d.ctx == NULL) {
+        return 0;
+    }
+    gen = ipsecif_host_generation(d.ctx);
+    nports = natt_ports(ports, sizeof(ports) / sizeof(ports[0]));
+    if (h->synced && gen == h->gen && nports == h->nports &&
+        memcmp(ports, h->ports, nports * sizeof(ports[0])) == 0) {
+        return 0;
+    }
+    if (h->retry != 0 && ipsecif_posix_now_ms() < h->retry) {
+        return -1;
+    }
+    memset(&opts, 0, sizeof(opts));
+    opts.dev = IPSECIF_LINUX_HOST_DEV;
+    opts.natt_ports = ports;
+    opts.n_natt = nports;
+    len = rtr_hostnft_build(d.ctx, &opts, h->text, h->cap);
+    if (len >= 0 && (size_t)len >= h->cap) {
+        char *bigger = realloc(h->text, (size_t)len + 1);
+
+        if (bigger == NULL) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: table %s: out of memory", RTR_HOSTNFT_TABLE);
+            h->retry = ipsecif_posix_now_ms() + 1000;
+            return -1;
+        }
+        h->text = bigger;
+        h->cap = (size_t)len + 1;
+        len = rtr_hostnft_build(d.ctx, &opts, h->text, h->cap);
+    }
+    if (len < 0 || (size_t)len >= h->cap) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: table %s could not be built", RTR_HOSTNFT_TABLE);
+        h->retry = ipsecif_posix_now_ms() + 1000;
+        return -1;
+    }
+    if (h->applied == NULL || strcmp(h->applied, h->text) != 0) {
+        char *copy;
+
+        if (ipsecif_linux_nft_run(h->text) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: table inet %s: %s", RTR_HOSTNFT_TABLE,
+                               errno == ENOENT ? "nft (nftables) not found in PATH"
+                                               : strerror(errno));
+            h->retry = ipsecif_posix_now_ms() + 1000;
+            return -1;
+        }
+        copy = strdup(h->text);
+        free(h->applied);
+        h->applied = copy; /* NULL: compared as changed next time */
+        ipsecif_posix_logf(IPSECIF_LOG_INFO, "host: table inet %s updated (generation %u)",
+                           RTR_HOSTNFT_TABLE, gen);
+    }
+    h->synced = true;
+    h->gen = gen;
+    h->nports = nports;
+    memcpy(h->ports, ports, nports * sizeof(ports[0]));
+    h->retry = 0;
+    return 0;
+}
+
+/* After each round of the event loop: control requests, PF_KEY messages
+ * and the timer are what change the policy. */
+static void on_round(void *arg)
+{
+    (void)arg;
+    (void)host_nft_sync();
+}
+
+static void host_stop(void)
+{
+    if (!d.host) {
+        return;
+    }
+    ipsecif_linux_host_close(&d.hostm, d.remove_on_exit);
+    if (d.remove_on_exit && ipsecif_linux_nft_run(rtr_hostnft_remove_script()) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: deleting table inet %s: %s", RTR_HOSTNFT_TABLE,
+                           strerror(errno));
+    }
+    free(d.nft.text);
+    free(d.nft.applied);
+    memset(&d.nft, 0, sizeof(d.nft));
+    d.host = false;
 }
 
 /* The crypto backend and its random source are chosen with -C before init. */
@@ -583,6 +747,11 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
         rtr_fail(&o, "unknown command '%s'", cmd);
     }
     memset(&r, 0, sizeof(r));
+    /* Before the reply: what the request changed is in force when the
+     * client reads "OK". */
+    if (host_nft_sync() < 0 && !o.failed) {
+        rtr_fail(&o, "host: table inet %s could not be updated (see the log)", RTR_HOSTNFT_TABLE);
+    }
     if (o.failed) {
         ipsecif_posix_logf(IPSECIF_LOG_INFO, "request failed: %s", o.err);
         rtr_ctl_error(c, "%s", o.err);
@@ -594,7 +763,7 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: ipsecifd [-f] [-S] [-x] [-r] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
+            "usage: ipsecifd [-f] [-S] [-x] [-r] [-H] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
             "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS] [-C %s]\n"
             "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
             "      devices stay and drop what is routed into them (fail closed): remove\n"
@@ -605,6 +774,11 @@ static void usage(void)
             "      'inet ipsecif', needs nft): cleartext to the interfaces' addresses\n"
             "      from other interfaces, and strict reverse-path filtering for\n"
             "      traffic from or into the tunnels\n"
+            "  -H  host traffic (this namespace's own and forwarded) through the\n"
+            "      ipsec(4) engine: policy routing into the TUN device ipsech0,\n"
+            "      cleartext inbound checked by the nftables table 'inet ipsecif_host'\n"
+            "      (needs nft); device, rules and table stay when the daemon stops\n"
+            "      (fail closed), -x removes them\n"
             "  -C  the crypto backend (default %s)\n",
 #if IPSECIF_ROUTER_OPENSSL
             "mbedtls|openssl",
@@ -642,6 +816,7 @@ static void shutdown_all(void)
 {
     size_t i;
 
+    host_stop();
     if (d.ctx != NULL) {
         ipsecif_posix_pfkey_close(&d.pfkey);
         for (i = 0; i < d.lx.ntuns; i++) {
@@ -678,6 +853,7 @@ int main(int argc, char **argv)
     bool use_syslog = false;
     bool remove_on_exit = false;
     bool filter = false;
+    bool host = false;
     int level = IPSECIF_LOG_INFO;
     const struct crypto_choice *crypto = &crypto_choices[0];
     int ready_fd = -1;
@@ -690,7 +866,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxrs:k:p:l:c:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrHs:k:p:l:c:C:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -703,6 +879,9 @@ int main(int argc, char **argv)
             break;
         case 'r':
             filter = true;
+            break;
+        case 'H':
+            host = true;
             break;
         case 's':
             sock_path = optarg;
@@ -745,6 +924,10 @@ int main(int argc, char **argv)
     }
     port.crypto = crypto->ops;
     port.random = crypto->random;
+    if (host) {
+        port.deliver_host = deliver_host;
+        port.local_addr = local_addr;
+    }
     rtr_log_open("ipsecifd", use_syslog, level);
     if (!foreground && rtr_daemonize(&ready_fd) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "daemonize: %s", strerror(errno));
@@ -753,6 +936,7 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     d.ctl.fd = -1;
     d.pfkey.fd = -1;
+    d.hostm.fd = -1;
     d.remove_on_exit = remove_on_exit;
     if (ipsecif_linux_init(&d.lx, cfg.max_interfaces) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "sockets: %s (needs CAP_NET_RAW and CAP_NET_ADMIN)",
@@ -787,6 +971,20 @@ int main(int argc, char **argv)
         d.filter = true;
         ipsecif_posix_logf(IPSECIF_LOG_INFO, "filter: nftables table inet %s installed",
                            IPSECIF_LINUX_FILTER_TABLE);
+    }
+    if (host) {
+        /* The table first: inbound cleartext is decided as the (empty)
+         * policy says before host traffic is routed to the daemon. */
+        d.host = true;
+        if (host_nft_sync() < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "-H: nftables table inet %s could not be made",
+                               RTR_HOSTNFT_TABLE);
+            goto fail;
+        }
+        if (ipsecif_linux_host_open(&d.hostm, &d.lx) < 0) {
+            goto fail;
+        }
+        ipsecif_posix_loop_set_idle(&d.lx.loop, on_round, NULL);
     }
     {
         /* PF_KEY programs read SA and policy times as Unix seconds. */
