@@ -45,8 +45,15 @@ extern "C" {
  * is refused, and so is IPsec the policy did not ask for only when the
  * policy is discard (more protection than asked is accepted, as KAME does).
  *
- * ipsecif_input() sends ESP and AH that no interface claims down the same
- * input path and hands the result to the port's deliver_host.
+ * An ESP SA with NAT-T ports (RFC 3948) puts a UDP header from those ports
+ * in front of ESP, in transport and tunnel mode; on input ESP in UDP is
+ * taken for such an SA when its SPI and ports match (a nonzero SPI: the
+ * zero marker is IKE's), and in transport mode the TCP or UDP checksum is
+ * recomputed for the addresses a NAT left (RFC 3948 section 3.1.2).
+ *
+ * ipsecif_input() sends ESP and AH that no interface claims, and ESP in
+ * UDP for a host SA, down the same input path and hands the result to the
+ * port's deliver_host.
  * @{
  */
 

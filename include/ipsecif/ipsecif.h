@@ -156,17 +156,19 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
 
 /**
  * @brief Process an outer packet whose IP header the socket removed (IPv6
- *        raw sockets): the library puts back an IP header made from meta
- *        (addresses, tos, ttl; no extension headers) and goes on as
+ *        raw sockets, UDP sockets): the library puts back an IP header made
+ *        from meta (addresses, tos, ttl; no extension headers), and for ESP
+ *        in UDP (meta's ports nonzero) a UDP header, and goes on as
  *        ipsecif_input(), so AH can check it and transport mode can hand
  *        the host a whole packet.
  * @param[in]     ctx   the context.
- * @param[in]     meta  outer addresses, tos and ttl (ports must be 0).
- * @param[in]     proto ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH.
- * @param[in,out] pkt   the payload after the IP header; needs 40 bytes of headroom.
+ * @param[in]     meta  outer addresses, tos and ttl; UDP ports for ESP in UDP, else 0.
+ * @param[in]     proto ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH (ports 0).
+ * @param[in,out] pkt   the payload after the IP (and UDP) header; needs 48
+ *                      bytes of headroom.
  * @param[in]     now   current time, ms.
- * @retval IPSECIF_ERR_ARG a NULL or invalid argument, another protocol, or
- *         a payload too long for one packet (not counted).
+ * @retval IPSECIF_ERR_ARG a NULL or invalid argument, another protocol, AH
+ *         with ports, or a payload too long for one packet (not counted).
  * @retval IPSECIF_ERR_NOROOM too little headroom (counted in in_noroom).
  * @return otherwise as ipsecif_input().
  */

@@ -424,6 +424,13 @@ int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now
             ipsecif_buf_push(pkt, meta.esp_off);
             return ipsecif_host_deliver(ctx, pkt, now);
         }
+        /* ESP in UDP for a host SA; keepalives and IKE go below. */
+        if (rc == IPSECIF_OK && proto == IPSECIF_IPPROTO_UDP &&
+            ipsecif_host_natt_ours(ctx, &meta, pkt) &&
+            ipsecif_if_lookup_outer(ctx, &meta.dst, &meta.src, meta.dport, meta.sport) == NULL) {
+            ipsecif_buf_push(pkt, meta.esp_off);
+            return ipsecif_host_deliver(ctx, pkt, now);
+        }
     }
     if (rc == IPSECIF_OK && proto == IPSECIF_IPPROTO_UDP &&
         ipsecif_if_lookup_outer(ctx, &meta.dst, &meta.src, meta.dport, meta.sport) == NULL) {
@@ -560,8 +567,9 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
     }
     memset(&ip, 0, sizeof(ip));
     ip.ifp = ipsecif_if_lookup_outer(ctx, &meta->dst, &meta->src, meta->dport, meta->sport);
-    if (ip.ifp == NULL && meta->sport == 0 && meta->dport == 0 && ctx->port->deliver_host != NULL) {
-        /* Host traffic: it needs its IP header back. */
+    if (ip.ifp == NULL && ctx->port->deliver_host != NULL &&
+        ((meta->sport == 0 && meta->dport == 0) || ipsecif_host_natt_ours(ctx, meta, pkt))) {
+        /* Host traffic: it needs its IP (and UDP) header back. */
         return ipsecif_input_payload(ctx, meta, IPSECIF_IPPROTO_ESP, pkt, now);
     }
     rc = in_natt(meta, pkt);

@@ -56,10 +56,11 @@ static void take_ports(struct ipsecif_selector *sel, const uint8_t *p, size_t of
  * The selector of a whole packet: addresses, the upper-layer protocol
  * behind the IPv6 extension headers (ESP and AH count as upper layers
  * here), ports or ICMP type and code. A later fragment has no ports.
- * *frag: the packet is a fragment. The buffer is trimmed to the length its
- * header gives.
+ * *frag: the packet is a fragment; *l4off: where the upper layer starts.
+ * The buffer is trimmed to the length its header gives.
  */
-static int host_selector(struct ipsecif_buf *pkt, struct ipsecif_selector *sel, bool *frag)
+static int host_selector(struct ipsecif_buf *pkt, struct ipsecif_selector *sel, bool *frag,
+                         size_t *l4off)
 {
     struct ipsecif_inner in;
     const uint8_t *p;
@@ -85,6 +86,7 @@ static int host_selector(struct ipsecif_buf *pkt, struct ipsecif_selector *sel, 
         memcpy(sel->dst.bytes, p + 16, 4);
         sel->ulproto = p[9];
         *frag = (fo & 0x3fff) != 0;
+        *l4off = hlen;
         if ((fo & 0x1fff) == 0) {
             take_ports(sel, p, hlen, pkt->len);
         }
@@ -98,6 +100,7 @@ static int host_selector(struct ipsecif_buf *pkt, struct ipsecif_selector *sel, 
         }
         sel->ulproto = c.nh;
         *frag = c.frag;
+        *l4off = c.off;
         if (!c.frag || c.frag_off == 0) {
             take_ports(sel, p, c.off, pkt->len);
         }
@@ -227,6 +230,59 @@ static int put_header(struct ipsecif_buf *pkt, const uint8_t *hdr,
     return IPSECIF_OK;
 }
 
+static bool is_natt(const struct ipsecif_sa *sa)
+{
+    return sa->natt_sport != 0 || sa->natt_dport != 0;
+}
+
+/* The TCP or UDP checksum of the segment at p + off (len bytes) of a
+ * packet whose addresses start at p + aoff, written at its place. */
+static void put_l4_csum(uint8_t *p, uint8_t family, size_t off, size_t len, uint8_t proto)
+{
+    size_t alen = ipsecif_addr_len(family);
+    size_t aoff = family == IPSECIF_AF_INET ? 12 : 8;
+    size_t at = off + (proto == IPSECIF_IPPROTO_TCP ? 16 : 6);
+    uint32_t sum;
+    uint16_t c;
+
+    p[at] = 0;
+    p[at + 1] = 0;
+    if (family == IPSECIF_AF_INET) {
+        sum = ipsecif_csum_add(0, p + aoff, 2 * alen);
+        sum += proto;
+        sum += (uint32_t)len;
+    } else {
+        sum = ipsecif_v6_pseudo(p + aoff, p + aoff + alen, (uint32_t)len, proto);
+    }
+    c = ipsecif_csum_fold(ipsecif_csum_add(sum, p + off, len));
+    if (c == 0 && proto == IPSECIF_IPPROTO_UDP) {
+        c = 0xffff;
+    }
+    ipsecif_store16(p + at, c);
+}
+
+/* RFC 3948 section 2.1: the UDP header in front of ESP, from the SA's
+ * ports; IPv4 leaves the checksum 0, IPv6 needs one (put_header fills it
+ * once the addresses are in front). */
+static int push_udp(struct ipsecif_buf *pkt, const struct ipsecif_sa *sa)
+{
+    size_t len = pkt->len + IPSECIF_UDP_HLEN;
+    uint8_t *u;
+
+    if (len > 0xffff) {
+        return IPSECIF_ERR_NOROOM;
+    }
+    u = ipsecif_buf_push(pkt, IPSECIF_UDP_HLEN);
+    if (u == NULL) {
+        return IPSECIF_ERR_NOROOM;
+    }
+    ipsecif_store16(u, sa->natt_sport);
+    ipsecif_store16(u + 2, sa->natt_dport);
+    ipsecif_store16(u + 4, (uint16_t)len);
+    ipsecif_store16(u + 6, 0);
+    return IPSECIF_OK;
+}
+
 static int esp_transport_out(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
                              struct ipsecif_buf *pkt)
 {
@@ -244,7 +300,7 @@ static int esp_transport_out(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
     }
     /* The ESP header, its IV and the IP header go in front: check before
      * a sequence number is spent. */
-    if (ipsecif_buf_headroom(pkt) < 8u + sa->iv_len) {
+    if (ipsecif_buf_headroom(pkt) < 8u + sa->iv_len + (is_natt(sa) ? IPSECIF_UDP_HLEN : 0)) {
         return IPSECIF_ERR_NOROOM;
     }
     memcpy(hdr, ipsecif_buf_data(pkt), l.pre);
@@ -254,7 +310,17 @@ static int esp_transport_out(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
     if (rc != IPSECIF_OK) {
         return rc;
     }
-    return put_header(pkt, hdr, &l, IPSECIF_IPPROTO_ESP);
+    if (!is_natt(sa)) {
+        return put_header(pkt, hdr, &l, IPSECIF_IPPROTO_ESP);
+    }
+    if ((rc = push_udp(pkt, sa)) != IPSECIF_OK ||
+        (rc = put_header(pkt, hdr, &l, IPSECIF_IPPROTO_UDP)) != IPSECIF_OK) {
+        return rc;
+    }
+    if (l.family == IPSECIF_AF_INET6) {
+        put_l4_csum(ipsecif_buf_data(pkt), l.family, l.pre, pkt->len - l.pre, IPSECIF_IPPROTO_UDP);
+    }
+    return IPSECIF_OK;
 }
 
 /* ESP at the layout l found; on success pkt holds the packet with ESP
@@ -296,15 +362,15 @@ static int tunnel_out(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
     otos = (uint8_t)((in.tos & 0xfc) | (ipsecif_ecn_encap(in.tos, true) & 3));
     if (req->proto == IPSECIF_IPPROTO_ESP) {
         /* Room for the outer header is checked before a sequence number is spent. */
-        if (ipsecif_buf_headroom(pkt) < 8u + sa->iv_len + IP6_HLEN) {
+        if (ipsecif_buf_headroom(pkt) < 8u + sa->iv_len + IP6_HLEN + IPSECIF_UDP_HLEN) {
             return IPSECIF_ERR_NOROOM;
         }
         rc = ipsecif_esp_output(ctx, sa, pkt, in.nh);
         if (rc != IPSECIF_OK) {
             return rc;
         }
-        return ipsecif_encap_outer(ctx, pkt, &req->tun_src, &req->tun_dst, 0, 0, otos, in.df,
-                                   &meta);
+        return ipsecif_encap_outer(ctx, pkt, &req->tun_src, &req->tun_dst, sa->natt_sport,
+                                   sa->natt_dport, otos, in.df, &meta);
     }
     rc = ipsecif_encap_outer(ctx, pkt, &req->tun_src, &req->tun_dst, 0, 0, otos, in.df, &meta);
     if (rc != IPSECIF_OK) {
@@ -335,7 +401,7 @@ static int find_sas(struct ipsecif_ctx *ctx, struct decision *d, const struct ip
             src = r->tun_src;
             dst = r->tun_dst;
         }
-        sas[i] = ipsecif_sadb_lookup_out(ctx, r, r->level, &src, &dst, 0, 0);
+        sas[i] = ipsecif_sadb_lookup_host(ctx, r, r->level, &src, &dst);
         if (sas[i] == NULL && r->level != IPSECIF_LEVEL_USE) {
             acquire(ctx, d, i, &src, &dst, now);
             return IPSECIF_ERR_NOSA;
@@ -392,10 +458,11 @@ static int host_out(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t n
     struct ipsecif_selector sel;
     struct decision d;
     bool frag = false;
+    size_t l4off = 0;
     uint8_t i;
     int rc;
 
-    rc = host_selector(pkt, &sel, &frag);
+    rc = host_selector(pkt, &sel, &frag, &l4off);
     if (rc != IPSECIF_OK) {
         return rc;
     }
@@ -499,11 +566,61 @@ static uint8_t outer_tos(const uint8_t *p)
     return (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
 }
 
+/*
+ * RFC 3948 section 3.1.2: in transport mode a NAT on the way changed the
+ * addresses the TCP or UDP checksum was computed with; recompute it over
+ * the addresses the packet has now (the ICV already vouched for the
+ * segment). A UDP checksum of 0 over IPv4 stays 0.
+ */
+static void fix_natt_csum(struct ipsecif_buf *pkt, const struct ipsecif_sec_layout *l, uint8_t nh)
+{
+    uint8_t *p = ipsecif_buf_data(pkt);
+    size_t len = pkt->len - l->pre;
+
+    if (nh == IPSECIF_IPPROTO_TCP && len >= 20) {
+        put_l4_csum(p, l->family, l->pre, len, nh);
+    } else if (nh == IPSECIF_IPPROTO_UDP && len >= 8 &&
+               (l->family == IPSECIF_AF_INET6 || ipsecif_load16(p + l->pre + 6) != 0)) {
+        put_l4_csum(p, l->family, l->pre, len, nh);
+    }
+}
+
+/*
+ * Is the UDP datagram at l4off ESP in UDP (RFC 3948) for one of our SAs: a
+ * nonzero SPI of an ESP SA with these ports? Then take the UDP header out
+ * (the packet then reads as plain ESP) and say so.
+ */
+static bool strip_natt(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
+                       const struct ipsecif_selector *sel, size_t l4off)
+{
+    uint8_t hdr[IPSECIF_AH_PRE_MAX];
+    struct ipsecif_sec_layout l;
+    const uint8_t *p = ipsecif_buf_data(pkt);
+    const struct ipsecif_sa *sa;
+    uint32_t spi;
+
+    if (pkt->len < l4off + IPSECIF_UDP_HLEN + 8 || l4off > sizeof(hdr)) {
+        return false;
+    }
+    spi = ipsecif_load32(p + l4off + IPSECIF_UDP_HLEN);
+    if (spi == 0) {
+        return false; /* IKE behind the non-ESP marker */
+    }
+    sa = sa_for(ctx, IPSECIF_IPPROTO_ESP, &sel->dst, spi);
+    if (sa == NULL || sa->natt_sport != sel->sport || sa->natt_dport != sel->dport ||
+        ipsecif_sec_layout(p, pkt->len, IPSECIF_IPPROTO_UDP, &l) != IPSECIF_OK || l.pre != l4off) {
+        return false;
+    }
+    memcpy(hdr, p, l.pre);
+    ipsecif_buf_pull(pkt, l.pre + IPSECIF_UDP_HLEN);
+    return put_header(pkt, hdr, &l, IPSECIF_IPPROTO_ESP) == IPSECIF_OK;
+}
+
 /* Remove the outermost ESP or AH header (proto) and, in tunnel mode, the
- * outer IP header; fill lay. */
+ * outer IP header; fill lay. udp: it came in UDP. */
 static int open_layer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
-                      const struct ipsecif_selector *sel, uint8_t proto, struct layer *lay,
-                      uint64_t now)
+                      const struct ipsecif_selector *sel, uint8_t proto, bool udp,
+                      struct layer *lay, uint64_t now)
 {
     struct ipsecif_sec_layout l;
     struct ipsecif_sa *sa;
@@ -525,8 +642,8 @@ static int open_layer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     if (sa == NULL) {
         return IPSECIF_ERR_BADSPI;
     }
-    if (sa->natt_sport != 0 || sa->natt_dport != 0) {
-        return IPSECIF_ERR_POLICY; /* a UDP-encapsulated SA seen without UDP */
+    if (is_natt(sa) != udp) {
+        return IPSECIF_ERR_POLICY; /* UDP-encapsulated or not, as the SA says */
     }
     if (proto == IPSECIF_IPPROTO_ESP) {
         rc = esp_transport_in(ctx, sa, pkt, &l, &nh);
@@ -549,6 +666,9 @@ static int open_layer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
                   sa->mode != IPSECIF_MODE_TRANSPORT;
     if (lay->tunnel) {
         return tunnel_in(pkt, hlen, tos, nh);
+    }
+    if (udp) {
+        fix_natt_csum(pkt, &l, nh);
     }
     return IPSECIF_OK;
 }
@@ -603,12 +723,20 @@ static int host_in(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t no
     struct decision d;
     unsigned n = 0;
     bool frag = false;
+    size_t l4off = 0;
     int rc;
 
     for (;;) {
-        rc = host_selector(pkt, &sel, &frag);
+        bool udp = false;
+
+        rc = host_selector(pkt, &sel, &frag, &l4off);
         if (rc != IPSECIF_OK) {
             return rc;
+        }
+        if (sel.ulproto == IPSECIF_IPPROTO_UDP && n == 0 && !frag &&
+            strip_natt(ctx, pkt, &sel, l4off)) {
+            udp = true;
+            sel.ulproto = IPSECIF_IPPROTO_ESP;
         }
         if (sel.ulproto != IPSECIF_IPPROTO_ESP && sel.ulproto != IPSECIF_IPPROTO_AH) {
             break;
@@ -617,7 +745,7 @@ static int host_in(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t no
             /* Deeper than any policy asks, or a fragment the host did not reassemble. */
             return IPSECIF_ERR_UNSUPPORTED;
         }
-        rc = open_layer(ctx, pkt, &sel, sel.ulproto, &lays[n], now);
+        rc = open_layer(ctx, pkt, &sel, sel.ulproto, udp, &lays[n], now);
         if (rc != IPSECIF_OK) {
             return rc;
         }
@@ -691,23 +819,42 @@ uint32_t ipsecif_host_generation(const struct ipsecif_ctx *ctx)
 
 /* ---- Payloads whose IP header a socket removed ---- */
 
+bool ipsecif_host_natt_ours(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                            const struct ipsecif_buf *pkt)
+{
+    const struct ipsecif_sa *sa;
+    uint32_t spi;
+
+    if (pkt->len < 8) {
+        return false;
+    }
+    spi = ipsecif_load32(ipsecif_buf_data(pkt));
+    if (spi == 0) {
+        return false;
+    }
+    sa = sa_for(ctx, IPSECIF_IPPROTO_ESP, &meta->dst, spi);
+    return sa != NULL && sa->natt_sport == meta->sport && sa->natt_dport == meta->dport;
+}
+
 int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
                           uint8_t proto, struct ipsecif_buf *pkt, uint64_t now)
 {
+    bool udp;
     size_t alen, hlen;
     uint8_t *h;
 
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || meta == NULL || !ipsecif_buf_valid(pkt) ||
         (proto != IPSECIF_IPPROTO_ESP && proto != IPSECIF_IPPROTO_AH) ||
-        meta->src.family != meta->dst.family || meta->sport != 0 || meta->dport != 0) {
+        meta->src.family != meta->dst.family) {
         return IPSECIF_ERR_ARG;
     }
+    udp = meta->sport != 0 || meta->dport != 0;
     alen = ipsecif_addr_len(meta->src.family);
-    if (alen == 0) {
+    if (alen == 0 || (udp && proto != IPSECIF_IPPROTO_ESP)) {
         return IPSECIF_ERR_ARG;
     }
-    hlen = alen == 4 ? IPSECIF_IP4_HLEN : IP6_HLEN;
-    if (pkt->len > 0xffff - (alen == 4 ? hlen : 0)) {
+    hlen = (alen == 4 ? IPSECIF_IP4_HLEN : IP6_HLEN) + (udp ? IPSECIF_UDP_HLEN : 0);
+    if (pkt->len > 0xffff - hlen) {
         return IPSECIF_ERR_ARG;
     }
     h = ipsecif_buf_push(pkt, hlen);
@@ -716,6 +863,14 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
         return IPSECIF_ERR_NOROOM;
     }
     memset(h, 0, hlen);
+    if (udp) {
+        uint8_t *u = h + hlen - IPSECIF_UDP_HLEN;
+
+        ipsecif_store16(u, meta->sport);
+        ipsecif_store16(u + 2, meta->dport);
+        ipsecif_store16(u + 4, (uint16_t)(pkt->len - (hlen - IPSECIF_UDP_HLEN)));
+        proto = IPSECIF_IPPROTO_UDP;
+    }
     if (alen == 4) {
         h[0] = 0x45;
         h[1] = meta->tos;
@@ -724,11 +879,11 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
         h[9] = proto;
         memcpy(h + 12, meta->src.bytes, 4);
         memcpy(h + 16, meta->dst.bytes, 4);
-        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, hlen)));
+        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, IPSECIF_IP4_HLEN)));
     } else {
         h[0] = (uint8_t)(0x60 | (meta->tos >> 4));
         h[1] = (uint8_t)(meta->tos << 4);
-        ipsecif_store16(h + 4, (uint16_t)(pkt->len - hlen));
+        ipsecif_store16(h + 4, (uint16_t)(pkt->len - IP6_HLEN));
         h[6] = proto;
         h[7] = meta->ttl;
         memcpy(h + 8, meta->src.bytes, 16);

@@ -73,6 +73,9 @@ void ipsecif_count_in_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, int 
 /* The host-traffic path (host.c) for a whole packet ipsecif_input() found
  * no interface for: ipsecif_host_input(), then the port's deliver_host. */
 int ipsecif_host_deliver(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now);
+/* Is the UDP payload in pkt ESP for a host SA with meta's ports (RFC 3948)? */
+bool ipsecif_host_natt_ours(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                            const struct ipsecif_buf *pkt);
 
 /* How long (ms) an interface's deeper nesting depth holds against
  * shallower packets, and the least time between two nesting log lines. */

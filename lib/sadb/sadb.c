@@ -507,9 +507,11 @@ static struct ipsecif_sa *find(struct ipsecif_ctx *ctx, uint8_t proto,
     return sa;
 }
 
+/* natt_any: any encapsulation (host traffic takes the ports from the SA);
+ * else ports 0 mean plain ESP and nonzero ones must match. */
 static bool out_usable(const struct ipsecif_sa *sa, const struct ipsecif_ipsecreq *req, bool unique,
                        const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
-                       uint16_t sport, uint16_t dport)
+                       uint16_t sport, uint16_t dport, bool natt_any)
 {
     if (sa->state != IPSECIF_SA_MATURE && sa->state != IPSECIF_SA_DYING) {
         return false;
@@ -523,6 +525,9 @@ static bool out_usable(const struct ipsecif_sa *sa, const struct ipsecif_ipsecre
     if (!ipsecif_addr_eq(&sa->src, src) || !ipsecif_addr_eq(&sa->dst, dst)) {
         return false;
     }
+    if (natt_any) {
+        return true;
+    }
     /* Without NAT-T ports the SA must not be UDP-encapsulated either. */
     if (sport != 0 || dport != 0) {
         return sa->natt_sport == sport && sa->natt_dport == dport;
@@ -530,11 +535,10 @@ static bool out_usable(const struct ipsecif_sa *sa, const struct ipsecif_ipsecre
     return sa->natt_sport == 0 && sa->natt_dport == 0;
 }
 
-struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
-                                           const struct ipsecif_ipsecreq *req, uint8_t level,
-                                           const struct ipsecif_addr *src,
-                                           const struct ipsecif_addr *dst, uint16_t sport,
-                                           uint16_t dport)
+static struct ipsecif_sa *lookup_out(struct ipsecif_ctx *ctx, const struct ipsecif_ipsecreq *req,
+                                     uint8_t level, const struct ipsecif_addr *src,
+                                     const struct ipsecif_addr *dst, uint16_t sport, uint16_t dport,
+                                     bool natt_any)
 {
     bool unique = level == IPSECIF_LEVEL_UNIQUE;
     struct ipsecif_sa *mature = NULL;
@@ -550,7 +554,7 @@ struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
         sa = ctx->sadb.pair_hash[pair_bucket(ctx, req->proto, src, dst)];
     }
     for (; sa != NULL; sa = unique ? sa->reqid_next : sa->pair_next) {
-        if (!out_usable(sa, req, unique, src, dst, sport, dport)) {
+        if (!out_usable(sa, req, unique, src, dst, sport, dport, natt_any)) {
             continue;
         }
         /* Newest first, as KAME with prefered_oldsa = 0: after a rekey the
@@ -564,6 +568,23 @@ struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
         }
     }
     return mature != NULL ? mature : dying;
+}
+
+struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
+                                           const struct ipsecif_ipsecreq *req, uint8_t level,
+                                           const struct ipsecif_addr *src,
+                                           const struct ipsecif_addr *dst, uint16_t sport,
+                                           uint16_t dport)
+{
+    return lookup_out(ctx, req, level, src, dst, sport, dport, false);
+}
+
+struct ipsecif_sa *ipsecif_sadb_lookup_host(struct ipsecif_ctx *ctx,
+                                            const struct ipsecif_ipsecreq *req, uint8_t level,
+                                            const struct ipsecif_addr *src,
+                                            const struct ipsecif_addr *dst)
+{
+    return lookup_out(ctx, req, level, src, dst, 0, 0, true);
 }
 
 /* ---- Use and expiry ---- */

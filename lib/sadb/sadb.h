@@ -114,6 +114,12 @@ struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
                                            const struct ipsecif_addr *src,
                                            const struct ipsecif_addr *dst, uint16_t sport,
                                            uint16_t dport);
+/* The same for host traffic: UDP-encapsulated or not, the SA says (its
+ * NAT-T ports go on the wire). */
+struct ipsecif_sa *ipsecif_sadb_lookup_host(struct ipsecif_ctx *ctx,
+                                            const struct ipsecif_ipsecreq *req, uint8_t level,
+                                            const struct ipsecif_addr *src,
+                                            const struct ipsecif_addr *dst);
 /* Count use of an SA (bytes, first use); raises soft/hard EXPIRE on byte limits.
  * Returns false if the SA died. */
 bool ipsecif_sadb_account(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, size_t bytes,

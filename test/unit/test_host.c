@@ -615,6 +615,165 @@ static void test_input_dispatch(void **state)
     assert_int_equal(p->b.mock->n_host, 2);
 }
 
+/* Add an SA to one context only (NAT-T: each end sees other addresses). */
+static void sa_one(struct test_ctx *t, uint32_t spi, const char *src, const char *dst, uint8_t mode,
+                   uint16_t sport, uint16_t dport)
+{
+    struct ipsecif_sa_params sp;
+
+    memset(&sp, 0, sizeof(sp));
+    sp.proto = IPSECIF_IPPROTO_ESP;
+    sp.mode = mode;
+    sp.spi = spi;
+    sp.src = test_addr(src);
+    sp.dst = test_addr(dst);
+    sp.natt_sport = sport;
+    sp.natt_dport = dport;
+    sp.replay_window = 64;
+    sp.ealg = IPSECIF_EALG_AES_GCM16;
+    sp.ekey = gcm_key;
+    sp.ekey_len = sizeof(gcm_key);
+    assert_int_equal(ipsecif_sa_add(t->ctx, &sp, 1000), IPSECIF_OK);
+}
+
+/* One's complement sum check of the IPv4 UDP datagram in p: 0 when sound. */
+static uint16_t udp4_check(const uint8_t *p, size_t len)
+{
+    uint32_t sum = 0;
+    size_t i, ulen = len - 20;
+
+    for (i = 12; i < 20; i += 2) {
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    }
+    sum += IPSECIF_IPPROTO_UDP + (uint32_t)ulen;
+    for (i = 20; i + 1 < len; i += 2) {
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    }
+    if (i < len) {
+        sum += (uint32_t)(p[i] << 8);
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}
+
+/*
+ * RFC 3948 through a NAT: a (192.0.2.1) sends ESP in UDP from port 4500,
+ * a NAT rewrites the outer source to 198.51.100.9:1024; b opens it from
+ * the UDP datagram, whole or as a socket's payload, and fixes the inner
+ * UDP checksum for the addresses it sees. Keepalives and IKE stay out.
+ */
+static void test_natt_transport(void **state)
+{
+    struct pair *p = *state;
+    struct ipsecif_policy out = pol(A4, 32, B4, 32, IPSECIF_DIR_OUT, IPSECIF_ACTION_IPSEC);
+    struct ipsecif_policy in =
+        pol("198.51.100.9", 32, B4, 32, IPSECIF_DIR_IN, IPSECIF_ACTION_IPSEC);
+    struct ipsecif_outer_meta meta;
+    struct test_buf tb, copy;
+    uint8_t *w, *d;
+    uint8_t ka = 0xff;
+
+    sa_one(&p->a, 0x8001, A4, B4, IPSECIF_MODE_TRANSPORT, 4500, 4500);
+    sa_one(&p->b, 0x8001, "198.51.100.9", B4, IPSECIF_MODE_TRANSPORT, 1024, 4500);
+    add_req(&out, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_TRANSPORT, IPSECIF_LEVEL_REQUIRE, NULL, NULL);
+    add_req(&in, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_TRANSPORT, IPSECIF_LEVEL_REQUIRE, NULL, NULL);
+    add_pol(&p->a, &out);
+    add_pol(&p->b, &in);
+
+    build_udp(&tb, A4, B4, 1111, 2222);
+    w = ipsecif_buf_data(&tb.b);
+    w[26] = 0;
+    w[27] = 0;
+    {
+        uint16_t c = udp4_check(w, tb.b.len);
+
+        w[26] = (uint8_t)(c >> 8);
+        w[27] = (uint8_t)c;
+    }
+    assert_int_equal(udp4_check(w, tb.b.len), 0);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, NULL), IPSECIF_OK);
+    w = ipsecif_buf_data(&tb.b);
+    assert_int_equal(w[9], IPSECIF_IPPROTO_UDP);
+    assert_int_equal(w[20] << 8 | w[21], 4500);
+    assert_int_equal(w[22] << 8 | w[23], 4500);
+    assert_int_equal(w[28] << 8 | w[29], 0x0000); /* SPI high half, not a marker */
+    /* The NAT. */
+    memcpy(w + 12, test_addr("198.51.100.9").bytes, 4);
+    w[20] = 1024 >> 8;
+    w[21] = 1024 & 0xff;
+    w[10] = w[11] = 0;
+    {
+        uint32_t sum = 0;
+        size_t i;
+
+        for (i = 0; i < 20; i += 2) {
+            sum += (uint32_t)(w[i] << 8 | w[i + 1]);
+        }
+        while (sum >> 16) {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        w[10] = (uint8_t)(~sum >> 8);
+        w[11] = (uint8_t)~sum;
+    }
+    test_buf_set(&copy, HEADROOM, w, tb.b.len);
+    assert_int_equal(ipsecif_input(p->b.ctx, &tb.b, 2000), IPSECIF_OK);
+    assert_int_equal(p->b.mock->n_host, 1);
+    d = p->b.mock->host[0].data;
+    assert_int_equal(d[9], IPSECIF_IPPROTO_UDP);
+    assert_int_equal(d[20] << 8 | d[21], 1111);
+    assert_memory_equal(d + 12, test_addr("198.51.100.9").bytes, 4);
+    assert_int_equal(udp4_check(d, p->b.mock->host[0].len), 0);
+
+    /* The same packet again, as a NAT-T socket's payload: a replay now. */
+    memset(&meta, 0, sizeof(meta));
+    meta.family = IPSECIF_AF_INET;
+    meta.src = test_addr("198.51.100.9");
+    meta.dst = test_addr(B4);
+    meta.sport = 1024;
+    meta.dport = 4500;
+    meta.ttl = 60;
+    ipsecif_buf_pull(&copy.b, 28);
+    assert_int_equal(ipsecif_input_esp(p->b.ctx, &meta, &copy.b, 2000), IPSECIF_ERR_REPLAY);
+
+    /* A keepalive is consumed; IKE behind the marker is the host's. */
+    test_buf_set(&copy, HEADROOM, &ka, 1);
+    assert_int_equal(ipsecif_input_esp(p->b.ctx, &meta, &copy.b, 2000), IPSECIF_OK);
+    assert_int_equal(ipsecif_stats_get(p->b.ctx)->in_natt_keepalive, 1);
+    build_udp(&copy, "198.51.100.9", B4, 1024, 4500);
+    memset(ipsecif_buf_data(&copy.b) + 28, 0, 4);
+    assert_int_equal(ipsecif_input(p->b.ctx, &copy.b, 2000), IPSECIF_ERR_PROTO);
+    assert_int_equal(p->b.mock->n_host, 1);
+
+    /* Plain ESP on the UDP-encapsulated SA is refused. */
+    build_udp(&tb, A4, B4, 1111, 2222);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, NULL), IPSECIF_OK);
+    w = ipsecif_buf_data(&tb.b);
+    memcpy(w + 12, test_addr("198.51.100.9").bytes, 4);
+    ipsecif_buf_pull(&tb.b, 28);
+    meta.sport = meta.dport = 0;
+    assert_int_equal(ipsecif_input_payload(p->b.ctx, &meta, IPSECIF_IPPROTO_ESP, &tb.b, 2000),
+                     IPSECIF_ERR_POLICY);
+}
+
+/* Tunnel mode in UDP over IPv6 (its UDP checksum must be sound). */
+static void test_natt_tunnel6(void **state)
+{
+    struct pair *p = *state;
+    struct test_buf tb;
+    uint8_t orig[256];
+    size_t len;
+
+    sa_one(&p->a, 0x8101, A6, B6, IPSECIF_MODE_TUNNEL, 4500, 4500);
+    sa_one(&p->b, 0x8101, A6, B6, IPSECIF_MODE_TUNNEL, 4500, 4500);
+    pol_both(p, "192.0.2.128", "198.51.100.0", 24, IPSECIF_IPPROTO_ESP, 0, IPSECIF_MODE_TUNNEL,
+             IPSECIF_LEVEL_REQUIRE, A6, B6);
+    test_build_ping(&tb, HEADROOM, "192.0.2.130", "198.51.100.7", 30, 0);
+    copy_pkt(&tb, orig, &len);
+    round_trip(p, &tb, orig, len, IPSECIF_IPPROTO_UDP, 1, 1);
+}
+
 static void test_generation(void **state)
 {
     struct pair *p = *state;
@@ -667,6 +826,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_input_dispatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_natt_transport, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_natt_tunnel6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
     };
