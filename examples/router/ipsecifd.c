@@ -287,11 +287,13 @@ static void on_round(void *arg)
 
 static void host_stop(void)
 {
+    bool owned = d.hostm.fd >= 0; /* else another daemon's, or never made */
+
     if (!d.host) {
         return;
     }
     ipsecif_linux_host_close(&d.hostm, d.remove_on_exit);
-    if (d.remove_on_exit && ipsecif_linux_nft_run(rtr_hostnft_remove_script()) < 0) {
+    if (owned && d.remove_on_exit && ipsecif_linux_nft_run(rtr_hostnft_remove_script()) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: deleting table inet %s: %s", RTR_HOSTNFT_TABLE,
                            strerror(errno));
     }
@@ -973,15 +975,15 @@ int main(int argc, char **argv)
                            IPSECIF_LINUX_FILTER_TABLE);
     }
     if (host) {
-        /* The table first: inbound cleartext is decided as the (empty)
-         * policy says before host traffic is routed to the daemon. */
+        /* The device first: a second daemon fails there, before it could
+         * replace the first one's table. */
         d.host = true;
+        if (ipsecif_linux_host_open(&d.hostm, &d.lx) < 0) {
+            goto fail;
+        }
         if (host_nft_sync() < 0) {
             ipsecif_posix_logf(IPSECIF_LOG_ERR, "-H: nftables table inet %s could not be made",
                                RTR_HOSTNFT_TABLE);
-            goto fail;
-        }
-        if (ipsecif_linux_host_open(&d.hostm, &d.lx) < 0) {
             goto fail;
         }
         ipsecif_posix_loop_set_idle(&d.lx.loop, on_round, NULL);

@@ -103,7 +103,9 @@ struct ipsecif_linux_host {
  * Call after ipsecif_linux_set_ctx(). What is already there (rules and
  * routes of an earlier run) is no error.
  * @return 0, or -1 with errno set; what was installed stays (it drops, it
- *         does not leak), until ipsecif_linux_host_close(h, true).
+ *         does not leak), until ipsecif_linux_host_close(h, true). When
+ *         the device could not be had (EBUSY: another process holds it),
+ *         nothing was installed and close leaves everything as it is.
  */
 int ipsecif_linux_host_open(struct ipsecif_linux_host *h, struct ipsecif_linux *lx);
 

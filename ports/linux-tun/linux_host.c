@@ -413,6 +413,8 @@ int ipsecif_linux_host_open(struct ipsecif_linux_host *h, struct ipsecif_linux *
     if (dev_open(h) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: TUN device %s: %s", IPSECIF_LINUX_HOST_DEV,
                            errno == EBUSY ? "in use by another process" : strerror(errno));
+        /* Not ours (another daemon's, perhaps): close must not touch it. */
+        h->lx = NULL;
         return -1;
     }
     /* Routes of a device without a process stay in use (they drop); IPv6

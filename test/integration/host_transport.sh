@@ -343,6 +343,19 @@ phase() {
         fail "$name: A took in little with IPsec"
 }
 
+step "a second ipsecifd -H -x in A is refused and leaves the first one's device, rules and table"
+{ sas_esp_gcm; policies A "esp/transport//require" in; } | ctl A setkey -c
+rc=0
+timeout 10 ip netns exec "$NSA" "$IPSECIFD" -f -H -x -s "$WORK/A2.sock" -p "$WORK/A2.pid" \
+    </dev/null >"$WORK/A2.log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "the second daemon exited $rc"
+grepq 'ipsech0: in use by another process' "$WORK/A2.log" || fail "no EBUSY in the second daemon's log"
+in_ns "$NSA" ip rule | grepq '^103:.*lookup 18768' || fail "the second daemon removed the rules"
+in_ns "$NSA" nft list chain inet ipsecif_host prerouting | grepq 'comment "policy in' ||
+    fail "the second daemon replaced the table"
+ctl A setkey -FP
+ctl A setkey -F
+
 phase esp-gcm "esp" sas_esp_gcm "esp/transport//require"
 phase esp-cbc-sha256 "esp" sas_esp_cbc "esp/transport//require"
 phase ah-sha256 "ah" sas_ah "ah/transport//require"
