@@ -87,21 +87,24 @@ PROTO_NUM = {'esp': 50, 'ah': 51}
 ND_TYPES = range(133, 138)
 
 
-def case(topo, sec, kind='traffic', fams=('4', '6'), esn=False):
+def case(topo, sec, kind='traffic', fams=('4', '6'), esn=False, wrap=False):
     """topo: transport, tunnel-host or tunnel-fwd; sec: (protocol,
-    algorithm) pairs, innermost first, as the policy's request list."""
-    return dict(topo=topo, sec=sec, kind=kind, fams=list(fams), esn=esn)
+    algorithm) pairs, innermost first, as the policy's request list; wrap:
+    the peer's sequence numbers jump to just below 2^32 and cross it (ESN),
+    so the router must infer a high half of 1."""
+    return dict(topo=topo, sec=sec, kind=kind, fams=list(fams), esn=esn, wrap=wrap)
 
 
 CASES = {
     'transport-esp-gcm': case('transport', [('esp', 'gcm')]),
     'transport-esp-cbc-sha256': case('transport', [('esp', 'cbc-sha256')]),
-    'transport-esp-esn-cbc-sha256': case('transport', [('esp', 'cbc-sha256')], esn=True),
-    'transport-esp-esn-gcm': case('transport', [('esp', 'gcm')], esn=True),
+    'transport-esp-esn-wrap-cbc-sha256': case('transport', [('esp', 'cbc-sha256')], esn=True,
+                                              wrap=True),
+    'transport-esp-esn-wrap-gcm': case('transport', [('esp', 'gcm')], esn=True, wrap=True),
     'transport-ah-sha1': case('transport', [('ah', 'sha1')]),
     'transport-ah-sha256': case('transport', [('ah', 'sha256')]),
     'transport-ah-sha512': case('transport', [('ah', 'sha512')]),
-    'transport-ah-esn-sha256': case('transport', [('ah', 'sha256')], esn=True),
+    'transport-ah-esn-wrap-sha512': case('transport', [('ah', 'sha512')], esn=True, wrap=True),
     'tunnel-host-esp-gcm': case('tunnel-host', [('esp', 'gcm')]),
     'tunnel-fwd-esp-cbc-sha256': case('tunnel-fwd', [('esp', 'cbc-sha256')]),
     'tunnel-host-ah-sha256': case('tunnel-host', [('ah', 'sha256')]),
@@ -585,7 +588,17 @@ def case_traffic(lab):
         if bad_ping:
             raise Failure(bad_ping)
         log('-- IPv%s: the peer pings %s' % (fam, f['remote']))
-        lab.peer_cmd('ping', flow=flow, count=3)
+        if c['wrap']:
+            # A receiver infers the high half from the top of its window
+            # (RFC 4303 Appendix A2.1): a first jump gets that top above
+            # the window's size, the second goes to just below 2^32; the
+            # first UDP datagram then has the number 2^32 (low half 0).
+            lab.peer_cmd('setseq', flow=flow, seq=1000)
+            lab.peer_cmd('ping', flow=flow, count=1)
+            lab.peer_cmd('setseq', flow=flow, seq=(1 << 32) - 2)
+            lab.peer_cmd('ping', flow=flow, count=2)
+        else:
+            lab.peer_cmd('ping', flow=flow, count=3)
         log('-- IPv%s: the peer sends UDP to %s port %d' % (fam, f['remote'], UDP_PORT))
         lab.peer_cmd('udp', flow=flow, count=2)
     after = lab.stats()
@@ -605,6 +618,13 @@ def case_traffic(lab):
             raise Failure('%s failures counted during clean traffic' % what)
     check_wire(lab, report, {fam: 8 for fam in c['fams']})
     check_sas(lab, report, 8, 8)
+    if c['wrap']:
+        for name, s in sorted(report['sas'].items()):
+            if s['dir'] == 'out' and s['next_seq'] != (1 << 32) + 2:
+                raise Failure('%s did not cross 2^32: next sequence number 0x%x' %
+                              (name, s['next_seq']))
+        log('the peer\'s SAs crossed 2^32: the router took sequence numbers 0x%x and 0x%x' %
+            ((1 << 32), (1 << 32) + 1))
 
 
 def case_negative(lab):

@@ -14,7 +14,8 @@ The configuration is a JSON file (written by host_interop.py):
            router -> peer), mode (transport|tunnel), src and dst (the
            packet's addresses in transport mode, the tunnel's endpoints in
            tunnel mode), crypt and auth (scapy names or null), ekey and akey
-           (hex), esn (64-bit sequence numbers)
+           (hex), esn (64-bit sequence numbers), seq (the first sequence
+           number, 1 by default)
   flows    by name: family, local (the peer's side, or a host behind the
            gateway), remote (the router's side), out (SPIs applied to what
            the peer sends, innermost first) and in (SPIs that must have
@@ -25,10 +26,14 @@ The configuration is a JSON file (written by host_interop.py):
 Commands arrive on stdin, one JSON object a line, {"cmd": NAME, ...}:
   respond  flow, count, timeout: answer `count` echo requests that arrive
            on the flow, protected as the flow says.
-  ping     flow, count: send protected echo requests to the flow's remote
-           address; each must be answered by a matching, protected reply.
+  ping     flow, count[, size]: send protected echo requests (size bytes
+           of data, 48 by default; the protected packet is fragmented when
+           the link needs it) to the flow's remote address; each must be
+           answered by a matching, protected reply.
   udp      flow, count: the same with UDP datagrams to udp_port, which the
            router side echoes.
+  setseq   flow, seq: the next sequence number of the flow's outbound SAs
+           (a jump forward; with ESN it may be 2^32 or more).
   replay   flow: one echo request (answered), then the same bytes again
            (must not be answered).
   tamper   flow: an echo request with an ICV byte flipped, one with a
@@ -47,12 +52,14 @@ prints READY, runs the command, and prints DONE with a JSON result whose
 "errors" list is empty when the command's expectations held. Every
 protected packet from the router is opened: an unknown SPI, a failed ICV,
 a sequence number that does not grow, SAs other than the flow's, a bad
-inner checksum or cleartext on a protected flow is an error.
+inner checksum or cleartext on a protected flow (neighbour discovery
+aside) is an error.
 
 `host_peer.py --selftest` checks this script's own packets without a
-network: each configuration protects packets that the mirrored one opens,
-tampered packets fail, and the AH ICVs equal ones computed here by hand
-from RFC 4302's rules (not through scapy's mutable-field code).
+network: each configuration (ESN also from just below 2^32, so the high
+half becomes 1) protects packets that the mirrored one opens, tampered
+packets fail, and the AH ICVs equal ones computed here by hand from RFC
+4302's rules (not through scapy's mutable-field code).
 """
 
 import hmac
@@ -66,9 +73,10 @@ import sys
 import time
 
 try:
-    from scapy.all import IP, UDP, ICMP, IPv6, Raw, raw
+    from scapy.all import IP, UDP, ICMP, IPv6, Raw, fragment, raw
     from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, IPv6ExtHdrDestOpt,
-                                    IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
+                                    IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
+                                    fragment6)
     from scapy.layers.ipsec import (AH, ESP, SecurityAssociation, IPSecIntegrityError,
                                     zero_mutable_fields)
 except ImportError as e:
@@ -88,6 +96,8 @@ IPV6_EXT = (0, 43, 60)
 # Seconds a packet that must not be answered is given to be answered all
 # the same (answers on the veth take a few milliseconds).
 QUIET = 0.6
+# The veth's MTU.
+LINK_MTU = 1500
 
 # scapy 2.5 leaves the high sequence bits out of ESP's HMAC ICVs (it only
 # puts them into AEAD AAD), so with ESN and an HMAC this script computes and
@@ -178,7 +188,8 @@ def wire_summary(data):
 
 
 class PeerSA:
-    """One SA of the peer."""
+    """One SA of the peer. Sequence numbers are kept whole (64 bits with
+    ESN); the wire carries the low half."""
 
     def __init__(self, d):
         self.proto = d['proto']
@@ -191,9 +202,14 @@ class PeerSA:
         self.auth = d.get('auth')
         self.akey = bytes.fromhex(d['akey']) if d.get('akey') else None
         ekey = bytes.fromhex(d['ekey']) if d.get('ekey') else None
-        self.next_seq = 1
-        self.last_seq = 0
+        # Outbound: the first number to send (a run may start just below
+        # 2^32 to cross into the next half with ESN); inbound: the last one
+        # seen, the top of the window.
+        self.first_seq = d.get('seq', 1)
+        self.next_seq = self.first_seq
+        self.last_seq = self.first_seq - 1
         self.opened = 0
+        self.sent = 0
         hdr = None
         if self.mode == 'tunnel':
             hdr = IP(src=self.src, dst=self.dst) if ':' not in self.src else IPv6(
@@ -214,25 +230,36 @@ class PeerSA:
         else:
             raise ValueError('proto %r' % self.proto)
 
-    def _esp_icv(self, esp_bytes):
+    def _esp_icv(self, esp_bytes, high):
         name, size = HMAC_DIGEST[self.auth]
-        return hmac.new(self.akey, esp_bytes + struct.pack('!L', 0), name).digest()[:size]
+        return hmac.new(self.akey, esp_bytes + struct.pack('!L', high), name).digest()[:size]
+
+    def _use_seq(self, sa, seq):
+        # scapy takes a sequence number of 0 in an argument for "none given",
+        # so the numbers go in through the SA's own fields.
+        sa.seq_num = seq & 0xffffffff
+        sa.esn = seq >> 32
 
     def protect(self, pkt, seq=None):
         """pkt protected by this SA (a new scapy packet)."""
         if seq is None:
             seq = self.next_seq
             self.next_seq += 1
+        if not self.esn and seq > 0xffffffff:
+            raise ValueError('sequence number %d without ESN' % seq)
+        self.sent += 1
         if self.proto == 'esp' and self.own_hmac:
-            out = self.sa_noauth.encrypt(pkt, seq_num=seq)
-            out[ESP].data += self._esp_icv(raw(out[ESP]))
+            self._use_seq(self.sa_noauth, seq)
+            out = self.sa_noauth.encrypt(pkt)
+            out[ESP].data += self._esp_icv(raw(out[ESP]), seq >> 32)
         else:
-            out = self.sa.encrypt(pkt, seq_num=seq)
+            self._use_seq(self.sa, seq)
+            out = self.sa.encrypt(pkt)
             if self.proto == 'ah' and ESP in out:
-                out = self._ah_over_esp(out)
+                out = self._ah_over_esp(out, seq >> 32)
         return fix_lengths(out)
 
-    def _ah_over_esp(self, out):
+    def _ah_over_esp(self, out, high):
         # scapy 2.5 signs a packet that has an ESP layer as ESP, even when
         # AH is being added over it (a bundle): it appends an ESP ICV and
         # leaves AH's zero. Undo that and sign AH as scapy does for AH
@@ -240,19 +267,35 @@ class PeerSA:
         name, size = HMAC_DIGEST[self.auth]
         out[ESP].data = out[ESP].data[:-size]
         clone = zero_mutable_fields(out.copy(), sending=True)
-        data = raw(clone) + (struct.pack('!L', 0) if self.esn else b'')
+        data = raw(clone) + (struct.pack('!L', high) if self.esn else b'')
         out[AH].icv = hmac.new(self.akey, data, name).digest()[:size]
         return out
 
-    def open(self, pkt):
-        """The packet with this SA's header removed; raises
-        IPSecIntegrityError when the ICV does not verify."""
+    def whole_seq(self, low):
+        """The whole sequence number of a received low half: with ESN the
+        high half as RFC 4303 Appendix A2.1 infers it from the window's
+        top (a window of 64)."""
+        if not self.esn:
+            return low
+        w = 64
+        th, tl = self.last_seq >> 32, self.last_seq & 0xffffffff
+        if tl >= w - 1:
+            high = th if low >= tl - w + 1 else th + 1
+        else:
+            high = th - 1 if th > 0 and low >= (tl - w + 1) % (1 << 32) else th
+        return (high << 32) | low
+
+    def open(self, pkt, seq):
+        """The packet with this SA's header removed; seq: its whole
+        sequence number. Raises IPSecIntegrityError when the ICV does not
+        verify."""
         pkt = pkt.copy()
+        self.sa.esn = seq >> 32
         if self.proto == 'esp' and self.own_hmac:
             size = HMAC_DIGEST[self.auth][1]
             esp = raw(pkt[ESP])
-            if len(esp) < 8 + size or not hmac.compare_digest(esp[-size:],
-                                                              self._esp_icv(esp[:-size])):
+            if len(esp) < 8 + size or not hmac.compare_digest(
+                    esp[-size:], self._esp_icv(esp[:-size], seq >> 32)):
                 raise IPSecIntegrityError('ICV mismatch (ESN HMAC)')
             inner = self.sa.decrypt(pkt, verify=False)
         else:
@@ -310,17 +353,18 @@ class Engine:
             if (norm(cur.src), norm(cur.dst)) != (sa.src, sa.dst):
                 self.error('%s: the SA is for %s -> %s' % (where, sa.src, sa.dst))
                 return None
+            seq = sa.whole_seq(seq)
             if seq <= sa.last_seq:
-                self.error('%s: sequence number after %d' % (where, sa.last_seq))
-            sa.last_seq = max(seq, sa.last_seq)
+                self.error('%s: sequence number %d after %d' % (where, seq, sa.last_seq))
             try:
-                cur = sa.open(cur)
+                cur = sa.open(cur, seq)
             except IPSecIntegrityError as e:
                 self.error('%s: integrity check failed: %s' % (where, e))
                 return None
             except Exception as e:  # malformed: scapy raises whatever it meets
                 self.error('%s: cannot be opened: %r' % (where, e))
                 return None
+            sa.last_seq = max(seq, sa.last_seq)
             sa.opened += 1
             chain.append(spi)
         self.error('more than 4 IPsec headers')
@@ -365,8 +409,8 @@ class Engine:
     def sa_report(self):
         rep = {}
         for sa in list(self.out.values()) + list(self.inn.values()):
-            rep['%s-0x%x' % (sa.proto, sa.spi)] = dict(dir=sa.dir, sent=sa.next_seq - 1,
-                                                      opened=sa.opened)
+            rep['%s-0x%x' % (sa.proto, sa.spi)] = dict(dir=sa.dir, opened=sa.opened,
+                                                      sent=sa.sent, next_seq=sa.next_seq)
         return rep
 
 
@@ -442,11 +486,24 @@ class Peer(Engine):
             s.setblocking(False)
 
     def send(self, data):
+        """Send a whole packet; one larger than the link takes is sent in
+        fragments (raw sockets do not fragment what they are given)."""
         v = data[0] >> 4
-        if v == 4:
-            self.tx[4].sendto(data, (socket.inet_ntop(socket.AF_INET, data[16:20]), 0))
+        if len(data) <= LINK_MTU:
+            frags = [data]
+        elif v == 4:
+            frags = [raw(x) for x in fragment(IP(data), fragsize=LINK_MTU - 60)]
         else:
-            self.tx[6].sendto(data, (socket.inet_ntop(socket.AF_INET6, data[24:40]), 0, 0, 0))
+            h = IPv6(data[:40])
+            pkt = IPv6(src=h.src, dst=h.dst, tc=h.tc, fl=h.fl, hlim=h.hlim) / IPv6ExtHdrFragment(
+                nh=data[6], id=int.from_bytes(os.urandom(4), 'big')) / Raw(data[40:])
+            frags = [raw(x) for x in fragment6(pkt, LINK_MTU)]
+        for frag in frags:
+            if v == 4:
+                self.tx[4].sendto(frag, (socket.inet_ntop(socket.AF_INET, frag[16:20]), 0))
+            else:
+                self.tx[6].sendto(frag, (socket.inet_ntop(socket.AF_INET6, frag[24:40]), 0, 0,
+                                         0))
 
     def drain_sinks(self):
         for s in self.sink:
@@ -525,7 +582,7 @@ class Peer(Engine):
         ident = int.from_bytes(os.urandom(2), 'big')
         ok = 0
         for seq in range(1, c['count'] + 1):
-            payload = os.urandom(48)
+            payload = os.urandom(c.get('size', 48))
             self.send(self.protect(f, self.request(f, ident, seq, payload)))
             if self.wait_for(c['flow'], self.echo_match(ident, seq, payload), 3.0):
                 ok += 1
@@ -554,6 +611,12 @@ class Peer(Engine):
             else:
                 self.error('udp %d not echoed' % i)
         return {'answered': ok}
+
+    def cmd_setseq(self, c):
+        for spi in self.flows[c['flow']]['out']:
+            self.out[spi].next_seq = c['seq']
+        log('next sequence number on %s: 0x%x' % (c['flow'], c['seq']))
+        return {}
 
     def cmd_replay(self, c):
         f = self.flows[c['flow']]
@@ -645,7 +708,7 @@ class Peer(Engine):
 
 
 # ---- self-test ----
-def ah_icv_by_hand(pkt, sa):
+def ah_icv_by_hand(pkt, sa, high):
     """AH's ICV computed from RFC 4302 section 3.3.3.1 directly on the
     bytes: IPv4 TOS, flags and fragment offset, TTL and checksum zeroed;
     IPv6 traffic class, flow label and hop limit zeroed (no extension
@@ -666,7 +729,7 @@ def ah_icv_by_hand(pkt, sa):
     got = bytes(data[hl + 12:hl + 12 + size])
     data[hl + 12:hl + ah_len] = bytes(ah_len - 12)
     if sa.esn:
-        data += struct.pack('!L', 0)
+        data += struct.pack('!L', high)
     return got, hmac.new(sa.akey, bytes(data), name).digest()[:size]
 
 
@@ -679,13 +742,15 @@ def selftest():
     fails = 0
     n = 0
 
-    def sa(proto, crypt, ekey, auth, akey, spi, d, mode, src, dst, esn):
+    def sa(proto, crypt, ekey, auth, akey, spi, d, mode, src, dst, esn, seq):
         return dict(proto=proto, crypt=crypt, ekey=ekey, auth=auth, akey=akey, spi=spi,
-                    dir=d, mode=mode, src=src, dst=dst, esn=esn)
+                    dir=d, mode=mode, src=src, dst=dst, esn=esn, seq=seq)
 
     for fam, (ro, po, ri, pi) in addrs.items():
         for mode in ('transport', 'tunnel'):
-            for esn in (False, True):
+            # ESN from 1, and from just below 2^32: the third packet carries a
+            # high half of 1.
+            for esn, first in ((False, 1), (True, 1), (True, (1 << 32) - 2)):
                 combos = [[a] for a in algs] + [[algs[0], algs[3]], [algs[1], algs[4]]]
                 for combo in combos:
                     sas_a, sas_b, spis = [], [], []
@@ -695,8 +760,10 @@ def selftest():
                         spi = 0x3000 + i
                         m = mode if i == 0 else 'transport'
                         src, dst = (po, ro)
-                        sas_a.append(sa(proto, crypt, ek, auth, ak, spi, 'out', m, src, dst, esn))
-                        sas_b.append(sa(proto, crypt, ek, auth, ak, spi, 'in', m, src, dst, esn))
+                        sas_a.append(sa(proto, crypt, ek, auth, ak, spi, 'out', m, src, dst, esn,
+                                        first))
+                        sas_b.append(sa(proto, crypt, ek, auth, ak, spi, 'in', m, src, dst, esn,
+                                        first))
                         spis.append(spi)
                     if mode == 'tunnel' and len(combo) > 1:
                         continue
@@ -708,7 +775,8 @@ def selftest():
                         'in': spis[::-1]}}))
                     b.quiet = True
                     label = '%s %s %s%s' % ('IPv' + fam, mode, '+'.join(
-                        '%s/%s' % (c[0], c[1] or c[3]) for c in combo), ' esn' if esn else '')
+                        '%s/%s' % (c[0], c[1] or c[3]) for c in combo),
+                        (' esn from 0x%x' % first) if esn else '')
                     for k in range(3):
                         n += 1
                         inner = echo(a.flows['f'], 7, k, os.urandom(40 + k), False)
@@ -720,7 +788,8 @@ def selftest():
                             log('FAIL %s: wire protocols %s' % (label, s[2]))
                             fails += 1
                         if combo[-1][0] == 'ah':
-                            got, want_icv = ah_icv_by_hand(pkt, a.out[spis[-1]])
+                            got, want_icv = ah_icv_by_hand(pkt, a.out[spis[-1]],
+                                                           (first + k) >> 32)
                             if got != want_icv:
                                 log('FAIL %s: AH ICV differs from the hand-made one' % label)
                                 fails += 1
