@@ -11,7 +11,8 @@
 # not one cleartext packet between the two addresses (neighbour discovery
 # aside). Then:
 #   - a require policy without SAs: pings fail, out_nosa and the ACQUIRE
-#     counter grow, the daemon logs the ACQUIRE, nothing leaves in clear;
+#     counter grow, the daemon logs the ACQUIRE and a PF_KEY listener
+#     registered for ESP receives it, nothing leaves in clear;
 #   - cleartext from A (no policies) to B with an inbound require policy:
 #     dropped by B's table inet ipsecif_host (its policy rules count it, B's
 #     stack sees no echo request); control: without the policy it passes;
@@ -370,6 +371,50 @@ phase bundle "(ip proto 51 and ip[20] = 50) or (ip6 proto 51 and ip6[40] = 50)" 
 step "require without an SA: dropped, counted, ACQUIRE raised, nothing in clear"
 ctl A setkey -F
 ctl B setkey -F
+# A key-management listener on A's PF_KEY socket: REGISTER for ESP, then
+# the destination of every ACQUIRE it receives, one per line.
+cat >"$WORK/km.py" <<'EOF'
+import socket
+import struct
+import sys
+
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.settimeout(15)
+s.send(struct.pack("=BBBBHHII", 2, 7, 0, 3, 2, 0, 1, 0))  # SADB_REGISTER, ESP
+out = open(sys.argv[2], "w")
+out.write("registered\n")
+out.flush()
+try:
+    while True:
+        m = s.recv(65536)
+        if len(m) < 16 or m[1] != 6:  # SADB_ACQUIRE
+            continue
+        off = 16
+        while off + 4 <= len(m):
+            elen, etype = struct.unpack_from("=HH", m, off)
+            if elen == 0:
+                break
+            if etype == 6:  # SADB_EXT_ADDRESS_DST: sadb_address, then a sockaddr
+                fam = struct.unpack_from("=H", m, off + 8)[0]
+                if fam == socket.AF_INET:
+                    out.write(socket.inet_ntop(fam, m[off + 12:off + 16]) + "\n")
+                elif fam == socket.AF_INET6:
+                    out.write(socket.inet_ntop(fam, m[off + 16:off + 32]) + "\n")
+                out.flush()
+            off += elen * 8
+except socket.timeout:
+    pass
+EOF
+: >"$WORK/acquires.txt"
+"$PY" "$WORK/km.py" "$WORK/A.pfkey" "$WORK/acquires.txt" &
+KMPID=$!
+BG="$BG $KMPID"
+for _ in $(seq 50); do
+    grepq registered "$WORK/acquires.txt" && break
+    sleep 0.1
+done
+grepq registered "$WORK/acquires.txt" || fail "the PF_KEY listener did not register"
 nosa0=$(stat_of A "outbound packets with no SA available")
 acq0=$(stat_of A "ACQUIRE events raised")
 seen=$(wc -l <"$WORK/A.log")
@@ -388,6 +433,12 @@ tail -n +$((seen + 1)) "$WORK/A.log" | grepq "ACQUIRE: policy [0-9]* wants an SA
     fail "no IPv6 ACQUIRE in A's log"
 no_leak "no SA"
 [ "$(count "esp or ah")" -eq 0 ] || fail "IPsec on the link without an SA"
+sleep 0.3
+kill "$KMPID" 2>/dev/null || true
+wait "$KMPID" 2>/dev/null || true
+echo "PF_KEY listener: ACQUIREs for $(grep -v registered "$WORK/acquires.txt" | sort -u | tr '\n' ' ')"
+grepq -x "$B4" "$WORK/acquires.txt" || fail "no PF_KEY ACQUIRE for $B4"
+grepq -x "$B6" "$WORK/acquires.txt" || fail "no PF_KEY ACQUIRE for $B6"
 
 # Echo requests B's kernel took in; packets B's table dropped by policy.
 in_echos4() {
