@@ -67,15 +67,17 @@ NSL=$ID-l
 NSR=$ID-r
 BGPIDS=()
 
-# The library's cleanup runs last, with the exit status it was called with.
+# The library's cleanup runs last, with the exit status it was called with
+# (errexit off: a failing step here must not skip it).
 more_cleanup() {
     local rc=$? p
+    set +e
     for p in "${BGPIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
     done
-    ip netns del "$NSL" 2>/dev/null || true
-    ip netns del "$NSR" 2>/dev/null || true
+    ip netns del "$NSL" 2>/dev/null
+    ip netns del "$NSR" 2>/dev/null
     (exit "$rc")
     cleanup
 }
@@ -233,7 +235,8 @@ unreach() {
 declare -A CAP
 cap_start() {
     local i
-    in_ns "$2" tcpdump -i "$3" -nn -l -U >"$WORK/$1.txt" 2>"$WORK/$1.err" &
+    # Not through in_ns: $! must be tcpdump itself (ip netns exec execs it).
+    ip netns exec "$2" tcpdump -i "$3" -nn -l -U >"$WORK/$1.txt" 2>"$WORK/$1.err" &
     CAP[$1]=$!
     BGPIDS+=($!)
     for i in $(seq 50); do
@@ -544,7 +547,7 @@ unanswered() {
 # serve NS SIDE ADDR PORT POLICY: a UDP echo server in the background.
 serve() {
     local ready=$WORK/serve-$4.ready
-    in_ns "$1" env LD_PRELOAD="$PRELOAD" IPSECIF_PFKEY_SOCKET="$WORK/$2.pfkey" \
+    ip netns exec "$1" env LD_PRELOAD="$PRELOAD" IPSECIF_PFKEY_SOCKET="$WORK/$2.pfkey" \
         "$PY" "$SOCKPY" serve "$3" "$4" "$5" "$ready" >>"$WORK/serve.log" 2>&1 &
     BGPIDS+=($!)
     for _ in $(seq 50); do
