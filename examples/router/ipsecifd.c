@@ -116,6 +116,8 @@ struct daemon {
     bool remove_on_exit;              /* -x: interfaces (and the filter) go with the daemon */
     bool filter;                      /* -r: the nftables table is installed */
     bool host;                        /* -H: host traffic through ipsech0 */
+    bool host_natt;                   /* -N: UDP 4500 for host SAs with NAT-T */
+    uint8_t host_natt_fams[2];        /* the families whose socket -N holds */
     struct ipsecif_linux_host hostm;  /* its device, routes and rules */
     struct host_nft {
         bool synced;        /* the table matches gen and ports */
@@ -201,7 +203,43 @@ static size_t natt_ports(uint16_t *out, size_t cap)
             out[n++] = t->natt_port;
         }
     }
+    if ((d.host_natt_fams[0] != 0 || d.host_natt_fams[1] != 0) && n < cap) {
+        for (k = 0; k < n && out[k] != IPSECIF_NATT_PORT; k++) {
+        }
+        if (k == n) {
+            out[n++] = IPSECIF_NATT_PORT;
+        }
+    }
     return n;
+}
+
+/* -N: the NAT-T port for host SAs (RFC 3948), both families, shared with
+ * link0 interfaces; an IKE daemon that wants the port itself runs without -N. */
+static void host_natt_open(void)
+{
+    static const uint8_t fams[2] = {IPSECIF_AF_INET, IPSECIF_AF_INET6};
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        if (ipsecif_posix_outer_natt_ref(&d.lx.outer, fams[i], IPSECIF_NATT_PORT) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_WARN, "-N: UDP %u (IPv%u): %s", IPSECIF_NATT_PORT,
+                               (unsigned)fams[i], strerror(errno));
+            continue;
+        }
+        d.host_natt_fams[i] = fams[i];
+    }
+}
+
+static void host_natt_close(void)
+{
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        if (d.host_natt_fams[i] != 0) {
+            ipsecif_posix_outer_natt_unref(&d.lx.outer, d.host_natt_fams[i], IPSECIF_NATT_PORT);
+            d.host_natt_fams[i] = 0;
+        }
+    }
 }
 
 /*
@@ -292,6 +330,7 @@ static void host_stop(void)
     if (!d.host) {
         return;
     }
+    host_natt_close();
     ipsecif_linux_host_close(&d.hostm, d.remove_on_exit);
     if (owned && d.remove_on_exit && ipsecif_linux_nft_run(rtr_hostnft_remove_script()) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: deleting table inet %s: %s", RTR_HOSTNFT_TABLE,
@@ -764,30 +803,33 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: ipsecifd [-f] [-S] [-x] [-r] [-H] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
-            "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS] [-C %s]\n"
-            "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
-            "      devices stay and drop what is routed into them (fail closed): remove\n"
-            "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
-            "      daemon or 'ip link delete ipsecN' after; a new daemon's\n"
-            "      'ifconfig ipsecN create' takes it over\n"
-            "  -r  drop inner traffic that bypasses the tunnels (nftables table\n"
-            "      'inet ipsecif', needs nft): cleartext to the interfaces' addresses\n"
-            "      from other interfaces, and strict reverse-path filtering for\n"
-            "      traffic from or into the tunnels\n"
-            "  -H  host traffic (this namespace's own and forwarded) through the\n"
-            "      ipsec(4) engine: policy routing into the TUN device ipsech0,\n"
-            "      cleartext inbound checked by the nftables table 'inet ipsecif_host'\n"
-            "      (needs nft); device, rules and table stay when the daemon stops\n"
-            "      (fail closed), -x removes them\n"
-            "  -C  the crypto backend (default %s)\n",
+    fprintf(
+        stderr,
+        "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N]] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
+        "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS] [-C %s]\n"
+        "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
+        "      devices stay and drop what is routed into them (fail closed): remove\n"
+        "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
+        "      daemon or 'ip link delete ipsecN' after; a new daemon's\n"
+        "      'ifconfig ipsecN create' takes it over\n"
+        "  -r  drop inner traffic that bypasses the tunnels (nftables table\n"
+        "      'inet ipsecif', needs nft): cleartext to the interfaces' addresses\n"
+        "      from other interfaces, and strict reverse-path filtering for\n"
+        "      traffic from or into the tunnels\n"
+        "  -H  host traffic (this namespace's own and forwarded) through the\n"
+        "      ipsec(4) engine: policy routing into the TUN device ipsech0,\n"
+        "      cleartext inbound checked by the nftables table 'inet ipsecif_host'\n"
+        "      (needs nft); device, rules and table stay when the daemon stops\n"
+        "      (fail closed), -x removes them\n"
+        "  -N  with -H: receive ESP in UDP on port 4500 for host SAs with NAT-T\n"
+        "      (leave it out when an IKE daemon binds that port itself)\n"
+        "  -C  the crypto backend (default %s)\n",
 #if IPSECIF_ROUTER_OPENSSL
-            "mbedtls|openssl",
+        "mbedtls|openssl",
 #else
-            "mbedtls",
+        "mbedtls",
 #endif
-            crypto_choices[0].name);
+        crypto_choices[0].name);
     exit(2);
 }
 
@@ -868,7 +910,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxrHs:k:p:l:c:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrHNs:k:p:l:c:C:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -881,6 +923,9 @@ int main(int argc, char **argv)
             break;
         case 'r':
             filter = true;
+            break;
+        case 'N':
+            d.host_natt = true;
             break;
         case 'H':
             host = true;
@@ -980,6 +1025,9 @@ int main(int argc, char **argv)
         d.host = true;
         if (ipsecif_linux_host_open(&d.hostm, &d.lx) < 0) {
             goto fail;
+        }
+        if (d.host_natt) {
+            host_natt_open();
         }
         if (host_nft_sync() < 0) {
             ipsecif_posix_logf(IPSECIF_LOG_ERR, "-H: nftables table inet %s could not be made",
