@@ -722,12 +722,28 @@ int ipsecif_sa_add(struct ipsecif_ctx *ctx, const struct ipsecif_sa_params *p, u
     return IPSECIF_OK;
 }
 
-/* A mature or dying SA keeps its keys; only its lifetimes may change. */
+/* Are the keys p gives the ones the SA has? Without kept keys nothing can
+ * tell, so any key given counts as a change. */
+static bool same_keys(const struct ipsecif_sa *sa, const struct ipsecif_sa_params *p)
+{
+#if IPSECIF_SA_KEEP_KEYS
+    int e = p->ekey_len == 0 || ipsecif_ct_memeq(sa->ekey, p->ekey, p->ekey_len);
+    int a = p->akey_len == 0 || ipsecif_ct_memeq(sa->akey, p->akey, p->akey_len);
+
+    return (e & a) != 0;
+#else
+    (void)sa;
+    return p->ekey_len == 0 && p->akey_len == 0;
+#endif
+}
+
+/* A mature or dying SA keeps its keys; only its lifetimes may change. An
+ * update that would change a key is refused rather than half applied. */
 static int update_lifetimes(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
                             const struct ipsecif_sa_params *p)
 {
     if (p->ealg != sa->ealg || p->aalg != sa->aalg || p->ekey_len != sa->ekey_len ||
-        p->akey_len != sa->akey_len) {
+        p->akey_len != sa->akey_len || !same_keys(sa, p)) {
         return IPSECIF_ERR_STATE;
     }
     sa->soft = p->soft;

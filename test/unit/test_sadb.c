@@ -862,6 +862,17 @@ static void test_larval_update(void **state)
     p.ekey_len = 36;
     p.ekey = (const uint8_t *)"0123456789abcdef0123456789abcdefSALT";
     assert_int_equal(ipsecif_sa_update(t.ctx, &p, T0 + 600), IPSECIF_ERR_STATE);
+    /* A key of the same length but other bytes is a change too. */
+    {
+        uint8_t other[sizeof(gcm_key)];
+
+        p = gcm("192.0.2.1", "192.0.2.2", spi);
+        memcpy(other, gcm_key, sizeof(other));
+        other[3] ^= 0x40;
+        p.ekey = other;
+        p.soft.addtime = 60;
+        assert_int_equal(ipsecif_sa_update(t.ctx, &p, T0 + 600), IPSECIF_ERR_STATE);
+    }
     assert_unchanged(&t, snap);
     /* ...but its lifetimes can, and an earlier deadline is noticed at once. */
     p = gcm("192.0.2.1", "192.0.2.2", spi);
