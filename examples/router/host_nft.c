@@ -93,7 +93,6 @@ static void put_ports(struct text *t, uint16_t sport, uint16_t dport)
 static const char *verdict(struct ipsecif_ctx *ctx, uint8_t family, uint8_t action, uint8_t nreq,
                            const struct ipsecif_ipsecreq *req)
 {
-    bool v6 = family == IPSECIF_AF_INET6;
     uint8_t i;
 
     if (action == IPSECIF_ACTION_NONE) {
@@ -103,26 +102,8 @@ static const char *verdict(struct ipsecif_ctx *ctx, uint8_t family, uint8_t acti
         return "drop";
     }
     for (i = 0; i < nreq; i++) {
-        uint8_t level = req[i].level;
+        uint8_t level = ipsecif_spd_level(ctx, family, &req[i]);
 
-        if (level == IPSECIF_LEVEL_DEFAULT) {
-            bool tunnel = req[i].mode == IPSECIF_MODE_TUNNEL;
-            int key;
-
-            if (req[i].proto == IPSECIF_IPPROTO_AH) {
-                key =
-                    v6 ? (tunnel ? IPSECIF_SYSCTL6_AH_NET_DEFLEV : IPSECIF_SYSCTL6_AH_TRANS_DEFLEV)
-                       : (tunnel ? IPSECIF_SYSCTL_AH_NET_DEFLEV : IPSECIF_SYSCTL_AH_TRANS_DEFLEV);
-            } else {
-                key =
-                    v6 ? (tunnel ? IPSECIF_SYSCTL6_ESP_NET_DEFLEV
-                                 : IPSECIF_SYSCTL6_ESP_TRANS_DEFLEV)
-                       : (tunnel ? IPSECIF_SYSCTL_ESP_NET_DEFLEV : IPSECIF_SYSCTL_ESP_TRANS_DEFLEV);
-            }
-            /* As the library: anything but an explicit "use" requires. */
-            level = ipsecif_sysctl_get(ctx, key) == IPSECIF_LEVEL_USE ? IPSECIF_LEVEL_USE
-                                                                      : IPSECIF_LEVEL_REQUIRE;
-        }
         if (level != IPSECIF_LEVEL_USE) {
             return "drop";
         }

@@ -345,6 +345,18 @@ int ipsecif_spd_sock_walk(const struct ipsecif_ctx *ctx, ipsecif_spd_sock_walk_f
 size_t ipsecif_spd_sock_count(const struct ipsecif_ctx *ctx);
 
 /**
+ * @brief The level a request has once the system-wide defaults decide
+ *        level default: the esp/ah trans/net deflev of its protocol, mode
+ *        and family (1 use, 2 require; anything but use requires).
+ * @param[in] ctx    the context.
+ * @param[in] family the family of the policy's selector.
+ * @param[in] req    the request.
+ * @return ::IPSECIF_LEVEL_USE, ::IPSECIF_LEVEL_REQUIRE or ::IPSECIF_LEVEL_UNIQUE, never default.
+ */
+uint8_t ipsecif_spd_level(const struct ipsecif_ctx *ctx, uint8_t family,
+                          const struct ipsecif_ipsecreq *req);
+
+/**
  * @brief Read a system-wide default.
  * @param[in] ctx the context.
  * @param[in] key ::ipsecif_sysctl.

@@ -111,9 +111,6 @@ struct ipsecif_sp *ipsecif_spd_match(struct ipsecif_ctx *ctx, uint8_t dir,
 /* A fresh reqid above IPSECIF_REQID_MANUAL_MAX that no policy uses. */
 uint32_t ipsecif_spd_new_reqid(struct ipsecif_ctx *ctx);
 bool ipsecif_spd_reqid_used(struct ipsecif_ctx *ctx, uint32_t reqid);
-/* Resolve a request's level against the system defaults (never DEFAULT). */
-uint8_t ipsecif_spd_level(const struct ipsecif_ctx *ctx, uint8_t family,
-                          const struct ipsecif_ipsecreq *req);
 /* Free policy slots. */
 uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx);
 
