@@ -898,6 +898,7 @@ int main(int argc, char **argv)
     bool remove_on_exit = false;
     bool filter = false;
     bool host = false;
+    bool host_natt = false;
     int level = IPSECIF_LOG_INFO;
     const struct crypto_choice *crypto = &crypto_choices[0];
     int ready_fd = -1;
@@ -925,7 +926,7 @@ int main(int argc, char **argv)
             filter = true;
             break;
         case 'N':
-            d.host_natt = true;
+            host_natt = true;
             break;
         case 'H':
             host = true;
@@ -1023,6 +1024,7 @@ int main(int argc, char **argv)
         /* The device first: a second daemon fails there, before it could
          * replace the first one's table. */
         d.host = true;
+        d.host_natt = host_natt;
         if (ipsecif_linux_host_open(&d.hostm, &d.lx) < 0) {
             goto fail;
         }

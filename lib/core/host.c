@@ -842,6 +842,7 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
     bool udp;
     size_t alen, hlen;
     uint8_t *h;
+    uint8_t ttl;
 
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || meta == NULL || !ipsecif_buf_valid(pkt) ||
         (proto != IPSECIF_IPPROTO_ESP && proto != IPSECIF_IPPROTO_AH) ||
@@ -849,6 +850,9 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
         return IPSECIF_ERR_ARG;
     }
     udp = meta->sport != 0 || meta->dport != 0;
+    /* A socket that did not say leaves 0: the host would take that for
+     * a spent TTL. */
+    ttl = meta->ttl != 0 ? meta->ttl : IPSECIF_DEFAULT_TTL;
     alen = ipsecif_addr_len(meta->src.family);
     if (alen == 0 || (udp && proto != IPSECIF_IPPROTO_ESP)) {
         return IPSECIF_ERR_ARG;
@@ -875,7 +879,7 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
         h[0] = 0x45;
         h[1] = meta->tos;
         ipsecif_store16(h + 2, (uint16_t)pkt->len);
-        h[8] = meta->ttl;
+        h[8] = ttl;
         h[9] = proto;
         memcpy(h + 12, meta->src.bytes, 4);
         memcpy(h + 16, meta->dst.bytes, 4);
@@ -885,7 +889,7 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
         h[1] = (uint8_t)(meta->tos << 4);
         ipsecif_store16(h + 4, (uint16_t)(pkt->len - IP6_HLEN));
         h[6] = proto;
-        h[7] = meta->ttl;
+        h[7] = ttl;
         memcpy(h + 8, meta->src.bytes, 16);
         memcpy(h + 24, meta->dst.bytes, 16);
     }

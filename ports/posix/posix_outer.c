@@ -161,15 +161,14 @@ static bool parse_cmsgs(struct msghdr *m, struct ipsecif_outer_meta *meta)
     return have_dst;
 }
 
-/* Receive payload-only packets (raw IPv6, UDP) and pass them with their
- * meta: proto ESP or AH (raw IPv6) to ipsecif_input_payload(), after
- * IPSECIF_POSIX_RXHEAD bytes of headroom; proto 0 (UDP, NAT-T) to
- * ipsecif_input_esp(). */
+/* Receive payload-only packets (raw IPv6, UDP) after IPSECIF_POSIX_RXHEAD
+ * bytes of headroom (where the library puts back the headers for host
+ * traffic) and pass them with their meta: proto ESP or AH (raw IPv6) to
+ * ipsecif_input_payload(), proto 0 (UDP, NAT-T) to ipsecif_input_esp(). */
 static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t *buf, uint8_t family,
                           uint16_t local_port, uint8_t proto)
 {
-    size_t head = proto != 0 ? IPSECIF_POSIX_RXHEAD : 0;
-
+    const size_t head = IPSECIF_POSIX_RXHEAD;
     int i;
 
     for (i = 0; i < RX_BATCH; i++) {
