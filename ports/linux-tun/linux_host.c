@@ -331,6 +331,25 @@ static int dev_setup(void)
     return dev_ioctl(SIOCSIFFLAGS, &ifr);
 }
 
+/*
+ * Packets the kernel sends on ipsech0 itself rather than routes there: an
+ * IPv6 link-local source or a multicast or broadcast destination (rule
+ * 102 routes every other such packet to main). They belong to the device,
+ * not to the wire (router solicitations, MLD of ipsech0's own address), so
+ * they are not passed on.
+ */
+static bool device_scoped(const uint8_t *p, size_t n)
+{
+    if (n >= 20 && (p[0] >> 4) == 4) {
+        return (p[16] & 0xf0) == 0xe0 ||
+               (p[16] == 255 && p[17] == 255 && p[18] == 255 && p[19] == 255);
+    }
+    if (n >= 40 && (p[0] >> 4) == 6) {
+        return (p[8] == 0xfe && (p[9] & 0xc0) == 0x80) || p[24] == 0xff;
+    }
+    return false;
+}
+
 static void on_read(void *arg, int fd, short revents)
 {
     struct ipsecif_linux_host *h = arg;
@@ -349,6 +368,10 @@ static void on_read(void *arg, int fd, short revents)
             return;
         }
         h->stats.rx_packets++;
+        if (device_scoped(h->buf + IPSECIF_LINUX_HOST_HEADROOM, (size_t)n)) {
+            h->stats.rx_dropped++;
+            continue;
+        }
         b.base = h->buf;
         b.cap = sizeof(h->buf);
         b.off = IPSECIF_LINUX_HOST_HEADROOM;
