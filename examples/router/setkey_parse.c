@@ -649,6 +649,18 @@ static int take_alg(struct parser *p, const struct tok *opt, struct skp_cmd *c)
     }
     a = enc ? find_alg(ealgs, sizeof(ealgs) / sizeof(ealgs[0]), t)
             : find_alg(aalgs, sizeof(aalgs) / sizeof(aalgs[0]), t);
+    if (!enc && a == NULL && eq(t, "aes-gmac")) {
+        /* AH with AES-GMAC (RFC 4543), an authentication algorithm here as
+         * in NetBSD's setkey: key and 4-byte salt, on the library's GMAC
+         * transform (an encryption algorithm without encryption). */
+        a = find_alg(ealgs, sizeof(ealgs) / sizeof(ealgs[0]), t);
+        c->sa.ealg = (uint8_t)a->id;
+        c->sa.ekey = c->ekey;
+        c->sa.aalg = IPSECIF_AALG_NONE;
+        rc = take_key(p, a, true, c->ekey, sizeof(c->ekey), &len);
+        c->sa.ekey_len = len;
+        return rc;
+    }
     if (a == NULL) {
         return fail_tok(p, t, SKP_ERR_SYNTAX, "unknown algorithm '%s'");
     }

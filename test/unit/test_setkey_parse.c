@@ -946,6 +946,13 @@ static void test_sa_variants(void **state)
                      "18191a1b;");
     assert_int_equal(c->sa.ealg, IPSECIF_EALG_AES_GMAC);
     check_run(c->sa.ekey, c->sa.ekey_len, 0, 28);
+    /* AH with AES-GMAC is named after -A and keyed like ESP's aes-gmac. */
+    c = one(&s, "add 192.0.2.1 192.0.2.2 ah 0x1200 -A aes-gmac 0x000102030405060708090a0b0c0d0e"
+                "0f10111213;");
+    assert_int_equal(c->sa.proto, IPSECIF_IPPROTO_AH);
+    assert_int_equal(c->sa.ealg, IPSECIF_EALG_AES_GMAC);
+    assert_int_equal(c->sa.aalg, IPSECIF_AALG_NONE);
+    check_run(c->sa.ekey, c->sa.ekey_len, 0, 20);
     /* Options in any order, decimal SPI, -r in bytes, ESN, padding knobs. */
     c = one(&s, "add 192.0.2.1 192.0.2.2 esp 4294967295 -E aes-cbc " K16
                 " -r 4 -esn -f random-pad -f nocyclic-seq -m any -ls 10 -bs 20 -lh 30 -bh 40;");
