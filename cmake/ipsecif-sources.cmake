@@ -9,6 +9,7 @@
 #   IPSECIF_PFKEY_SOURCES     lib/pfkey
 #   IPSECIF_CRYPTO_MBEDTLS_SOURCES   ports/crypto-mbedtls
 #   IPSECIF_CRYPTO_OPENSSL_SOURCES   ports/crypto-openssl (OpenSSL 3 libcrypto)
+#   IPSECIF_CRYPTO_IPSECMB_SOURCES   ports/crypto-ipsecmb (intel-ipsec-mb, x86-64)
 
 get_filename_component(IPSECIF_ROOT_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 
@@ -62,4 +63,11 @@ set(IPSECIF_CRYPTO_OPENSSL_SOURCES
 )
 set(IPSECIF_CRYPTO_OPENSSL_INCLUDE_DIRS
     ${IPSECIF_ROOT_DIR}/ports/crypto-openssl
+)
+
+set(IPSECIF_CRYPTO_IPSECMB_SOURCES
+    ${IPSECIF_ROOT_DIR}/ports/crypto-ipsecmb/crypto_ipsecmb.c
+)
+set(IPSECIF_CRYPTO_IPSECMB_INCLUDE_DIRS
+    ${IPSECIF_ROOT_DIR}/ports/crypto-ipsecmb
 )

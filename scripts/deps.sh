@@ -10,6 +10,10 @@ packages=(
     iproute2 iputils-ping tcpdump tshark python3-scapy python3-cryptography iperf3 nftables
     liblwip-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
 )
+# intel-ipsec-mb (the third crypto backend) is packaged for x86-64 only.
+if [ "$(dpkg --print-architecture 2>/dev/null || true)" = amd64 ]; then
+    packages+=(libipsec-mb-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -51,9 +51,9 @@ DEFS=(-DIPSECIF_OPTS_FILE='"ipsecif_opts_small.h"'
     -DMBEDTLS_CONFIG_FILE='"mbedtls_mcu_config.h"')
 
 # The same lists the CMake build uses (cmake/ipsecif-sources.cmake), less
-# the OpenSSL backend (a host library, no firmware has it).
+# the OpenSSL and intel-ipsec-mb backends (host libraries, no firmware has them).
 mapfile -t SOURCES < <(sed -n 's|^ *\${IPSECIF_ROOT_DIR}/\(.*\.c\)$|\1|p' \
-    cmake/ipsecif-sources.cmake | grep -v '^ports/crypto-openssl/')
+    cmake/ipsecif-sources.cmake | grep -v -e '^ports/crypto-openssl/' -e '^ports/crypto-ipsecmb/')
 SOURCES+=(ports/lwip/lwip_port.c)
 
 echo "firmware: $CC_ARM $("$CC_ARM" -dumpversion), ${CFLAGS[*]}"

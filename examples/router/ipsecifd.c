@@ -56,14 +56,15 @@
  * table stay when the daemon stops, so host traffic stops rather than
  * leaving in clear; -x removes them all at exit (ipsecif_linux_host.h).
  *
- * -C: the crypto backend, openssl (OpenSSL 3 libcrypto, the default when
- * built with it: the faster one on Linux) or mbedtls (Mbed TLS). Both offer
+ * -C: the crypto backend, ipsecmb (intel-ipsec-mb, the default when built
+ * with it: the fastest on x86-64 Linux), openssl (OpenSSL 3 libcrypto, the
+ * default otherwise when built with it) or mbedtls (Mbed TLS). All offer
  * the same algorithms and interoperate; the choice holds for the daemon's
  * lifetime.
  *
  * usage: ipsecifd [-f] [-S] [-x] [-r] [-H] [-s SOCKET] [-k PFKEY_SOCKET]
  *                 [-p PIDFILE] [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
- *                 [-C mbedtls|openssl]
+ *                 [-C mbedtls|openssl|ipsecmb]
  */
 #define _GNU_SOURCE
 
@@ -84,6 +85,9 @@
 #include "ipsecif_crypto_mbedtls.h"
 #if IPSECIF_ROUTER_OPENSSL
 #include "ipsecif_crypto_openssl.h"
+#endif
+#if IPSECIF_ROUTER_IPSECMB
+#include "ipsecif_crypto_ipsecmb.h"
 #endif
 #include "host_nft.h"
 #include "ipsecif_linux.h"
@@ -360,6 +364,9 @@ struct crypto_choice {
 
 /* The first is the default. */
 static const struct crypto_choice crypto_choices[] = {
+#if IPSECIF_ROUTER_IPSECMB
+    {"ipsecmb", &ipsecif_crypto_ipsecmb_ops, ipsecif_crypto_ipsecmb_random},
+#endif
 #if IPSECIF_ROUTER_OPENSSL
     {"openssl", &ipsecif_crypto_openssl_ops, ipsecif_crypto_openssl_random},
 #endif
@@ -824,11 +831,14 @@ static void usage(void)
         "  -N  with -H: receive ESP in UDP on port 4500 for host SAs with NAT-T\n"
         "      (leave it out when an IKE daemon binds that port itself)\n"
         "  -C  the crypto backend (default %s)\n",
+        "mbedtls"
 #if IPSECIF_ROUTER_OPENSSL
-        "mbedtls|openssl",
-#else
-        "mbedtls",
+        "|openssl"
 #endif
+#if IPSECIF_ROUTER_IPSECMB
+        "|ipsecmb"
+#endif
+        ,
         crypto_choices[0].name);
     exit(2);
 }

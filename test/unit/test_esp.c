@@ -20,13 +20,20 @@
 #include "mock_port.h"
 #include "test_util.h"
 
-/* Built twice: test_esp on the Mbed TLS backend, test_esp_openssl on OpenSSL. */
+/* Built once per backend: test_esp on Mbed TLS, test_esp_openssl on
+ * OpenSSL, test_esp_ipsecmb on intel-ipsec-mb. */
 #ifndef IPSECIF_TEST_ESP_OPENSSL
 #define IPSECIF_TEST_ESP_OPENSSL 0
+#endif
+#ifndef IPSECIF_TEST_ESP_IPSECMB
+#define IPSECIF_TEST_ESP_IPSECMB 0
 #endif
 #if IPSECIF_TEST_ESP_OPENSSL
 #include "ipsecif_crypto_openssl.h"
 #define CRYPTO (&ipsecif_crypto_openssl_ops)
+#elif IPSECIF_TEST_ESP_IPSECMB
+#include "ipsecif_crypto_ipsecmb.h"
+#define CRYPTO (&ipsecif_crypto_ipsecmb_ops)
 #else
 #define CRYPTO (&ipsecif_crypto_mbedtls_ops)
 #endif
