@@ -360,7 +360,8 @@ void rtr_print_sa(const struct rtr_env *env, struct rtr_out *o, const struct ips
     rtr_printf(o, "\t%s mode=%s spi=%u(0x%08x) reqid=%u(0x%08x)\n", proto_name(p->proto),
                mode_name(p->mode), p->spi, p->spi, p->reqid, p->reqid);
     if (p->ealg != IPSECIF_EALG_NONE) {
-        rtr_printf(o, "\tE: %s\n", ealg_name(p->ealg));
+        /* AH's AES-GMAC is an authentication algorithm to setkey. */
+        rtr_printf(o, "\t%s: %s\n", p->proto == IPSECIF_IPPROTO_AH ? "A" : "E", ealg_name(p->ealg));
     }
     if (p->aalg != IPSECIF_AALG_NONE) {
         rtr_printf(o, "\tA: %s\n", aalg_name(p->aalg));

@@ -93,6 +93,31 @@ static uint8_t alg_lib(bool enc, uint8_t wire)
     return 0;
 }
 
+/* AH with AES-GMAC: NetBSD's SADB_X_AALG_AES{128,192,256}GMAC (11..13),
+ * which the library's Linux dialect takes too, by key length with salt. */
+static const struct {
+    uint8_t wire;
+    size_t key_len;
+} ah_gmacs[] = {{11, 20}, {12, 28}, {13, 36}};
+
+static int ah_gmac_wire(size_t key_len, uint8_t *wire)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(ah_gmacs) / sizeof(ah_gmacs[0]); i++) {
+        if (ah_gmacs[i].key_len == key_len) {
+            *wire = ah_gmacs[i].wire;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool ah_gmac_of(uint8_t wire)
+{
+    return wire >= 11 && wire <= 13;
+}
+
 static uint8_t satype_of(uint8_t proto)
 {
     return proto == IPSECIF_IPPROTO_ESP  ? SADB_SATYPE_ESP
@@ -187,6 +212,10 @@ static int sa_ext(struct spk *k, const struct ipsecif_sa_params *p)
      */
     sa->sadb_sa_replay = (uint8_t)(p->replay_window > 255 ? 255 : p->replay_window);
     sa->sadb_sa_state = SADB_SASTATE_MATURE;
+    if (p->proto == IPSECIF_IPPROTO_AH && p->ealg == IPSECIF_EALG_AES_GMAC) {
+        sa->sadb_sa_encrypt = SADB_EALG_NONE;
+        return ah_gmac_wire(p->ekey_len, &sa->sadb_sa_auth);
+    }
     if (alg_wire(true, p->ealg, &sa->sadb_sa_encrypt) < 0 ||
         alg_wire(false, p->aalg, &sa->sadb_sa_auth) < 0) {
         return -1;
@@ -393,6 +422,9 @@ static void sa_from_msg(const struct spk *k, const struct sadb_msg *m, struct ip
         si.state = sa.sadb_sa_state;
         p->ealg = alg_lib(true, sa.sadb_sa_encrypt);
         p->aalg = alg_lib(false, sa.sadb_sa_auth);
+        if (p->proto == IPSECIF_IPPROTO_AH && ah_gmac_of(sa.sadb_sa_auth)) {
+            p->ealg = IPSECIF_EALG_AES_GMAC;
+        }
         p->flags = sa.sadb_sa_flags;
     }
     if ((e = find(m, SADB_X_EXT_SA2)) != NULL) {
@@ -631,10 +663,13 @@ static int pk_sa_add(void *be, const struct ipsecif_sa_params *p, bool update, c
     sa2(k, p->mode, p->reqid);
     sa_addrs(k, p);
     natt(k, p);
-    if (p->aalg != IPSECIF_AALG_NONE) {
+    if (p->proto == IPSECIF_IPPROTO_AH && p->ealg == IPSECIF_EALG_AES_GMAC) {
+        /* AH has one key, KEY_AUTH, AES-GMAC's included. */
+        key_ext(k, SADB_EXT_KEY_AUTH, p->ekey, p->ekey_len);
+    } else if (p->aalg != IPSECIF_AALG_NONE) {
         key_ext(k, SADB_EXT_KEY_AUTH, p->akey, p->akey_len);
     }
-    if (p->ealg != IPSECIF_EALG_NONE) {
+    if (p->ealg != IPSECIF_EALG_NONE && p->proto != IPSECIF_IPPROTO_AH) {
         key_ext(k, SADB_EXT_KEY_ENCRYPT, p->ekey, p->ekey_len);
     }
     lifetime(k, SADB_EXT_LIFETIME_HARD, &p->hard);

@@ -28,7 +28,8 @@ static const struct walg aalg_both[] = {
 
 /* NetBSD's net/pfkeyv2.h: SADB_X_AALG_AES128GMAC 11, _AES192GMAC 12,
  * _AES256GMAC 13, keyed with key + salt (RFC 4543 section 4). Linux's PF_KEY
- * has no AH GMAC. */
+ * has no AH GMAC and leaves 11..13 unused; its dialect here takes NetBSD's
+ * numbers for it, an extension a Linux kernel would refuse. */
 static const struct walg ah_gmac_kame[] = {
     {IPSECIF_SADB_X_AALG_AES128GMAC, IPSECIF_EALG_AES_GMAC, 0, 160, 160},
     {IPSECIF_SADB_X_AALG_AES192GMAC, IPSECIF_EALG_AES_GMAC, 0, 224, 224},
@@ -66,6 +67,8 @@ const struct pfkey_dialect ipsecif_pfkey_dialects[PFKEY_NDIALECTS] = {
         .nealg = IPSECIF_ARRAY_SIZE(ealg_both),
         .aalg = aalg_both,
         .naalg = IPSECIF_ARRAY_SIZE(aalg_both),
+        .ah_gmac = ah_gmac_kame,
+        .nah_gmac = IPSECIF_ARRAY_SIZE(ah_gmac_kame),
         .req_hdr = REQ_HDR_LINUX,
         .id = IPSECIF_PFKEY_DIALECT_LINUX,
         .af_inet6 = AF_INET6_LINUX,
