@@ -28,7 +28,6 @@
 
 #define NH_ROUTING 43
 
-
 static bool is_esn(const struct ipsecif_sa *sa)
 {
     return (sa->flags & IPSECIF_SA_F_ESN) != 0;
@@ -309,8 +308,8 @@ static int icv_run(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, 
  * stay zeroed; the caller fills or restores them.
  */
 static int icv_packet(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *p,
-                      size_t len, const struct ipsecif_sec_layout *l, uint64_t seq, const uint8_t *iv,
-                      uint8_t *icv, bool seal)
+                      size_t len, const struct ipsecif_sec_layout *l, uint64_t seq,
+                      const uint8_t *iv, uint8_t *icv, bool seal)
 {
     uint8_t keep[IPSECIF_AH_PRE_MAX];
     int rc;

@@ -180,8 +180,7 @@ static int layout4(const uint8_t *p, size_t len, struct ipsecif_sec_layout *l)
 /* Is nh one of the IPv6 headers that go in front of an IPsec header? */
 static bool v6_front(uint8_t nh, size_t pos)
 {
-    return nh == IP6_ROUTING || (nh == IP6_HOPOPTS && pos == IPSECIF_IP6_HLEN) ||
-           nh == IP6_DSTOPTS;
+    return nh == IP6_ROUTING || (nh == IP6_HOPOPTS && pos == IPSECIF_IP6_HLEN) || nh == IP6_DSTOPTS;
 }
 
 static int layout6(const uint8_t *p, size_t len, uint8_t want, struct ipsecif_sec_layout *l)
