@@ -84,7 +84,7 @@ more_cleanup() {
 trap more_cleanup EXIT
 
 HOST=0
-if grepq -- '\[-H\]' <<<"$("$IPSECIFD" -h 2>&1 || true)"; then
+if grepq -- '\[-H' <<<"$("$IPSECIFD" -h 2>&1 || true)"; then
     HOST=1
 fi
 
@@ -353,6 +353,9 @@ for spec in hmac-sha1:160:152:168 hmac-sha256:256:248:264 hmac-sha384:384:376:39
     invalid ah "$alg" "$short" "$FIT"
     invalid ah "$alg" "$long" "$FIT"
 done
+# AES-GMAC for AH (RFC 4543): key and salt, as NetBSD's -A aes-gmac.
+for b in 160 224 288; do valid ah aes-gmac "$b"; done
+for b in 152 168 296; do invalid ah aes-gmac "$b" "$FIT"; done
 # AH null: NetBSD takes it without a key; the router refuses AH without
 # authentication (EINVAL from the daemon).
 invalid ah null 8 "unexpected"
@@ -448,6 +451,7 @@ transport ah 4110 4 -A hmac-sha1 "$(key 160)"
 transport ah 4112 4 -A hmac-sha256 "$(key 256)"
 transport ah 4114 4 -A hmac-sha384 "$(key 384)"
 transport ah 4116 4 -A hmac-sha512 "$(key 512)"
+transport ah 4122 4 -A aes-gmac "$(key 224)"
 transport esp 4118 6 -E aes-gcm-16 "$(key 224)"
 transport ah 4120 6 -A hmac-sha256 "$(key 256)"
 cap_stop keys
@@ -455,7 +459,7 @@ for spi in 4096 4098 4100 4102 4104 4106 4108; do
     seen keys "IP 198.51.100.1 > 198.51.100.2: ESP\\(spi=$(printf 0x%08x "$spi"),"
     seen keys "IP 198.51.100.2 > 198.51.100.1: ESP\\(spi=$(printf 0x%08x $((spi + 1))),"
 done
-for spi in 4110 4112 4114 4116; do
+for spi in 4110 4112 4114 4116 4122; do
     seen keys "IP 198.51.100.1 > 198.51.100.2: AH\\(spi=$(printf 0x%08x "$spi"),.*ICMP echo request"
     seen keys "IP 198.51.100.2 > 198.51.100.1: AH\\(spi=$(printf 0x%08x $((spi + 1))),.*ICMP echo reply"
 done
