@@ -17,11 +17,17 @@
 #define IP6_HLEN IPSECIF_IP6_HLEN
 
 /* What decides a packet: a per-socket policy or an SPD policy, or the
- * default. pol holds the requests with their levels resolved. */
+ * default. req points into the policy that decided (levels unresolved:
+ * level() resolves one where it is used). */
 struct decision {
-    struct ipsecif_policy pol;
+    uint8_t action;
+    uint8_t family;
+    uint8_t nreq;
+    const struct ipsecif_ipsecreq *req;
     struct ipsecif_sp *sp;        /* the SPD policy, or NULL */
     struct ipsecif_sockpol *sock; /* the socket, or NULL */
+    const struct ipsecif_selector *sel;
+    uint8_t dir;
 };
 
 /* One IPsec header removed from a received packet. */
@@ -118,45 +124,41 @@ static uint8_t def_policy(const struct ipsecif_ctx *ctx, uint8_t family)
                                                        : IPSECIF_ACTION_DISCARD;
 }
 
-/* A per-socket policy as a policy: bypass is none, ipsec its requests. */
-static void from_socket(const struct ipsecif_ctx *ctx, struct ipsecif_sockpol *e, uint8_t dir,
-                        const struct ipsecif_selector *sel, struct decision *d)
+/* A per-socket policy as a decision: bypass is none, ipsec its requests. */
+static void from_socket(struct ipsecif_sockpol *e, uint8_t dir, struct decision *d)
 {
     const struct ipsecif_sockpolicy *sp = &e->pol[dir == IPSECIF_DIR_IN ? 0 : 1];
-    uint8_t i;
 
     d->sock = e;
-    d->pol.sel = *sel;
-    d->pol.dir = dir;
     if (sp->type == IPSECIF_SOCKPOL_BYPASS) {
-        d->pol.action = IPSECIF_ACTION_NONE;
+        d->action = IPSECIF_ACTION_NONE;
         return;
     }
-    d->pol.action = IPSECIF_ACTION_IPSEC;
-    d->pol.nreq = sp->nreq;
-    for (i = 0; i < sp->nreq; i++) {
-        d->pol.req[i] = sp->req[i];
-        d->pol.req[i].level = ipsecif_spd_level(ctx, sel->src.family, &sp->req[i]);
-    }
+    d->action = IPSECIF_ACTION_IPSEC;
+    d->nreq = sp->nreq;
+    d->req = sp->req;
 }
 
-static void from_spd(const struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint64_t now,
-                     struct decision *d)
+static void from_spd(struct ipsecif_sp *sp, uint64_t now, struct decision *d)
 {
-    uint8_t i;
-
     sp->pol.lastused = now;
     d->sp = sp;
-    d->pol = sp->pol;
-    for (i = 0; i < d->pol.nreq; i++) {
-        d->pol.req[i].level = ipsecif_spd_level(ctx, sp->pol.sel.src.family, &sp->pol.req[i]);
-    }
+    d->action = sp->pol.action;
+    d->nreq = sp->pol.nreq;
+    d->req = sp->pol.req;
+}
+
+/* The level request i of the decision works at (default resolved). */
+static uint8_t level(const struct ipsecif_ctx *ctx, const struct decision *d, uint8_t i)
+{
+    return ipsecif_spd_level(ctx, d->family, &d->req[i]);
 }
 
 /*
  * The policy for a packet: the socket at its local end (outbound: source,
  * inbound: destination of a packet for the host), then the SPD in dir
  * (forwarded inbound packets: fwd policies, then in ones), then def_policy.
+ * The decision points into sel, which must outlive it.
  */
 static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
                    const struct ipsecif_selector *sel, uint64_t now, struct decision *d)
@@ -165,6 +167,9 @@ static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
     struct ipsecif_sp *sp = NULL;
 
     memset(d, 0, sizeof(*d));
+    d->family = sel->src.family;
+    d->sel = sel;
+    d->dir = dir;
     if (!forward && ctx->spd.nsocks > 0 && has_ports(sel->ulproto)) {
         bool out = dir == IPSECIF_DIR_OUT;
 
@@ -172,7 +177,7 @@ static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
                                    out ? sel->sport : sel->dport);
     }
     if (e != NULL) {
-        from_socket(ctx, e, dir, sel, d);
+        from_socket(e, dir, d);
         return;
     }
     if (forward) {
@@ -182,22 +187,36 @@ static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
         sp = ipsecif_spd_match(ctx, dir, sel);
     }
     if (sp != NULL) {
-        from_spd(ctx, sp, now, d);
+        from_spd(sp, now, d);
         return;
     }
-    d->pol.sel = *sel;
-    d->pol.dir = dir;
-    d->pol.action = def_policy(ctx, sel->src.family);
+    d->action = def_policy(ctx, sel->src.family);
 }
 
-static void acquire(struct ipsecif_ctx *ctx, struct decision *d, uint8_t i,
+static void acquire(struct ipsecif_ctx *ctx, const struct decision *d, uint8_t i,
                     const struct ipsecif_addr *src, const struct ipsecif_addr *dst, uint64_t now)
 {
+    struct ipsecif_policy pol;
+    uint8_t k;
+
     if (d->sp != NULL) {
         ipsecif_raise_acquire(ctx, d->sp, i, src, dst, 0, 0, now);
-    } else if (d->sock != NULL) {
-        ipsecif_raise_acquire_pol(ctx, &d->pol, &d->sock->last_acquire, i, src, dst, 0, 0, now);
+        return;
     }
+    if (d->sock == NULL) {
+        return;
+    }
+    /* A socket's policy is reported as a policy on the packet's selector. */
+    memset(&pol, 0, sizeof(pol));
+    pol.sel = *d->sel;
+    pol.dir = d->dir;
+    pol.action = d->action;
+    pol.nreq = d->nreq;
+    for (k = 0; k < d->nreq; k++) {
+        pol.req[k] = d->req[k];
+        pol.req[k].level = level(ctx, d, k);
+    }
+    ipsecif_raise_acquire_pol(ctx, &pol, &d->sock->last_acquire, i, src, dst, 0, 0, now);
 }
 
 /* ---- Transport mode ESP: the header stays in front ---- */
@@ -394,15 +413,16 @@ static int find_sas(struct ipsecif_ctx *ctx, struct decision *d, const struct ip
     struct ipsecif_addr src = sel->src, dst = sel->dst;
     uint8_t i;
 
-    for (i = 0; i < d->pol.nreq; i++) {
-        const struct ipsecif_ipsecreq *r = &d->pol.req[i];
+    for (i = 0; i < d->nreq; i++) {
+        const struct ipsecif_ipsecreq *r = &d->req[i];
+        uint8_t lev = level(ctx, d, i);
 
         if (r->mode == IPSECIF_MODE_TUNNEL) {
             src = r->tun_src;
             dst = r->tun_dst;
         }
-        sas[i] = ipsecif_sadb_lookup_host(ctx, r, r->level, &src, &dst);
-        if (sas[i] == NULL && r->level != IPSECIF_LEVEL_USE) {
+        sas[i] = ipsecif_sadb_lookup_host(ctx, r, lev, &src, &dst);
+        if (sas[i] == NULL && lev != IPSECIF_LEVEL_USE) {
             acquire(ctx, d, i, &src, &dst, now);
             return IPSECIF_ERR_NOSA;
         }
@@ -467,26 +487,26 @@ static int host_out(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t n
         return rc;
     }
     decide(ctx, IPSECIF_DIR_OUT, false, &sel, now, &d);
-    r->policy_id = d.sp != NULL ? d.pol.id : 0;
+    r->policy_id = d.sp != NULL ? d.sp->pol.id : 0;
     r->by_socket = d.sock != NULL;
-    if (d.pol.action == IPSECIF_ACTION_DISCARD) {
+    if (d.action == IPSECIF_ACTION_DISCARD) {
         return IPSECIF_ERR_DISCARD;
     }
-    if (d.pol.action == IPSECIF_ACTION_IPSEC) {
+    if (d.action == IPSECIF_ACTION_IPSEC) {
         rc = find_sas(ctx, &d, &sel, sas, now);
         if (rc != IPSECIF_OK) {
             return rc;
         }
-        for (i = 0; i < d.pol.nreq; i++) {
+        for (i = 0; i < d.nreq; i++) {
             if (sas[i] == NULL) {
                 continue; /* level use, no SA */
             }
-            rc = apply_one(ctx, sas[i], &d.pol.req[i], pkt, now);
+            rc = apply_one(ctx, sas[i], &d.req[i], pkt, now);
             if (rc != IPSECIF_OK) {
                 return rc;
             }
             r->nsa++;
-            r->tunnels = (uint8_t)(r->tunnels + (d.pol.req[i].mode == IPSECIF_MODE_TUNNEL));
+            r->tunnels = (uint8_t)(r->tunnels + (d.req[i].mode == IPSECIF_MODE_TUNNEL));
         }
     }
     r->verdict = r->nsa > 0 ? IPSECIF_HOST_PROTECTED : IPSECIF_HOST_CLEAR;
@@ -674,7 +694,8 @@ static int open_layer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
 }
 
 /* Did the layers removed meet request r? */
-static bool req_met(const struct ipsecif_ipsecreq *r, const struct layer *lays, unsigned n)
+static bool req_met(const struct ipsecif_ipsecreq *r, uint8_t lev, const struct layer *lays,
+                    unsigned n)
 {
     unsigned i;
 
@@ -689,7 +710,7 @@ static bool req_met(const struct ipsecif_ipsecreq *r, const struct layer *lays, 
              (!ipsecif_addr_is_unspec(&r->tun_dst) && !ipsecif_addr_eq(&r->tun_dst, &y->dst)))) {
             continue;
         }
-        if (r->level == IPSECIF_LEVEL_UNIQUE && y->sa->reqid != r->reqid) {
+        if (lev == IPSECIF_LEVEL_UNIQUE && y->sa->reqid != r->reqid) {
             continue;
         }
         return true;
@@ -697,18 +718,21 @@ static bool req_met(const struct ipsecif_ipsecreq *r, const struct layer *lays, 
     return false;
 }
 
-static int check_in(const struct decision *d, const struct layer *lays, unsigned n)
+static int check_in(const struct ipsecif_ctx *ctx, const struct decision *d,
+                    const struct layer *lays, unsigned n)
 {
     uint8_t i;
 
-    if (d->pol.action == IPSECIF_ACTION_DISCARD) {
+    if (d->action == IPSECIF_ACTION_DISCARD) {
         return IPSECIF_ERR_POLICY;
     }
-    if (d->pol.action == IPSECIF_ACTION_NONE) {
+    if (d->action == IPSECIF_ACTION_NONE) {
         return IPSECIF_OK;
     }
-    for (i = 0; i < d->pol.nreq; i++) {
-        if (d->pol.req[i].level != IPSECIF_LEVEL_USE && !req_met(&d->pol.req[i], lays, n)) {
+    for (i = 0; i < d->nreq; i++) {
+        uint8_t lev = level(ctx, d, i);
+
+        if (lev != IPSECIF_LEVEL_USE && !req_met(&d->req[i], lev, lays, n)) {
             return IPSECIF_ERR_POLICY;
         }
     }
@@ -755,9 +779,9 @@ static int host_in(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t no
     r->nsa = (uint8_t)n;
     r->forward = ctx->port->local_addr != NULL && !ctx->port->local_addr(ctx->user, &sel.dst);
     decide(ctx, IPSECIF_DIR_IN, r->forward, &sel, now, &d);
-    r->policy_id = d.sp != NULL ? d.pol.id : 0;
+    r->policy_id = d.sp != NULL ? d.sp->pol.id : 0;
     r->by_socket = d.sock != NULL;
-    rc = check_in(&d, lays, n);
+    rc = check_in(ctx, &d, lays, n);
     if (rc != IPSECIF_OK) {
         return rc;
     }
