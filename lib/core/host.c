@@ -9,6 +9,7 @@
  * asks the inbound policy whether that was enough.
  */
 #include "core/ctx.h"
+#include "esp/esp.h"
 
 /* Layers a received packet may carry: a bundle inside a tunnel bundle. */
 #define HOST_LAYERS_MAX (2 * IPSECIF_MAX_REQUESTS)
@@ -863,10 +864,10 @@ bool ipsecif_host_natt_ours(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
 int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
                           uint8_t proto, struct ipsecif_buf *pkt, uint64_t now)
 {
+    struct ipsecif_outer_meta m;
+    size_t alen, iphl, hlen, len;
     bool udp;
-    size_t alen, hlen;
     uint8_t *h;
-    uint8_t ttl;
 
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || meta == NULL || !ipsecif_buf_valid(pkt) ||
         (proto != IPSECIF_IPPROTO_ESP && proto != IPSECIF_IPPROTO_AH) ||
@@ -874,48 +875,28 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
         return IPSECIF_ERR_ARG;
     }
     udp = meta->sport != 0 || meta->dport != 0;
-    /* A socket that did not say leaves 0: the host would take that for
-     * a spent TTL. */
-    ttl = meta->ttl != 0 ? meta->ttl : IPSECIF_DEFAULT_TTL;
     alen = ipsecif_addr_len(meta->src.family);
     if (alen == 0 || (udp && proto != IPSECIF_IPPROTO_ESP)) {
         return IPSECIF_ERR_ARG;
     }
-    hlen = (alen == 4 ? IPSECIF_IP4_HLEN : IP6_HLEN) + (udp ? IPSECIF_UDP_HLEN : 0);
+    iphl = alen == 4 ? IPSECIF_IP4_HLEN : IP6_HLEN;
+    hlen = iphl + (udp ? IPSECIF_UDP_HLEN : 0);
     if (pkt->len > 0xffff - hlen) {
         return IPSECIF_ERR_ARG;
     }
+    len = pkt->len;
     h = ipsecif_buf_push(pkt, hlen);
     if (h == NULL) {
         ipsecif_count_in_drop(ctx, NULL, IPSECIF_ERR_NOROOM);
         return IPSECIF_ERR_NOROOM;
     }
-    memset(h, 0, hlen);
-    if (udp) {
-        uint8_t *u = h + hlen - IPSECIF_UDP_HLEN;
-
-        ipsecif_store16(u, meta->sport);
-        ipsecif_store16(u + 2, meta->dport);
-        ipsecif_store16(u + 4, (uint16_t)(pkt->len - (hlen - IPSECIF_UDP_HLEN)));
-        proto = IPSECIF_IPPROTO_UDP;
-    }
-    if (alen == 4) {
-        h[0] = 0x45;
-        h[1] = meta->tos;
-        ipsecif_store16(h + 2, (uint16_t)pkt->len);
-        h[8] = ttl;
-        h[9] = proto;
-        memcpy(h + 12, meta->src.bytes, 4);
-        memcpy(h + 16, meta->dst.bytes, 4);
-        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, IPSECIF_IP4_HLEN)));
-    } else {
-        h[0] = (uint8_t)(0x60 | (meta->tos >> 4));
-        h[1] = (uint8_t)(meta->tos << 4);
-        ipsecif_store16(h + 4, (uint16_t)(pkt->len - IP6_HLEN));
-        h[6] = proto;
-        h[7] = ttl;
-        memcpy(h + 8, meta->src.bytes, 16);
-        memcpy(h + 24, meta->dst.bytes, 16);
-    }
+    m = *meta;
+    m.family = meta->src.family;
+    /* A socket that did not say leaves 0: the host would take that for
+     * a spent TTL. */
+    m.ttl = meta->ttl != 0 ? meta->ttl : IPSECIF_DEFAULT_TTL;
+    m.ip_hlen = (uint16_t)iphl;
+    m.esp_off = (uint16_t)hlen;
+    ipsecif_outer_write(h, &m, proto, len, 0, false);
     return ipsecif_input(ctx, pkt, now);
 }

@@ -81,6 +81,12 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
                         const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
                         uint16_t sport, uint16_t dport, uint8_t tos, bool df,
                         struct ipsecif_outer_meta *meta);
+/* Write at h the outer headers meta describes (family, addresses, tos,
+ * ttl, ip_hlen, esp_off, ports) in front of len bytes of proto: IP, and
+ * UDP carrying ESP when meta has ports. IPv4 gets id and df. */
+void ipsecif_outer_write(uint8_t *h, const struct ipsecif_outer_meta *m, uint8_t proto, size_t len,
+                         uint16_t id, bool df);
+
 /* Rewrite the protocol of the outer header ipsecif_encap_outer() just put
  * in front (no UDP): IP in IP, or AH about to be inserted. */
 void ipsecif_outer_set_proto(struct ipsecif_buf *pkt, const struct ipsecif_outer_meta *meta,

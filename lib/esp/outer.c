@@ -25,11 +25,6 @@ static bool meta_udp(const struct ipsecif_outer_meta *m)
     return m->sport != 0 || m->dport != 0;
 }
 
-static uint8_t meta_proto(const struct ipsecif_outer_meta *m)
-{
-    return meta_udp(m) ? IPSECIF_IPPROTO_UDP : IPSECIF_IPPROTO_ESP;
-}
-
 static void put_udp(uint8_t *u, const struct ipsecif_outer_meta *m, size_t esp_len)
 {
     ipsecif_store16(u, m->sport);
@@ -39,16 +34,16 @@ static void put_udp(uint8_t *u, const struct ipsecif_outer_meta *m, size_t esp_l
     ipsecif_store16(u + 6, 0);
 }
 
-static void put_ip4(uint8_t *h, const struct ipsecif_outer_meta *m, size_t esp_len, uint16_t id,
-                    bool df)
+static void put_ip4(uint8_t *h, const struct ipsecif_outer_meta *m, uint8_t proto, size_t len,
+                    uint16_t id, bool df)
 {
     h[0] = 0x45;
     h[1] = m->tos;
-    ipsecif_store16(h + 2, (uint16_t)(m->esp_off + esp_len));
+    ipsecif_store16(h + 2, (uint16_t)(m->esp_off + len));
     ipsecif_store16(h + 4, id);
     ipsecif_store16(h + 6, df ? 0x4000 : 0);
     h[8] = m->ttl;
-    h[9] = meta_proto(m);
+    h[9] = proto;
     ipsecif_store16(h + 10, 0);
     memcpy(h + 12, m->src.bytes, 4);
     memcpy(h + 16, m->dst.bytes, 4);
@@ -56,24 +51,38 @@ static void put_ip4(uint8_t *h, const struct ipsecif_outer_meta *m, size_t esp_l
 }
 
 /* Written after the UDP header and the ESP packet it covers. */
-static void put_ip6(uint8_t *h, const struct ipsecif_outer_meta *m, size_t esp_len)
+static void put_ip6(uint8_t *h, const struct ipsecif_outer_meta *m, uint8_t proto, size_t len)
 {
     h[0] = (uint8_t)(0x60 | (m->tos >> 4));
     h[1] = (uint8_t)(m->tos << 4);
     h[2] = 0;
     h[3] = 0;
-    ipsecif_store16(h + 4, (uint16_t)(m->esp_off - IPSECIF_IP6_HLEN + esp_len));
-    h[6] = meta_proto(m);
+    ipsecif_store16(h + 4, (uint16_t)(m->esp_off - IPSECIF_IP6_HLEN + len));
+    h[6] = proto;
     h[7] = m->ttl;
     memcpy(h + 8, m->src.bytes, 16);
     memcpy(h + 24, m->dst.bytes, 16);
     if (meta_udp(m)) {
         /* IPv6 requires a UDP checksum (RFC 8200 section 8.1). */
-        uint32_t ulen = (uint32_t)(IPSECIF_UDP_HLEN + esp_len);
+        uint32_t ulen = (uint32_t)(IPSECIF_UDP_HLEN + len);
         uint32_t sum = ipsecif_v6_pseudo(m->src.bytes, m->dst.bytes, ulen, IPSECIF_IPPROTO_UDP);
         uint16_t c = ipsecif_csum_fold(ipsecif_csum_add(sum, h + IPSECIF_IP6_HLEN, ulen));
 
         ipsecif_store16(h + IPSECIF_IP6_HLEN + 6, c == 0 ? 0xffff : c);
+    }
+}
+
+void ipsecif_outer_write(uint8_t *h, const struct ipsecif_outer_meta *m, uint8_t proto, size_t len,
+                         uint16_t id, bool df)
+{
+    if (meta_udp(m)) {
+        put_udp(h + m->ip_hlen, m, len);
+        proto = IPSECIF_IPPROTO_UDP;
+    }
+    if (m->family == IPSECIF_AF_INET) {
+        put_ip4(h, m, proto, len, id, df);
+    } else {
+        put_ip6(h, m, proto, len);
     }
 }
 
@@ -127,14 +136,9 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     meta->dport = dport;
     meta->esp_off = (uint16_t)need;
     h = ipsecif_buf_push(pkt, need);
-    if (meta_udp(meta)) {
-        put_udp(h + iphl, meta, esp_len);
-    }
-    if (meta->family == IPSECIF_AF_INET) {
-        put_ip4(h, meta, esp_len, ctx->ip_id++, df);
-    } else {
-        put_ip6(h, meta, esp_len);
-    }
+    /* IPv6 has no id: it takes none of the sequence. */
+    ipsecif_outer_write(h, meta, IPSECIF_IPPROTO_ESP, esp_len,
+                        meta->family == IPSECIF_AF_INET ? ctx->ip_id++ : 0, df);
     return IPSECIF_OK;
 }
 
