@@ -326,13 +326,7 @@ static int icv_packet(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *s
 
 static void fix_ip(uint8_t *p, const struct ipsecif_sec_layout *l, size_t len)
 {
-    if (l->family == IPSECIF_AF_INET) {
-        ipsecif_store16(p + 2, (uint16_t)len);
-        p[10] = p[11] = 0;
-        ipsecif_store16(p + 10, ipsecif_csum_fold(ipsecif_csum_add(0, p, l->pre)));
-    } else {
-        ipsecif_store16(p + 4, (uint16_t)(len - IP6_HDR));
-    }
+    ipsecif_ip_set_len(p, l->family, l->pre, len);
 }
 
 /* ---- Output ---- */

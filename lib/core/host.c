@@ -239,14 +239,7 @@ static int put_header(struct ipsecif_buf *pkt, const uint8_t *hdr,
     }
     memmove(p, hdr, l->pre);
     p[l->nh_pos] = proto;
-    if (l->family == IPSECIF_AF_INET) {
-        ipsecif_store16(p + 2, (uint16_t)total);
-        p[10] = 0;
-        p[11] = 0;
-        ipsecif_store16(p + 10, ipsecif_csum_fold(ipsecif_csum_add(0, p, l->pre)));
-    } else {
-        ipsecif_store16(p + 4, (uint16_t)(total - IP6_HLEN));
-    }
+    ipsecif_ip_set_len(p, l->family, l->pre, total);
     return IPSECIF_OK;
 }
 

@@ -44,10 +44,9 @@ static void put_ip4(uint8_t *h, const struct ipsecif_outer_meta *m, uint8_t prot
     ipsecif_store16(h + 6, df ? 0x4000 : 0);
     h[8] = m->ttl;
     h[9] = proto;
-    ipsecif_store16(h + 10, 0);
     memcpy(h + 12, m->src.bytes, 4);
     memcpy(h + 16, m->dst.bytes, 4);
-    ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, IPSECIF_IP4_HLEN)));
+    ipsecif_ip4_set_csum(h, IPSECIF_IP4_HLEN);
 }
 
 /* Written after the UDP header and the ESP packet it covers. */
@@ -149,9 +148,7 @@ void ipsecif_outer_set_proto(struct ipsecif_buf *pkt, const struct ipsecif_outer
 
     if (meta->family == IPSECIF_AF_INET) {
         h[9] = proto;
-        h[10] = 0;
-        h[11] = 0;
-        ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, meta->ip_hlen)));
+        ipsecif_ip4_set_csum(h, meta->ip_hlen);
     } else {
         h[6] = proto;
     }

@@ -73,11 +73,26 @@ void ipsecif_inner_set_ecn(struct ipsecif_buf *pkt, uint8_t family, uint8_t ecn)
         size_t hlen = (size_t)(p[0] & 0x0f) * 4;
 
         p[1] = (uint8_t)((p[1] & 0xfc) | (ecn & 3));
-        p[10] = 0;
-        p[11] = 0;
-        ipsecif_store16(p + 10, ipsecif_csum_fold(ipsecif_csum_add(0, p, hlen)));
+        ipsecif_ip4_set_csum(p, hlen);
     } else {
         p[1] = (uint8_t)((p[1] & 0xcf) | ((ecn & 3) << 4));
+    }
+}
+
+void ipsecif_ip4_set_csum(uint8_t *h, size_t hlen)
+{
+    h[10] = 0;
+    h[11] = 0;
+    ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, hlen)));
+}
+
+void ipsecif_ip_set_len(uint8_t *p, uint8_t family, size_t hlen, size_t len)
+{
+    if (family == IPSECIF_AF_INET) {
+        ipsecif_store16(p + 2, (uint16_t)len);
+        ipsecif_ip4_set_csum(p, hlen);
+    } else {
+        ipsecif_store16(p + 4, (uint16_t)(len - IPSECIF_IP6_HLEN));
     }
 }
 

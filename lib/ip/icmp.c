@@ -66,10 +66,9 @@ static void write4(uint8_t *h, size_t tot, const uint8_t *src, const uint8_t *ds
     ipsecif_store16(h + 6, 0x4000);
     h[8] = IPSECIF_DEFAULT_TTL;
     h[9] = IPSECIF_IPPROTO_ICMP;
-    ipsecif_store16(h + 10, 0);
     memcpy(h + 12, src, 4);
     memcpy(h + 16, dst, 4);
-    ipsecif_store16(h + 10, ipsecif_csum_fold(ipsecif_csum_add(0, h, IPSECIF_IP4_HLEN)));
+    ipsecif_ip4_set_csum(h, IPSECIF_IP4_HLEN);
 
     /* Type 3 code 4 with the next-hop MTU (RFC 1191 section 4). */
     icmp[0] = 3;

@@ -66,6 +66,13 @@ struct ipsecif_sec_layout {
  * set and something else is there).
  */
 int ipsecif_sec_layout(const uint8_t *p, size_t len, uint8_t want, struct ipsecif_sec_layout *l);
+/* Write the checksum of the IPv4 header of hlen bytes at h (its old one
+ * is ignored). */
+void ipsecif_ip4_set_csum(uint8_t *h, size_t hlen);
+/* Write the length of a packet of len bytes whose IP header (options or
+ * IPv6 extension headers in front, hlen bytes) is at p: IPv4 total length
+ * and checksum, or IPv6 payload length. */
+void ipsecif_ip_set_len(uint8_t *p, uint8_t family, size_t hlen, size_t len);
 /* One's complement sum of the IPv6 pseudo-header (RFC 8200 section 8.1). */
 uint32_t ipsecif_v6_pseudo(const uint8_t *src, const uint8_t *dst, uint32_t len, uint8_t nh);
 
