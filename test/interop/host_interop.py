@@ -36,22 +36,17 @@ peer configuration with keys, the setkey script) are kept and their folder
 printed.
 """
 
-import argparse
 import ipaddress
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 
-SKIP = 77
+from netns_lab import PYTHON, Failure, RouterLab, Skip, counter, drive, log, run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, 'host_peer.py')
-PYTHON = '/usr/bin/python3'
 NS_PREFIX = 'ipsecif-ht-'
 UDP_PORT = 7777
 
@@ -125,52 +120,6 @@ CASES = {
 }
 
 
-class Failure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def run(cmd, check=True, timeout=30, **kw):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise Failure('%s: exit %d\n%s%s' % (' '.join(cmd), p.returncode, p.stdout, p.stderr))
-    return p
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def reap_stale_namespaces():
-    """Remove namespaces left by runs of this script that were killed."""
-    out = run(['ip', 'netns', 'list'], check=False).stdout
-    for line in out.splitlines():
-        name = line.split()[0] if line.split() else ''
-        m = re.match(re.escape(NS_PREFIX) + r'(\d+)-', name)
-        if not m or pid_alive(int(m.group(1))):
-            continue
-        for pid in run(['ip', 'netns', 'pids', name], check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        run(['ip', 'netns', 'del', name], check=False)
-
-
 def norm(a):
     return str(ipaddress.ip_address(a))
 
@@ -197,40 +146,29 @@ while True:
 '''
 
 
-class Lab:
+class Lab(RouterLab):
     """The namespaces, the daemon, the peer."""
 
+    daemon_args = ('-H',)
+
     def __init__(self, bindir, c):
+        super().__init__(bindir, NS_PREFIX, 'ipsecif-hostinterop-')
         self.c = c
-        self.bindir = bindir
-        self.tag = '%s%d' % (NS_PREFIX, os.getpid())
-        self.nsr = self.tag + '-router'
         self.nsp = self.tag + '-peer'
         self.nsh = self.tag + '-host' if c['topo'] == 'tunnel-fwd' else None
-        self.tmp = tempfile.mkdtemp(prefix='ipsecif-hostinterop-')
-        self.sock = os.path.join(self.tmp, 'ipsecifd.sock')
-        self.daemon = None
-        self.daemon_log = os.path.join(self.tmp, 'ipsecifd.log')
         self.peer = None
-        self.children = []
-        self.made = []
         self.sas = []      # the peer's SAs
         self.flows = {}    # the peer's flows, by family
         self.script = []   # the router's setkey script
 
-    # ---- plumbing ----
-    def ns(self, ns, *cmd, **kw):
-        return run(['ip', 'netns', 'exec', ns] + list(cmd), **kw)
+    def start_failed(self, text):
+        if self.daemon.returncode == 2 and "invalid option -- 'H'" in text:
+            raise Skip('this ipsecifd has no host mode (-H)')
+        super().start_failed(text)
 
-    def ctl(self, *args, stdin=None, check=True):
-        cmd = ['ip', 'netns', 'exec', self.nsr, os.path.join(self.bindir, 'ipsecifctl'),
-               '-s', self.sock] + list(args)
-        p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=30)
-        if check and p.returncode != 0:
-            raise Failure('ipsecifctl %s: exit %d: %s%s' % (' '.join(args), p.returncode,
-                                                              p.stdout, p.stderr.strip()))
-        return p
+    def keep_files(self):
+        with open(os.path.join(self.tmp, 'setkey.txt'), 'w') as f:
+            f.write('\n'.join(self.script) + '\n')
 
     def veth(self, ns_a, a, ns_b, b):
         run(['ip', '-n', ns_a, 'link', 'add', a, 'address', MAC[a], 'type', 'veth', 'peer',
@@ -247,12 +185,7 @@ class Lab:
 
     def setup(self):
         c = self.c
-        for ns in (self.nsr, self.nsp, self.nsh):
-            if ns is None:
-                continue
-            run(['ip', 'netns', 'add', ns])
-            self.made.append(ns)
-            run(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+        self.make_ns(*(ns for ns in (self.nsr, self.nsp, self.nsh) if ns is not None))
         self.veth(self.nsr, 'vr', self.nsp, 'vp')
         for fam in ('4', '6'):
             r, p, plen = OUTER[fam]
@@ -332,38 +265,6 @@ class Lab:
             self.flows[fam] = {'family': fam, 'local': local, 'remote': remote,
                                'out': to_router, 'in': to_peer[::-1]}
 
-    def start_daemon(self):
-        exe = os.path.join(self.bindir, 'ipsecifd')
-        with open(self.daemon_log, 'w') as f:
-            self.daemon = subprocess.Popen(
-                ['ip', 'netns', 'exec', self.nsr, exe, '-f', '-H', '-s', self.sock, '-p',
-                 os.path.join(self.tmp, 'ipsecifd.pid'), '-l', 'debug'],
-                stdout=f, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.daemon.poll() is not None:
-                with open(self.daemon_log) as f:
-                    text = f.read()
-                if self.daemon.returncode == 2 and "invalid option -- 'H'" in text:
-                    raise Skip('this ipsecifd has no host mode (-H)')
-                raise Failure('ipsecifd exited with %d at start:\n%s' %
-                              (self.daemon.returncode, text))
-            if time.monotonic() > deadline:
-                raise Failure('ipsecifd made no control socket within 10 s')
-            time.sleep(0.05)
-
-    def stop_daemon(self):
-        """SIGTERM; the daemon must exit 0 (under ASan also: no leak, no error)."""
-        if self.daemon is None or self.daemon.poll() is not None:
-            return None if self.daemon is None else self.daemon.returncode
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            return self.daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
-            return 'hung'
-
     def start_udp_echo(self):
         p = subprocess.Popen(['ip', 'netns', 'exec', self.pinger, PYTHON, '-c', UDP_ECHO,
                               str(UDP_PORT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -389,14 +290,7 @@ class Lab:
                 self.peer.stdin.close()
             except OSError:
                 pass
-        for p in self.children:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        rc = self.stop_daemon()
-        for ns in self.made:
-            run(['ip', 'netns', 'del', ns], check=False)
-        return rc
+        return super().cleanup()
 
     # ---- the peer ----
     def peer_send(self, cmd, **kw):
@@ -443,18 +337,6 @@ class Lab:
         return res
 
     # ---- the router's side ----
-    def stats(self):
-        """`ipsecifctl stats` as {text: count}."""
-        out = self.ctl('stats').stdout
-        res = {}
-        for line in out.splitlines():
-            m = re.match(r'\s*(\d+)\s+(.*\S)\s*$', line)
-            if m:
-                res[m.group(2)] = int(m.group(1))
-        if not res:
-            raise Failure('ipsecifctl stats printed no counters:\n' + out)
-        return res
-
     def nft_drops(self):
         """{rule comment or text: packets} of the drop rules of host mode's
         nftables table, or None when there is no such table."""
@@ -485,14 +367,6 @@ class Lab:
 
 def cmd_is_wire(line):
     return line.startswith('DONE {"wire"')
-
-
-def counter(stats, pattern):
-    hits = [k for k in stats if re.search(pattern, k, re.I)]
-    if len(hits) != 1:
-        raise Failure('expected one counter matching /%s/ in ipsecifctl stats, found %s:\n%s' %
-                      (pattern, hits, '\n'.join('%8d %s' % (v, k) for k, v in stats.items())))
-    return stats[hits[0]]
 
 
 def delta(before, after, pattern):
@@ -671,73 +545,23 @@ def scapy_ok():
     return probe.returncode == 0
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--bindir', help='directory with ipsecifd and ipsecifctl')
-    ap.add_argument('--list', action='store_true')
-    ap.add_argument('case', nargs='?')
-    a = ap.parse_args()
-    if a.list:
-        print('\n'.join(CASES))
-        return 0
-    if a.case not in CASES or not a.bindir:
-        ap.error('give --bindir and one of: ' + ', '.join(CASES))
-    c = CASES[a.case]
-    if os.geteuid() != 0:
-        log('SKIP: interop tests need root (network namespaces, raw sockets, TUN)')
-        return SKIP
-    missing = [t for t in ('ip', 'ping', 'nft', 'sysctl') if not shutil.which(t)]
-    if missing:
-        log('SKIP: missing %s (scripts/deps.sh installs them)' % ', '.join(missing))
-        return SKIP
+def prereq(c):
     if not scapy_ok():
-        log('SKIP: %s has no scapy with its IPsec layer (Debian: python3-scapy, '
-            'python3-cryptography)' % PYTHON)
-        return SKIP
-    for exe in ('ipsecifd', 'ipsecifctl'):
-        if not os.access(os.path.join(a.bindir, exe), os.X_OK):
-            log('FAIL: %s not built in %s' % (exe, a.bindir))
-            return 1
-    reap_stale_namespaces()
-    lab = Lab(a.bindir, c)
-    # A SIGTERM (ctest timeout) still removes the namespaces.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    ok = False
-    skipped = None
-    t0 = time.monotonic()
-    try:
-        lab.setup()
-        if c['kind'] == 'traffic':
-            case_traffic(lab)
-        else:
-            case_negative(lab)
-        log(lab.ctl('stats').stdout.rstrip())
-        ok = True
-    except Skip as e:
-        skipped = str(e)
-    except (Failure, subprocess.TimeoutExpired) as e:
-        log('FAIL: %s' % e)
-    finally:
-        rc = lab.cleanup()
-        if skipped is None and rc not in (0, None):
-            log('FAIL: ipsecifd exit status on SIGTERM: %s' % rc)
-            ok = False
-        if not ok and skipped is None and os.path.exists(lab.daemon_log):
-            with open(lab.daemon_log) as f:
-                text = f.read()
-            log('---- ipsecifd log (last 80 lines) ----')
-            log('\n'.join(text.splitlines()[-80:]))
-        if os.environ.get('IPSECIF_INTEROP_KEEP'):
-            with open(os.path.join(lab.tmp, 'setkey.txt'), 'w') as f:
-                f.write('\n'.join(lab.script) + '\n')
-            log('kept %s' % lab.tmp)
-        else:
-            shutil.rmtree(lab.tmp, ignore_errors=True)
-    if skipped is not None:
-        log('SKIP: %s' % skipped)
-        return SKIP
-    log('%s: %s (%.1f s)' % (a.case, 'PASS' if ok else 'FAIL', time.monotonic() - t0))
-    return 0 if ok else 1
+        return ('%s has no scapy with its IPsec layer (Debian: python3-scapy, '
+                'python3-cryptography)' % PYTHON)
+    return None
+
+
+def run_case(lab):
+    lab.setup()
+    if lab.c['kind'] == 'traffic':
+        case_traffic(lab)
+    else:
+        case_negative(lab)
+
+
+def main():
+    return drive(CASES, NS_PREFIX, ('ip', 'ping', 'nft', 'sysctl'), prereq, Lab, run_case)
 
 
 if __name__ == '__main__':

@@ -15,21 +15,18 @@ IPSECIF_INTEROP_KEEP=1 in the environment the run's files (daemon log, peer
 configurations with keys, captures) are kept and their folder printed.
 """
 
-import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-SKIP = 77
+from netns_lab import PYTHON, Failure, RouterLab, counter, drive, log, run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, 'esp_peer.py')
-PYTHON = '/usr/bin/python3'
 NS_PREFIX = 'ipsecif-it-'
 
 # Documentation addresses: outer on the veth, inner on ipsec0 and in the peer.
@@ -91,88 +88,21 @@ CASES = {
 }
 
 
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def run(cmd, check=True, timeout=30, **kw):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise Failure('%s: exit %d\n%s%s' % (' '.join(cmd), p.returncode, p.stdout, p.stderr))
-    return p
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def reap_stale_namespaces():
-    """Remove namespaces left by runs of this script that were killed."""
-    out = run(['ip', 'netns', 'list'], check=False).stdout
-    for line in out.splitlines():
-        name = line.split()[0] if line.split() else ''
-        m = re.match(re.escape(NS_PREFIX) + r'(\d+)-', name)
-        if not m or pid_alive(int(m.group(1))):
-            continue
-        for pid in run(['ip', 'netns', 'pids', name], check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        run(['ip', 'netns', 'del', name], check=False)
-
-
-class Lab:
+class Lab(RouterLab):
     """Two namespaces, a veth pair, ipsecifd on the router side."""
 
     def __init__(self, bindir, c):
+        super().__init__(bindir, NS_PREFIX, 'ipsecif-interop-')
         self.c = c
-        self.bindir = bindir
-        self.tag = '%s%d' % (NS_PREFIX, os.getpid())
-        self.nsr = self.tag + '-router'
         self.nsp = self.tag + '-peer'
-        self.tmp = tempfile.mkdtemp(prefix='ipsecif-interop-')
-        self.sock = os.path.join(self.tmp, 'ipsecifd.sock')
-        self.daemon = None
-        self.daemon_log = os.path.join(self.tmp, 'ipsecifd.log')
-        self.children = []
-        self.made = []
         self.keys = {}
         self.seq = {}
         self.spi_out = SPI_OUT_NATT if c['natt'] else SPI_OUT
         self.spi_in = SPI_IN_NATT if c['natt'] else SPI_IN
 
-    # ---- plumbing ----
-    def ns(self, ns, *cmd, **kw):
-        return run(['ip', 'netns', 'exec', ns] + list(cmd), **kw)
-
-    def ctl(self, *args, stdin=None, check=True):
-        cmd = ['ip', 'netns', 'exec', self.nsr, os.path.join(self.bindir, 'ipsecifctl'),
-               '-s', self.sock] + list(args)
-        p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=30)
-        if check and p.returncode != 0:
-            raise Failure('ipsecifctl %s: exit %d: %s' % (' '.join(args), p.returncode,
-                                                            p.stderr.strip()))
-        return p.stdout
-
     def setup(self):
         o = OUTER[self.c['outer']]
-        for ns in (self.nsr, self.nsp):
-            run(['ip', 'netns', 'add', ns])
-            self.made.append(ns)
-            run(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+        self.make_ns(self.nsr, self.nsp)
         run(['ip', '-n', self.nsr, 'link', 'add', 'vr', 'type', 'veth', 'peer', 'name', 'vp',
              'netns', self.nsp])
         extra = ['nodad'] if self.c['outer'] == '6' else []
@@ -182,43 +112,6 @@ class Lab:
         run(['ip', '-n', self.nsp, 'link', 'set', 'vp', 'up'])
         self.start_daemon()
         self.configure()
-
-    def start_daemon(self):
-        exe = os.path.join(self.bindir, 'ipsecifd')
-        with open(self.daemon_log, 'w') as f:
-            self.daemon = subprocess.Popen(
-                ['ip', 'netns', 'exec', self.nsr, exe, '-f', '-s', self.sock, '-p',
-                 os.path.join(self.tmp, 'ipsecifd.pid'), '-l', 'debug'],
-                stdout=f, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.daemon.poll() is not None:
-                raise Failure('ipsecifd exited with %d at start' % self.daemon.returncode)
-            if time.monotonic() > deadline:
-                raise Failure('ipsecifd made no control socket within 10 s')
-            time.sleep(0.05)
-
-    def stop_daemon(self):
-        """SIGTERM; the daemon must exit 0 (under ASan also: no leak, no error)."""
-        if self.daemon is None or self.daemon.poll() is not None:
-            return None if self.daemon is None else self.daemon.returncode
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            return self.daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
-            return 'hung'
-
-    def cleanup(self):
-        for p in self.children:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        rc = self.stop_daemon()
-        for ns in self.made:
-            run(['ip', 'netns', 'del', ns], check=False)
-        return rc
 
     # ---- router configuration, as ipsecif(4) and setkey(8) ----
     def configure(self):
@@ -232,7 +125,7 @@ class Lab:
         self.ctl('ifconfig', 'ipsec0', 'inet', ri + '/32', pi)
         self.ctl('ifconfig', 'ipsec0', 'inet6', INNER['6'][0] + '/64')
         self.ctl('ifconfig', 'ipsec0', 'up')
-        listing = self.ctl('ifconfig', 'ipsec0')
+        listing = self.ctl('ifconfig', 'ipsec0').stdout
         log(listing.rstrip())
         m = re.search(r'unique id: v4 out (\d+) in (\d+), v6 out (\d+) in (\d+)', listing)
         if not m:
@@ -316,33 +209,13 @@ class Lab:
         return self.finish_peer(self.start_peer(mode, family))
 
     # ---- counters ----
-    def stats(self):
-        """`ipsecifctl stats` as {text: count}."""
-        out = self.ctl('stats')
-        res = {}
-        for line in out.splitlines():
-            m = re.match(r'\s*(\d+)\s+(.*\S)\s*$', line)
-            if m:
-                res[m.group(2)] = int(m.group(1))
-        if not res:
-            raise Failure('ipsecifctl stats printed no counters:\n' + out)
-        return res
-
     def if_io(self):
         """(input packets, output packets) of ipsec0."""
-        listing = self.ctl('ifconfig', 'ipsec0')
+        listing = self.ctl('ifconfig', 'ipsec0').stdout
         m = re.search(r'input: (\d+) packets.*?output: (\d+) packets', listing)
         if not m:
             raise Failure('no input/output counters in the ipsec0 listing:\n' + listing)
         return int(m.group(1)), int(m.group(2))
-
-
-def counter(stats, pattern):
-    hits = [k for k in stats if re.search(pattern, k, re.I)]
-    if len(hits) != 1:
-        raise Failure('expected one counter matching /%s/ in ipsecifctl stats, found %s:\n%s' %
-                      (pattern, hits, '\n'.join('%8d %s' % (v, k) for k, v in stats.items())))
-    return stats[hits[0]]
 
 
 # Patterns for the netstat-like lines of `ipsecifctl stats`.
@@ -512,71 +385,32 @@ def scapy_algos(algo):
     return algo in probe.stdout.split()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--bindir', help='directory with ipsecifd and ipsecifctl')
-    ap.add_argument('--list', action='store_true')
-    ap.add_argument('case', nargs='?')
-    a = ap.parse_args()
-    if a.list:
-        print('\n'.join(CASES))
-        return 0
-    if a.case not in CASES or not a.bindir:
-        ap.error('give --bindir and one of: ' + ', '.join(CASES))
-    c = CASES[a.case]
-    if os.geteuid() != 0:
-        log('SKIP: interop tests need root (network namespaces, raw sockets, TUN)')
-        return SKIP
-    need = ['ip', 'ping'] + (['tshark', 'tcpdump'] if c['kind'] == 'tshark' else [])
-    missing = [t for t in need if not shutil.which(t)]
-    if missing:
-        log('SKIP: missing %s (scripts/deps.sh installs them)' % ', '.join(missing))
-        return SKIP
+def prereq(c):
     have = scapy_algos(ALGS[c['alg']]['scapy_e'])
     if have is None:
-        log('SKIP: %s has no scapy with its IPsec layer (Debian: python3-scapy, '
-            'python3-cryptography)' % PYTHON)
-        return SKIP
+        return ('%s has no scapy with its IPsec layer (Debian: python3-scapy, '
+                'python3-cryptography)' % PYTHON)
     if not have:
-        log('SKIP: this scapy lacks %s' % ALGS[c['alg']]['scapy_e'])
-        return SKIP
-    for exe in ('ipsecifd', 'ipsecifctl'):
-        if not os.access(os.path.join(a.bindir, exe), os.X_OK):
-            log('FAIL: %s not built in %s' % (exe, a.bindir))
-            return 1
-    reap_stale_namespaces()
-    lab = Lab(a.bindir, c)
-    # A SIGTERM (ctest timeout) still removes the namespaces.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    ok = False
-    try:
-        lab.setup()
-        if c['kind'] == 'ping':
-            case_ping(lab)
-        elif c['kind'] in ('replay', 'tamper'):
-            case_negative(lab, c['kind'])
-        else:
-            case_tshark(lab)
-        log(lab.ctl('stats').rstrip())
-        ok = True
-    except (Failure, subprocess.TimeoutExpired) as e:
-        log('FAIL: %s' % e)
-    finally:
-        rc = lab.cleanup()
-        if rc not in (0, None):
-            log('FAIL: ipsecifd exit status on SIGTERM: %s' % rc)
-            ok = False
-        if not ok and os.path.exists(lab.daemon_log):
-            with open(lab.daemon_log) as f:
-                text = f.read()
-            log('---- ipsecifd log (last 80 lines) ----')
-            log('\n'.join(text.splitlines()[-80:]))
-        if os.environ.get('IPSECIF_INTEROP_KEEP'):
-            log('kept %s' % lab.tmp)
-        else:
-            shutil.rmtree(lab.tmp, ignore_errors=True)
-    log('%s: %s' % (a.case, 'PASS' if ok else 'FAIL'))
-    return 0 if ok else 1
+        return 'this scapy lacks %s' % ALGS[c['alg']]['scapy_e']
+    return None
+
+
+def run_case(lab):
+    lab.setup()
+    kind = lab.c['kind']
+    if kind == 'ping':
+        case_ping(lab)
+    elif kind in ('replay', 'tamper'):
+        case_negative(lab, kind)
+    else:
+        case_tshark(lab)
+
+
+def main():
+    return drive(CASES, NS_PREFIX,
+                 lambda c: ['ip', 'ping'] + (['tshark', 'tcpdump'] if c['kind'] == 'tshark'
+                                             else []),
+                 prereq, Lab, run_case)
 
 
 if __name__ == '__main__':
