@@ -51,6 +51,8 @@ from scapy.all import IP, UDP, ICMP, IPv6, Raw, raw
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest
 from scapy.layers.ipsec import ESP, SecurityAssociation, IPSecIntegrityError
 
+from peer_pkt import checksums_ok, echo_fields
+
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
@@ -342,34 +344,6 @@ class Peer:
             self.error('the untampered packet with sequence %d was not answered' % seq)
         log('tamper results: %s' % results)
         return results
-
-
-def echo_fields(inner, request):
-    """(id, seq, payload) of an ICMP or ICMPv6 echo request/reply, else None."""
-    if isinstance(inner, IP) and ICMP in inner:
-        if inner[ICMP].type == (8 if request else 0) and inner[ICMP].code == 0:
-            return inner[ICMP].id, inner[ICMP].seq, bytes(inner[ICMP].payload)
-        return None
-    cls = ICMPv6EchoRequest if request else ICMPv6EchoReply
-    if isinstance(inner, IPv6) and cls in inner:
-        e = inner[cls]
-        return e.id, e.seq, bytes(e.data)
-    return None
-
-
-def checksums_ok(inner):
-    """The IPv4 header and ICMP/ICMPv6 checksums as the sender wrote them are right."""
-    fields = ((IP, 'chksum'), (ICMP, 'chksum'), (ICMPv6EchoRequest, 'cksum'),
-              (ICMPv6EchoReply, 'cksum'))
-    for cls, name in fields:
-        if cls not in inner:
-            continue
-        clone = inner.copy()
-        setattr(clone[cls], name, None)
-        clone = clone.__class__(raw(clone))
-        if getattr(inner[cls], name) != getattr(clone[cls], name):
-            return False
-    return True
 
 
 def main():

@@ -79,6 +79,8 @@ try:
                                     fragment6)
     from scapy.layers.ipsec import (AH, ESP, SecurityAssociation, IPSecIntegrityError,
                                     zero_mutable_fields)
+
+    from peer_pkt import checksums_ok, echo_fields
 except ImportError as e:
     if __name__ == '__main__' and sys.argv[1:] == ['--selftest']:
         print('SKIP: no scapy with its IPsec layer (%s)' % e)
@@ -433,37 +435,6 @@ def echo(f, ident, seq, payload, reply):
             type=0 if reply else 8, id=ident, seq=seq) / Raw(payload)
     cls = ICMPv6EchoReply if reply else ICMPv6EchoRequest
     return IPv6(src=f['local'], dst=f['remote'], hlim=64) / cls(id=ident, seq=seq, data=payload)
-
-
-def echo_fields(inner, request):
-    """(id, seq, payload) of an ICMP or ICMPv6 echo request/reply, else None."""
-    if isinstance(inner, IP) and ICMP in inner:
-        if inner[ICMP].type == (8 if request else 0) and inner[ICMP].code == 0:
-            return inner[ICMP].id, inner[ICMP].seq, bytes(inner[ICMP].payload)
-        return None
-    cls = ICMPv6EchoRequest if request else ICMPv6EchoReply
-    if isinstance(inner, IPv6) and cls in inner:
-        e = inner[cls]
-        return e.id, e.seq, bytes(e.data)
-    return None
-
-
-def checksums_ok(inner):
-    """The IPv4 header, ICMP, ICMPv6 and UDP checksums as the sender wrote
-    them are right."""
-    fields = ((IP, 'chksum'), (ICMP, 'chksum'), (ICMPv6EchoRequest, 'cksum'),
-              (ICMPv6EchoReply, 'cksum'), (UDP, 'chksum'))
-    for cls, name in fields:
-        if cls not in inner:
-            continue
-        if cls is UDP and isinstance(inner, IP) and inner[UDP].chksum == 0:
-            continue
-        clone = inner.copy()
-        setattr(clone[cls], name, None)
-        clone = clone.__class__(raw(clone))
-        if getattr(inner[cls], name) != getattr(clone[cls], name):
-            return False
-    return True
 
 
 class Peer(Engine):
