@@ -512,6 +512,7 @@ int ipsecif_host_output(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64
                         struct ipsecif_host_result *res)
 {
     struct ipsecif_host_result r;
+    size_t len;
     int rc;
 
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || !ipsecif_buf_valid(pkt)) {
@@ -521,13 +522,17 @@ int ipsecif_host_output(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64
         ctx->now = now;
     }
     memset(&r, 0, sizeof(r));
+    len = pkt->len;
     rc = host_out(ctx, pkt, now, &r);
     if (rc != IPSECIF_OK) {
         ipsecif_count_out_drop(ctx, NULL, rc);
         return rc;
     }
     if (r.verdict == IPSECIF_HOST_PROTECTED) {
+        /* IPsec output as any other: the general counters too (netstat -s). */
         ctx->stats.host_out_ipsec++;
+        ctx->stats.out_success++;
+        ctx->stats.out_bytes += len;
     } else {
         ctx->stats.host_out_clear++;
     }
@@ -804,6 +809,8 @@ int ipsecif_host_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_
     }
     if (r.verdict == IPSECIF_HOST_PROTECTED) {
         ctx->stats.host_in_ipsec++;
+        ctx->stats.in_success++;
+        ctx->stats.in_bytes += pkt->len;
     } else {
         ctx->stats.host_in_clear++;
     }

@@ -231,7 +231,7 @@ static void test_transport_esp(void **state)
     struct pair *p = *state;
     struct test_buf tb;
     uint8_t orig[256];
-    size_t len;
+    size_t len, bytes;
 
     sa_both(p, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_ANY, 0x1001, A4, B4, 0);
     sa_both(p, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_ANY, 0x1002, A6, B6, 0);
@@ -242,12 +242,20 @@ static void test_transport_esp(void **state)
 
     build_udp(&tb, A4, B4, 1111, 2222);
     copy_pkt(&tb, orig, &len);
+    bytes = len;
     round_trip(p, &tb, orig, len, IPSECIF_IPPROTO_ESP, 1, 0);
     test_build_ping(&tb, HEADROOM, A6, B6, 100, 0);
     copy_pkt(&tb, orig, &len);
+    bytes += len;
     round_trip(p, &tb, orig, len, IPSECIF_IPPROTO_ESP, 1, 0);
     assert_int_equal(ipsecif_stats_get(p->a.ctx)->host_out_ipsec, 2);
     assert_int_equal(ipsecif_stats_get(p->b.ctx)->host_in_ipsec, 2);
+    /* Host IPsec counts in the general counters as well, bytes unprotected. */
+    assert_int_equal(ipsecif_stats_get(p->a.ctx)->out_success, 2);
+    assert_int_equal(ipsecif_stats_get(p->a.ctx)->out_bytes, bytes);
+    assert_int_equal(ipsecif_stats_get(p->b.ctx)->in_success, 2);
+    assert_int_equal(ipsecif_stats_get(p->b.ctx)->in_bytes, bytes);
+    assert_int_equal(ipsecif_stats_get(p->a.ctx)->in_success, 0);
 }
 
 static void test_transport_ah_and_bundle(void **state)
@@ -449,6 +457,8 @@ static void test_inbound_cleartext(void **state)
     assert_int_equal(ipsecif_host_input(p->b.ctx, &tb.b, 2000, &r), IPSECIF_OK);
     assert_int_equal(r.verdict, IPSECIF_HOST_CLEAR);
     assert_int_equal(ipsecif_stats_get(p->b.ctx)->host_in_clear, 1);
+    /* Cleartext is no IPsec success. */
+    assert_int_equal(ipsecif_stats_get(p->b.ctx)->in_success, 0);
 }
 
 /* An IKE socket bypasses a policy that covers everything, both ways; an
