@@ -70,6 +70,18 @@ static size_t line_at(const char *text, const char *line)
     return 0;
 }
 
+/* line_at() of the line the format makes. */
+static size_t rule_at(const char *text, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    return line_at(text, line);
+}
+
 static bool has_text(const char *text, const char *s)
 {
     return strstr(text, s) != NULL;
@@ -173,7 +185,6 @@ static void test_verdicts(void **state)
     struct fx *f = *state;
     struct ipsecif_policy p;
     static const char *const verdicts[] = {"drop", "accept", "drop", "accept", "drop", "accept"};
-    char line[256];
     uint32_t id[6];
     int i;
 
@@ -206,27 +217,24 @@ static void test_verdicts(void **state)
     assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_ESP_TRANS_DEFLEV, 1), IPSECIF_OK);
     build(f);
     for (i = 0; i < 6; i++) {
-        snprintf(line, sizeof(line),
-                 "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 198.51.100.1 meta "
-                 "l4proto 6 th dport %d counter %s comment \"policy in %u\"",
-                 22 + i, verdicts[i], id[i]);
-        line_at(f->text, line);
+        rule_at(f->text,
+                "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 198.51.100.1 meta "
+                "l4proto 6 th dport %d counter %s comment \"policy in %u\"",
+                22 + i, verdicts[i], id[i]);
     }
     /* esp_trans_deflev 2 requires: the default-level policy drops now. */
     assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_ESP_TRANS_DEFLEV, 2), IPSECIF_OK);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 198.51.100.1 meta l4proto 6 "
-             "th dport 27 counter drop comment \"policy in %u\"",
-             id[5]);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 198.51.100.1 meta l4proto 6 "
+            "th dport 27 counter drop comment \"policy in %u\"",
+            id[5]);
 }
 
 static void test_levels_by_family_and_mode(void **state)
 {
     struct fx *f = *state;
     struct ipsecif_policy p;
-    char line[256];
     uint32_t v6;
     uint32_t ah;
 
@@ -244,36 +252,31 @@ static void test_levels_by_family_and_mode(void **state)
     assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_AH_NET_DEFLEV, 1), IPSECIF_OK);
     assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL6_AH_NET_DEFLEV, 2), IPSECIF_OK);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv6 ip6 saddr 2001:db8:b::/64 ip6 daddr 2001:db8:a::/64 counter "
-             "accept comment \"policy in %u\"",
-             v6);
-    line_at(f->text, line);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 192.0.2.0/24 counter accept "
-             "comment \"policy in %u\"",
-             ah);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv6 ip6 saddr 2001:db8:b::/64 ip6 daddr 2001:db8:a::/64 counter "
+            "accept comment \"policy in %u\"",
+            v6);
+    rule_at(f->text,
+            "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 192.0.2.0/24 counter accept "
+            "comment \"policy in %u\"",
+            ah);
     assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL6_ESP_NET_DEFLEV, 2), IPSECIF_OK);
     assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_AH_NET_DEFLEV, 2), IPSECIF_OK);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv6 ip6 saddr 2001:db8:b::/64 ip6 daddr 2001:db8:a::/64 counter "
-             "drop comment \"policy in %u\"",
-             v6);
-    line_at(f->text, line);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 192.0.2.0/24 counter drop "
-             "comment \"policy in %u\"",
-             ah);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv6 ip6 saddr 2001:db8:b::/64 ip6 daddr 2001:db8:a::/64 counter "
+            "drop comment \"policy in %u\"",
+            v6);
+    rule_at(f->text,
+            "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 192.0.2.0/24 counter drop "
+            "comment \"policy in %u\"",
+            ah);
 }
 
 static void test_order(void **state)
 {
     struct fx *f = *state;
     struct ipsecif_policy p;
-    char line[256];
     size_t at[4];
     uint32_t late;
     uint32_t early;
@@ -297,21 +300,20 @@ static void test_order(void **state)
     build(f);
     at[0] = line_at(f->text, "    meta l4proto { esp, ah } counter accept comment \"ESP and AH: to "
                              "the daemon\"");
-    snprintf(line, sizeof(line),
-             "    fib daddr type != local meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr "
-             "192.0.2.0/24 counter drop comment \"policy fwd %u\"",
-             fwd);
-    at[1] = line_at(f->text, line);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 192.0.2.0/24 counter accept "
-             "comment \"policy in %u\"",
-             early);
-    at[2] = line_at(f->text, line);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 203.0.113.5 ip daddr 192.0.2.0/24 counter drop "
-             "comment \"policy in %u\"",
-             late);
-    at[3] = line_at(f->text, line);
+    at[1] =
+        rule_at(f->text,
+                "    fib daddr type != local meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr "
+                "192.0.2.0/24 counter drop comment \"policy fwd %u\"",
+                fwd);
+    at[2] = rule_at(
+        f->text,
+        "    meta nfproto ipv4 ip saddr 203.0.113.0/24 ip daddr 192.0.2.0/24 counter accept "
+        "comment \"policy in %u\"",
+        early);
+    at[3] = rule_at(f->text,
+                    "    meta nfproto ipv4 ip saddr 203.0.113.5 ip daddr 192.0.2.0/24 counter drop "
+                    "comment \"policy in %u\"",
+                    late);
     assert_true(at[0] < at[1] && at[1] < at[2] && at[2] < at[3]);
     assert_false(has_text(f->text, "policy out"));
 }
@@ -320,7 +322,6 @@ static void test_selectors(void **state)
 {
     struct fx *f = *state;
     struct ipsecif_policy p;
-    char line[256];
     uint32_t id;
 
     /* ICMP: type in sport, code in dport, 0xffff any. */
@@ -328,40 +329,36 @@ static void test_selectors(void **state)
             IPSECIF_ACTION_DISCARD);
     id = add(f, &p);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 meta l4proto icmp icmp type 8 counter drop comment \"policy in "
-             "%u\"",
-             id);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv4 meta l4proto icmp icmp type 8 counter drop comment \"policy in "
+            "%u\"",
+            id);
     /* ICMP type 0 is a type, not "any". */
     p = pol(IPSECIF_DIR_IN, "2001:db8::", 32, "::", 0, IPSECIF_IPPROTO_ICMPV6, 0, 0,
             IPSECIF_ACTION_DISCARD);
     id = add(f, &p);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv6 ip6 saddr 2001:db8::/32 meta l4proto icmpv6 icmpv6 type 0 "
-             "icmpv6 code 0 counter drop comment \"policy in %u\"",
-             id);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv6 ip6 saddr 2001:db8::/32 meta l4proto icmpv6 icmpv6 type 0 "
+            "icmpv6 code 0 counter drop comment \"policy in %u\"",
+            id);
     /* UDP with both ports. */
     p = pol(IPSECIF_DIR_IN, "2001:db8::1", 128, "2001:db8::2", 128, IPSECIF_IPPROTO_UDP, 500, 4500,
             IPSECIF_ACTION_NONE);
     id = add(f, &p);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv6 ip6 saddr 2001:db8::1 ip6 daddr 2001:db8::2 meta l4proto 17 th "
-             "sport 500 th dport 4500 counter accept comment \"policy in %u\"",
-             id);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv6 ip6 saddr 2001:db8::1 ip6 daddr 2001:db8::2 meta l4proto 17 th "
+            "sport 500 th dport 4500 counter accept comment \"policy in %u\"",
+            id);
     /* A protocol without ports: just the protocol. */
     p = pol(IPSECIF_DIR_IN, "192.0.2.1", 32, "192.0.2.2", 32, 47, 0, 0, IPSECIF_ACTION_DISCARD);
     id = add(f, &p);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.2 meta l4proto 47 counter "
-             "drop comment \"policy in %u\"",
-             id);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.2 meta l4proto 47 counter "
+            "drop comment \"policy in %u\"",
+            id);
 }
 
 static void test_any_proto_with_ports(void **state)
@@ -381,24 +378,21 @@ static void test_any_proto_with_ports(void **state)
             IPSECIF_ACTION_DISCARD);
     big = add(f, &p);
     build(f);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.2 meta l4proto { tcp, udp, "
-             "dccp, sctp, udplite } th dport 3 counter drop comment \"policy in %u\"",
-             id);
-    line_at(f->text, line);
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.2 meta l4proto icmp icmp "
-             "code 3 counter drop comment \"policy in %u\"",
-             id);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.2 meta l4proto { tcp, udp, "
+            "dccp, sctp, udplite } th dport 3 counter drop comment \"policy in %u\"",
+            id);
+    rule_at(f->text,
+            "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.2 meta l4proto icmp icmp "
+            "code 3 counter drop comment \"policy in %u\"",
+            id);
     /* 4500 is no ICMP code: one rule. */
     snprintf(line, sizeof(line), "meta l4proto icmp icmp code 4500");
     assert_false(has_text(f->text, line));
-    snprintf(line, sizeof(line),
-             "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.3 meta l4proto { tcp, udp, "
-             "dccp, sctp, udplite } th dport 4500 counter drop comment \"policy in %u\"",
-             big);
-    line_at(f->text, line);
+    rule_at(f->text,
+            "    meta nfproto ipv4 ip saddr 192.0.2.1 ip daddr 192.0.2.3 meta l4proto { tcp, udp, "
+            "dccp, sctp, udplite } th dport 4500 counter drop comment \"policy in %u\"",
+            big);
 }
 
 static void test_sockets(void **state)
