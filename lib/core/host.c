@@ -157,6 +157,8 @@ static void from_spd(const struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint6
  * The policy for a packet: the socket at its local end (outbound: source,
  * inbound: destination of a packet for the host), then the SPD in dir
  * (forwarded inbound packets: fwd policies, then in ones), then def_policy.
+ * While IPsec is not used (net.inet.ipsec.used 0) none of them is asked and
+ * the packet passes, as NetBSD's ip_output() and ip_input() skip IPsec.
  */
 static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
                    const struct ipsecif_selector *sel, uint64_t now, struct decision *d)
@@ -165,6 +167,12 @@ static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
     struct ipsecif_sp *sp = NULL;
 
     memset(d, 0, sizeof(*d));
+    if (!ipsecif_spd_used(ctx)) {
+        d->pol.sel = *sel;
+        d->pol.dir = dir;
+        d->pol.action = IPSECIF_ACTION_NONE;
+        return;
+    }
     if (!forward && ctx->spd.nsocks > 0 && has_ports(sel->ulproto)) {
         bool out = dir == IPSECIF_DIR_OUT;
 
