@@ -110,7 +110,7 @@ struct ipsecif_policy {
  */
 #define IPSECIF_POLICY_ID_MAX 0x1fffffffu
 
-/** System-wide defaults (the net.inet.ipsec and net.inet6.ipsec sysctls). */
+/** System-wide settings (the net.inet.ipsec, net.inet6.ipsec6 and net.key sysctls). */
 enum ipsecif_sysctl {
     IPSECIF_SYSCTL_ESP_TRANS_DEFLEV = 0, /**< IPv4 ESP transport default level. */
     IPSECIF_SYSCTL_ESP_NET_DEFLEV,       /**< IPv4 ESP tunnel default level. */
