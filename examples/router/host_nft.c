@@ -273,6 +273,12 @@ long rtr_hostnft_build(struct ipsecif_ctx *ctx, const struct rtr_hostnft_opts *o
     }
     put(&t, "    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit,"
             " nd-neighbor-advert, nd-redirect } counter accept comment \"neighbour discovery\"\n");
+    if (ipsecif_sysctl_get(ctx, IPSECIF_SYSCTL_USED) == 0) {
+        /* IPsec not in use: the library asks no policy, nor does the table. */
+        put(&t, "    counter accept comment \"net.inet.ipsec.used 0\"\n");
+        put(&t, "  }\n}\n");
+        return (long)t.len;
+    }
     w.t = &t;
     w.ctx = ctx;
     w.exact = true;

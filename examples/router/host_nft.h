@@ -25,6 +25,10 @@
  *    require or unique, accept when all are use;
  * 4. per family, def_policy: 0 drop, 1 accept.
  *
+ * While net.inet.ipsec.used is 0 (no policy yet, or net.inet.ipsec.enabled
+ * 0) rules 2 to 4 are one rule that accepts everything, as the library
+ * then asks no policy either.
+ *
  * Every rule has a counter. The script is one nft transaction: the chain
  * is flushed and filled again, so no packet sees it half made.
  */

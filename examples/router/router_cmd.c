@@ -540,12 +540,18 @@ static const struct {
     {"net.inet.ipsec.ah_trans_deflev", IPSECIF_SYSCTL_AH_TRANS_DEFLEV},
     {"net.inet.ipsec.ah_net_deflev", IPSECIF_SYSCTL_AH_NET_DEFLEV},
     {"net.inet.ipsec.def_policy", IPSECIF_SYSCTL_DEF_POLICY},
+    {"net.inet.ipsec.enabled", IPSECIF_SYSCTL_ENABLED},
+    {"net.inet.ipsec.used", IPSECIF_SYSCTL_USED},
     {"net.inet6.ipsec6.esp_trans_deflev", IPSECIF_SYSCTL6_ESP_TRANS_DEFLEV},
     {"net.inet6.ipsec6.esp_net_deflev", IPSECIF_SYSCTL6_ESP_NET_DEFLEV},
     {"net.inet6.ipsec6.ah_trans_deflev", IPSECIF_SYSCTL6_AH_TRANS_DEFLEV},
     {"net.inet6.ipsec6.ah_net_deflev", IPSECIF_SYSCTL6_AH_NET_DEFLEV},
     {"net.inet6.ipsec6.def_policy", IPSECIF_SYSCTL6_DEF_POLICY},
+    /* NetBSD's ipsec6 enabled and used are the ipsec ones under a second name. */
+    {"net.inet6.ipsec6.enabled", IPSECIF_SYSCTL_ENABLED},
+    {"net.inet6.ipsec6.used", IPSECIF_SYSCTL_USED},
     {"net.ipsecif.max_nesting", RTR_SYSCTL_MAX_NESTING},
+    {"net.key.prefered_oldsa", IPSECIF_SYSCTL_KEY_PREFERED_OLDSA},
 };
 
 #define NSYSCTL (sizeof(sysctls) / sizeof(sysctls[0]))
@@ -592,6 +598,12 @@ static int sysctl_one(const struct rtr_env *env, struct rtr_out *o, const char *
         return rtr_fail(o, "sysctl: %s: bad value '%s'", sysctls[i].name, eq + 1);
     }
     rc = sysctl_set(env, sysctls[i].key, (int)v);
+    if (rc == IPSECIF_ERR_UNSUPPORTED) {
+        return rtr_fail(o, "sysctl: %s: read-only", sysctls[i].name);
+    }
+    if (rc == IPSECIF_ERR_BUSY) {
+        return rtr_fail(o, "sysctl: %s: busy: policies exist", sysctls[i].name);
+    }
     if (rc != IPSECIF_OK) {
         return rtr_fail(o, "sysctl: %s: value %lu not allowed", sysctls[i].name, v);
     }

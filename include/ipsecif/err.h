@@ -25,7 +25,7 @@ typedef enum ipsecif_err {
     IPSECIF_ERR_EXIST = -3,       /**< The object already exists (or clashes with one). */
     IPSECIF_ERR_NOENT = -4,       /**< No such object. */
     IPSECIF_ERR_FULL = -5,        /**< A configured capacity is exhausted. */
-    IPSECIF_ERR_BUSY = -6,        /**< The object is owned by an interface. */
+    IPSECIF_ERR_BUSY = -6,        /**< The object is owned by an interface, or in use. */
     IPSECIF_ERR_UNSUPPORTED = -7, /**< Algorithm, mode or feature not supported. */
     IPSECIF_ERR_RANGE = -8,       /**< A value is outside its allowed range. */
     IPSECIF_ERR_KEYLEN = -9,      /**< A key has the wrong length for its algorithm. */

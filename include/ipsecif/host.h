@@ -45,6 +45,12 @@ extern "C" {
  * is refused, and so is IPsec the policy did not ask for only when the
  * policy is discard (more protection than asked is accepted, as KAME does).
  *
+ * Neither direction asks any policy while net.inet.ipsec.used
+ * (::IPSECIF_SYSCTL_USED) is 0, that is before the first policy or
+ * per-socket policy, or with net.inet.ipsec.enabled 0: output passes the
+ * packet in clear and input delivers it (ESP and AH for a host SA are still
+ * removed), whatever def_policy says.
+ *
  * An ESP SA with NAT-T ports (RFC 3948) puts a UDP header from those ports
  * in front of ESP, in transport and tunnel mode; on input ESP in UDP is
  * taken for such an SA when its SPI and ports match (a nonzero SPI: the

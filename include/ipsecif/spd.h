@@ -110,7 +110,7 @@ struct ipsecif_policy {
  */
 #define IPSECIF_POLICY_ID_MAX 0x1fffffffu
 
-/** System-wide defaults (the net.inet.ipsec and net.inet6.ipsec sysctls). */
+/** System-wide settings (the net.inet.ipsec, net.inet6.ipsec6 and net.key sysctls). */
 enum ipsecif_sysctl {
     IPSECIF_SYSCTL_ESP_TRANS_DEFLEV = 0, /**< IPv4 ESP transport default level. */
     IPSECIF_SYSCTL_ESP_NET_DEFLEV,       /**< IPv4 ESP tunnel default level. */
@@ -122,8 +122,47 @@ enum ipsecif_sysctl {
     IPSECIF_SYSCTL6_AH_TRANS_DEFLEV,     /**< IPv6 AH transport default level. */
     IPSECIF_SYSCTL6_AH_NET_DEFLEV,       /**< IPv6 AH tunnel default level. */
     IPSECIF_SYSCTL6_DEF_POLICY,          /**< IPv6 policy when none matches. */
-    IPSECIF_SYSCTL_COUNT                 /**< Number of values. */
+    /**
+     * net.inet.ipsec.enabled (net.inet6.ipsec6.enabled is the same value):
+     * whether host traffic may go through the engine. 0 off: host traffic
+     * bypasses the SPD whatever it holds; setting 0 is refused
+     * (::IPSECIF_ERR_BUSY) while any policy or per-socket policy exists.
+     * 1 (the default) on once IPsec is used: ::IPSECIF_SYSCTL_USED becomes 1
+     * with the first policy or per-socket policy. 2 always on: used is 1
+     * even with an empty SPD, so def_policy applies from the start.
+     */
+    IPSECIF_SYSCTL_ENABLED,
+    /**
+     * net.inet.ipsec.used (net.inet6.ipsec6.used is the same value), read
+     * only (a write gives ::IPSECIF_ERR_UNSUPPORTED): 1 once host traffic
+     * goes through the SPD. Set by the first policy or per-socket policy
+     * added while enabled is 1, or by enabled 2; it stays 1 when the
+     * policies are removed again (as NetBSD's does), and goes back to 0
+     * only when enabled is set to 0. While it is 0, ipsecif_host_output()
+     * and ipsecif_host_input() look up no policy: cleartext passes both
+     * ways whatever def_policy says, and ESP or AH for a host SA is still
+     * opened. Interface (ipsecif) traffic is not affected by enabled or used.
+     */
+    IPSECIF_SYSCTL_USED,
+    /**
+     * net.key.prefered_oldsa: when several SAs fit an outbound request (same
+     * protocol, addresses and, for level unique, reqid), 0 (the default)
+     * takes the newest mature one, then the newest dying one; 1 takes the
+     * oldest dying one, then the oldest mature one. An SA's age counts from
+     * when it became mature (SADB_ADD, or the SADB_UPDATE of a larval SA).
+     * Applies to interface and host traffic alike; inbound SAs are found by
+     * SPI and are not affected. Values 0 or 1.
+     */
+    IPSECIF_SYSCTL_KEY_PREFERED_OLDSA,
+    IPSECIF_SYSCTL_COUNT /**< Number of values. */
 };
+
+/** net.inet.ipsec.enabled 0: host traffic bypasses the SPD. */
+#define IPSECIF_IPSEC_DISABLED 0
+/** net.inet.ipsec.enabled 1: the SPD applies once a policy was added. */
+#define IPSECIF_IPSEC_ENABLED 1
+/** net.inet.ipsec.enabled 2: the SPD always applies. */
+#define IPSECIF_IPSEC_ALWAYS 2
 
 /**
  * @brief What a per-socket policy does (setsockopt IP_IPSEC_POLICY and
@@ -369,10 +408,13 @@ int ipsecif_sysctl_get(const struct ipsecif_ctx *ctx, int key);
  * @brief Set a system-wide default.
  * @param[in] ctx   the context.
  * @param[in] key   ::ipsecif_sysctl.
- * @param[in] value levels: 1 use or 2 require; def_policy: 0 discard or 1 none.
+ * @param[in] value levels: 1 use or 2 require; def_policy: 0 discard or 1 none;
+ *                  enabled: 0, 1 or 2; prefered_oldsa: 0 or 1.
  * @retval IPSECIF_OK success.
  * @retval IPSECIF_ERR_ARG ctx is NULL or the key unknown.
  * @retval IPSECIF_ERR_RANGE value not allowed for the key.
+ * @retval IPSECIF_ERR_BUSY enabled 0 while a policy or per-socket policy exists.
+ * @retval IPSECIF_ERR_UNSUPPORTED the key is read only (used).
  */
 int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value);
 

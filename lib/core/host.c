@@ -159,6 +159,8 @@ static uint8_t level(const struct ipsecif_ctx *ctx, const struct decision *d, ui
  * The policy for a packet: the socket at its local end (outbound: source,
  * inbound: destination of a packet for the host), then the SPD in dir
  * (forwarded inbound packets: fwd policies, then in ones), then def_policy.
+ * While IPsec is not used (net.inet.ipsec.used 0) none of them is asked and
+ * the packet passes, as NetBSD's ip_output() and ip_input() skip IPsec.
  * The decision points into sel, which must outlive it.
  */
 static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
@@ -171,6 +173,10 @@ static void decide(struct ipsecif_ctx *ctx, uint8_t dir, bool forward,
     d->family = sel->src.family;
     d->sel = sel;
     d->dir = dir;
+    if (!ipsecif_spd_used(ctx)) {
+        d->action = IPSECIF_ACTION_NONE;
+        return;
+    }
     if (!forward && ctx->spd.nsocks > 0 && has_ports(sel->ulproto)) {
         bool out = dir == IPSECIF_DIR_OUT;
 

@@ -535,12 +535,23 @@ static bool out_usable(const struct ipsecif_sa *sa, const struct ipsecif_ipsecre
     return sa->natt_sport == 0 && sa->natt_dport == 0;
 }
 
+/* Should a take the place of best (same state)? The newer one unless
+ * net.key.prefered_oldsa asks for the older. */
+static bool better(const struct ipsecif_sa *a, const struct ipsecif_sa *best, bool old)
+{
+    if (best == NULL) {
+        return true;
+    }
+    return old ? a->gen < best->gen : a->gen > best->gen;
+}
+
 static struct ipsecif_sa *lookup_out(struct ipsecif_ctx *ctx, const struct ipsecif_ipsecreq *req,
                                      uint8_t level, const struct ipsecif_addr *src,
                                      const struct ipsecif_addr *dst, uint16_t sport, uint16_t dport,
                                      bool natt_any)
 {
     bool unique = level == IPSECIF_LEVEL_UNIQUE;
+    bool old = ctx->spd.sysctl[IPSECIF_SYSCTL_KEY_PREFERED_OLDSA] != 0;
     struct ipsecif_sa *mature = NULL;
     struct ipsecif_sa *dying = NULL;
     struct ipsecif_sa *sa;
@@ -557,15 +568,20 @@ static struct ipsecif_sa *lookup_out(struct ipsecif_ctx *ctx, const struct ipsec
         if (!out_usable(sa, req, unique, src, dst, sport, dport, natt_any)) {
             continue;
         }
-        /* Newest first, as KAME with prefered_oldsa = 0: after a rekey the
-         * new SA takes the traffic while the old one drains. */
         if (sa->state == IPSECIF_SA_MATURE) {
-            if (mature == NULL || sa->gen > mature->gen) {
+            if (better(sa, mature, old)) {
                 mature = sa;
             }
-        } else if (dying == NULL || sa->gen > dying->gen) {
+        } else if (better(sa, dying, old)) {
             dying = sa;
         }
+    }
+    /* prefered_oldsa 0 (NetBSD's default): the newest mature SA, so that
+     * after a rekey the new SA takes the traffic while the old one drains;
+     * else the dying ones first, the oldest of them, and the SA in use
+     * keeps the traffic until it is gone. */
+    if (old) {
+        return dying != NULL ? dying : mature;
     }
     return mature != NULL ? mature : dying;
 }

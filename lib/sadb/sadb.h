@@ -108,7 +108,9 @@ struct ipsecif_sa *ipsecif_sadb_lookup_spi(struct ipsecif_ctx *ctx, uint8_t prot
                                            const struct ipsecif_addr *dst, uint32_t spi);
 /* Outbound SA for a request: level unique matches reqid; other levels match
  * (proto, mode, src, dst). NAT-T ports must match when given (nonzero).
- * Prefers the newest mature SA, then the newest dying one. */
+ * Prefers the newest mature SA, then the newest dying one; with
+ * net.key.prefered_oldsa 1 the oldest dying one, then the oldest mature one
+ * (age: when the SA became mature). */
 struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
                                            const struct ipsecif_ipsecreq *req, uint8_t level,
                                            const struct ipsecif_addr *src,

@@ -110,6 +110,7 @@ int ipsecif_spd_sock_set(struct ipsecif_ctx *ctx, const struct ipsecif_sock *s,
     if (e->pol[0].type == IPSECIF_SOCKPOL_ENTRUST && e->pol[1].type == IPSECIF_SOCKPOL_ENTRUST) {
         release(ctx, e);
     }
+    ipsecif_spd_note_used(ctx);
     return IPSECIF_OK;
 }
 

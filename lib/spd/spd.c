@@ -97,6 +97,44 @@ void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor)
     }
     ctx->spd.sysctl[IPSECIF_SYSCTL_DEF_POLICY] = IPSECIF_ACTION_NONE;
     ctx->spd.sysctl[IPSECIF_SYSCTL6_DEF_POLICY] = IPSECIF_ACTION_NONE;
+    ctx->spd.sysctl[IPSECIF_SYSCTL_ENABLED] = IPSECIF_IPSEC_ENABLED;
+    ctx->spd.sysctl[IPSECIF_SYSCTL_USED] = 0;
+    ctx->spd.sysctl[IPSECIF_SYSCTL_KEY_PREFERED_OLDSA] = 0;
+}
+
+/* Policies or per-socket policies exist (NetBSD's key_get_used()). */
+static bool has_policies(const struct ipsecif_ctx *ctx)
+{
+    return ctx->spd.n > 0 || ctx->spd.nsocks > 0;
+}
+
+bool ipsecif_spd_used(const struct ipsecif_ctx *ctx)
+{
+    return ctx->spd.sysctl[IPSECIF_SYSCTL_USED] != 0;
+}
+
+void ipsecif_spd_note_used(struct ipsecif_ctx *ctx)
+{
+    uint8_t *used = &ctx->spd.sysctl[IPSECIF_SYSCTL_USED];
+    uint8_t was = *used;
+
+    switch (ctx->spd.sysctl[IPSECIF_SYSCTL_ENABLED]) {
+    case IPSECIF_IPSEC_ALWAYS:
+        *used = 1;
+        break;
+    case IPSECIF_IPSEC_ENABLED:
+        /* Once on it stays on: a flushed SPD keeps def_policy in force. */
+        if (*used == 0 && has_policies(ctx)) {
+            *used = 1;
+        }
+        break;
+    default:
+        *used = 0;
+        break;
+    }
+    if (*used != was) {
+        ctx->spd.gen++;
+    }
 }
 
 uint32_t ipsecif_spd_free_slots(const struct ipsecif_ctx *ctx)
@@ -613,6 +651,7 @@ static int insert_sp(struct ipsecif_ctx *ctx, const struct ipsecif_policy *pol, 
     rq_link(ctx, sp);
     ctx->spd.n++;
     ctx->spd.gen++;
+    ipsecif_spd_note_used(ctx);
     if (out != NULL) {
         *out = sp;
     }
@@ -951,15 +990,36 @@ int ipsecif_sysctl_set(struct ipsecif_ctx *ctx, int key, int value)
     if (ctx == NULL || key < 0 || key >= IPSECIF_SYSCTL_COUNT) {
         return IPSECIF_ERR_ARG;
     }
-    if (key == IPSECIF_SYSCTL_DEF_POLICY || key == IPSECIF_SYSCTL6_DEF_POLICY) {
+    switch (key) {
+    case IPSECIF_SYSCTL_DEF_POLICY:
+    case IPSECIF_SYSCTL6_DEF_POLICY:
         lo = IPSECIF_ACTION_DISCARD;
         hi = IPSECIF_ACTION_NONE;
+        break;
+    case IPSECIF_SYSCTL_ENABLED:
+        lo = IPSECIF_IPSEC_DISABLED;
+        hi = IPSECIF_IPSEC_ALWAYS;
+        break;
+    case IPSECIF_SYSCTL_USED:
+        return IPSECIF_ERR_UNSUPPORTED;
+    case IPSECIF_SYSCTL_KEY_PREFERED_OLDSA:
+        lo = 0;
+        hi = 1;
+        break;
+    default:
+        break;
     }
     if (value < lo || value > hi) {
         return IPSECIF_ERR_RANGE;
     }
+    if (key == IPSECIF_SYSCTL_ENABLED && value == IPSECIF_IPSEC_DISABLED && has_policies(ctx)) {
+        return IPSECIF_ERR_BUSY;
+    }
     ctx->spd.sysctl[key] = (uint8_t)value;
     ctx->spd.gen++;
+    if (key == IPSECIF_SYSCTL_ENABLED) {
+        ipsecif_spd_note_used(ctx);
+    }
     return IPSECIF_OK;
 }
 

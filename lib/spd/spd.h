@@ -78,6 +78,11 @@ struct ipsecif_spd_state {
 };
 
 size_t ipsecif_spd_mem_size(const struct ipsecif_config *cfg);
+/* Bring net.inet.ipsec.used up to date after a policy or per-socket policy
+ * was added or enabled was set (NetBSD's key_update_used()). */
+void ipsecif_spd_note_used(struct ipsecif_ctx *ctx);
+/* Does host traffic go through the SPD (net.inet.ipsec.used)? */
+bool ipsecif_spd_used(const struct ipsecif_ctx *ctx);
 void ipsecif_spd_setup(struct ipsecif_ctx *ctx, uint8_t **cursor);
 /* Check a request list of 1..IPSECIF_MAX_REQUESTS and build its stored form
  * (endpoints normalised). */

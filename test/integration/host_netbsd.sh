@@ -10,14 +10,19 @@
 #   through raw PF_KEY SADB_ADD messages to the daemon (EINVAL), then
 #   traffic in transport mode with one valid key of each (ESP or AH seen
 #   on the wire both ways, never the cleartext).
-# t_ipsec_sysctl: in NetBSD it checks net.inet.ipsec.enabled and .used,
-#   which the router does not offer; here the sysctls it does offer, with
-#   NetBSD's rules for values (deflev 1 or 2, def_policy 0 or 1) and their
-#   meaning: a policy at level default follows esp_trans_deflev,
-#   esp_net_deflev, ah_trans_deflev and ah_net_deflev of its family (1 use:
-#   without an SA it goes in clear; 2 require: dropped, counted, ACQUIRE);
-#   def_policy decides traffic no policy matches (0 drop, 1 pass), each
-#   direction and each family on its own.
+# t_ipsec_sysctl: net.inet.ipsec.enabled is 1 and net.inet.ipsec.used 0
+#   (and the net.inet6.ipsec6 names the same), an SA leaves used at 0, an
+#   IPv4 or IPv6 policy makes it 1; here also used is read only and enabled
+#   takes 0, 1, 2 (0 refused while a policy exists), and what they do to
+#   traffic: while used is 0 def_policy 0 drops nothing, enabled 2 makes
+#   it apply with no policy, used stays 1 once set, enabled 0 ends it, and
+#   a policy added under enabled 0 applies only once enabled is 1. Then the
+#   other sysctls, with NetBSD's rules for values (deflev 1 or 2,
+#   def_policy 0 or 1) and their meaning: a policy at level default follows
+#   esp_trans_deflev, esp_net_deflev, ah_trans_deflev and ah_net_deflev of
+#   its family (1 use: without an SA it goes in clear; 2 require: dropped,
+#   counted, ACQUIRE); def_policy decides traffic no policy matches (0
+#   drop, 1 pass), each direction and each family on its own.
 # t_ipsec_sockopt: per-socket policies (setsockopt IP_IPSEC_POLICY, here
 #   under libipsecif_pfkey_preload.so on UDP sockets, as NetBSD uses ping
 #   -E): "out ipsec esp/transport//require" sends ESP while the answer
@@ -28,10 +33,11 @@
 #   and an ACQUIRE raised.
 # t_ipsec_misc: SA lifetimes (SAs disappear, traffic then stops), update
 #   of an SA and of a policy, getspi then update, several SAs for one pair
-#   (the newest is used; deleting it falls back to the one before), no SA
-#   (traffic stops), a policy to 0.0.0.0/0 with SAs per peer (only peers
-#   with SAs reachable, the policy unchanged); and spddelete ends the
-#   protection. Not here: net.key.prefered_oldsa (not offered).
+#   (net.key.prefered_oldsa 0: the newest is used, deleting it falls back
+#   to the one before; 1: the oldest is used throughout; each seen on the
+#   wire by its SPI), no SA (traffic stops), a policy to 0.0.0.0/0 with SAs
+#   per peer (only peers with SAs reachable, the policy unchanged); and
+#   spddelete ends the protection.
 # t_ipsec_tunnel_odd: tunnel mode between two gateways forwarding for two
 #   hosts, IPv4 inside IPv6 and IPv6 inside IPv4, ESP and AH: the hosts
 #   reach each other and only ESP or AH between the gateways' outer
@@ -404,6 +410,65 @@ for fam in net.inet.ipsec net.inet6.ipsec6; do
     done
 done
 
+# sysval SIDE NAME: the value `sysctl NAME` prints.
+sysval() {
+    ctl "$1" sysctl "$2" | sed -n "s/^$2 = //p"
+}
+# used_is SIDE V: net.inet.ipsec.used and net.inet6.ipsec6.used are V.
+used_is() {
+    [ "$(sysval "$1" net.inet.ipsec.used)" = "$2" ] &&
+        [ "$(sysval "$1" net.inet6.ipsec6.used)" = "$2" ] ||
+        fail "$1: used is not $2: $(ctl "$1" sysctl net.inet.ipsec.used net.inet6.ipsec6.used)"
+}
+
+step "t_ipsec_sysctl: enabled and used (IPv4 on A, IPv6 on B)"
+for side in A B; do
+    grepq '^net.inet.ipsec.enabled = 1$' <(ctl "$side" sysctl -a) || fail "$side: enabled not 1"
+    grepq '^net.inet6.ipsec6.enabled = 1$' <(ctl "$side" sysctl -a) || fail "$side: enabled6 not 1"
+    grepq '^net.key.prefered_oldsa = 0$' <(ctl "$side" sysctl -a) || fail "$side: prefered_oldsa"
+    used_is "$side" 0
+done
+sk A <<<"add 198.51.100.1 198.51.100.2 esp 9876 -E 3des-cbc \"hogehogehogehogehogehoge\";"
+sk B <<<"add 2001:db8:1::1 2001:db8:1::2 esp 9876 -E 3des-cbc \"hogehogehogehogehogehoge\";"
+used_is A 0
+used_is B 0
+sk A <<<"spdadd 198.51.100.1 198.51.100.2 any -P out ipsec esp/transport//use;"
+sk B <<<"spdadd 2001:db8:1::1 2001:db8:1::2 any -P out ipsec esp/transport//use;"
+used_is A 1
+used_is B 1
+for v in 0 1; do
+    if ctl A sysctl "net.inet.ipsec.used=$v" 2>"$WORK/ro.err"; then
+        fail "used=$v taken"
+    fi
+    grepq 'read-only' "$WORK/ro.err" || fail "used=$v: $(cat "$WORK/ro.err")"
+done
+for v in 3 -1; do
+    if ctl A sysctl "net.inet.ipsec.enabled=$v" >/dev/null 2>&1; then
+        fail "enabled=$v taken"
+    fi
+done
+if ctl A sysctl net.inet.ipsec.enabled=0 2>"$WORK/busy.err"; then
+    fail "enabled=0 taken with a policy"
+fi
+grepq 'busy' "$WORK/busy.err" || fail "enabled=0: $(cat "$WORK/busy.err")"
+[ "$(sysval A net.inet.ipsec.enabled)" = 1 ] || fail "enabled changed by a refused write"
+flush
+# The SPD empty again: used stays 1 (as NetBSD's), until enabled 0.
+used_is A 1
+for side in A B; do
+    ctl "$side" sysctl net.inet6.ipsec6.enabled=0 | grepq '^net.inet6.ipsec6.enabled: 1 -> 0$' ||
+        fail "$side: enabled=0 without policies"
+    used_is "$side" 0
+    [ "$(sysval "$side" net.inet.ipsec.enabled)" = 0 ] || fail "$side: enabled is not 0"
+    ctl "$side" sysctl net.inet.ipsec.enabled=1 >/dev/null
+    used_is "$side" 0
+done
+for v in 2 -1; do
+    if ctl A sysctl "net.key.prefered_oldsa=$v" >/dev/null 2>&1; then
+        fail "prefered_oldsa=$v taken"
+    fi
+done
+
 if [ "$HOST" -eq 0 ]; then
     echo "SKIP: ipsecifd has no -H (host mode); the key and sysctl checks above passed"
     exit 77
@@ -416,6 +481,51 @@ reach "$NSA" 198.51.100.2
 reach "$NSA" -6 2001:db8:1::2
 reach "$NSL" 203.0.113.66
 reach "$NSL" -6 2001:db8:b::2
+
+# nft_used0 NS: the host table there is the one rule for IPsec not in use.
+nft_used0() {
+    in_ns "$1" nft list table inet ipsecif_host | grepq 'comment "net.inet.ipsec.used 0"'
+}
+
+step "t_ipsec_sysctl: used 0 lets def_policy 0 be, enabled 2 and 1 apply it, enabled 0 ends it"
+used_is B 0
+polvio=$(stat B "outbound packets violated process security policy")
+ctl B sysctl net.inet.ipsec.def_policy=0 >/dev/null
+reach "$NSA" 198.51.100.2
+reach "$NSB" 198.51.100.1
+for _ in $(seq 20); do nft_used0 "$NSB" && break; sleep 0.1; done
+nft_used0 "$NSB" || fail "B's host table is not the used-0 one"
+ctl B sysctl net.inet.ipsec.enabled=2 >/dev/null
+used_is B 1
+unreach "$NSA" 198.51.100.2
+unreach "$NSB" 198.51.100.1
+grows B "outbound packets violated process security policy" "$polvio"
+if nft_used0 "$NSB"; then
+    fail "B's host table still the used-0 one"
+fi
+ctl B sysctl net.inet.ipsec.enabled=1 >/dev/null
+used_is B 1
+unreach "$NSA" 198.51.100.2
+ctl B sysctl net.inet.ipsec.enabled=0 >/dev/null
+used_is B 0
+reach "$NSA" 198.51.100.2
+reach "$NSB" 198.51.100.1
+# A policy added while enabled is 0 is not applied until enabled is 1.
+sk B <<<"spdadd 198.51.100.2 198.51.100.1 any -P out discard;"
+used_is B 0
+reach "$NSB" 198.51.100.1
+if ctl B sysctl net.inet.ipsec.enabled=0 >/dev/null 2>&1; then
+    fail "B: enabled=0 taken again with a policy"
+fi
+ctl B sysctl net.inet.ipsec.enabled=1 >/dev/null
+used_is B 1
+polvio=$(stat B "outbound packets violated process security policy")
+unreach "$NSB" 198.51.100.1
+grows B "outbound packets violated process security policy" "$polvio"
+ctl B setkey -FP >/dev/null
+ctl B sysctl net.inet.ipsec.def_policy=1 >/dev/null
+reach "$NSB" 198.51.100.1
+reach "$NSA" 198.51.100.2
 
 # transport PROTO SPI FAMILY ALGARGS: SAs both ways (SPI from A, SPI+1
 # from B) and an out policy on each side that requires them, as NetBSD's
@@ -687,29 +797,44 @@ cap_stop getspi
 seen getspi "198.51.100.1 > 198.51.100.2: ESP\\(spi=0x00002710,"
 seen getspi "198.51.100.2 > 198.51.100.1: ESP\\(spi=0x00002711,"
 
-step "t_ipsec_misc: several SAs for one pair: the newest is used, deleting falls back"
-flush
-sa_pair esp 10000 198.51.100.1 198.51.100.2 100
-sp_pair
-cap_start spi "$NSB" veth-ba
-reach "$NSA" 198.51.100.2
-sa_pair esp 10010 198.51.100.1 198.51.100.2 100
-reach "$NSA" 198.51.100.2
-sa_pair esp 10020 198.51.100.1 198.51.100.2 100
-reach "$NSA" 198.51.100.2
-both <<<"delete 198.51.100.1 198.51.100.2 esp 10020; delete 198.51.100.2 198.51.100.1 esp 10021;"
-reach "$NSA" 198.51.100.2
-both <<<"delete 198.51.100.1 198.51.100.2 esp 10010; delete 198.51.100.2 198.51.100.1 esp 10011;"
-reach "$NSA" 198.51.100.2
-cap_stop spi
+# spi_order PREF AB BA: NetBSD's test_spi with net.key.prefered_oldsa PREF
+# on both sides: SAs 10000, then 10010, then 10020 added, then 10020 and
+# 10010 deleted, one ping after each step; the SPIs seen on the wire from
+# A to B and back, in order (repeats folded), must be AB and BA.
+spi_order() {
+    local got
+    flush
+    ctl A sysctl "net.key.prefered_oldsa=$1" >/dev/null
+    ctl B sysctl "net.key.prefered_oldsa=$1" >/dev/null
+    sa_pair esp 10000 198.51.100.1 198.51.100.2 100
+    sp_pair
+    cap_start "spi$1" "$NSB" veth-ba
+    reach "$NSA" 198.51.100.2
+    sa_pair esp 10010 198.51.100.1 198.51.100.2 100
+    reach "$NSA" 198.51.100.2
+    sa_pair esp 10020 198.51.100.1 198.51.100.2 100
+    reach "$NSA" 198.51.100.2
+    both <<<"delete 198.51.100.1 198.51.100.2 esp 10020; delete 198.51.100.2 198.51.100.1 esp 10021;"
+    reach "$NSA" 198.51.100.2
+    both <<<"delete 198.51.100.1 198.51.100.2 esp 10010; delete 198.51.100.2 198.51.100.1 esp 10011;"
+    reach "$NSA" 198.51.100.2
+    cap_stop "spi$1"
+    got=$(order "spi$1" 198.51.100.1 198.51.100.2)
+    [ "$got" = "$2" ] || fail "prefered_oldsa=$1: SPIs A to B in order: $got (want $2)"
+    got=$(order "spi$1" 198.51.100.2 198.51.100.1)
+    [ "$got" = "$3" ] || fail "prefered_oldsa=$1: SPIs B to A in order: $got (want $3)"
+}
 order() {
-    grep -oE "^.*IP $1 > $2: ESP\\(spi=0x[0-9a-f]+" "$WORK/spi.txt" | sed 's/.*spi=0x0*//' | uniq |
+    grep -oE "^.*IP $2 > $3: ESP\\(spi=0x[0-9a-f]+" "$WORK/$1.txt" | sed 's/.*spi=0x0*//' | uniq |
         tr '\n' ' '
 }
-got=$(order 198.51.100.1 198.51.100.2)
-[ "$got" = "2710 271a 2724 271a 2710 " ] || fail "SPIs A to B in order: $got"
-got=$(order 198.51.100.2 198.51.100.1)
-[ "$got" = "2711 271b 2725 271b 2711 " ] || fail "SPIs B to A in order: $got"
+
+step "t_ipsec_misc: several SAs for one pair: the newest is used, deleting falls back"
+spi_order 0 "2710 271a 2724 271a 2710 " "2711 271b 2725 271b 2711 "
+step "t_ipsec_misc: several SAs for one pair, net.key.prefered_oldsa=1: the oldest is used"
+spi_order 1 "2710 " "2711 "
+ctl A sysctl net.key.prefered_oldsa=0 >/dev/null
+ctl B sysctl net.key.prefered_oldsa=0 >/dev/null
 
 step "t_ipsec_misc: a policy to 0.0.0.0/0, SAs per peer"
 flush

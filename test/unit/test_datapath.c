@@ -76,6 +76,10 @@ static void sa_params(struct ipsecif_sa_params *p, const struct algo *al, const 
     p->akey_len = al->akey;
 }
 
+/* net.inet.ipsec.enabled both contexts of the next pair_up() get before
+ * their tunnels are set. */
+static int pair_enabled = IPSECIF_IPSEC_ENABLED;
+
 /* Two contexts with ipsec0 each, tunnel oa <-> ob, SAs both ways. */
 static void pair_up(struct pair *pr, const char *oa, const char *ob, const struct algo *al,
                     uint32_t flags, uint32_t saflags)
@@ -89,6 +93,10 @@ static void pair_up(struct pair *pr, const char *oa, const char *ob, const struc
     pr->ob = ob;
     test_ctx_new(&pr->a, NULL);
     test_ctx_new(&pr->b, NULL);
+    assert_int_equal(ipsecif_sysctl_set(pr->a.ctx, IPSECIF_SYSCTL_ENABLED, pair_enabled),
+                     IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_set(pr->b.ctx, IPSECIF_SYSCTL_ENABLED, pair_enabled),
+                     IPSECIF_OK);
     assert_int_equal(ipsecif_if_create(pr->a.ctx, "ipsec0", &pr->ia), IPSECIF_OK);
     assert_int_equal(ipsecif_if_create(pr->b.ctx, "ipsec0", &pr->ib), IPSECIF_OK);
     assert_int_equal(ipsecif_if_set_flags(pr->a.ctx, pr->ia, flags | IPSECIF_IFF_UP, 0),
@@ -333,6 +341,98 @@ static void test_inbound_policy(void **state)
     assert_int_equal(receive(&pr.b, &outer), IPSECIF_ERR_POLICY);
     assert_int_equal(ipsecif_stats_get(pr.b.ctx)->in_polvio, 1);
     assert_int_equal(pr.b.mock->n_delivered, 0);
+    pair_down(&pr);
+}
+
+/* The SPI of an outer IPv4 ESP packet. */
+static uint32_t outer_spi(const struct test_buf *outer)
+{
+    const uint8_t *p = ipsecif_buf_data(&outer->b);
+
+    return (uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 | (uint32_t)p[22] << 8 | p[23];
+}
+
+/* net.key.prefered_oldsa picks among the interface's SAs too: with a
+ * second SA for A's out policy, 0 sends with the new one, 1 with the old;
+ * B takes both. */
+static void test_interface_prefered_oldsa(void **state)
+{
+    struct test_buf inner, outer;
+    struct ipsecif_sa_params p;
+    struct pair pr;
+
+    (void)state;
+    pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], IPSECIF_IFF_LINK2, 0);
+    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
+                     IPSECIF_OK);
+    assert_int_equal(outer_spi(&outer), 0x1001);
+    sa_params(&p, &algos[0], "198.51.100.1", "198.51.100.2", 0x1011,
+              pr.infa.reqid[IPSECIF_IFPOL_V4_OUT], 0);
+    assert_int_equal(ipsecif_sa_add(pr.a.ctx, &p, 2000), IPSECIF_OK);
+    p.reqid = pr.infb.reqid[IPSECIF_IFPOL_V4_IN];
+    assert_int_equal(ipsecif_sa_add(pr.b.ctx, &p, 2000), IPSECIF_OK);
+    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
+                     IPSECIF_OK);
+    assert_int_equal(outer_spi(&outer), 0x1011);
+    assert_int_equal(receive(&pr.b, &outer), IPSECIF_OK);
+    assert_delivered(&pr.b, &inner);
+    assert_int_equal(ipsecif_sysctl_set(pr.a.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, 1),
+                     IPSECIF_OK);
+    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
+                     IPSECIF_OK);
+    assert_int_equal(outer_spi(&outer), 0x1001);
+    assert_int_equal(receive(&pr.b, &outer), IPSECIF_OK);
+    assert_delivered(&pr.b, &inner);
+    assert_int_equal(ipsecif_sysctl_set(pr.a.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, 0),
+                     IPSECIF_OK);
+    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
+                     IPSECIF_OK);
+    assert_int_equal(outer_spi(&outer), 0x1011);
+    pair_down(&pr);
+}
+
+/* net.inet.ipsec.enabled and used are about host traffic: the interfaces'
+ * policies make IPsec used (as NetBSD's ipsecif(4) policies do, so enabled
+ * 0 is then refused), and with enabled 0 set before the tunnels, interface
+ * traffic is protected all the same. */
+static void test_interface_enabled(void **state)
+{
+    struct test_buf inner, outer;
+    struct pair pr;
+
+    (void)state;
+    pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], IPSECIF_IFF_LINK2, 0);
+    assert_int_equal(ipsecif_sysctl_get(pr.a.ctx, IPSECIF_SYSCTL_USED), 1);
+    assert_int_equal(ipsecif_sysctl_set(pr.a.ctx, IPSECIF_SYSCTL_ENABLED, 0), IPSECIF_ERR_BUSY);
+    assert_int_equal(ipsecif_sysctl_get(pr.a.ctx, IPSECIF_SYSCTL_ENABLED), 1);
+    pair_down(&pr);
+
+    pair_enabled = IPSECIF_IPSEC_DISABLED;
+    pair_up(&pr, "198.51.100.1", "198.51.100.2", &algos[0], IPSECIF_IFF_LINK2, 0);
+    pair_enabled = IPSECIF_IPSEC_ENABLED;
+    assert_int_equal(ipsecif_sysctl_get(pr.a.ctx, IPSECIF_SYSCTL_ENABLED), 0);
+    assert_int_equal(ipsecif_sysctl_get(pr.a.ctx, IPSECIF_SYSCTL_USED), 0);
+    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
+                     IPSECIF_OK);
+    assert_int_equal(ipsecif_buf_data(&outer.b)[9], IPSECIF_IPPROTO_ESP);
+    assert_int_equal(outer_spi(&outer), 0x1001);
+    assert_int_equal(receive(&pr.b, &outer), IPSECIF_OK);
+    assert_delivered(&pr.b, &inner);
+    /* And the interface's inbound policy still holds: an SA of another
+     * unique id opens the packet, the policy refuses it. */
+    {
+        struct ipsecif_addr d = test_addr("198.51.100.2");
+        struct ipsecif_sa_params p;
+
+        assert_int_equal(ipsecif_sa_delete(pr.b.ctx, IPSECIF_IPPROTO_ESP, NULL, &d, 0x1001),
+                         IPSECIF_OK);
+        sa_params(&p, &algos[0], "198.51.100.1", "198.51.100.2", 0x1001, 77, 0);
+        assert_int_equal(ipsecif_sa_add(pr.b.ctx, &p, 1000), IPSECIF_OK);
+    }
+    assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 10, 0, &inner, &outer),
+                     IPSECIF_OK);
+    assert_int_equal(receive(&pr.b, &outer), IPSECIF_ERR_POLICY);
+    assert_int_equal(ipsecif_stats_get(pr.b.ctx)->in_polvio, 1);
     pair_down(&pr);
 }
 
@@ -930,6 +1030,8 @@ int main(void)
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_bad_packets_counted),
         cmocka_unit_test(test_inbound_policy),
+        cmocka_unit_test(test_interface_prefered_oldsa),
+        cmocka_unit_test(test_interface_enabled),
         cmocka_unit_test(test_link2_off_discards_v6),
         cmocka_unit_test(test_acquire_rate_limited),
         cmocka_unit_test(test_too_big),

@@ -5,7 +5,8 @@
  * tunnel mode, ESP and AH, a bundle, both families; levels and sysctls,
  * discard and def_policy, the inbound check against cleartext and too
  * little protection, per-socket bypass and ipsec, forward policies, tamper
- * and replay, the generation counter.
+ * and replay, the generation counter; net.inet.ipsec.enabled and used,
+ * net.key.prefered_oldsa.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -800,6 +801,183 @@ static void test_generation(void **state)
     assert_int_not_equal(ipsecif_host_generation(p->a.ctx), g2);
 }
 
+/* net.inet.ipsec.used and enabled, as NetBSD's t_ipsec_sysctl and
+ * ipsec_netbsd.c have them: not used before the first policy (cleartext
+ * passes whatever def_policy says, ESP for a host SA is still opened), used
+ * from then on even once the SPD is empty again; enabled 0 only without
+ * policies, and policies added meanwhile do nothing until enabled is 1;
+ * enabled 2 uses IPsec with no policy at all. */
+static void test_ipsec_used(void **state)
+{
+    struct pair *p = *state;
+    struct ipsecif_policy d = pol(A4, 32, B4, 32, IPSECIF_DIR_OUT, IPSECIF_ACTION_DISCARD);
+    struct ipsecif_policy ok = pol(A4, 32, B4, 32, IPSECIF_DIR_OUT, IPSECIF_ACTION_IPSEC);
+    struct ipsecif_host_result r;
+    struct test_buf tb;
+    uint32_t g;
+
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_ENABLED), 1);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 0);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_USED, 1), IPSECIF_ERR_UNSUPPORTED);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_USED, 0), IPSECIF_ERR_UNSUPPORTED);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, 3), IPSECIF_ERR_RANGE);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, -1), IPSECIF_ERR_RANGE);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_DEF_POLICY, 0), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL6_DEF_POLICY, 0), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_set(p->b.ctx, IPSECIF_SYSCTL_DEF_POLICY, 0), IPSECIF_OK);
+
+    /* Not used: def_policy 0 drops nothing, either way. An SA alone does
+     * not make IPsec used. */
+    sa_both(p, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_ANY, 0x6001, A4, B4, 0);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 0);
+    build_udp(&tb, A4, B4, 1, 9);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+    assert_int_equal(r.verdict, IPSECIF_HOST_CLEAR);
+    assert_int_equal(ipsecif_host_input(p->b.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+    assert_int_equal(r.verdict, IPSECIF_HOST_CLEAR);
+    test_build_ping(&tb, HEADROOM, A6, B6, 10, 0);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+    assert_int_equal(ipsecif_stats_get(p->a.ctx)->host_out_clear, 2);
+    assert_int_equal(ipsecif_stats_get(p->a.ctx)->out_polvio, 0);
+    assert_int_equal(ipsecif_stats_get(p->b.ctx)->in_polvio, 0);
+
+    /* a's first policy: used, and its ESP is still opened by b, which is not. */
+    add_req(&ok, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_TRANSPORT, IPSECIF_LEVEL_REQUIRE, NULL, NULL);
+    ok.sel.ulproto = IPSECIF_IPPROTO_UDP;
+    ok.sel.dport = 7;
+    g = ipsecif_host_generation(p->a.ctx);
+    add_pol(&p->a, &ok);
+    assert_int_not_equal(ipsecif_host_generation(p->a.ctx), g);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 1);
+    build_udp(&tb, A4, B4, 1, 7);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+    assert_int_equal(r.verdict, IPSECIF_HOST_PROTECTED);
+    assert_int_equal(ipsecif_host_input(p->b.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+    assert_int_equal(r.verdict, IPSECIF_HOST_PROTECTED);
+    assert_int_equal(r.policy_id, 0);
+    /* Now def_policy 0 drops what no policy covers. */
+    build_udp(&tb, A4, B4, 1, 9);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_ERR_DISCARD);
+    assert_int_equal(ipsecif_stats_get(p->a.ctx)->out_polvio, 1);
+    build_udp(&tb, B4, A4, 9, 1);
+    assert_int_equal(ipsecif_host_input(p->a.ctx, &tb.b, 2000, &r), IPSECIF_ERR_POLICY);
+    /* enabled 0 is refused while a policy exists; the SPD emptied, used stays. */
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, 0), IPSECIF_ERR_BUSY);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_ENABLED), 1);
+    assert_int_equal(ipsecif_spd_flush(p->a.ctx), 1);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 1);
+    build_udp(&tb, A4, B4, 1, 9);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_ERR_DISCARD);
+
+    /* enabled 0: not used, and a policy added now is not applied... */
+    g = ipsecif_host_generation(p->a.ctx);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, 0), IPSECIF_OK);
+    assert_int_not_equal(ipsecif_host_generation(p->a.ctx), g);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 0);
+    add_pol(&p->a, &d);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 0);
+    build_udp(&tb, A4, B4, 1, 9);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+    assert_int_equal(r.verdict, IPSECIF_HOST_CLEAR);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, 0), IPSECIF_ERR_BUSY);
+    /* ...until enabled is 1 again. */
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, 1), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 1);
+    build_udp(&tb, A4, B4, 1, 9);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_ERR_DISCARD);
+
+    /* enabled 2 on b, which has no policy: used, def_policy 0 applies. */
+    assert_int_equal(ipsecif_sysctl_set(p->b.ctx, IPSECIF_SYSCTL_ENABLED, 2), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_get(p->b.ctx, IPSECIF_SYSCTL_USED), 1);
+    build_udp(&tb, A4, B4, 1, 9);
+    assert_int_equal(ipsecif_host_input(p->b.ctx, &tb.b, 2000, &r), IPSECIF_ERR_POLICY);
+    /* Back to 1: used stays; to 0 (no policy): not used, it passes again. */
+    assert_int_equal(ipsecif_sysctl_set(p->b.ctx, IPSECIF_SYSCTL_ENABLED, 1), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_get(p->b.ctx, IPSECIF_SYSCTL_USED), 1);
+    assert_int_equal(ipsecif_sysctl_set(p->b.ctx, IPSECIF_SYSCTL_ENABLED, 0), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_get(p->b.ctx, IPSECIF_SYSCTL_USED), 0);
+    build_udp(&tb, A4, B4, 1, 9);
+    assert_int_equal(ipsecif_host_input(p->b.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+}
+
+/* A per-socket policy alone makes IPsec used (NetBSD counts its socket
+ * policy list), and keeps enabled from going to 0. */
+static void test_ipsec_used_by_socket(void **state)
+{
+    struct pair *p = *state;
+    struct ipsecif_sockpolicy bp;
+    struct ipsecif_sock s;
+
+    memset(&s, 0, sizeof(s));
+    s.owner = 7;
+    s.handle = 3;
+    s.proto = IPSECIF_IPPROTO_UDP;
+    s.local.family = IPSECIF_AF_INET;
+    s.lport = 500;
+    memset(&bp, 0, sizeof(bp));
+    bp.type = IPSECIF_SOCKPOL_BYPASS;
+    bp.dir = IPSECIF_DIR_OUT;
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 0);
+    assert_int_equal(ipsecif_spd_sock_set(p->a.ctx, &s, &bp), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 1);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, 0), IPSECIF_ERR_BUSY);
+    assert_int_equal(ipsecif_spd_sock_close(p->a.ctx, 7, 3), 1);
+    assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_ENABLED, 0), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_get(p->a.ctx, IPSECIF_SYSCTL_USED), 0);
+}
+
+/* The SPI of the ESP header right after an IPv4 header. */
+static uint32_t esp_spi4(const struct test_buf *tb)
+{
+    const uint8_t *w = ipsecif_buf_data(&tb->b);
+
+    assert_int_equal(w[9], IPSECIF_IPPROTO_ESP);
+    return (uint32_t)w[20] << 24 | (uint32_t)w[21] << 16 | (uint32_t)w[22] << 8 | w[23];
+}
+
+/* net.key.prefered_oldsa for host traffic, as t_ipsec_misc checks it on the
+ * wire: a second SA takes the traffic under 0 and not under 1; deleting the
+ * newer one falls back. b opens whichever was used. */
+static void test_prefered_oldsa(void **state)
+{
+    struct pair *p = *state;
+    struct ipsecif_addr a = test_addr(A4), b = test_addr(B4);
+    struct ipsecif_host_result r;
+    struct test_buf tb;
+    static const uint32_t want[2][3] = {{0x7001, 0x7002, 0x7003}, {0x7001, 0x7001, 0x7001}};
+    uint32_t spi;
+    int old;
+
+    pol_both(p, A4, B4, 32, IPSECIF_IPPROTO_ESP, 0, IPSECIF_MODE_TRANSPORT, IPSECIF_LEVEL_REQUIRE,
+             NULL, NULL);
+    for (old = 0; old <= 1; old++) {
+        assert_int_equal(ipsecif_sysctl_set(p->a.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, old),
+                         IPSECIF_OK);
+        for (spi = 0x7001; spi <= 0x7003; spi++) {
+            sa_both(p, IPSECIF_IPPROTO_ESP, IPSECIF_MODE_ANY, spi, A4, B4, 0);
+            build_udp(&tb, A4, B4, 1, 2);
+            assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+            assert_int_equal(esp_spi4(&tb), want[old][spi - 0x7001]);
+            assert_int_equal(ipsecif_host_input(p->b.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+            assert_int_equal(r.verdict, IPSECIF_HOST_PROTECTED);
+        }
+        /* Deleting the newest: 0 falls back to the one before, 1 stays. */
+        assert_int_equal(ipsecif_sa_delete(p->a.ctx, IPSECIF_IPPROTO_ESP, &a, &b, 0x7003),
+                         IPSECIF_OK);
+        build_udp(&tb, A4, B4, 1, 2);
+        assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+        assert_int_equal(esp_spi4(&tb), old ? 0x7001 : 0x7002);
+        /* Deleting the oldest: 1 moves to the next oldest. */
+        assert_int_equal(ipsecif_sa_delete(p->a.ctx, IPSECIF_IPPROTO_ESP, &a, &b, 0x7001),
+                         IPSECIF_OK);
+        build_udp(&tb, A4, B4, 1, 2);
+        assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, &r), IPSECIF_OK);
+        assert_int_equal(esp_spi4(&tb), 0x7002);
+        assert_int_equal(ipsecif_sa_flush(p->a.ctx, 0), 1);
+        assert_int_equal(ipsecif_sa_flush(p->b.ctx, 0), 3);
+    }
+}
+
 static void test_bad_input(void **state)
 {
     struct pair *p = *state;
@@ -831,6 +1009,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_require_without_sa, setup, teardown),
         cmocka_unit_test_setup_teardown(test_levels_and_sysctl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_and_def_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipsec_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipsec_used_by_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefered_oldsa, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_cleartext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward, setup, teardown),

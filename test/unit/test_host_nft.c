@@ -1,7 +1,8 @@
 /* ipsecifd -H's nftables table (examples/router/host_nft.c): the fixed
  * accepts, per-socket policies, fwd and in policies in lookup order with
  * their verdicts (levels resolved through the sysctls), selectors, the
- * def_policy rules, NAT-T ports, truncation and bad arguments. */
+ * def_policy rules, one accept while IPsec is not used, NAT-T ports,
+ * truncation and bad arguments. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,9 @@ static int setup(void **state)
 
     assert_non_null(f);
     test_ctx_new(&f->t, NULL);
+    /* The whole table even while the SPD is empty (test_not_used: without). */
+    assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_ENABLED, IPSECIF_IPSEC_ALWAYS),
+                     IPSECIF_OK);
     *state = f;
     return 0;
 }
@@ -485,6 +489,40 @@ static void test_text_follows_generation(void **state)
     assert_string_equal(before, f->text);
 }
 
+/* net.inet.ipsec.used 0: one rule accepts whatever the fixed ones do not,
+ * as the library then asks no policy; the first policy brings the table. */
+static void test_not_used(void **state)
+{
+    struct fx *f = *state;
+    struct ipsecif_policy p = pol(IPSECIF_DIR_IN, "192.0.2.1", 32, "192.0.2.2", 32,
+                                  IPSECIF_IPPROTO_ANY, 0, 0, IPSECIF_ACTION_DISCARD);
+    const char *t;
+    size_t a;
+    size_t b;
+
+    assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_ENABLED, IPSECIF_IPSEC_DISABLED),
+                     IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_DEF_POLICY, 0), IPSECIF_OK);
+    assert_int_equal(ipsecif_sysctl_set(f->t.ctx, IPSECIF_SYSCTL_ENABLED, IPSECIF_IPSEC_ENABLED),
+                     IPSECIF_OK);
+    t = build(f);
+    a = line_at(t, "    meta l4proto { esp, ah } counter accept comment \"ESP and AH: to the "
+                   "daemon\"");
+    b = line_at(t, "    counter accept comment \"net.inet.ipsec.used 0\"");
+    assert_true(a < b);
+    assert_false(has_text(t, "def_policy"));
+    assert_true(has_text(t, "  }\n}\n"));
+    add(f, &p);
+    t = build(f);
+    assert_false(has_text(t, "net.inet.ipsec.used"));
+    line_at(t, "    meta nfproto ipv4 counter drop comment \"def_policy 0\"");
+    assert_true(has_text(t, "counter drop comment \"policy"));
+    /* Used stays on without policies: def_policy still decides. */
+    assert_int_equal(ipsecif_spd_flush(f->t.ctx), 1);
+    t = build(f);
+    line_at(t, "    meta nfproto ipv4 counter drop comment \"def_policy 0\"");
+}
+
 static void test_truncation_and_args(void **state)
 {
     struct fx *f = *state;
@@ -524,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_any_proto_with_ports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sockets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_follows_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_and_args, setup, teardown),
     };
 

@@ -867,8 +867,11 @@ static void spd_round_trip(uint8_t d)
     mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_SRC, "10.1.0.0", 0, 16, IPSECIF_IPPROTO_TCP);
     mb_addr(&m, IPSECIF_SADB_EXT_ADDRESS_DST, "10.2.0.0", 80, 16, IPSECIF_IPPROTO_TCP);
     len = mb_done(&m);
+    assert_int_equal(ipsecif_sysctl_get(f.t.ctx, IPSECIF_SYSCTL_USED), 0);
     sendm(&f, f.ep, m.b, len, 3000);
     r = only_reply(f.ep, IPSECIF_SADB_X_SPDADD, 0);
+    /* A policy over PF_KEY makes IPsec used (net.inet.ipsec.used). */
+    assert_int_equal(ipsecif_sysctl_get(f.t.ctx, IPSECIF_SYSCTL_USED), 1);
     x = find_ext(r, IPSECIF_SADB_X_EXT_POLICY, &elen);
     id = g32(x + 8);
     assert_true(id != 0);
@@ -1228,6 +1231,8 @@ static void test_malformed_spd(void **state)
     sendm(&f, f.ep, m.b, len, 1);
     only_reply(f.ep, IPSECIF_SADB_X_SPDADD, IPSECIF_PFKEY_EINVAL);
     assert_int_equal(ipsecif_spd_count(f.t.ctx), 0);
+    /* Refused policies leave IPsec unused. */
+    assert_int_equal(ipsecif_sysctl_get(f.t.ctx, IPSECIF_SYSCTL_USED), 0);
     fx_down(&f);
 }
 

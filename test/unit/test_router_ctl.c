@@ -436,9 +436,14 @@ static void test_sysctl(void **state)
     for (p = f->cap.text; *p != '\0'; p++) {
         lines += *p == '\n';
     }
-    assert_int_equal(lines, 11);
+    assert_int_equal(lines, 16);
     assert_non_null(strstr(f->cap.text, "net.inet.ipsec.def_policy = 1\n"));
     assert_non_null(strstr(f->cap.text, "net.ipsecif.max_nesting = 1\n"));
+    assert_non_null(strstr(f->cap.text, "net.inet.ipsec.enabled = 1\n"));
+    assert_non_null(strstr(f->cap.text, "net.inet.ipsec.used = 0\n"));
+    assert_non_null(strstr(f->cap.text, "net.inet6.ipsec6.enabled = 1\n"));
+    assert_non_null(strstr(f->cap.text, "net.inet6.ipsec6.used = 0\n"));
+    assert_non_null(strstr(f->cap.text, "net.key.prefered_oldsa = 0\n"));
     reset_out(f);
     assert_int_equal(rtr_sysctl(&f->env, &f->out, 3, set), 0);
     assert_string_equal(f->cap.text, "net.inet6.ipsec6.def_policy: 1 -> 0\n"
@@ -468,6 +473,66 @@ static void test_sysctl(void **state)
     assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, nest_zero), -1);
     assert_string_equal(f->out.err, "sysctl: net.ipsecif.max_nesting: value 0 not allowed");
     assert_int_equal(ipsecif_if_max_nesting_get(f->t.ctx), 2);
+}
+
+/* enabled, used and prefered_oldsa: NetBSD's names (ipsec6 ones are the
+ * same values), used read only, enabled 0 refused while policies exist. */
+static void test_sysctl_ipsec_used(void **state)
+{
+    struct fixture *f = *state;
+    char *old1[] = {"sysctl", "net.key.prefered_oldsa=1"};
+    char *old2[] = {"sysctl", "net.key.prefered_oldsa=2"};
+    char *used[] = {"sysctl", "net.inet.ipsec.used=1"};
+    char *used6[] = {"sysctl", "net.inet6.ipsec6.used"};
+    char *off6[] = {"sysctl", "net.inet6.ipsec6.enabled=0"};
+    char *on[] = {"sysctl", "net.inet.ipsec.enabled=1"};
+    char *always[] = {"sysctl", "net.inet.ipsec.enabled=2"};
+    char *three[] = {"sysctl", "net.inet.ipsec.enabled=3"};
+    char *off[] = {"sysctl", "net.inet.ipsec.enabled=0"};
+    struct ipsecif_policy p;
+
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, old1), 0);
+    assert_string_equal(f->cap.text, "net.key.prefered_oldsa: 0 -> 1\n");
+    assert_int_equal(ipsecif_sysctl_get(f->t.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA), 1);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, old2), -1);
+    assert_string_equal(f->out.err, "sysctl: net.key.prefered_oldsa: value 2 not allowed");
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, used), -1);
+    assert_string_equal(f->out.err, "sysctl: net.inet.ipsec.used: read-only");
+    assert_int_equal(ipsecif_sysctl_get(f->t.ctx, IPSECIF_SYSCTL_USED), 0);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, off6), 0);
+    assert_string_equal(f->cap.text, "net.inet6.ipsec6.enabled: 1 -> 0\n");
+    assert_int_equal(ipsecif_sysctl_get(f->t.ctx, IPSECIF_SYSCTL_ENABLED), 0);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, three), -1);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, always), 0);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, used6), 0);
+    assert_string_equal(f->cap.text, "net.inet6.ipsec6.used = 1\n");
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, on), 0);
+    memset(&p, 0, sizeof(p));
+    p.sel.src = test_addr("192.0.2.1");
+    p.sel.dst = test_addr("192.0.2.2");
+    p.sel.src_plen = 32;
+    p.sel.dst_plen = 32;
+    p.sel.ulproto = IPSECIF_IPPROTO_ANY;
+    p.dir = IPSECIF_DIR_OUT;
+    p.action = IPSECIF_ACTION_NONE;
+    assert_int_equal(ipsecif_spd_add(f->t.ctx, &p, 0, NULL), IPSECIF_OK);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, off), -1);
+    assert_string_equal(f->out.err, "sysctl: net.inet.ipsec.enabled: busy: policies exist");
+    assert_int_equal(ipsecif_sysctl_get(f->t.ctx, IPSECIF_SYSCTL_ENABLED), 1);
+    assert_int_equal(ipsecif_spd_flush(f->t.ctx), 1);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, off), 0);
+    reset_out(f);
+    assert_int_equal(rtr_sysctl(&f->env, &f->out, 2, used6), 0);
+    assert_string_equal(f->cap.text, "net.inet6.ipsec6.used = 0\n");
 }
 
 static void test_stats_lines(void **state)
@@ -581,6 +646,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_setkey_spd_and_owned_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_setkey_getspi, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sysctl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sysctl_ipsec_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ifconfig_listing, setup, teardown),
     };

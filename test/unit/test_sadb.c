@@ -1101,6 +1101,111 @@ static void test_lookup_out_preference(void **state)
     test_ctx_free(&t);
 }
 
+/* The outbound SA under net.key.prefered_oldsa old (0 or 1), for level
+ * unique and require (the interface's and the host's lookup): all four
+ * must agree. */
+static struct ipsecif_sa *pick(struct test_ctx *t, struct ipsecif_ipsecreq *req, int old)
+{
+    struct ipsecif_addr s = test_addr("192.0.2.1");
+    struct ipsecif_addr d = test_addr("192.0.2.2");
+    struct ipsecif_sa *u;
+
+    assert_int_equal(ipsecif_sysctl_set(t->ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, old),
+                     IPSECIF_OK);
+    u = ipsecif_sadb_lookup_out(t->ctx, req, IPSECIF_LEVEL_UNIQUE, &s, &d, 0, 0);
+    assert_ptr_equal(ipsecif_sadb_lookup_out(t->ctx, req, IPSECIF_LEVEL_REQUIRE, &s, &d, 0, 0), u);
+    assert_ptr_equal(ipsecif_sadb_lookup_host(t->ctx, req, IPSECIF_LEVEL_UNIQUE, &s, &d), u);
+    assert_ptr_equal(ipsecif_sadb_lookup_host(t->ctx, req, IPSECIF_LEVEL_REQUIRE, &s, &d), u);
+    return u;
+}
+
+/* prefered_oldsa 0: the newest mature SA, then the newest dying one; 1: the
+ * oldest dying one, then the oldest mature one. Age counts from maturity:
+ * a larval SA that an UPDATE matures after a later ADD is the newer. */
+static void test_lookup_out_prefered_oldsa(void **state)
+{
+    struct ipsecif_addr s = test_addr("192.0.2.1");
+    struct ipsecif_addr d = test_addr("192.0.2.2");
+    struct ipsecif_ipsecreq req = esp_req(IPSECIF_MODE_TRANSPORT, 10);
+    struct ipsecif_sa_params p;
+    struct ipsecif_sa *a;
+    struct ipsecif_sa *b;
+    struct ipsecif_sa *c;
+    struct ipsecif_sa *l;
+    struct test_ctx t;
+    uint32_t spi = 0;
+
+    (void)state;
+    new_ctx(&t, 16);
+    assert_int_equal(ipsecif_sysctl_set(t.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, 2),
+                     IPSECIF_ERR_RANGE);
+    assert_int_equal(ipsecif_sysctl_set(t.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, -1),
+                     IPSECIF_ERR_RANGE);
+    assert_null(pick(&t, &req, 0));
+    assert_null(pick(&t, &req, 1));
+
+    p = gcm("192.0.2.1", "192.0.2.2", 0x601);
+    p.reqid = 10;
+    p.soft.bytes = 100;
+    a = add(&t, &p, T0);
+    assert_ptr_equal(pick(&t, &req, 0), a);
+    assert_ptr_equal(pick(&t, &req, 1), a);
+    /* A larval SA made now, matured after b: younger than b. */
+    assert_int_equal(ipsecif_sa_getspi(t.ctx, IPSECIF_IPPROTO_ESP, &s, &d, IPSECIF_MODE_TRANSPORT,
+                                       10, 0x700, 0x7ff, 1, T0, &spi),
+                     IPSECIF_OK);
+    l = lookup(&t, "192.0.2.2", spi);
+    assert_non_null(l);
+    assert_ptr_equal(pick(&t, &req, 0), a);
+    assert_ptr_equal(pick(&t, &req, 1), a);
+    p.spi = 0x602;
+    b = add(&t, &p, T0 + 10);
+    assert_ptr_equal(pick(&t, &req, 0), b);
+    assert_ptr_equal(pick(&t, &req, 1), a);
+    p.spi = spi;
+    assert_int_equal(ipsecif_sa_update(t.ctx, &p, T0 + 20), IPSECIF_OK);
+    assert_ptr_equal(pick(&t, &req, 0), l);
+    assert_ptr_equal(pick(&t, &req, 1), a);
+    /* The setting itself changes nothing else: back and forth. */
+    assert_ptr_equal(pick(&t, &req, 0), l);
+
+    /* A dying SA: the old preference takes it first, the new one last. */
+    assert_true(ipsecif_sadb_account(t.ctx, b, 100, T0 + 30));
+    assert_int_equal(b->state, IPSECIF_SA_DYING);
+    assert_ptr_equal(pick(&t, &req, 0), l);
+    assert_ptr_equal(pick(&t, &req, 1), b);
+    assert_true(ipsecif_sadb_account(t.ctx, a, 100, T0 + 30));
+    assert_ptr_equal(pick(&t, &req, 0), l);
+    assert_ptr_equal(pick(&t, &req, 1), a);
+    /* All dying: newest or oldest of them. */
+    assert_true(ipsecif_sadb_account(t.ctx, l, 100, T0 + 30));
+    assert_ptr_equal(pick(&t, &req, 0), l);
+    assert_ptr_equal(pick(&t, &req, 1), a);
+    /* A new mature SA: the new preference moves to it, the old stays. */
+    p.spi = 0x603;
+    c = add(&t, &p, T0 + 40);
+    assert_ptr_equal(pick(&t, &req, 0), c);
+    assert_ptr_equal(pick(&t, &req, 1), a);
+    /* Deleting falls back the same way. */
+    assert_int_equal(ipsecif_sa_delete(t.ctx, IPSECIF_IPPROTO_ESP, &s, &d, 0x601), IPSECIF_OK);
+    assert_ptr_equal(pick(&t, &req, 0), c);
+    assert_ptr_equal(pick(&t, &req, 1), b);
+    assert_int_equal(ipsecif_sa_delete(t.ctx, IPSECIF_IPPROTO_ESP, &s, &d, 0x603), IPSECIF_OK);
+    assert_ptr_equal(pick(&t, &req, 0), l);
+    assert_ptr_equal(pick(&t, &req, 1), b);
+    /* An SA of another reqid counts for require only. */
+    p = gcm("192.0.2.1", "192.0.2.2", 0x604);
+    p.reqid = 11;
+    c = add(&t, &p, T0 + 50);
+    assert_int_equal(ipsecif_sysctl_set(t.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, 0), IPSECIF_OK);
+    assert_ptr_equal(ipsecif_sadb_lookup_out(t.ctx, &req, IPSECIF_LEVEL_UNIQUE, &s, &d, 0, 0), l);
+    assert_ptr_equal(ipsecif_sadb_lookup_out(t.ctx, &req, IPSECIF_LEVEL_REQUIRE, &s, &d, 0, 0), c);
+    assert_int_equal(ipsecif_sysctl_set(t.ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, 1), IPSECIF_OK);
+    assert_ptr_equal(ipsecif_sadb_lookup_out(t.ctx, &req, IPSECIF_LEVEL_UNIQUE, &s, &d, 0, 0), b);
+    assert_ptr_equal(ipsecif_sadb_lookup_out(t.ctx, &req, IPSECIF_LEVEL_REQUIRE, &s, &d, 0, 0), b);
+    test_ctx_free(&t);
+}
+
 /* AH SAs: HMAC or AES-GMAC, found by (AH, dst, SPI) apart from ESP SAs with
  * the same SPI; GETSPI makes larval AH SAs that UPDATE matures. */
 static void test_ah_sas(void **state)
@@ -1541,6 +1646,7 @@ int main(void)
         cmocka_unit_test(test_larval_timeout),
         cmocka_unit_test(test_lookup_spi_many),
         cmocka_unit_test(test_lookup_out_preference),
+        cmocka_unit_test(test_lookup_out_prefered_oldsa),
         cmocka_unit_test(test_lookup_out_natt),
         cmocka_unit_test(test_ah_sas),
         cmocka_unit_test(test_addtime),

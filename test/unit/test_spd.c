@@ -229,9 +229,14 @@ static void test_defaults(void **state)
 
     assert_int_equal(ipsecif_spd_count(ctx), 0);
     assert_int_equal(ipsecif_spd_free_slots(ctx), ctx->cfg.max_policies);
-    for (k = 0; k < IPSECIF_SYSCTL_COUNT; k++) {
+    for (k = 0; k <= IPSECIF_SYSCTL6_DEF_POLICY; k++) {
         assert_int_equal(ipsecif_sysctl_get(ctx, k), 1);
     }
+    /* NetBSD's: enabled 1, not used before a policy, the newest SA preferred. */
+    assert_int_equal(ipsecif_sysctl_get(ctx, IPSECIF_SYSCTL_ENABLED), 1);
+    assert_int_equal(ipsecif_sysctl_get(ctx, IPSECIF_SYSCTL_USED), 0);
+    assert_int_equal(ipsecif_sysctl_get(ctx, IPSECIF_SYSCTL_KEY_PREFERED_OLDSA), 0);
+    assert_int_equal(ipsecif_sysctl_get(ctx, IPSECIF_SYSCTL_COUNT), IPSECIF_ERR_ARG);
     check_spd(ctx);
 }
 
