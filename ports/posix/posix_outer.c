@@ -46,7 +46,7 @@ struct txent {
     size_t clen;
     struct sockaddr_storage to;
     union {
-        struct cmsghdr align;
+        size_t align; /* as struct cmsghdr (its cmsg_len), which has a flexible tail */
         uint8_t b[TX_CMSG_ROOM];
     } cbuf;
 };
@@ -88,7 +88,7 @@ static void count_input(struct ipsecif_posix_outer *o, int rc)
  * call, from whichever socket). */
 struct rxslot {
     union {
-        struct cmsghdr align;
+        size_t align; /* as struct cmsghdr */
         uint8_t b[CMSG_ROOM];
     } cbuf;
     struct sockaddr_storage from;
