@@ -4,7 +4,8 @@
 # over raw ESP and over ESP in UDP (link0), and the port's counters must
 # show that super-packets were read and segmented (sender), segments were
 # coalesced on write (receiver), received and sent in batches, and ESP in
-# UDP left as UDP GSO sends. Then the same with ipsecifd -O (offloads
+# UDP left as UDP GSO sends. Super-packets cut at an MSS the interface MTU
+# does not allow get ICMP too-big, and the transfer goes on. Then the same with ipsecifd -O (offloads
 # off): intact again, no offload counted.
 #
 # usage: tun_offload.sh IPSECIFD IPSECIFCTL
@@ -158,6 +159,29 @@ rx=$(counter B outer_rx_packets)
 rb=$(counter B outer_rx_batches)
 echo "B: $rx outer packets in $rb recvmmsg batches"
 [ "$rb" -lt "$rx" ] || fail "B: $rb recvmmsg batches for $rx packets"
+
+step "super-packets whose segments exceed the MTU: ICMP too-big, then segments that fit"
+# The kernel's ipsec0 on both sides takes MTU 1400 while the interfaces
+# keep 1280 (B's too, or B would announce an MSS for 1280): A's TCP cuts
+# at MSS 1360 and 1340, the daemon refuses such super-packets
+# with one ICMP error each (its first segment's), and TCP goes on at the
+# path MTU the error gives.
+# The library sends the IPv4 error from the interface's own address, which
+# Linux drops as a martian source on input unless accept_local is on.
+in_ns "$NSA" sysctl -qw net.ipv4.conf.ipsec0.accept_local=1
+in_ns "$NSA" ip link set ipsec0 mtu 1400
+in_ns "$NSB" ip link set ipsec0 mtu 1400
+tb0=$(counter A tun_gso_toobig)
+ob0=$(ctl A stats | awk '/outbound packets too big/ { print $1 }')
+transfer "$NSA" "$NSB" 192.0.2.2
+transfer "$NSA" "$NSB" 2001:db8:1::2
+tb1=$(counter A tun_gso_toobig)
+ob1=$(ctl A stats | awk '/outbound packets too big/ { print $1 }')
+echo "A: segments dropped over the MTU $tb0 -> $tb1, ICMP too-big sent $ob0 -> $ob1"
+[ "$tb1" -gt "$tb0" ] || fail "A: no super-packet refused over the MTU"
+[ "$ob1" -gt "$ob0" ] || fail "A: no ICMP too-big for super-packets over the MTU"
+in_ns "$NSA" ip link set ipsec0 mtu 1280
+in_ns "$NSB" ip link set ipsec0 mtu 1280
 
 step "ESP in UDP (link0), IPv4 inner, A -> B"
 ctl A ifconfig ipsec0 link0
