@@ -126,13 +126,19 @@ uids() {
 }
 read -r A_OUT A_IN <<<"$(uids a)"
 read -r B_OUT B_IN <<<"$(uids b)"
+P=""
+ESP=esp
+if [ "$NATT" = 1 ]; then
+    P="[4500]"
+    ESP=esp-udp
+fi
 ctl a setkey -c <<EOF
-add 198.51.100.1 198.51.100.2 esp 0x1001 -m transport -u $A_OUT -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
-add 198.51.100.2 198.51.100.1 esp 0x2001 -m transport -u $A_IN -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
+add 198.51.100.1$P 198.51.100.2$P $ESP 0x1001 -m transport -u $A_OUT -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
+add 198.51.100.2$P 198.51.100.1$P $ESP 0x2001 -m transport -u $A_IN -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
 EOF
 ctl b setkey -c <<EOF
-add 198.51.100.1 198.51.100.2 esp 0x1001 -m transport -u $B_IN -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
-add 198.51.100.2 198.51.100.1 esp 0x2001 -m transport -u $B_OUT -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
+add 198.51.100.1$P 198.51.100.2$P $ESP 0x1001 -m transport -u $B_IN -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
+add 198.51.100.2$P 198.51.100.1$P $ESP 0x2001 -m transport -u $B_OUT -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
 EOF
 
 if ! ip netns exec "$NS_A" ping -c 2 -W 2 -q 203.0.113.2 >/dev/null; then

@@ -75,7 +75,7 @@ sas() {
     if [ -n "${1:-}" ]; then
         pa="[$1]"
         pb="[$1]"
-        esp=esp-udp
+        esp="esp-udp"
     fi
     ctl A setkey -F
     ctl B setkey -F
