@@ -8,7 +8,9 @@
 # addresses), then over the veth directly (outer addresses). Prints figures,
 # asserts nothing. Needs root; builds ipsecifd and ipsecifctl in BUILD_DIR
 # (default build/). ALG picks the ESP algorithm: aes-gcm-16 (default),
-# aes-cbc (with hmac-sha256) or chacha20-poly1305.
+# aes-cbc (with hmac-sha256) or chacha20-poly1305. IPSECIFD_ARGS are added
+# to both daemons' options (e.g. -O: offloads off, for a before/after
+# comparison in one run). NATT=1 puts the tunnel in UDP 4500 (link0).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 DURATION=${DURATION:-10}
 ALG=${ALG:-aes-gcm-16}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+IPSECIFD_ARGS=${IPSECIFD_ARGS:-}
+NATT=${NATT:-0}
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "iperf.sh: must run as root (network namespaces, TUN devices, raw sockets)" >&2
@@ -74,7 +78,8 @@ ip -n "$NS_B" link set veth0 up
 for side in a b; do
     ns=$NS_A
     [ $side = b ] && ns=$NS_B
-    ip netns exec "$ns" "$BIN/ipsecifd" -f -l warn -s "$WORK/$side.sock" -p "$WORK/$side.pid" \
+    # shellcheck disable=SC2086 # IPSECIFD_ARGS: words on purpose
+    ip netns exec "$ns" "$BIN/ipsecifd" $IPSECIFD_ARGS -f -l warn -s "$WORK/$side.sock" -p "$WORK/$side.pid" \
         >"$WORK/$side.log" 2>&1 &
 done
 for side in a b; do
@@ -107,6 +112,10 @@ ctl a ifconfig ipsec0 tunnel 198.51.100.1 198.51.100.2
 ctl b ifconfig ipsec0 tunnel 198.51.100.2 198.51.100.1
 ctl a ifconfig ipsec0 -link2
 ctl b ifconfig ipsec0 -link2
+if [ "$NATT" = 1 ]; then
+    ctl a ifconfig ipsec0 link0
+    ctl b ifconfig ipsec0 link0
+fi
 ctl a ifconfig ipsec0 inet 203.0.113.1/32 203.0.113.2
 ctl b ifconfig ipsec0 inet 203.0.113.2/32 203.0.113.1
 ctl a ifconfig ipsec0 up
@@ -117,13 +126,19 @@ uids() {
 }
 read -r A_OUT A_IN <<<"$(uids a)"
 read -r B_OUT B_IN <<<"$(uids b)"
+P=""
+ESP=esp
+if [ "$NATT" = 1 ]; then
+    P="[4500]"
+    ESP=esp-udp
+fi
 ctl a setkey -c <<EOF
-add 198.51.100.1 198.51.100.2 esp 0x1001 -m transport -u $A_OUT -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
-add 198.51.100.2 198.51.100.1 esp 0x2001 -m transport -u $A_IN -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
+add 198.51.100.1$P 198.51.100.2$P $ESP 0x1001 -m transport -u $A_OUT -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
+add 198.51.100.2$P 198.51.100.1$P $ESP 0x2001 -m transport -u $A_IN -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
 EOF
 ctl b setkey -c <<EOF
-add 198.51.100.1 198.51.100.2 esp 0x1001 -m transport -u $B_IN -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
-add 198.51.100.2 198.51.100.1 esp 0x2001 -m transport -u $B_OUT -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
+add 198.51.100.1$P 198.51.100.2$P $ESP 0x1001 -m transport -u $B_IN -r 8 -E $ealg 0x$K_AB $(auth "$A_AB");
+add 198.51.100.2$P 198.51.100.1$P $ESP 0x2001 -m transport -u $B_OUT -r 8 -E $ealg 0x$K_BA $(auth "$A_BA");
 EOF
 
 if ! ip netns exec "$NS_A" ping -c 2 -W 2 -q 203.0.113.2 >/dev/null; then
@@ -204,3 +219,8 @@ awk -v tun="$tun" -v plain="$plain" -v a="$((a1 - a0))" -v b="$((b1 - b0))" -v h
 }'
 echo "packet losses after the tunnel run:"
 echo "$tun_losses"
+echo "port counters (ipsecifctl stats), sender / receiver:"
+for side in a b; do
+    ctl "$side" stats | sed -n '/^port:/,$p' | grep -E 'tun_gso_in|tun_segments|tun_gro_out|tun_gro_segs|outer_rx_batches|outer_tx_batches|outer_udp_gso ' |
+        sed "s/^ */  $side: /"
+done

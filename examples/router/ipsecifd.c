@@ -62,7 +62,15 @@
  * the same algorithms and interoperate; the choice holds for the daemon's
  * lifetime.
  *
- * usage: ipsecifd [-f] [-S] [-x] [-r] [-H] [-s SOCKET] [-k PFKEY_SOCKET]
+ * Offloads: the TUN devices take TCP super-packets from the kernel (TSO,
+ * cut into segments here) and get coalesced TCP segments back (like GRO);
+ * ESP in UDP of one size to one peer leaves as one UDP GSO send; outer
+ * packets are read with recvmmsg() and sent with sendmmsg(). -O turns the
+ * TUN offloads and UDP GSO off (plain one-packet TUN reads and writes), for
+ * comparison and debugging. `ipsecifctl stats` shows the port's counters
+ * after the library's.
+ *
+ * usage: ipsecifd [-f] [-S] [-x] [-r] [-H] [-O] [-s SOCKET] [-k PFKEY_SOCKET]
  *                 [-p PIDFILE] [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
  *                 [-C mbedtls|openssl|ipsecmb]
  */
@@ -763,6 +771,74 @@ static void log_request(const struct rtr_request *r)
                        r->has_script ? " (script not shown)" : "");
 }
 
+/* The port's counters (TUN offloads, outer socket batches), summed over the devices. */
+static void port_stats(struct rtr_out *o)
+{
+    const struct ipsecif_posix_outer_stats *os = &d.lx.outer.stats;
+    struct ipsecif_linux_tun_stats ts;
+    struct ipsecif_linux_gro_stats gs;
+    uint64_t rx_err = 0;
+    uint64_t tx_err = 0;
+    size_t i;
+
+    memset(&ts, 0, sizeof(ts));
+    memset(&gs, 0, sizeof(gs));
+    for (i = 0; i < d.lx.ntuns; i++) {
+        const struct ipsecif_linux_tun *t = &d.lx.tuns[i];
+
+        if (t->ifp == NULL) {
+            continue;
+        }
+        ts.gso_in += t->stats.gso_in;
+        ts.segments += t->stats.segments;
+        ts.csum += t->stats.csum;
+        ts.gso_drop += t->stats.gso_drop;
+        ts.gso_toobig += t->stats.gso_toobig;
+        gs.merged += t->gro.stats.merged;
+        gs.segments += t->gro.stats.segments;
+        gs.single += t->gro.stats.single;
+        gs.bad_csum += t->gro.stats.bad_csum;
+        rx_err += t->rx_errors;
+        tx_err += t->tx_errors;
+    }
+    rtr_printf(o, "port:\n");
+    rtr_printf(o, "        %llu tun_gso_in TCP super-packets read from the TUN devices\n",
+               (unsigned long long)ts.gso_in);
+    rtr_printf(o, "        %llu tun_segments segments cut from them\n",
+               (unsigned long long)ts.segments);
+    rtr_printf(o, "        %llu tun_csum partial checksums completed\n",
+               (unsigned long long)ts.csum);
+    rtr_printf(o, "        %llu tun_gso_drop packets with a bad virtio header or length dropped\n",
+               (unsigned long long)ts.gso_drop);
+    rtr_printf(o, "        %llu tun_gso_toobig segments over the MTU dropped\n",
+               (unsigned long long)ts.gso_toobig);
+    rtr_printf(o, "        %llu tun_gro_out coalesced super-packets written\n",
+               (unsigned long long)gs.merged);
+    rtr_printf(o, "        %llu tun_gro_segs segments coalesced into them\n",
+               (unsigned long long)gs.segments);
+    rtr_printf(o, "        %llu tun_gro_single packets written alone\n",
+               (unsigned long long)gs.single);
+    rtr_printf(o, "        %llu tun_gro_badcsum TCP segments with a bad checksum\n",
+               (unsigned long long)gs.bad_csum);
+    rtr_printf(o, "        %llu tun_rx_errors TUN read errors\n", (unsigned long long)rx_err);
+    rtr_printf(o, "        %llu tun_tx_errors TUN write errors\n", (unsigned long long)tx_err);
+    rtr_printf(o, "        %llu outer_rx_packets outer packets received\n",
+               (unsigned long long)os->rx_packets);
+    rtr_printf(o, "        %llu outer_rx_batches recvmmsg batches\n",
+               (unsigned long long)os->rx_batches);
+    rtr_printf(o, "        %llu outer_tx_packets outer packets sent\n",
+               (unsigned long long)os->tx_packets);
+    rtr_printf(o, "        %llu outer_tx_errors outer packets that failed to send\n",
+               (unsigned long long)os->tx_errors);
+    rtr_printf(o, "        %llu outer_tx_batches sendmmsg batches\n",
+               (unsigned long long)os->tx_batches);
+    rtr_printf(o, "        %llu outer_udp_gso UDP GSO sends\n", (unsigned long long)os->tx_gso);
+    rtr_printf(o, "        %llu outer_udp_gso_segs packets sent in them\n",
+               (unsigned long long)os->tx_gso_segs);
+    rtr_printf(o, "        %llu outer_udp_gso_off UDP GSO sends refused by the kernel\n",
+               (unsigned long long)os->tx_gso_off);
+}
+
 static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_t len)
 {
     static struct rtr_request r;
@@ -790,7 +866,9 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
     } else if (strcmp(cmd, "sysctl") == 0) {
         rtr_sysctl(&env, &o, r.argc, r.argv);
     } else if (strcmp(cmd, "stats") == 0) {
-        rtr_stats(&env, &o, r.argc, r.argv);
+        if (rtr_stats(&env, &o, r.argc, r.argv) == 0) {
+            port_stats(&o);
+        }
     } else {
         rtr_fail(&o, "unknown command '%s'", cmd);
     }
@@ -810,36 +888,38 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
 
 static void usage(void)
 {
-    fprintf(
-        stderr,
-        "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N]] [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]\n"
-        "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS] [-C %s]\n"
-        "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
-        "      devices stay and drop what is routed into them (fail closed): remove\n"
-        "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
-        "      daemon or 'ip link delete ipsecN' after; a new daemon's\n"
-        "      'ifconfig ipsecN create' takes it over\n"
-        "  -r  drop inner traffic that bypasses the tunnels (nftables table\n"
-        "      'inet ipsecif', needs nft): cleartext to the interfaces' addresses\n"
-        "      from other interfaces, and strict reverse-path filtering for\n"
-        "      traffic from or into the tunnels\n"
-        "  -H  host traffic (this namespace's own and forwarded) through the\n"
-        "      ipsec(4) engine: policy routing into the TUN device ipsech0,\n"
-        "      cleartext inbound checked by the nftables table 'inet ipsecif_host'\n"
-        "      (needs nft); device, rules and table stay when the daemon stops\n"
-        "      (fail closed), -x removes them\n"
-        "  -N  with -H: receive ESP in UDP on port 4500 for host SAs with NAT-T\n"
-        "      (leave it out when an IKE daemon binds that port itself)\n"
-        "  -C  the crypto backend (default %s)\n",
-        "mbedtls"
+    fprintf(stderr,
+            "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N]] [-O] [-s SOCKET] [-k PFKEY_SOCKET]\n"
+            "                [-p PIDFILE]\n"
+            "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS] [-C %s]\n"
+            "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
+            "      devices stay and drop what is routed into them (fail closed): remove\n"
+            "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
+            "      daemon or 'ip link delete ipsecN' after; a new daemon's\n"
+            "      'ifconfig ipsecN create' takes it over\n"
+            "  -r  drop inner traffic that bypasses the tunnels (nftables table\n"
+            "      'inet ipsecif', needs nft): cleartext to the interfaces' addresses\n"
+            "      from other interfaces, and strict reverse-path filtering for\n"
+            "      traffic from or into the tunnels\n"
+            "  -H  host traffic (this namespace's own and forwarded) through the\n"
+            "      ipsec(4) engine: policy routing into the TUN device ipsech0,\n"
+            "      cleartext inbound checked by the nftables table 'inet ipsecif_host'\n"
+            "      (needs nft); device, rules and table stay when the daemon stops\n"
+            "      (fail closed), -x removes them\n"
+            "  -N  with -H: receive ESP in UDP on port 4500 for host SAs with NAT-T\n"
+            "      (leave it out when an IKE daemon binds that port itself)\n"
+            "  -O  no offloads: plain TUN reads and writes (no virtio headers, TSO or\n"
+            "      coalescing), no UDP GSO\n"
+            "  -C  the crypto backend (default %s)\n",
+            "mbedtls"
 #if IPSECIF_ROUTER_OPENSSL
-        "|openssl"
+            "|openssl"
 #endif
 #if IPSECIF_ROUTER_IPSECMB
-        "|ipsecmb"
+            "|ipsecmb"
 #endif
-        ,
-        crypto_choices[0].name);
+            ,
+            crypto_choices[0].name);
     exit(2);
 }
 
@@ -909,6 +989,7 @@ int main(int argc, char **argv)
     bool filter = false;
     bool host = false;
     bool host_natt = false;
+    bool offload = true;
     int level = IPSECIF_LOG_INFO;
     const struct crypto_choice *crypto = &crypto_choices[0];
     int ready_fd = -1;
@@ -921,7 +1002,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxrHNs:k:p:l:c:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrHNOs:k:p:l:c:C:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -940,6 +1021,9 @@ int main(int argc, char **argv)
             break;
         case 'H':
             host = true;
+            break;
+        case 'O':
+            offload = false;
             break;
         case 's':
             sock_path = optarg;
@@ -1001,6 +1085,8 @@ int main(int argc, char **argv)
                            strerror(errno));
         return 1;
     }
+    d.lx.offload = offload;
+    ipsecif_posix_outer_set_udp_gso(&d.lx.outer, offload);
     d.addrs = calloc(cfg.max_interfaces, sizeof(*d.addrs));
     len = ipsecif_ctx_size(&cfg);
     if (d.addrs == NULL || len == 0) {

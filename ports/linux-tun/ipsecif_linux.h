@@ -22,6 +22,7 @@
 
 #include "ipsecif/ipsecif.h"
 #include "ipsecif_posix.h"
+#include "linux_gso.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,18 +36,39 @@ extern "C" {
 #define IPSECIF_LINUX_TXQLEN 1000
 #endif
 
+/** Bytes of a TUN device's read buffer with offloads: headroom, virtio
+ *  header, the largest super-packet, tailroom. */
+#define IPSECIF_LINUX_TUNBUF_GSO (IPSECIF_HEADROOM + IPSECIF_LINUX_GSO_MAX + IPSECIF_TAILROOM + 64)
+
+/** Offload counters of one TUN device. */
+struct ipsecif_linux_tun_stats {
+    uint64_t gso_in;     /**< TCP super-packets read (TSO from the kernel). */
+    uint64_t segments;   /**< Segments cut from them and given to the library. */
+    uint64_t csum;       /**< Single packets whose partial checksum was completed. */
+    uint64_t gso_drop;   /**< Packets dropped: bad virtio header, length or headers. */
+    uint64_t gso_toobig; /**< Segments dropped because they exceed the MTU (the first
+                              of each such super-packet got the ICMP error). */
+};
+
 /** One TUN device, bound to one ipsecif interface. */
 struct ipsecif_linux_tun {
-    struct ipsecif_linux *lx;          /**< The port. */
-    struct ipsecif_if *ifp;            /**< The interface, NULL when the slot is free. */
-    int fd;                            /**< The TUN descriptor. */
-    char name[IPSECIF_IFNAME_SIZE];    /**< Device name (the interface's). */
-    bool adopted;                      /**< The persistent device was there before open. */
-    uint8_t natt_family;               /**< NAT-T socket in use: family, 0 = none. */
-    uint16_t natt_port;                /**< NAT-T socket in use: local port. */
-    uint64_t rx_errors;                /**< Failed reads. */
-    uint64_t tx_errors;                /**< Failed writes. */
-    uint8_t buf[IPSECIF_LINUX_TUNBUF]; /**< Receive buffer. */
+    struct ipsecif_linux *lx;             /**< The port. */
+    struct ipsecif_if *ifp;               /**< The interface, NULL when the slot is free. */
+    int fd;                               /**< The TUN descriptor. */
+    char name[IPSECIF_IFNAME_SIZE];       /**< Device name (the interface's). */
+    bool adopted;                         /**< The persistent device was there before open. */
+    uint8_t natt_family;                  /**< NAT-T socket in use: family, 0 = none. */
+    uint16_t natt_port;                   /**< NAT-T socket in use: local port. */
+    uint64_t rx_errors;                   /**< Failed reads. */
+    uint64_t tx_errors;                   /**< Failed writes. */
+    bool vnet;                            /**< Virtio-net headers on (offloads). */
+    bool gro_listed;                      /**< On the port's list of held packets. */
+    unsigned mtu;                         /**< The device MTU last set. */
+    uint8_t *sbuf;                        /**< Read buffer of IPSECIF_LINUX_TUNBUF_GSO (vnet). */
+    uint8_t *gbuf;                        /**< Coalescing buffer (vnet). */
+    struct ipsecif_linux_gro gro;         /**< Coalescer of written TCP segments (vnet). */
+    struct ipsecif_linux_tun_stats stats; /**< Offload counters. */
+    uint8_t buf[IPSECIF_LINUX_TUNBUF];    /**< Receive buffer; with vnet, one segment. */
 };
 
 /** The Linux port. */
@@ -58,6 +80,9 @@ struct ipsecif_linux {
     uint64_t armed;                   /**< Deadline the timerfd is armed to. */
     struct ipsecif_linux_tun *tuns;   /**< TUN slots, one per possible interface. */
     size_t ntuns;                     /**< Number of slots. */
+    bool offload;                     /**< Open TUN devices with offloads (default true). */
+    struct ipsecif_linux_tun **held;  /**< Devices with a coalesced packet held. */
+    size_t nheld;                     /**< Entries of held in use. */
 };
 
 /**
@@ -78,6 +103,23 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx);
  * @brief Create the TUN device named like ifp (IFF_TUN | IFF_NO_PI,
  *        persistent), with the interface's MTU, and bind it to ifp
  *        (ipsecif_if_set_user).
+ *
+ * Offloads (lx->offload, the default): the device is opened with
+ * IFF_VNET_HDR and TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, so
+ * that the kernel hands over TCP super-packets of up to 64 KiB and packets
+ * with a partial checksum. Each super-packet is cut into MSS-sized
+ * segments (linux_gso.h) that go to ipsecif_if_output() one by one, so
+ * each is within the interface MTU as the kernel's MSS makes it. A
+ * super-packet whose segments would still exceed the MTU (a gso_size the
+ * MTU does not allow, with DF or IPv6) is treated as the kernel treats an
+ * oversize GSO packet it forwards: its first segment goes to the library,
+ * which answers with ICMP too-big as for any oversize packet, and the rest
+ * are dropped (counted in gso_toobig); the sender's TCP lowers its MSS.
+ * Decapsulated TCP segments of one flow that arrive in one receive batch
+ * are coalesced into one super-packet written with a GSO header; anything
+ * else is written alone behind an empty header. Where the kernel refuses
+ * IFF_VNET_HDR the device is used without it; without lx->offload any
+ * offload left on the device by an earlier process is cleared.
  *
  * The device is persistent (TUNSETPERSIST): it outlives this process with
  * its addresses and routes, and while no process has it open the kernel
@@ -107,6 +149,10 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_of(struct ipsecif_if *ifp);
 
 /** Set the device up or down. @return 0, or -1 with errno set. */
 int ipsecif_linux_tun_set_up(struct ipsecif_linux_tun *t, bool up);
+
+/** Write what the device holds back for coalescing (the port does this
+ *  after each receive batch and before the loop polls). */
+void ipsecif_linux_tun_flush(struct ipsecif_linux_tun *t);
 
 /** Set the device MTU. @return 0, or -1 with errno set. */
 int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu);

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +75,74 @@ static uint64_t rearm(void *arg)
     return UINT64_MAX; /* the timerfd wakes the loop, not a poll timeout */
 }
 
+/* ---- Offloads: writing to the device ---- */
+
+/* One packet to the device, behind the virtio header h when it has them. */
+static void tun_write(struct ipsecif_linux_tun *t, const struct ipsecif_linux_vnet *h,
+                      const uint8_t *pkt, size_t len)
+{
+    uint8_t vh[IPSECIF_LINUX_VNET_HDR_LEN];
+    struct iovec iov[2];
+    ssize_t want = (ssize_t)len;
+    ssize_t n;
+
+    if (!t->vnet) {
+        n = write(t->fd, pkt, len);
+    } else {
+        ipsecif_linux_vnet_put(vh, h);
+        iov[0].iov_base = vh;
+        iov[0].iov_len = sizeof(vh);
+        iov[1].iov_base = (void *)pkt;
+        iov[1].iov_len = len;
+        want += (ssize_t)sizeof(vh);
+        n = writev(t->fd, iov, 2);
+    }
+    /* A TUN write is one packet; a device that is down refuses it. */
+    if (n != want) {
+        t->tx_errors++;
+    }
+}
+
+static void gro_emit(void *arg, const struct ipsecif_linux_vnet *h, const uint8_t *pkt, size_t len)
+{
+    tun_write(arg, h, pkt, len);
+}
+
+void ipsecif_linux_tun_flush(struct ipsecif_linux_tun *t)
+{
+    if (t->vnet && t->fd >= 0) {
+        ipsecif_linux_gro_flush(&t->gro, gro_emit, t);
+    }
+}
+
+/* Every device's held packet goes out (after a receive batch, before a poll). */
+static void flush_held(void *arg)
+{
+    struct ipsecif_linux *lx = arg;
+    size_t i;
+
+    for (i = 0; i < lx->nheld; i++) {
+        struct ipsecif_linux_tun *t = lx->held[i];
+
+        t->gro_listed = false;
+        ipsecif_linux_tun_flush(t);
+    }
+    lx->nheld = 0;
+}
+
+static void unlist_held(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+{
+    size_t i;
+
+    for (i = 0; i < lx->nheld; i++) {
+        if (lx->held[i] == t) {
+            lx->held[i] = lx->held[--lx->nheld];
+            break;
+        }
+    }
+    t->gro_listed = false;
+}
+
 /* ---- Setup ---- */
 
 int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
@@ -94,6 +163,12 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
         errno = ENOMEM;
         goto fail;
     }
+    lx->held = calloc(max_ifs > 0 ? max_ifs : 1, sizeof(*lx->held));
+    if (lx->held == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    lx->offload = true;
     lx->ntuns = max_ifs;
     for (i = 0; i < max_ifs; i++) {
         lx->tuns[i].fd = -1;
@@ -108,6 +183,10 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
         goto fail;
     }
     ipsecif_posix_loop_set_timer(&lx->loop, rearm, NULL, lx);
+    ipsecif_posix_outer_set_burst_hook(&lx->outer, flush_held, lx);
+    if (ipsecif_posix_loop_add_flush(&lx->loop, flush_held, lx) < 0) {
+        goto fail;
+    }
     return 0;
 fail:
     saved = errno;
@@ -137,40 +216,149 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx)
     }
     ipsecif_posix_loop_free(&lx->loop);
     free(lx->tuns);
+    free(lx->held);
     memset(lx, 0, sizeof(*lx));
     lx->timer_fd = -1;
 }
 
 /* ---- TUN devices ---- */
 
+static void output(struct ipsecif_linux_tun *t, struct ipsecif_buf *b)
+{
+    int rc = ipsecif_if_output(t->lx->ctx, t->ifp, b, ipsecif_posix_now_ms());
+
+    if (rc != IPSECIF_OK && ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+        ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "%s: output dropped: %s", t->name,
+                           ipsecif_strerror(rc));
+    }
+}
+
+/* One read with a virtio header: a single packet goes to the library where
+ * it was read; a super-packet is cut into segments in t->buf, one by one. */
+static void vnet_input(struct ipsecif_linux_tun *t, size_t n)
+{
+    const size_t seg_cap = sizeof(t->buf) - IPSECIF_HEADROOM - IPSECIF_TAILROOM;
+    uint8_t *pkt = t->sbuf + IPSECIF_HEADROOM;
+    struct ipsecif_linux_vnet h;
+    struct ipsecif_linux_gso g;
+    struct ipsecif_buf b;
+    bool oversize;
+    size_t len;
+
+    if (n < IPSECIF_LINUX_VNET_HDR_LEN) {
+        t->stats.gso_drop++;
+        return;
+    }
+    ipsecif_linux_vnet_get(pkt - IPSECIF_LINUX_VNET_HDR_LEN, &h);
+    n -= IPSECIF_LINUX_VNET_HDR_LEN;
+    if (ipsecif_linux_gso_prepare(pkt, n, &h, seg_cap, &g) != IPSECIF_LINUX_GSO_OK) {
+        t->stats.gso_drop++;
+        return;
+    }
+    if (!g.gso) {
+        if ((h.flags & IPSECIF_LINUX_VNET_F_NEEDS_CSUM) != 0) {
+            t->stats.csum++;
+        }
+        b.base = t->sbuf;
+        b.cap = IPSECIF_LINUX_TUNBUF_GSO;
+        b.off = IPSECIF_HEADROOM;
+        b.len = n;
+        output(t, &b);
+        return;
+    }
+    t->stats.gso_in++;
+    /* Segments over the MTU: the library sends the ICMP error for the
+     * first (as for any oversize packet); the rest would only repeat it. */
+    oversize =
+        ipsecif_linux_gso_seg_max(&g) > t->mtu && (pkt[0] >> 4 == 6 || (pkt[6] & 0x40u) != 0);
+    while ((len = ipsecif_linux_gso_next(&g, t->buf + IPSECIF_HEADROOM)) != 0 && t->ifp != NULL) {
+        b.base = t->buf;
+        b.cap = sizeof(t->buf);
+        b.off = IPSECIF_HEADROOM;
+        b.len = len;
+        t->stats.segments++;
+        output(t, &b);
+        if (oversize) {
+            t->stats.gso_toobig += ipsecif_linux_gso_count(&g) - 1;
+            break;
+        }
+    }
+}
+
 static void on_tun(void *arg, int fd, short revents)
 {
     struct ipsecif_linux_tun *t = arg;
+    struct ipsecif_linux *lx = t->lx;
     int i;
 
     (void)revents;
     for (i = 0; i < TUN_BATCH && t->ifp != NULL; i++) {
         struct ipsecif_buf b;
-        ssize_t n = read(fd, t->buf + IPSECIF_HEADROOM,
-                         sizeof(t->buf) - IPSECIF_HEADROOM - IPSECIF_TAILROOM);
-        int rc;
+        ssize_t n;
 
+        if (t->vnet) {
+            n = read(fd, t->sbuf + IPSECIF_HEADROOM - IPSECIF_LINUX_VNET_HDR_LEN,
+                     IPSECIF_LINUX_VNET_HDR_LEN + IPSECIF_LINUX_GSO_MAX);
+        } else {
+            n = read(fd, t->buf + IPSECIF_HEADROOM,
+                     sizeof(t->buf) - IPSECIF_HEADROOM - IPSECIF_TAILROOM);
+        }
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 t->rx_errors++;
             }
-            return;
+            break;
+        }
+        if (t->vnet) {
+            vnet_input(t, (size_t)n);
+            continue;
         }
         b.base = t->buf;
         b.cap = sizeof(t->buf);
         b.off = IPSECIF_HEADROOM;
         b.len = (size_t)n;
-        rc = ipsecif_if_output(t->lx->ctx, t->ifp, &b, ipsecif_posix_now_ms());
-        if (rc != IPSECIF_OK && ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
-            ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "%s: output dropped: %s", t->name,
-                               ipsecif_strerror(rc));
-        }
+        output(t, &b);
     }
+    /* The burst's ESP goes out now, in as few system calls as it takes. */
+    ipsecif_posix_outer_flush(&lx->outer);
+}
+
+static void free_offloads(struct ipsecif_linux_tun *t)
+{
+    free(t->sbuf);
+    free(t->gbuf);
+    t->sbuf = NULL;
+    t->gbuf = NULL;
+    t->vnet = false;
+    t->gro_listed = false;
+}
+
+/* The device was attached with IFF_VNET_HDR: buffers, header size and the
+ * offloads (best effort: without TUNSETOFFLOAD the kernel sends only single
+ * packets, which still carry the header). 0, or -1 with errno set. */
+static int setup_offloads(struct ipsecif_linux_tun *t)
+{
+    int sz = IPSECIF_LINUX_VNET_HDR_LEN;
+    unsigned long off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+
+    t->sbuf = malloc(IPSECIF_LINUX_TUNBUF_GSO);
+    t->gbuf = malloc(IPSECIF_LINUX_GSO_MAX);
+    if (t->sbuf == NULL || t->gbuf == NULL) {
+        free_offloads(t);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (ioctl(t->fd, TUNSETVNETHDRSZ, &sz) < 0) {
+        free_offloads(t);
+        return -1;
+    }
+    if (ioctl(t->fd, TUNSETOFFLOAD, off) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_WARN, "%s: TUNSETOFFLOAD: %s (no TSO)", t->name,
+                           strerror(errno));
+    }
+    ipsecif_linux_gro_init(&t->gro, t->gbuf, IPSECIF_LINUX_GSO_MAX);
+    t->vnet = true;
+    return 0;
 }
 
 /* One interface ioctl on the TUN device's name; ifr carries the value in
@@ -239,6 +427,7 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
     bool persist = false;
     size_t i;
     int saved;
+    int rc;
 
     if (strlen(name) >= IFNAMSIZ || strlen(name) >= sizeof(t->name) ||
         ipsecif_if_get_info(lx->ctx, ifp, &info) != IPSECIF_OK) {
@@ -262,9 +451,15 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
     /* Attaches to a persistent device of this name if there is one (EBUSY if
      * another process holds it, EINVAL if it is not a single-queue TUN). */
     memset(&ifr, 0, sizeof(ifr));
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (lx->offload ? IFF_VNET_HDR : 0);
     memcpy(ifr.ifr_name, name, strlen(name) + 1);
-    if (ioctl(t->fd, TUNSETIFF, &ifr) < 0 || ioctl(t->fd, TUNGETIFF, &ifr) < 0) {
+    t->vnet = false;
+    rc = ioctl(t->fd, TUNSETIFF, &ifr);
+    if (rc < 0 && lx->offload && errno == EINVAL) {
+        ifr.ifr_flags = IFF_TUN | IFF_NO_PI; /* a kernel without virtio headers */
+        rc = ioctl(t->fd, TUNSETIFF, &ifr);
+    }
+    if (rc < 0 || ioctl(t->fd, TUNGETIFF, &ifr) < 0) {
         goto fail;
     }
     t->adopted = (ifr.ifr_flags & IFF_PERSIST) != 0;
@@ -281,6 +476,16 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
     t->natt_port = 0;
     t->rx_errors = 0;
     t->tx_errors = 0;
+    memset(&t->stats, 0, sizeof(t->stats));
+    if ((ifr.ifr_flags & IFF_VNET_HDR) != 0) {
+        if (setup_offloads(t) < 0) {
+            goto fail;
+        }
+    } else {
+        /* Offloads an earlier process left on the device would hand this
+         * reader super-packets it cannot take. */
+        (void)ioctl(t->fd, TUNSETOFFLOAD, 0ul);
+    }
     if (ipsecif_linux_tun_set_mtu(t, info.mtu) < 0 ||
         ipsecif_posix_loop_add(&lx->loop, t->fd, POLLIN, on_tun, t) < 0) {
         goto fail;
@@ -299,6 +504,7 @@ fail:
     t->fd = -1;
     t->ifp = NULL;
     t->adopted = false;
+    free_offloads(t);
     errno = saved;
     return NULL;
 }
@@ -314,6 +520,12 @@ void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun 
         t->natt_port = 0;
     }
     ipsecif_posix_loop_del(&lx->loop, t->fd);
+    if (t->vnet) {
+        /* What is held goes out; the device stays plain for the next reader. */
+        ipsecif_linux_tun_flush(t);
+        unlist_held(lx, t);
+        (void)ioctl(t->fd, TUNSETOFFLOAD, 0ul);
+    }
     /* Not persistent any more: the kernel removes the device with its
      * addresses and routes when the descriptor closes. */
     if (remove && ioctl(t->fd, TUNSETPERSIST, 0) < 0) {
@@ -322,6 +534,7 @@ void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun 
     close(t->fd);
     t->fd = -1;
     t->adopted = false;
+    free_offloads(t);
     ipsecif_if_set_user(t->ifp, NULL);
     t->ifp = NULL;
 }
@@ -353,7 +566,11 @@ int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu)
 
     memset(&ifr, 0, sizeof(ifr));
     ifr.ifr_mtu = (int)mtu;
-    return tun_ioctl(t, SIOCSIFMTU, &ifr);
+    if (tun_ioctl(t, SIOCSIFMTU, &ifr) < 0) {
+        return -1;
+    }
+    t->mtu = mtu;
+    return 0;
 }
 
 /* ---- Addresses over rtnetlink ---- */
@@ -625,19 +842,39 @@ int ipsecif_linux_send_outer(void *user, struct ipsecif_if *ifp,
 
 void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt)
 {
+    struct ipsecif_linux *lx = user;
     struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    struct ipsecif_linux_vnet none;
 
-    (void)user;
     if (t == NULL || t->fd < 0) {
         return;
     }
-    /* A TUN write is one packet; a device that is down refuses it. */
-    if (write(t->fd, ipsecif_buf_data(pkt), pkt->len) != (ssize_t)pkt->len) {
-        t->tx_errors++;
+    if (!t->vnet) {
+        memset(&none, 0, sizeof(none));
+        tun_write(t, &none, ipsecif_buf_data(pkt), pkt->len);
+        return;
+    }
+    /* Held until the end of the receive batch, when it may have grown. */
+    ipsecif_linux_gro_add(&t->gro, ipsecif_buf_data(pkt), pkt->len, gro_emit, t);
+    if (ipsecif_linux_gro_pending(&t->gro) && !t->gro_listed && lx != NULL &&
+        lx->nheld < lx->ntuns) {
+        lx->held[lx->nheld++] = t;
+        t->gro_listed = true;
+    } else if (ipsecif_linux_gro_pending(&t->gro) && !t->gro_listed) {
+        ipsecif_linux_tun_flush(t);
     }
 }
 
 void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt)
 {
-    ipsecif_linux_deliver_inner(user, ifp, pkt);
+    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    struct ipsecif_linux_vnet none;
+
+    (void)user;
+    if (t == NULL || t->fd < 0) {
+        return;
+    }
+    ipsecif_linux_tun_flush(t);
+    memset(&none, 0, sizeof(none));
+    tun_write(t, &none, ipsecif_buf_data(pkt), pkt->len);
 }

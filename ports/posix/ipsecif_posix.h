@@ -12,7 +12,8 @@
  * Everything here is single-threaded: callbacks run from
  * ipsecif_posix_loop_run() on the caller's thread, which is also the thread
  * that calls into the libipsecif context. Memory is taken at open time only;
- * packets are received into one buffer per socket.
+ * packets are received with recvmmsg() into one vector all sockets share,
+ * and sent from a queue flushed with sendmmsg().
  */
 #ifndef IPSECIF_POSIX_H
 #define IPSECIF_POSIX_H
@@ -78,6 +79,9 @@ typedef void (*ipsecif_posix_expire_fn)(void *arg, uint64_t now);
 /** Called once per round of the loop, after its callbacks, before the next poll. */
 typedef void (*ipsecif_posix_idle_fn)(void *arg);
 
+/** Flush hooks a loop holds at most (ipsecif_posix_loop_add_flush()). */
+#define IPSECIF_POSIX_LOOP_FLUSHES 4
+
 struct ipsecif_posix_loop_ent;
 
 /** An event loop on poll(). Fields are private. */
@@ -94,6 +98,9 @@ struct ipsecif_posix_loop {
     void *timer_arg;                    /**< Argument of the timer hooks. */
     ipsecif_posix_idle_fn idle;         /**< Round hook (may be NULL). */
     void *idle_arg;                     /**< Its argument. */
+    ipsecif_posix_idle_fn flush[IPSECIF_POSIX_LOOP_FLUSHES]; /**< Before-poll hooks. */
+    void *flush_arg[IPSECIF_POSIX_LOOP_FLUSHES];             /**< Their arguments. */
+    size_t nflush;                                           /**< Hooks in use. */
 };
 
 /**
@@ -132,6 +139,19 @@ void ipsecif_posix_loop_set_idle(struct ipsecif_posix_loop *loop, ipsecif_posix_
                                  void *arg);
 
 /**
+ * @brief Add a flush hook: fn runs right before every poll, after the
+ *        round hook, so that output queued during a round (batched sends,
+ *        held packets) goes out before the loop sleeps.
+ * @return 0, or -1 (errno ENOSPC when IPSECIF_POSIX_LOOP_FLUSHES are set).
+ */
+int ipsecif_posix_loop_add_flush(struct ipsecif_posix_loop *loop, ipsecif_posix_idle_fn fn,
+                                 void *arg);
+
+/** Remove a flush hook added with the same fn and arg. */
+void ipsecif_posix_loop_del_flush(struct ipsecif_posix_loop *loop, ipsecif_posix_idle_fn fn,
+                                  void *arg);
+
+/**
  * @brief Leave the loop on SIGTERM and SIGINT (through a self-pipe, so no
  *        signal is lost between checks); ignore SIGPIPE. One loop per process.
  * @return 0, or -1 with errno set.
@@ -162,6 +182,15 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop);
 #define IPSECIF_POSIX_SOCKBUF (4 * 1024 * 1024)
 #endif
 
+/** Datagrams taken per recvmmsg() call on an outer socket. */
+#define IPSECIF_POSIX_RXVEC 32
+
+/** Outer packets queued per round before a flush (sendmmsg()) is forced. */
+#define IPSECIF_POSIX_TXQ 64
+
+/** Bytes of the send queue's buffer (outer packets as they go on the wire). */
+#define IPSECIF_POSIX_TXQ_BYTES (256u * 1024u)
+
 /** A NAT-T UDP socket, shared by every link0 interface with the same local port. */
 struct ipsecif_posix_natt {
     int fd;                            /**< The socket, -1 when the slot is free. */
@@ -169,7 +198,9 @@ struct ipsecif_posix_natt {
     uint16_t port;                     /**< Local port. */
     unsigned refs;                     /**< Interfaces using it. */
     struct ipsecif_posix_outer *outer; /**< Back pointer for the callback. */
-    uint8_t buf[IPSECIF_POSIX_RXBUF];  /**< Receive buffer. */
+    bool gso;                          /**< The kernel takes UDP_SEGMENT on it. */
+    uint32_t gso_bad;                  /**< Segment size UDP_SEGMENT refused (0: none):
+                                            no GSO for this size and larger. */
 };
 
 /** Counters of the outer socket layer (the library counts the rest). */
@@ -182,7 +213,15 @@ struct ipsecif_posix_outer_stats {
     uint64_t tx_errors;     /**< Send errors. */
     uint64_t ip_tx_packets; /**< Whole IP packets sent (ipsecif_posix_outer_send_ip()). */
     uint64_t ip_tx_errors;  /**< Whole IP packets that could not be sent. */
+    uint64_t rx_batches;    /**< recvmmsg() calls that returned packets. */
+    uint64_t tx_batches;    /**< sendmmsg() calls (each sends one or more messages). */
+    uint64_t tx_gso;        /**< UDP GSO sends (one message, several ESP-in-UDP packets). */
+    uint64_t tx_gso_segs;   /**< Packets sent in them. */
+    uint64_t tx_gso_off;    /**< UDP GSO sends the kernel refused (sent one by one instead). */
 };
+
+struct ipsecif_posix_rxvec;
+struct ipsecif_posix_txq;
 
 /** The outer socket layer. Fields are private. */
 struct ipsecif_posix_outer {
@@ -190,8 +229,8 @@ struct ipsecif_posix_outer {
     struct ipsecif_ctx *ctx;                /**< Where received packets go. */
     int raw4;                               /**< Raw IPv4 ESP socket (IP_HDRINCL). */
     int raw6;                               /**< Raw IPv6 ESP socket. */
-    uint8_t *buf4;                          /**< Receive buffer of raw4. */
-    uint8_t *buf6;                          /**< Receive buffer of raw6. */
+    struct ipsecif_posix_rxvec *rx;         /**< Receive vector shared by every socket. */
+    struct ipsecif_posix_txq *tx;           /**< Send queue. */
     struct ipsecif_posix_natt *natt;        /**< NAT-T sockets (slots). */
     size_t natt_cap;                        /**< Number of slots. */
     struct ipsecif_posix_outer_stats stats; /**< Counters. */
@@ -199,8 +238,11 @@ struct ipsecif_posix_outer {
     int ah6;                                /**< Raw IPv6 AH socket, -1 (host mode only). */
     int send4;                              /**< IPPROTO_RAW IPv4 socket for whole packets, -1. */
     int send6;                              /**< IPPROTO_RAW IPv6 socket for whole packets, -1. */
-    uint8_t *bufah;                         /**< Receive buffer of ah4 and ah6. */
+    bool host_open;                         /**< The host mode sockets are open. */
+    bool udp_gso;                           /**< UDP GSO allowed (default on). */
     uint32_t mark;                          /**< SO_MARK of every socket, 0 = none. */
+    ipsecif_posix_idle_fn burst_end;        /**< After each received batch (may be NULL). */
+    void *burst_arg;                        /**< Its argument. */
 };
 
 /**
@@ -253,13 +295,36 @@ int ipsecif_posix_outer_natt_ref(struct ipsecif_posix_outer *o, uint8_t family, 
 void ipsecif_posix_outer_natt_unref(struct ipsecif_posix_outer *o, uint8_t family, uint16_t port);
 
 /**
- * @brief Send an outer packet as ipsecif_port::send_outer is given it: ESP
- *        on the raw socket of its family, ESP in UDP (meta->sport nonzero)
- *        on the NAT-T socket of (family, sport).
+ * @brief Queue an outer packet as ipsecif_port::send_outer is given it: ESP
+ *        for the raw socket of its family, ESP in UDP (meta->sport nonzero)
+ *        for the NAT-T socket of (family, sport).
+ *
+ * The packet is copied into the send queue (memory taken at open time) and
+ * goes out with the next ipsecif_posix_outer_flush(): at the end of each
+ * received batch, when the queue is full, and before the loop polls again
+ * (a flush hook). The flush sends each socket's packets in the order they
+ * were queued, with one sendmmsg() per socket; consecutive ESP-in-UDP
+ * packets of one size to the same peer go as one message with UDP_SEGMENT
+ * where the kernel has it (UDP GSO). A send that fails is counted per packet
+ * in tx_errors (the library sees only what fails here: no socket, no room).
  * @return 0, or ::IPSECIF_ERR_PORT.
  */
 int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif_outer_meta *meta,
                              const struct ipsecif_buf *pkt);
+
+/** Send everything queued by ipsecif_posix_outer_send() now. */
+void ipsecif_posix_outer_flush(struct ipsecif_posix_outer *o);
+
+/** Allow or forbid UDP GSO (UDP_SEGMENT) for ESP in UDP (allowed by default). */
+void ipsecif_posix_outer_set_udp_gso(struct ipsecif_posix_outer *o, bool on);
+
+/**
+ * @brief Set the hook that runs after each batch of received packets has
+ *        gone to the library, before queued sends are flushed (the Linux
+ *        port writes the inner packets it held back for coalescing there).
+ */
+void ipsecif_posix_outer_set_burst_hook(struct ipsecif_posix_outer *o, ipsecif_posix_idle_fn fn,
+                                        void *arg);
 
 /* ---- PF_KEY socket ---- */
 

@@ -217,6 +217,40 @@ void ipsecif_posix_loop_set_idle(struct ipsecif_posix_loop *loop, ipsecif_posix_
     loop->idle_arg = arg;
 }
 
+int ipsecif_posix_loop_add_flush(struct ipsecif_posix_loop *loop, ipsecif_posix_idle_fn fn,
+                                 void *arg)
+{
+    if (fn == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (loop->nflush == IPSECIF_POSIX_LOOP_FLUSHES) {
+        errno = ENOSPC;
+        return -1;
+    }
+    loop->flush[loop->nflush] = fn;
+    loop->flush_arg[loop->nflush] = arg;
+    loop->nflush++;
+    return 0;
+}
+
+void ipsecif_posix_loop_del_flush(struct ipsecif_posix_loop *loop, ipsecif_posix_idle_fn fn,
+                                  void *arg)
+{
+    size_t i;
+
+    for (i = 0; i < loop->nflush; i++) {
+        if (loop->flush[i] == fn && loop->flush_arg[i] == arg) {
+            memmove(&loop->flush[i], &loop->flush[i + 1],
+                    (loop->nflush - i - 1) * sizeof(loop->flush[0]));
+            memmove(&loop->flush_arg[i], &loop->flush_arg[i + 1],
+                    (loop->nflush - i - 1) * sizeof(loop->flush_arg[0]));
+            loop->nflush--;
+            return;
+        }
+    }
+}
+
 static int poll_timeout(struct ipsecif_posix_loop *loop, uint64_t *deadline)
 {
     uint64_t now;
@@ -250,6 +284,9 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop)
 
         if (loop->idle != NULL) {
             loop->idle(loop->idle_arg);
+        }
+        for (i = 0; i < loop->nflush; i++) {
+            loop->flush[i](loop->flush_arg[i]);
         }
         if (loop->dirty) {
             compact(loop);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,43 @@
 
 /* Control data room for the ancillary items one packet carries. */
 #define CMSG_ROOM 256
+
+/* The send queue: packets copied into one arena, sent by the flush. */
+
+/* Control data room of a queued packet: what put_cmsgs() writes plus a
+ * UDP_SEGMENT item. */
+#define TX_CMSG_ROOM 128
+
+/* Largest UDP payload one UDP GSO send carries, and its segments at most
+ * (the kernel's UDP_MAX_SEGMENTS). */
+#define GSO_BYTES 65000u
+#define GSO_SEGS 64u
+
+struct txent {
+    int fd;                          /* -1 once taken into a flush */
+    struct ipsecif_posix_natt *natt; /* ESP in UDP: its socket, else NULL */
+    uint32_t off;                    /* where the bytes are in the arena */
+    uint32_t len;
+    socklen_t tolen;
+    size_t clen;
+    struct sockaddr_storage to;
+    union {
+        size_t align; /* as struct cmsghdr (its cmsg_len), which has a flexible tail */
+        uint8_t b[TX_CMSG_ROOM];
+    } cbuf;
+};
+
+struct ipsecif_posix_txq {
+    struct txent ent[IPSECIF_POSIX_TXQ];
+    size_t n;
+    size_t used;
+    uint8_t *arena;
+    struct mmsghdr mm[IPSECIF_POSIX_TXQ];
+    struct iovec iov[IPSECIF_POSIX_TXQ];
+    unsigned segs[IPSECIF_POSIX_TXQ]; /* packets in each message */
+};
+
+static void flush_hook(void *arg);
 
 static void close_fd(struct ipsecif_posix_outer *o, int *fd)
 {
@@ -45,59 +83,122 @@ static void count_input(struct ipsecif_posix_outer *o, int rc)
     }
 }
 
-/* Receive one datagram; returns its length, 0 when there is nothing more to
- * read now, -1 when it was dropped (and reading may go on). */
-static ssize_t recv_one(struct ipsecif_posix_outer *o, int fd, uint8_t *buf, struct msghdr *m)
-{
-    ssize_t n = recvmsg(fd, m, MSG_DONTWAIT);
+/* The receive vector: IPSECIF_POSIX_RXVEC datagrams per recvmmsg(), one
+ * for all sockets (each batch is handed to the library before the next
+ * call, from whichever socket). */
+struct rxslot {
+    union {
+        size_t align; /* as struct cmsghdr */
+        uint8_t b[CMSG_ROOM];
+    } cbuf;
+    struct sockaddr_storage from;
+};
 
-    (void)buf;
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            return 0;
+struct ipsecif_posix_rxvec {
+    struct mmsghdr mm[IPSECIF_POSIX_RXVEC];
+    struct iovec iov[IPSECIF_POSIX_RXVEC];
+    struct rxslot slot[IPSECIF_POSIX_RXVEC];
+    uint8_t buf[IPSECIF_POSIX_RXVEC][IPSECIF_POSIX_RXBUF];
+};
+
+/* Read a bounded number per wakeup so that one busy socket cannot starve the others. */
+#define RX_BATCH 64
+
+static uint8_t *rx_buf(struct ipsecif_posix_outer *o, int k)
+{
+    return o->rx->buf[k];
+}
+
+/* One recvmmsg() into the vector, data after head bytes of each buffer.
+ * Returns the number of datagrams, 0 when there is nothing to read now. */
+static int recv_batch(struct ipsecif_posix_outer *o, int fd, size_t head, bool control)
+{
+    struct ipsecif_posix_rxvec *v = o->rx;
+    int k;
+    int n;
+
+    for (k = 0; k < IPSECIF_POSIX_RXVEC; k++) {
+        struct msghdr *m = &v->mm[k].msg_hdr;
+
+        v->iov[k].iov_base = v->buf[k] + head;
+        v->iov[k].iov_len = IPSECIF_POSIX_RXBUF - head;
+        memset(m, 0, sizeof(*m));
+        m->msg_name = &v->slot[k].from;
+        m->msg_namelen = sizeof(v->slot[k].from);
+        m->msg_iov = &v->iov[k];
+        m->msg_iovlen = 1;
+        if (control) {
+            m->msg_control = v->slot[k].cbuf.b;
+            m->msg_controllen = sizeof(v->slot[k].cbuf.b);
         }
-        o->stats.rx_errors++;
-        return -1;
+        v->mm[k].msg_len = 0;
     }
-    if ((m->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
-        o->stats.rx_truncated++;
-        return -1;
+    for (;;) {
+        n = recvmmsg(fd, v->mm, IPSECIF_POSIX_RXVEC, MSG_DONTWAIT, NULL);
+        if (n >= 0 || errno != EINTR) {
+            break;
+        }
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            o->stats.rx_errors++;
+        }
+        return 0;
+    }
+    if (n > 0) {
+        o->stats.rx_batches++;
     }
     return n;
 }
 
-/* Read a bounded batch per wakeup so that one busy socket cannot starve the others. */
-#define RX_BATCH 64
-
-/* Receive whole IPv4 packets (raw ESP or AH) into buf for ipsecif_input(). */
-static void recv_whole(struct ipsecif_posix_outer *o, int fd, uint8_t *buf)
+/* A received datagram that did not fit its buffer or its control room. */
+static bool truncated(struct ipsecif_posix_outer *o, int k)
 {
-    int i;
+    if ((o->rx->mm[k].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+        o->stats.rx_truncated++;
+        return true;
+    }
+    return false;
+}
 
-    for (i = 0; i < RX_BATCH; i++) {
-        struct sockaddr_in from;
-        struct iovec iov = {buf, IPSECIF_POSIX_RXBUF};
-        struct msghdr m;
-        struct ipsecif_buf pkt;
-        ssize_t n;
+/* After a batch went to the library: what it produced goes out. */
+static void batch_done(struct ipsecif_posix_outer *o)
+{
+    if (o->burst_end != NULL) {
+        o->burst_end(o->burst_arg);
+    }
+    ipsecif_posix_outer_flush(o);
+}
 
-        memset(&m, 0, sizeof(m));
-        m.msg_name = &from;
-        m.msg_namelen = sizeof(from);
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        n = recv_one(o, fd, buf, &m);
+/* Receive whole IPv4 packets (raw ESP or AH) for ipsecif_input(). */
+static void recv_whole(struct ipsecif_posix_outer *o, int fd)
+{
+    int total = 0;
+
+    while (total < RX_BATCH) {
+        int n = recv_batch(o, fd, 0, false);
+        int k;
+
         if (n == 0) {
             break;
         }
-        if (n < 0 || o->ctx == NULL) {
-            continue;
+        total += n;
+        for (k = 0; k < n && o->ctx != NULL; k++) {
+            struct ipsecif_buf pkt;
+
+            if (truncated(o, k)) {
+                continue;
+            }
+            pkt.base = rx_buf(o, k);
+            pkt.cap = IPSECIF_POSIX_RXBUF;
+            pkt.off = 0;
+            pkt.len = o->rx->mm[k].msg_len;
+            count_input(o, ipsecif_input(o->ctx, &pkt, ipsecif_posix_now_ms()));
         }
-        pkt.base = buf;
-        pkt.cap = IPSECIF_POSIX_RXBUF;
-        pkt.off = 0;
-        pkt.len = (size_t)n;
-        count_input(o, ipsecif_input(o->ctx, &pkt, ipsecif_posix_now_ms()));
+        batch_done(o);
+        if (n < IPSECIF_POSIX_RXVEC) {
+            break;
+        }
     }
 }
 
@@ -106,7 +207,7 @@ static void on_raw4(void *arg, int fd, short revents)
     struct ipsecif_posix_outer *o = arg;
 
     (void)revents;
-    recv_whole(o, fd, o->buf4);
+    recv_whole(o, fd);
 }
 
 static void on_ah4(void *arg, int fd, short revents)
@@ -114,7 +215,7 @@ static void on_ah4(void *arg, int fd, short revents)
     struct ipsecif_posix_outer *o = arg;
 
     (void)revents;
-    recv_whole(o, fd, o->bufah);
+    recv_whole(o, fd);
 }
 
 /* Fill meta's local address, traffic class and hop limit from the control data. */
@@ -161,80 +262,79 @@ static bool parse_cmsgs(struct msghdr *m, struct ipsecif_outer_meta *meta)
     return have_dst;
 }
 
+/* One payload-only datagram of the vector with its meta, to the library. */
+static void input_payload(struct ipsecif_posix_outer *o, int k, uint8_t family, uint16_t local_port,
+                          uint8_t proto)
+{
+    const struct sockaddr_storage *from = &o->rx->slot[k].from;
+    struct ipsecif_outer_meta meta;
+    struct ipsecif_buf pkt;
+
+    memset(&meta, 0, sizeof(meta));
+    meta.family = family;
+    if (family == IPSECIF_AF_INET && from->ss_family == AF_INET) {
+        struct sockaddr_in sin;
+
+        memcpy(&sin, from, sizeof(sin));
+        meta.src.family = IPSECIF_AF_INET;
+        memcpy(meta.src.bytes, &sin.sin_addr, 4);
+        meta.sport = ntohs(sin.sin_port);
+    } else if (family == IPSECIF_AF_INET6 && from->ss_family == AF_INET6) {
+        struct sockaddr_in6 sin6;
+
+        memcpy(&sin6, from, sizeof(sin6));
+        meta.src.family = IPSECIF_AF_INET6;
+        memcpy(meta.src.bytes, &sin6.sin6_addr, 16);
+        meta.sport = ntohs(sin6.sin6_port);
+    } else {
+        o->stats.rx_errors++;
+        return;
+    }
+    if (!parse_cmsgs(&o->rx->mm[k].msg_hdr, &meta) || meta.dst.family != family) {
+        o->stats.rx_errors++;
+        return;
+    }
+    if (local_port == 0) {
+        meta.sport = 0; /* raw socket: no ports */
+    } else {
+        meta.dport = local_port;
+    }
+    pkt.base = rx_buf(o, k);
+    pkt.cap = IPSECIF_POSIX_RXBUF;
+    pkt.off = IPSECIF_POSIX_RXHEAD;
+    pkt.len = o->rx->mm[k].msg_len;
+    if (proto != 0) {
+        count_input(o, ipsecif_input_payload(o->ctx, &meta, proto, &pkt, ipsecif_posix_now_ms()));
+    } else {
+        count_input(o, ipsecif_input_esp(o->ctx, &meta, &pkt, ipsecif_posix_now_ms()));
+    }
+}
+
 /* Receive payload-only packets (raw IPv6, UDP) after IPSECIF_POSIX_RXHEAD
  * bytes of headroom (where the library puts back the headers for host
  * traffic) and pass them with their meta: proto ESP or AH (raw IPv6) to
  * ipsecif_input_payload(), proto 0 (UDP, NAT-T) to ipsecif_input_esp(). */
-static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t *buf, uint8_t family,
+static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t family,
                           uint16_t local_port, uint8_t proto)
 {
-    const size_t head = IPSECIF_POSIX_RXHEAD;
-    int i;
+    int total = 0;
 
-    for (i = 0; i < RX_BATCH; i++) {
-        struct sockaddr_storage from;
-        union {
-            struct cmsghdr align;
-            uint8_t b[CMSG_ROOM];
-        } cbuf;
-        struct iovec iov = {buf + head, IPSECIF_POSIX_RXBUF - head};
-        struct msghdr m;
-        struct ipsecif_outer_meta meta;
-        struct ipsecif_buf pkt;
-        ssize_t n;
+    while (total < RX_BATCH) {
+        int n = recv_batch(o, fd, IPSECIF_POSIX_RXHEAD, true);
+        int k;
 
-        memset(&m, 0, sizeof(m));
-        m.msg_name = &from;
-        m.msg_namelen = sizeof(from);
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = cbuf.b;
-        m.msg_controllen = sizeof(cbuf.b);
-        n = recv_one(o, fd, buf, &m);
         if (n == 0) {
             break;
         }
-        if (n < 0 || o->ctx == NULL) {
-            continue;
+        total += n;
+        for (k = 0; k < n && o->ctx != NULL; k++) {
+            if (!truncated(o, k)) {
+                input_payload(o, k, family, local_port, proto);
+            }
         }
-        memset(&meta, 0, sizeof(meta));
-        meta.family = family;
-        if (family == IPSECIF_AF_INET && from.ss_family == AF_INET) {
-            struct sockaddr_in sin;
-
-            memcpy(&sin, &from, sizeof(sin));
-            meta.src.family = IPSECIF_AF_INET;
-            memcpy(meta.src.bytes, &sin.sin_addr, 4);
-            meta.sport = ntohs(sin.sin_port);
-        } else if (family == IPSECIF_AF_INET6 && from.ss_family == AF_INET6) {
-            struct sockaddr_in6 sin6;
-
-            memcpy(&sin6, &from, sizeof(sin6));
-            meta.src.family = IPSECIF_AF_INET6;
-            memcpy(meta.src.bytes, &sin6.sin6_addr, 16);
-            meta.sport = ntohs(sin6.sin6_port);
-        } else {
-            o->stats.rx_errors++;
-            continue;
-        }
-        if (!parse_cmsgs(&m, &meta) || meta.dst.family != family) {
-            o->stats.rx_errors++;
-            continue;
-        }
-        if (local_port == 0) {
-            meta.sport = 0; /* raw socket: no ports */
-        } else {
-            meta.dport = local_port;
-        }
-        pkt.base = buf;
-        pkt.cap = IPSECIF_POSIX_RXBUF;
-        pkt.off = head;
-        pkt.len = (size_t)n;
-        if (proto != 0) {
-            count_input(o,
-                        ipsecif_input_payload(o->ctx, &meta, proto, &pkt, ipsecif_posix_now_ms()));
-        } else {
-            count_input(o, ipsecif_input_esp(o->ctx, &meta, &pkt, ipsecif_posix_now_ms()));
+        batch_done(o);
+        if (n < IPSECIF_POSIX_RXVEC) {
+            break;
         }
     }
 }
@@ -244,7 +344,7 @@ static void on_raw6(void *arg, int fd, short revents)
     struct ipsecif_posix_outer *o = arg;
 
     (void)revents;
-    recv_payloads(o, fd, o->buf6, IPSECIF_AF_INET6, 0, IPSECIF_IPPROTO_ESP);
+    recv_payloads(o, fd, IPSECIF_AF_INET6, 0, IPSECIF_IPPROTO_ESP);
 }
 
 static void on_ah6(void *arg, int fd, short revents)
@@ -252,7 +352,7 @@ static void on_ah6(void *arg, int fd, short revents)
     struct ipsecif_posix_outer *o = arg;
 
     (void)revents;
-    recv_payloads(o, fd, o->bufah, IPSECIF_AF_INET6, 0, IPSECIF_IPPROTO_AH);
+    recv_payloads(o, fd, IPSECIF_AF_INET6, 0, IPSECIF_IPPROTO_AH);
 }
 
 static void on_natt(void *arg, int fd, short revents)
@@ -260,7 +360,7 @@ static void on_natt(void *arg, int fd, short revents)
     struct ipsecif_posix_natt *s = arg;
 
     (void)revents;
-    recv_payloads(s->outer, fd, s->buf, s->family, s->port, 0);
+    recv_payloads(s->outer, fd, s->family, s->port, 0);
 }
 
 static int set_int(int fd, int level, int name, int value)
@@ -309,12 +409,17 @@ int ipsecif_posix_outer_open(struct ipsecif_posix_outer *o, struct ipsecif_posix
     o->ah6 = -1;
     o->send4 = -1;
     o->send6 = -1;
-    o->buf4 = malloc(IPSECIF_POSIX_RXBUF);
-    o->buf6 = malloc(IPSECIF_POSIX_RXBUF);
+    o->udp_gso = true;
+    o->rx = malloc(sizeof(*o->rx));
+    o->tx = calloc(1, sizeof(*o->tx));
+    if (o->tx != NULL) {
+        o->tx->arena = malloc(IPSECIF_POSIX_TXQ_BYTES);
+    }
     if (natt_cap > 0) {
         o->natt = calloc(natt_cap, sizeof(*o->natt));
     }
-    if (o->buf4 == NULL || o->buf6 == NULL || (natt_cap > 0 && o->natt == NULL)) {
+    if (o->rx == NULL || o->tx == NULL || o->tx->arena == NULL ||
+        (natt_cap > 0 && o->natt == NULL)) {
         errno = ENOMEM;
         goto fail;
     }
@@ -336,7 +441,8 @@ int ipsecif_posix_outer_open(struct ipsecif_posix_outer *o, struct ipsecif_posix
     grow_rcvbuf(o->raw4);
     grow_rcvbuf(o->raw6);
     if (ipsecif_posix_loop_add(loop, o->raw4, POLLIN, on_raw4, o) < 0 ||
-        ipsecif_posix_loop_add(loop, o->raw6, POLLIN, on_raw6, o) < 0) {
+        ipsecif_posix_loop_add(loop, o->raw6, POLLIN, on_raw6, o) < 0 ||
+        ipsecif_posix_loop_add_flush(loop, flush_hook, o) < 0) {
         goto fail;
     }
     return 0;
@@ -359,6 +465,7 @@ void ipsecif_posix_outer_close(struct ipsecif_posix_outer *o)
     if (o->loop == NULL) {
         return;
     }
+    ipsecif_posix_loop_del_flush(o->loop, flush_hook, o);
     close_fd(o, &o->raw4);
     close_fd(o, &o->raw6);
     close_fd(o, &o->ah4);
@@ -369,14 +476,16 @@ void ipsecif_posix_outer_close(struct ipsecif_posix_outer *o)
         close_fd(o, &o->natt[i].fd);
     }
     free(o->natt);
-    free(o->buf4);
-    free(o->buf6);
-    free(o->bufah);
+    free(o->rx);
+    if (o->tx != NULL) {
+        free(o->tx->arena);
+    }
+    free(o->tx);
     o->natt = NULL;
     o->natt_cap = 0;
-    o->buf4 = NULL;
-    o->buf6 = NULL;
-    o->bufah = NULL;
+    o->rx = NULL;
+    o->tx = NULL;
+    o->host_open = false;
     o->loop = NULL;
 }
 
@@ -391,6 +500,20 @@ static struct ipsecif_posix_natt *natt_find(struct ipsecif_posix_outer *o, uint8
         }
     }
     return NULL;
+}
+
+/* UDP_SEGMENT (Linux 4.18): asking for the socket's value tells whether the kernel has it. */
+static bool udp_gso_supported(int fd)
+{
+#ifdef UDP_SEGMENT
+    int v = 0;
+    socklen_t len = sizeof(v);
+
+    return getsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &v, &len) == 0;
+#else
+    (void)fd;
+    return false;
+#endif
 }
 
 static int natt_socket(uint8_t family, uint16_t port, uint32_t mark)
@@ -480,6 +603,8 @@ int ipsecif_posix_outer_natt_ref(struct ipsecif_posix_outer *o, uint8_t family, 
     s->family = family;
     s->port = port;
     s->refs = 1;
+    s->gso = udp_gso_supported(s->fd);
+    s->gso_bad = 0;
     ipsecif_posix_logf(IPSECIF_LOG_INFO, "NAT-T socket open: %s port %u",
                        family == IPSECIF_AF_INET ? "IPv4" : "IPv6", port);
     return 0;
@@ -562,23 +687,44 @@ static size_t put_cmsgs(uint8_t *room, size_t cap, const struct ipsecif_outer_me
     return m.msg_controllen;
 }
 
+/* ---- Send queue ---- */
+
+static void flush_hook(void *arg)
+{
+    ipsecif_posix_outer_flush(arg);
+}
+
+void ipsecif_posix_outer_set_udp_gso(struct ipsecif_posix_outer *o, bool on)
+{
+    o->udp_gso = on;
+}
+
+void ipsecif_posix_outer_set_burst_hook(struct ipsecif_posix_outer *o, ipsecif_posix_idle_fn fn,
+                                        void *arg)
+{
+    o->burst_end = fn;
+    o->burst_arg = arg;
+}
+
 int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif_outer_meta *meta,
                              const struct ipsecif_buf *pkt)
 {
-    union {
-        struct cmsghdr align;
-        uint8_t b[CMSG_ROOM];
-    } cbuf;
-    struct sockaddr_storage to;
-    socklen_t tolen;
-    struct iovec iov;
-    struct msghdr m;
+    struct ipsecif_posix_txq *q = o->tx;
+    struct txent *e;
     const uint8_t *data = ipsecif_buf_data(pkt);
     size_t skip;
-    int fd;
+    size_t len;
 
-    memset(&to, 0, sizeof(to));
-    memset(&m, 0, sizeof(m));
+    if (q == NULL) {
+        goto fail;
+    }
+    if (q->n == IPSECIF_POSIX_TXQ) {
+        ipsecif_posix_outer_flush(o);
+    }
+    e = &q->ent[q->n];
+    memset(&e->to, 0, sizeof(e->to));
+    e->natt = NULL;
+    e->clen = 0;
     if (meta->family == IPSECIF_AF_INET) {
         struct sockaddr_in sin;
 
@@ -586,8 +732,8 @@ int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif
         sin.sin_family = AF_INET;
         sin.sin_port = htons(meta->dport);
         memcpy(&sin.sin_addr, meta->dst.bytes, 4);
-        memcpy(&to, &sin, sizeof(sin));
-        tolen = sizeof(sin);
+        memcpy(&e->to, &sin, sizeof(sin));
+        e->tolen = sizeof(sin);
     } else if (meta->family == IPSECIF_AF_INET6) {
         struct sockaddr_in6 sin6;
 
@@ -595,52 +741,239 @@ int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif
         sin6.sin6_family = AF_INET6;
         sin6.sin6_port = htons(meta->dport);
         memcpy(&sin6.sin6_addr, meta->dst.bytes, 16);
-        memcpy(&to, &sin6, sizeof(sin6));
-        tolen = sizeof(sin6);
+        memcpy(&e->to, &sin6, sizeof(sin6));
+        e->tolen = sizeof(sin6);
     } else {
         goto fail;
     }
     if (meta->sport != 0) {
-        const struct ipsecif_posix_natt *s = natt_find(o, meta->family, meta->sport);
+        struct ipsecif_posix_natt *s = natt_find(o, meta->family, meta->sport);
 
         if (s == NULL) {
             goto fail;
         }
-        fd = s->fd;
+        e->fd = s->fd;
+        e->natt = s;
         skip = meta->esp_off; /* the socket writes the IP and UDP headers */
-        m.msg_control = cbuf.b;
-        m.msg_controllen = put_cmsgs(cbuf.b, sizeof(cbuf.b), meta);
+        e->clen = put_cmsgs(e->cbuf.b, sizeof(e->cbuf.b), meta);
     } else if (meta->family == IPSECIF_AF_INET) {
-        fd = o->raw4;
+        e->fd = o->raw4;
         skip = 0; /* IP_HDRINCL: the packet goes out as built */
-        ((struct sockaddr_in *)&to)->sin_port = 0;
+        ((struct sockaddr_in *)&e->to)->sin_port = 0;
     } else {
-        fd = o->raw6;
+        e->fd = o->raw6;
         skip = meta->esp_off;
-        ((struct sockaddr_in6 *)&to)->sin6_port = 0;
-        m.msg_control = cbuf.b;
-        m.msg_controllen = put_cmsgs(cbuf.b, sizeof(cbuf.b), meta);
+        ((struct sockaddr_in6 *)&e->to)->sin6_port = 0;
+        e->clen = put_cmsgs(e->cbuf.b, sizeof(e->cbuf.b), meta);
     }
-    if (fd < 0 || skip > pkt->len) {
+    if (e->fd < 0 || skip > pkt->len) {
         goto fail;
     }
-    iov.iov_base = (void *)(data + skip);
-    iov.iov_len = pkt->len - skip;
-    m.msg_name = &to;
-    m.msg_namelen = tolen;
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    if (sendmsg(fd, &m, MSG_DONTWAIT) < 0) {
-        if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
-            ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "outer send: %s", strerror(errno));
-        }
+    len = pkt->len - skip;
+    if (len > IPSECIF_POSIX_TXQ_BYTES) {
         goto fail;
     }
-    o->stats.tx_packets++;
+    if (len > IPSECIF_POSIX_TXQ_BYTES - q->used) {
+        /* Keep this entry's fields: the flush only reads entries below n. */
+        struct txent tmp = *e;
+
+        ipsecif_posix_outer_flush(o);
+        e = &q->ent[q->n];
+        *e = tmp;
+    }
+    memcpy(q->arena + q->used, data + skip, len);
+    e->off = (uint32_t)q->used;
+    e->len = (uint32_t)len;
+    q->used += len;
+    q->n++;
     return IPSECIF_OK;
 fail:
     o->stats.tx_errors++;
     return IPSECIF_ERR_PORT;
+}
+
+/* Whether queue entry e may join the UDP GSO message that head starts
+ * (segs packets, bytes so far, last the previous packet). */
+static bool gso_joins(const struct ipsecif_posix_outer *o, const struct txent *head,
+                      const struct txent *last, const struct txent *e, unsigned segs, size_t bytes)
+{
+    const struct ipsecif_posix_natt *s = head->natt;
+
+    return s != NULL && o->udp_gso && s->gso && e->natt == s && segs < GSO_SEGS &&
+           bytes + e->len <= GSO_BYTES && last->len == head->len && e->len <= head->len &&
+           e->len > 0 && (s->gso_bad == 0 || head->len < s->gso_bad) && e->tolen == head->tolen &&
+           memcmp(&e->to, &head->to, head->tolen) == 0 && e->clen == head->clen &&
+           memcmp(e->cbuf.b, head->cbuf.b, head->clen) == 0;
+}
+
+/* Append UDP_SEGMENT (segment size: the head packet's length) to a message
+ * whose control data is the head entry's. */
+static void add_udp_segment(struct txent *head, struct msghdr *m)
+{
+#ifdef UDP_SEGMENT
+    struct cmsghdr *c = (struct cmsghdr *)(void *)(head->cbuf.b + head->clen);
+    uint16_t size = (uint16_t)head->len;
+
+    memset(c, 0, CMSG_SPACE(sizeof(size)));
+    c->cmsg_level = IPPROTO_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(size));
+    memcpy(CMSG_DATA(c), &size, sizeof(size));
+    m->msg_control = head->cbuf.b;
+    m->msg_controllen = head->clen + CMSG_SPACE(sizeof(size));
+#else
+    (void)head;
+    (void)m;
+#endif
+}
+
+static void count_sent(struct ipsecif_posix_outer *o, unsigned segs)
+{
+    o->stats.tx_packets += segs;
+    if (segs > 1) {
+        o->stats.tx_gso++;
+        o->stats.tx_gso_segs += segs;
+    }
+}
+
+static void send_failed(struct ipsecif_posix_outer *o, unsigned segs, int err)
+{
+    o->stats.tx_errors += segs;
+    if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+        ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "outer send: %s", strerror(err));
+    }
+}
+
+/* A UDP GSO message the kernel refused: send its packets one by one, and
+ * stop asking for GSO on the socket (for this size and larger only, when
+ * the size was the reason: EINVAL, segments over the path MTU). */
+static void gso_fallback(struct ipsecif_posix_outer *o, int fd, struct txent *head,
+                         struct msghdr *gm, unsigned segs, int err)
+{
+    unsigned k;
+
+    o->stats.tx_gso_off++;
+    if (err == EINVAL) {
+        head->natt->gso_bad = head->len;
+    } else {
+        head->natt->gso = false;
+    }
+    ipsecif_posix_logf(IPSECIF_LOG_INFO, "UDP GSO refused (%s), sending %u packets one by one",
+                       strerror(err), segs);
+    for (k = 0; k < segs; k++) {
+        struct msghdr m = *gm;
+
+        m.msg_iov = gm->msg_iov + k;
+        m.msg_iovlen = 1;
+        m.msg_controllen = head->clen;
+        if (m.msg_controllen == 0) {
+            m.msg_control = NULL;
+        }
+        if (sendmsg(fd, &m, MSG_DONTWAIT) < 0) {
+            send_failed(o, 1, errno);
+        } else {
+            count_sent(o, 1);
+        }
+    }
+}
+
+/* Send the nm messages built in q->mm on fd; heads[k] is message k's first entry. */
+static void send_vec(struct ipsecif_posix_outer *o, int fd, struct txent **heads, unsigned nm)
+{
+    struct ipsecif_posix_txq *q = o->tx;
+    unsigned i = 0;
+
+    while (i < nm) {
+        int r = sendmmsg(fd, q->mm + i, nm - i, MSG_DONTWAIT);
+        int err = errno;
+
+        o->stats.tx_batches++;
+        if (r > 0) {
+            unsigned k;
+
+            for (k = i; k < i + (unsigned)r; k++) {
+                count_sent(o, q->segs[k]);
+            }
+            i += (unsigned)r;
+            continue;
+        }
+        if (r < 0 && err == EINTR) {
+            continue;
+        }
+        /* Message i failed (r < 0; 0 is not expected, treated alike). */
+        if (q->segs[i] > 1 && (err == EINVAL || err == EIO || err == ENOPROTOOPT ||
+                               err == EOPNOTSUPP || err == ENOTSUP)) {
+            gso_fallback(o, fd, heads[i], &q->mm[i].msg_hdr, q->segs[i], err);
+        } else {
+            send_failed(o, q->segs[i], r < 0 ? err : EIO);
+        }
+        i++;
+    }
+}
+
+void ipsecif_posix_outer_flush(struct ipsecif_posix_outer *o)
+{
+    struct ipsecif_posix_txq *q = o->tx;
+    struct txent *heads[IPSECIF_POSIX_TXQ];
+    size_t i;
+
+    if (q == NULL || q->n == 0) {
+        return;
+    }
+    /* One sendmmsg() per socket, its packets in queue order. */
+    for (i = 0; i < q->n; i++) {
+        int fd = q->ent[i].fd;
+        struct txent *last = NULL;
+        size_t bytes = 0;
+        unsigned nm = 0;
+        unsigned ni = 0;
+        size_t j;
+
+        if (fd < 0) {
+            continue;
+        }
+        for (j = i; j < q->n; j++) {
+            struct txent *e = &q->ent[j];
+
+            if (e->fd != fd) {
+                continue;
+            }
+            e->fd = -1;
+            q->iov[ni].iov_base = q->arena + e->off;
+            q->iov[ni].iov_len = e->len;
+            if (nm > 0 && gso_joins(o, heads[nm - 1], last, e, q->segs[nm - 1], bytes)) {
+                struct msghdr *m = &q->mm[nm - 1].msg_hdr;
+
+                if (m->msg_iovlen == 1) {
+                    add_udp_segment(heads[nm - 1], m);
+                }
+                m->msg_iovlen++;
+                q->segs[nm - 1]++;
+            } else {
+                struct msghdr *m = &q->mm[nm].msg_hdr;
+
+                memset(&q->mm[nm], 0, sizeof(q->mm[nm]));
+                m->msg_name = &e->to;
+                m->msg_namelen = e->tolen;
+                m->msg_iov = &q->iov[ni];
+                m->msg_iovlen = 1;
+                if (e->clen > 0) {
+                    m->msg_control = e->cbuf.b;
+                    m->msg_controllen = e->clen;
+                }
+                heads[nm] = e;
+                q->segs[nm] = 1;
+                nm++;
+                bytes = 0;
+            }
+            bytes += e->len;
+            last = e;
+            ni++;
+        }
+        send_vec(o, fd, heads, nm);
+    }
+    q->n = 0;
+    q->used = 0;
 }
 
 /* ---- Host mode ---- */
@@ -653,13 +986,8 @@ int ipsecif_posix_outer_host_open(struct ipsecif_posix_outer *o)
         errno = EINVAL;
         return -1;
     }
-    if (o->bufah != NULL) {
+    if (o->host_open) {
         return 0;
-    }
-    o->bufah = malloc(IPSECIF_POSIX_RXBUF);
-    if (o->bufah == NULL) {
-        errno = ENOMEM;
-        return -1;
     }
     o->ah4 = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_AH);
     if (o->ah4 < 0 || set_mark(o->ah4, o->mark) < 0) {
@@ -688,6 +1016,7 @@ int ipsecif_posix_outer_host_open(struct ipsecif_posix_outer *o)
         ipsecif_posix_loop_add(o->loop, o->ah6, POLLIN, on_ah6, o) < 0) {
         goto fail;
     }
+    o->host_open = true;
     return 0;
 fail:
     saved = errno;
@@ -695,8 +1024,6 @@ fail:
     close_fd(o, &o->ah6);
     close_fd(o, &o->send4);
     close_fd(o, &o->send6);
-    free(o->bufah);
-    o->bufah = NULL;
     errno = saved;
     return -1;
 }
