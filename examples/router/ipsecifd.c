@@ -794,6 +794,8 @@ static void port_stats(struct rtr_out *o)
         ts.csum += t->stats.csum;
         ts.gso_drop += t->stats.gso_drop;
         ts.gso_toobig += t->stats.gso_toobig;
+        ts.icmp_sent += t->stats.icmp_sent;
+        ts.icmp_send_errors += t->stats.icmp_send_errors;
         gs.merged += t->gro.stats.merged;
         gs.segments += t->gro.stats.segments;
         gs.single += t->gro.stats.single;
@@ -812,6 +814,10 @@ static void port_stats(struct rtr_out *o)
                (unsigned long long)ts.gso_drop);
     rtr_printf(o, "        %llu tun_gso_toobig segments over the MTU dropped\n",
                (unsigned long long)ts.gso_toobig);
+    rtr_printf(o, "        %llu icmp4_sent IPv4 ICMP errors sent to their senders\n",
+               (unsigned long long)ts.icmp_sent);
+    rtr_printf(o, "        %llu icmp4_send_errors IPv4 ICMP errors that could not be sent\n",
+               (unsigned long long)ts.icmp_send_errors);
     rtr_printf(o, "        %llu tun_gro_out coalesced super-packets written\n",
                (unsigned long long)gs.merged);
     rtr_printf(o, "        %llu tun_gro_segs segments coalesced into them\n",

@@ -42,12 +42,14 @@ extern "C" {
 
 /** Offload counters of one TUN device. */
 struct ipsecif_linux_tun_stats {
-    uint64_t gso_in;     /**< TCP super-packets read (TSO from the kernel). */
-    uint64_t segments;   /**< Segments cut from them and given to the library. */
-    uint64_t csum;       /**< Single packets whose partial checksum was completed. */
-    uint64_t gso_drop;   /**< Packets dropped: bad virtio header, length or headers. */
-    uint64_t gso_toobig; /**< Segments dropped because they exceed the MTU (the first
-                              of each such super-packet got the ICMP error). */
+    uint64_t gso_in;           /**< TCP super-packets read (TSO from the kernel). */
+    uint64_t segments;         /**< Segments cut from them and given to the library. */
+    uint64_t csum;             /**< Single packets whose partial checksum was completed. */
+    uint64_t gso_drop;         /**< Packets dropped: bad virtio header, length or headers. */
+    uint64_t gso_toobig;       /**< Segments dropped because they exceed the MTU (the first
+                                    of each such super-packet got the ICMP error). */
+    uint64_t icmp_sent;        /**< IPv4 ICMP errors sent on the raw socket. */
+    uint64_t icmp_send_errors; /**< IPv4 ICMP errors the raw socket refused (dropped). */
 };
 
 /** One TUN device, bound to one ipsecif interface. */
@@ -83,6 +85,7 @@ struct ipsecif_linux {
     bool offload;                     /**< Open TUN devices with offloads (default true). */
     struct ipsecif_linux_tun **held;  /**< Devices with a coalesced packet held. */
     size_t nheld;                     /**< Entries of held in use. */
+    int icmp4_fd;                     /**< IPPROTO_RAW socket for IPv4 ICMP errors, or -1. */
 };
 
 /**
@@ -234,7 +237,13 @@ int ipsecif_linux_send_outer(void *user, struct ipsecif_if *ifp,
 /** Port callback: ipsecif_port::deliver_inner, writes to the interface's TUN device. */
 void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt);
 
-/** Port callback: ipsecif_port::deliver_icmp, writes to the same TUN device. */
+/**
+ * Port callback: ipsecif_port::deliver_icmp. IPv6 errors are written to the
+ * interface's TUN device. IPv4 errors are sent on an IPPROTO_RAW socket, as
+ * packets this host originates: written to the device, an error from the
+ * interface's own address would be dropped by Linux as a martian source
+ * (unless accept_local is on). Without that socket they go to the device.
+ */
 void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt);
 
 #ifdef __cplusplus

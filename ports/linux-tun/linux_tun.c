@@ -152,6 +152,7 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
 
     memset(lx, 0, sizeof(*lx));
     lx->timer_fd = -1;
+    lx->icmp4_fd = -1;
     lx->armed = UINT64_MAX;
     /* Each interface: a TUN device and at most one NAT-T socket; plus the raw
      * sockets, the timer, a control socket, a signal pipe and some spare. */
@@ -176,6 +177,11 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
     }
     if (ipsecif_posix_outer_open(&lx->outer, &lx->loop, max_ifs) < 0) {
         goto fail;
+    }
+    /* IPPROTO_RAW: the header is ours (IP_HDRINCL implied); send only. */
+    lx->icmp4_fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (lx->icmp4_fd >= 0) {
+        (void)shutdown(lx->icmp4_fd, SHUT_RD);
     }
     lx->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (lx->timer_fd < 0 ||
@@ -214,11 +220,15 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx)
     if (lx->timer_fd >= 0) {
         close(lx->timer_fd);
     }
+    if (lx->icmp4_fd >= 0) {
+        close(lx->icmp4_fd);
+    }
     ipsecif_posix_loop_free(&lx->loop);
     free(lx->tuns);
     free(lx->held);
     memset(lx, 0, sizeof(*lx));
     lx->timer_fd = -1;
+    lx->icmp4_fd = -1;
 }
 
 /* ---- TUN devices ---- */
@@ -867,11 +877,26 @@ void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struc
 
 void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt)
 {
+    struct ipsecif_linux *lx = user;
     struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
     struct ipsecif_linux_vnet none;
+    const uint8_t *p = ipsecif_buf_data(pkt);
 
-    (void)user;
     if (t == NULL || t->fd < 0) {
+        return;
+    }
+    if (lx != NULL && lx->icmp4_fd >= 0 && pkt->len >= 20 && (p[0] >> 4) == 4) {
+        struct sockaddr_in to;
+
+        memset(&to, 0, sizeof(to));
+        to.sin_family = AF_INET;
+        memcpy(&to.sin_addr, p + 16, 4);
+        if (sendto(lx->icmp4_fd, p, pkt->len, MSG_DONTWAIT, (const struct sockaddr *)&to,
+                   sizeof(to)) == (ssize_t)pkt->len) {
+            t->stats.icmp_sent++;
+            return;
+        }
+        t->stats.icmp_send_errors++;
         return;
     }
     ipsecif_linux_tun_flush(t);
