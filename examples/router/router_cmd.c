@@ -566,6 +566,48 @@ static int sysctl_set(const struct rtr_env *env, int key, int value)
     return ipsecif_sysctl_set(env->ctx, key, value);
 }
 
+size_t rtr_sysctl_count(void)
+{
+    return NSYSCTL;
+}
+
+const char *rtr_sysctl_name(size_t i)
+{
+    return i < NSYSCTL ? sysctls[i].name : NULL;
+}
+
+int rtr_sysctl_find(const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < NSYSCTL; i++) {
+        if (strlen(sysctls[i].name) == len && memcmp(sysctls[i].name, name, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int rtr_sysctl_read(struct ipsecif_ctx *ctx, size_t i)
+{
+    struct rtr_env env = {ctx, 0, 0};
+
+    if (ctx == NULL || i >= NSYSCTL) {
+        return IPSECIF_ERR_ARG;
+    }
+    return sysctl_get(&env, sysctls[i].key);
+}
+
+int rtr_sysctl_write(struct ipsecif_ctx *ctx, size_t i, int value)
+{
+    struct rtr_env env = {ctx, 0, 0};
+
+    if (ctx == NULL || i >= NSYSCTL) {
+        return IPSECIF_ERR_ARG;
+    }
+    return sysctl_set(&env, sysctls[i].key, value);
+}
+
 static int sysctl_one(const struct rtr_env *env, struct rtr_out *o, const char *arg)
 {
     const char *eq = strchr(arg, '=');
