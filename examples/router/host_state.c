@@ -715,31 +715,6 @@ out:
     return ret;
 }
 
-/* fsync of the directory that holds path, so the rename is on disk too. */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    size_t n;
-    int fd;
-
-    if (slash == NULL) {
-        memcpy(dir, ".", 2);
-    } else {
-        n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof(dir)) {
-            return;
-        }
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 int rtr_state_write_file(const char *path, const char *text, size_t len)
 {
     char tmp[4096];
@@ -753,7 +728,11 @@ int rtr_state_write_file(const char *path, const char *text, size_t len)
         errno = ENAMETOOLONG;
         return -1;
     }
-    /* A temporary file a crash left behind goes first (never followed). */
+    /* No fsync: the file has to outlive the daemon, not the machine (the
+     * page cache keeps it across kill -9; a reboot takes ipsech0 and its
+     * rules away too), and an fsync per PF_KEY message made loading
+     * hundreds of policies take seconds. A temporary file a crash left
+     * behind goes first (never followed). */
     (void)unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -776,9 +755,6 @@ int rtr_state_write_file(const char *path, const char *text, size_t len)
         }
         off += (size_t)w;
     }
-    if (fsync(fd) < 0) {
-        goto fail;
-    }
     if (close(fd) < 0) {
         fd = -1;
         goto fail;
@@ -787,7 +763,6 @@ int rtr_state_write_file(const char *path, const char *text, size_t len)
     if (rename(tmp, path) < 0) {
         goto fail;
     }
-    sync_dir(path);
     return 0;
 fail:
     saved = errno;

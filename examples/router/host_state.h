@@ -141,8 +141,10 @@ int rtr_state_apply(struct ipsecif_ctx *ctx, const struct rtr_state *st, uint64_
 int rtr_state_read_file(const char *path, size_t max, char **text, size_t *len, char *err);
 
 /**
- * @brief Write the file atomically: PATH.tmp (mode 0600), fsync, rename
- *        over path, fsync of the directory.
+ * @brief Write the file atomically: PATH.tmp (mode 0600), then rename
+ *        over path. Not fsynced: it must outlive the daemon (kill -9),
+ *        which the page cache ensures; what it protects (ipsech0, the
+ *        rules) does not outlive a reboot either.
  * @return 0, or -1 with errno set (the old file is then unchanged).
  */
 int rtr_state_write_file(const char *path, const char *text, size_t len);

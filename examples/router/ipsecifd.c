@@ -94,6 +94,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +130,12 @@ struct ifaddrs_slot {
 /* PF_KEY clients connected at once (each is one library endpoint). */
 #define PFKEY_CLIENTS 16
 
+/* The state file is written at most once in this many ms; a change that
+ * comes sooner after the last write waits for the rest (a burst of PF_KEY
+ * messages, as setkey -f of hundreds of policies sends, is one write per
+ * period instead of one per message). */
+#define STATE_COALESCE_MS 50u
+
 struct daemon {
     struct ipsecif_linux lx;
     struct ipsecif_ctx *ctx;
@@ -159,6 +166,10 @@ struct daemon {
         bool synced;     /* the file matches gen */
         uint32_t gen;    /* ipsecif_host_generation() it was written for */
         uint64_t retry;  /* after a failed write: not before this (ms) */
+        uint64_t last;   /* when it was last written (ms), 0 = never */
+        int tfd;         /* timerfd for a write that waits (STATE_COALESCE_MS) */
+        bool armed;      /* tfd runs */
+        bool loaded;     /* state_load() ran: the context holds what the file should */
         char *text;      /* the text being built */
         size_t cap;
         char *written; /* the text on disk */
@@ -201,10 +212,11 @@ static int state_sync(bool force);
 static void pfkey_deliver(void *user, uint32_t ep, const uint8_t *msg, size_t len)
 {
     (void)user;
-    /* A reply leaves after the change it answers is in the state file: a
+    /* A reply leaves after the change it answers is in the state file (a
      * key-management program that saw SPDADD succeed finds the policy
-     * again after a crash of the daemon. (Only reads the SPD; written only
-     * when the generation moved.) */
+     * again after a crash of the daemon), unless the file was written less
+     * than STATE_COALESCE_MS ago: then it follows within that time. Only
+     * reads the SPD; does nothing unless the generation moved. */
     (void)state_sync(false);
     ipsecif_posix_pfkey_deliver(&d.pfkey, ep, msg, len);
 }
@@ -356,16 +368,35 @@ static int host_nft_sync(void)
     return 0;
 }
 
+/* Run tfd once, at in_ms from now (1 at least). */
+static void state_arm(uint64_t in_ms)
+{
+    struct itimerspec its;
+
+    memset(&its, 0, sizeof(its));
+    if (in_ms == 0) {
+        in_ms = 1;
+    }
+    its.it_value.tv_sec = (time_t)(in_ms / 1000u);
+    its.it_value.tv_nsec = (long)(in_ms % 1000u) * 1000000L;
+    if (d.st.tfd >= 0 && timerfd_settime(d.st.tfd, 0, &its, NULL) == 0) {
+        d.st.armed = true;
+    }
+}
+
 /*
  * Bring the state file up to date (host_state.h): after the library's
  * generation changed, or always when force (a control request may have set
  * a sysctl that is not counted in the generation). The file is written
- * only when its text changed, so a round of many PF_KEY messages is one
- * write. 0, or -1 when it could not be written (tried again a second later).
+ * only when its text changed. Without force, a change within
+ * STATE_COALESCE_MS of the last write (or a second of a failed one) waits
+ * for the timer. 0 (written, unchanged, or waiting), or -1 when it could
+ * not be written.
  */
 static int state_sync(bool force)
 {
     struct host_state *st = &d.st;
+    uint64_t now = ipsecif_posix_now_ms();
     uint32_t gen;
     long len;
 
@@ -376,8 +407,17 @@ static int state_sync(bool force)
     if (!force && st->synced && gen == st->gen) {
         return 0;
     }
-    if (!force && st->retry != 0 && ipsecif_posix_now_ms() < st->retry) {
+    if (!force && st->retry != 0 && now < st->retry) {
+        if (!st->armed) {
+            state_arm(st->retry - now);
+        }
         return -1;
+    }
+    if (!force && st->last != 0 && now - st->last < STATE_COALESCE_MS) {
+        if (!st->armed) {
+            state_arm(STATE_COALESCE_MS - (now - st->last));
+        }
+        return 0;
     }
     len = rtr_state_build(d.ctx, st->defaults, st->text, st->cap);
     if (len >= 0 && (size_t)len >= st->cap) {
@@ -409,6 +449,7 @@ static int state_sync(bool force)
         copy = strdup(st->text);
         free(st->written);
         st->written = copy; /* NULL: compared as changed next time */
+        st->last = now != 0 ? now : 1;
         ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "host: state file %s written (generation %u)",
                            st->path, gen);
     }
@@ -416,6 +457,20 @@ static int state_sync(bool force)
     st->gen = gen;
     st->retry = 0;
     return 0;
+}
+
+/* The timer of a write that waited. */
+static void on_state_timer(void *arg, int fd, short revents)
+{
+    uint64_t n;
+
+    (void)arg;
+    (void)revents;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN) {
+        return;
+    }
+    d.st.armed = false;
+    (void)state_sync(false);
 }
 
 /*
@@ -517,6 +572,10 @@ static void host_stop(void)
     if (!d.host) {
         return;
     }
+    /* A write that waited for the timer is done now. */
+    if (owned && d.st.loaded && !d.remove_on_exit) {
+        (void)state_sync(true);
+    }
     host_natt_close();
     ipsecif_linux_host_close(&d.hostm, d.remove_on_exit);
     if (owned && d.remove_on_exit && ipsecif_linux_nft_run(rtr_hostnft_remove_script()) < 0) {
@@ -534,6 +593,11 @@ static void host_stop(void)
     free(d.nft.text);
     free(d.nft.applied);
     memset(&d.nft, 0, sizeof(d.nft));
+    if (d.st.tfd >= 0) {
+        ipsecif_posix_loop_del(&d.lx.loop, d.st.tfd);
+        close(d.st.tfd);
+        d.st.tfd = -1;
+    }
     free(d.st.defaults);
     free(d.st.text);
     free(d.st.written);
@@ -1207,6 +1271,7 @@ int main(int argc, char **argv)
     d.ctl.fd = -1;
     d.pfkey.fd = -1;
     d.hostm.fd = -1;
+    d.st.tfd = -1;
     d.remove_on_exit = remove_on_exit;
     if (state_path != NULL
             ? snprintf(d.st.path, sizeof(d.st.path), "%s", state_path) >= (int)sizeof(d.st.path)
@@ -1268,7 +1333,14 @@ int main(int argc, char **argv)
             goto fail;
         }
         rtr_state_defaults(d.ctx, d.st.defaults);
+        d.st.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (d.st.tfd < 0 ||
+            ipsecif_posix_loop_add(&d.lx.loop, d.st.tfd, POLLIN, on_state_timer, NULL) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "state file timer: %s", strerror(errno));
+            goto fail;
+        }
         state_load(cfg.max_policies);
+        d.st.loaded = true;
         if (state_sync(true) < 0) {
             ipsecif_posix_logf(IPSECIF_LOG_ERR, "-H: state file %s could not be written",
                                d.st.path);
