@@ -8,10 +8,14 @@
 # `ipsecifctl setkey -c`, a sysctl changed on A. Then:
 #   - traffic passes protected; A's state file is 0600, holds the policies
 #     and the sysctl and not one key;
+#   - a UDP socket on port 500 with racoon's per-socket bypass (under the
+#     preload library) sends to B in clear, as bypass says;
 #   - kill -9 of A's daemon, a new one started with nothing loaded: it
 #     lists the same policies and the sysctl and no SA; pings to B fail,
 #     out_nosa and ACQUIRE grow, a PF_KEY listener gets the ACQUIREs, the
-#     capture holds no cleartext (and no ESP);
+#     capture holds no cleartext (and no ESP); the per-socket policy is
+#     not restored (the log says to restart the program), so the same
+#     socket's datagrams now follow the require policy and are dropped;
 #   - cleartext from B (its policies flushed) is dropped by A's table
 #     inet ipsecif_host (its policy rules count it, A's stack sees no echo
 #     request);
@@ -25,13 +29,14 @@
 #     the capture check sees cleartext) the pings leave in clear;
 #   - -x removes the state file with the device.
 #
-# usage: host_restart.sh IPSECIFD IPSECIFCTL
+# usage: host_restart.sh IPSECIFD IPSECIFCTL PRELOAD_SO
 # Needs root, network namespaces, tcpdump, nft and python3 (exit 77,
 # "skipped", otherwise).
 set -euo pipefail
 
 IPSECIFD=$(readlink -f "$1")
 IPSECIFCTL=$(readlink -f "$2")
+PRELOAD=$(readlink -f "$3")
 
 NETNS_TAG=hrst
 # shellcheck source=netns_lib.sh
@@ -116,7 +121,7 @@ CAP_PID=
 capture_start() {
     CAP=$WORK/$1.pcap
     : >"$WORK/$1.tcpdump.log"
-    ip netns exec "$NSA" tcpdump -i veth-a -n -U -w "$CAP" 2>"$WORK/$1.tcpdump.log" &
+    ip netns exec "$NSA" tcpdump --immediate-mode -i veth-a -n -U -w "$CAP" 2>"$WORK/$1.tcpdump.log" &
     CAP_PID=$!
     BG="$BG $CAP_PID"
     for _ in $(seq 50); do
@@ -308,6 +313,62 @@ for k in $KG1 $KG2 $KG3 $KG4; do
     grepq -i "${k:2:16}" "$STATE" && fail "part of a key is in the state file"
 done
 
+step "racoon's bypass on a UDP socket (port 500) through the preload library"
+# ike.py ADDR PEER DIR: a UDP socket with in and out bypass bound to
+# ADDR:500; DIR/ready once set up, then one datagram to PEER:500 for each
+# DIR/go.N that appears (N = 1, 2 ...), DIR/sent.N after it.
+cat >"$WORK/ike.py" <<'EOF'
+import os
+import socket
+import struct
+import sys
+import time
+
+addr, peer, d = sys.argv[1], sys.argv[2], sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for direction in (1, 2):  # in, out: sadb_x_policy with IPSEC_POLICY_BYPASS
+    s.setsockopt(socket.IPPROTO_IP, 16, struct.pack("<HHHBBII", 2, 18, 4, direction, 0, 0, 0))
+s.bind((addr, 500))
+open(os.path.join(d, "ready"), "w").close()
+n = 1
+end = time.time() + 120
+while time.time() < end:
+    if os.path.exists(os.path.join(d, "go.%d" % n)):
+        try:
+            s.sendto(b"ike %d" % n, (peer, 500))
+        except OSError:
+            pass
+        open(os.path.join(d, "sent.%d" % n), "w").close()
+        n += 1
+    time.sleep(0.05)
+EOF
+mkdir "$WORK/ike"
+in_ns "$NSA" env LD_PRELOAD="$PRELOAD" IPSECIF_PFKEY_SOCKET="$WORK/A.pfkey" \
+    "$PY" "$WORK/ike.py" "$A4" "$B4" "$WORK/ike" >"$WORK/ike.log" 2>&1 &
+IKEPID=$!
+BG="$BG $IKEPID"
+for _ in $(seq 50); do
+    [ -e "$WORK/ike/ready" ] && break
+    sleep 0.1
+done
+[ -e "$WORK/ike/ready" ] || fail "the IKE socket was not set up: $(cat "$WORK/ike.log")"
+grepq -x 'sockets 1' "$STATE" || fail "the state file does not count the socket"
+# ike_send N: datagram N, sent once the program says so.
+ike_send() {
+    touch "$WORK/ike/go.$1"
+    for _ in $(seq 50); do
+        [ -e "$WORK/ike/sent.$1" ] && return 0
+        sleep 0.1
+    done
+    fail "the IKE socket did not send datagram $1"
+}
+capture_start ike-bypass
+ike_send 1
+capture_stop
+echo "bypass: $(count "udp port 500") IKE datagrams in clear"
+[ "$(count "udp and src host $A4 and dst host $B4 and port 500")" -ge 1 ] ||
+    fail "the bypass socket's datagram did not leave (control)"
+
 step "kill -9 of A's daemon; a new one with nothing loaded restores policies, not SAs"
 kill -KILL "$PIDA"
 wait "$PIDA" 2>/dev/null || true
@@ -315,6 +376,8 @@ PIDA=
 LOGNEW=$(($(wc -l <"$WORK/A.log") + 1))
 start_daemon A "$NSA"
 newlog | grepq "state file .*: $NPOL policies and 1 sysctls restored" || fail "no restore in A's log"
+newlog | grepq "1 sockets had per-socket policies, which are not restored" ||
+    fail "no word in A's log about the per-socket policy"
 [ "$(npols A)" -eq "$NPOL" ] || fail "A lists $(npols A) policies after the restart, not $NPOL"
 [ "$(sysctl_of net.inet6.ipsec6.esp_trans_deflev)" = 2 ] || fail "the sysctl was not restored"
 [ "$(sysctl_of net.inet.ipsec.def_policy)" = 1 ] || fail "def_policy changed"
@@ -366,7 +429,9 @@ grepq registered "$WORK/acquires.txt" || fail "the PF_KEY listener did not regis
 nosa0=$(stat_of A "outbound packets with no SA available")
 capture_start nosa
 no_pings "$NSA" "$B4" "$B6"
+ike_send 2
 capture_stop
+[ "$(count "udp port 500")" -eq 0 ] || fail "the socket's bypass outlived the daemon"
 nosa=$(($(stat_of A "outbound packets with no SA available") - nosa0))
 echo "after the restart: out_nosa +$nosa, $(count "$LEAK") in clear, $(count esp) ESP"
 [ "$nosa" -ge 4 ] || fail "out_nosa grew by $nosa only"
@@ -377,6 +442,8 @@ kill "$KMPID" 2>/dev/null || true
 wait "$KMPID" 2>/dev/null || true
 grepq -x "$B4" "$WORK/acquires.txt" || fail "no PF_KEY ACQUIRE for $B4"
 grepq -x "$B6" "$WORK/acquires.txt" || fail "no PF_KEY ACQUIRE for $B6"
+kill "$IKEPID" 2>/dev/null || true
+wait "$IKEPID" 2>/dev/null || true
 
 step "inbound cleartext after the restart: dropped by A's table"
 inbound_dropped "policy in"
