@@ -652,6 +652,7 @@ int rtr_state_read_file(const char *path, size_t max, char **text, size_t *len, 
     struct stat sb;
     char *buf = NULL;
     size_t n = 0;
+    size_t cap;
     int fd;
     int ret = -1;
 
@@ -681,13 +682,15 @@ int rtr_state_read_file(const char *path, size_t max, char **text, size_t *len, 
              (unsigned long)max);
         goto out;
     }
-    buf = malloc(max + 1);
+    /* As large as the file is (not max): one byte more shows it grew. */
+    cap = (size_t)sb.st_size + 1;
+    buf = malloc(cap);
     if (buf == NULL) {
         aerr(err, "out of memory");
         goto out;
     }
     for (;;) {
-        ssize_t k = read(fd, buf + n, max + 1 - n);
+        ssize_t k = read(fd, buf + n, cap - n);
 
         if (k < 0 && errno == EINTR) {
             continue;
@@ -700,8 +703,8 @@ int rtr_state_read_file(const char *path, size_t max, char **text, size_t *len, 
             break;
         }
         n += (size_t)k;
-        if (n > max) {
-            aerr(err, "more than the %lu bytes this daemon reads", (unsigned long)max);
+        if (n == cap) {
+            aerr(err, "it changed while it was read");
             goto out;
         }
     }
