@@ -61,7 +61,10 @@
  * the interface), and the sysctls that were changed, are kept in a state
  * file (-t; by default the control socket's path with ".state" for
  * ".sock"), written whole (temporary file, rename; mode 0600) whenever
- * they change, before a control request's reply. The new daemon loads it
+ * they change: before a control request's reply, and before a PF_KEY
+ * reply unless the last write was less than 50 ms ago (a burst is then
+ * written once per 50 ms, the last change at most 50 ms after it, and at
+ * SIGTERM). The new daemon loads it
  * before it reads a packet or rebuilds the table; SAs are never kept, so
  * until key management brings them again a require policy drops and
  * raises ACQUIRE. Per-socket policies are not restored (host_state.h
