@@ -295,9 +295,15 @@ step "ESP transport policies and SAs, a sysctl changed on A: protected traffic"
 for side in A B; do
     { sas; policies "$side"; } | ctl "$side" setkey -c
 done
+# setkey's PF_KEY messages came in a burst, which the daemon writes at
+# most once per 50 ms: the last change is in the file soon after, with no
+# control request (which writes before its reply) to push it.
+sleep 0.3
+FILEPOL=$(grep -c '^policy ' "$STATE" || true)
 ctl A sysctl net.inet6.ipsec6.esp_trans_deflev=2 >/dev/null
 NPOL=$(npols A)
 [ "$NPOL" -ge 4 ] || fail "A has $NPOL policies"
+[ "$FILEPOL" -eq "$NPOL" ] || fail "the state file held $FILEPOL of $NPOL policies after the burst"
 capture_start before
 pings "$NSA" "$B4" "$B6"
 xfer "$B4" 5001
