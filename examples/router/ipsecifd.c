@@ -56,6 +56,26 @@
  * table stay when the daemon stops, so host traffic stops rather than
  * leaving in clear; -x removes them all at exit (ipsecif_linux_host.h).
  *
+ * A restarted -H daemon takes up where the last one stopped: the policies
+ * that setkey or an IKE daemon added (not an interface's, which come with
+ * the interface), and the sysctls that were changed, are kept in a state
+ * file (-t; by default the control socket's path with ".state" for
+ * ".sock"), written whole (temporary file, rename; mode 0600) whenever
+ * they change: before a control request's reply, and before a PF_KEY
+ * reply unless the last write was less than 50 ms ago (a burst is then
+ * written once per 50 ms, the last change at most 50 ms after it, and at
+ * SIGTERM). The new daemon loads it
+ * before it reads a packet or rebuilds the table; SAs are never kept, so
+ * until key management brings them again a require policy drops and
+ * raises ACQUIRE. Per-socket policies are not restored (host_state.h
+ * says why): restart the programs that set them. A state file that is
+ * damaged, cut short, of another version or not the daemon's own (or
+ * missing while ipsech0 was kept) is refused as a whole, kept as
+ * STATE_FILE.bad, and the daemon starts with def_policy 0 for IPv4 and
+ * IPv6: nothing passes until policies are loaded and def_policy is set
+ * again. -F starts fresh on purpose (the file is removed, defaults
+ * apply); -x removes the file with the device.
+ *
  * -C: the crypto backend, ipsecmb (intel-ipsec-mb, the default when built
  * with it: the fastest on x86-64 Linux), openssl (OpenSSL 3 libcrypto, the
  * default otherwise when built with it) or mbedtls (Mbed TLS). All offer
@@ -70,8 +90,9 @@
  * comparison and debugging. `ipsecifctl stats` shows the port's counters
  * after the library's.
  *
- * usage: ipsecifd [-f] [-S] [-x] [-r] [-H] [-O] [-s SOCKET] [-k PFKEY_SOCKET]
- *                 [-p PIDFILE] [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
+ * usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O]
+ *                 [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]
+ *                 [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
  *                 [-C mbedtls|openssl|ipsecmb]
  */
 #define _GNU_SOURCE
@@ -84,6 +105,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,6 +120,7 @@
 #include "ipsecif_crypto_ipsecmb.h"
 #endif
 #include "host_nft.h"
+#include "host_state.h"
 #include "ipsecif_linux.h"
 #include "ipsecif_linux_host.h"
 #include "ipsecif_posix.h"
@@ -117,6 +140,12 @@ struct ifaddrs_slot {
 
 /* PF_KEY clients connected at once (each is one library endpoint). */
 #define PFKEY_CLIENTS 16
+
+/* The state file is written at most once in this many ms; a change that
+ * comes sooner after the last write waits for the rest (a burst of PF_KEY
+ * messages, as setkey -f of hundreds of policies sends, is one write per
+ * period instead of one per message). */
+#define STATE_COALESCE_MS 50u
 
 struct daemon {
     struct ipsecif_linux lx;
@@ -141,6 +170,21 @@ struct daemon {
         size_t cap;
         char *applied; /* the script nft took last */
     } nft;
+    struct host_state {
+        char path[4096]; /* the state file (-t, or from the control socket's path) */
+        bool fresh;      /* -F: start with an empty SPD and the default sysctls */
+        int *defaults;   /* the sysctls of a fresh context */
+        bool synced;     /* the file matches gen */
+        uint32_t gen;    /* ipsecif_host_generation() it was written for */
+        uint64_t retry;  /* after a failed write: not before this (ms) */
+        uint64_t last;   /* when it was last written (ms), 0 = never */
+        int tfd;         /* timerfd for a write that waits (STATE_COALESCE_MS) */
+        bool armed;      /* tfd runs */
+        bool loaded;     /* state_load() ran: the context holds what the file should */
+        char *text;      /* the text being built */
+        size_t cap;
+        char *written; /* the text on disk */
+    } st;
 };
 
 static struct daemon d;
@@ -174,9 +218,17 @@ static void km_event(void *user, const struct ipsecif_km_event *ev)
 
 /* ---- PF_KEY socket (ports/posix) ---- */
 
+static int state_sync(bool force);
+
 static void pfkey_deliver(void *user, uint32_t ep, const uint8_t *msg, size_t len)
 {
     (void)user;
+    /* A reply leaves after the change it answers is in the state file (a
+     * key-management program that saw SPDADD succeed finds the policy
+     * again after a crash of the daemon), unless the file was written less
+     * than STATE_COALESCE_MS ago: then it follows within that time. Only
+     * reads the SPD; does nothing unless the generation moved. */
+    (void)state_sync(false);
     ipsecif_posix_pfkey_deliver(&d.pfkey, ep, msg, len);
 }
 
@@ -327,11 +379,203 @@ static int host_nft_sync(void)
     return 0;
 }
 
+/* Run tfd once, at in_ms from now (1 at least). */
+static void state_arm(uint64_t in_ms)
+{
+    struct itimerspec its;
+
+    memset(&its, 0, sizeof(its));
+    if (in_ms == 0) {
+        in_ms = 1;
+    }
+    its.it_value.tv_sec = (time_t)(in_ms / 1000u);
+    its.it_value.tv_nsec = (long)(in_ms % 1000u) * 1000000L;
+    if (d.st.tfd >= 0 && timerfd_settime(d.st.tfd, 0, &its, NULL) == 0) {
+        d.st.armed = true;
+    }
+}
+
+/*
+ * Bring the state file up to date (host_state.h): after the library's
+ * generation changed, or always when force (a control request may have set
+ * a sysctl that is not counted in the generation). The file is written
+ * only when its text changed. Without force, a change within
+ * STATE_COALESCE_MS of the last write (or a second of a failed one) waits
+ * for the timer. 0 (written, unchanged, or waiting), or -1 when it could
+ * not be written.
+ */
+static int state_sync(bool force)
+{
+    struct host_state *st = &d.st;
+    uint64_t now = ipsecif_posix_now_ms();
+    uint32_t gen;
+    long len;
+
+    if (!d.host || d.ctx == NULL || st->defaults == NULL) {
+        return 0;
+    }
+    gen = ipsecif_host_generation(d.ctx);
+    if (!force && st->synced && gen == st->gen) {
+        return 0;
+    }
+    if (!force && st->retry != 0 && now < st->retry) {
+        if (!st->armed) {
+            state_arm(st->retry - now);
+        }
+        return -1;
+    }
+    if (!force && st->last != 0 && now - st->last < STATE_COALESCE_MS) {
+        if (!st->armed) {
+            state_arm(STATE_COALESCE_MS - (now - st->last));
+        }
+        return 0;
+    }
+    len = rtr_state_build(d.ctx, st->defaults, st->text, st->cap);
+    if (len >= 0 && (size_t)len >= st->cap) {
+        char *bigger = realloc(st->text, (size_t)len + 1);
+
+        if (bigger == NULL) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: state file %s: out of memory", st->path);
+            st->retry = ipsecif_posix_now_ms() + 1000;
+            return -1;
+        }
+        st->text = bigger;
+        st->cap = (size_t)len + 1;
+        len = rtr_state_build(d.ctx, st->defaults, st->text, st->cap);
+    }
+    if (len < 0 || (size_t)len >= st->cap) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: state file %s could not be built", st->path);
+        st->retry = ipsecif_posix_now_ms() + 1000;
+        return -1;
+    }
+    if (st->written == NULL || strcmp(st->written, st->text) != 0) {
+        char *copy;
+
+        if (rtr_state_write_file(st->path, st->text, (size_t)len) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: state file %s: %s", st->path,
+                               strerror(errno));
+            st->retry = ipsecif_posix_now_ms() + 1000;
+            return -1;
+        }
+        copy = strdup(st->text);
+        free(st->written);
+        st->written = copy; /* NULL: compared as changed next time */
+        st->last = now != 0 ? now : 1;
+        ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "host: state file %s written (generation %u)",
+                           st->path, gen);
+    }
+    st->synced = true;
+    st->gen = gen;
+    st->retry = 0;
+    return 0;
+}
+
+/* The timer of a write that waited. */
+static void on_state_timer(void *arg, int fd, short revents)
+{
+    uint64_t n;
+
+    (void)arg;
+    (void)revents;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN) {
+        return;
+    }
+    d.st.armed = false;
+    (void)state_sync(false);
+}
+
+/*
+ * A state file that cannot be taken whole: keep it as PATH.bad for a look,
+ * and start with def_policy 0 for both families and net.inet.ipsec.enabled
+ * 2 (IPsec used with no policy yet: with used 0 def_policy would not be
+ * asked), so nothing passes in clear (nor at all) until policies are loaded
+ * and def_policy is set again. The new state file then keeps both across
+ * further restarts.
+ */
+static void state_fail_closed(const char *why)
+{
+    static const int keys[] = {IPSECIF_SYSCTL_DEF_POLICY, IPSECIF_SYSCTL6_DEF_POLICY};
+    char bad[sizeof(d.st.path) + 8];
+    size_t i;
+
+    ipsecif_posix_logf(IPSECIF_LOG_ERR,
+                       "host: state file %s: %s; starting fail closed: def_policy 0 (discard) "
+                       "for IPv4 and IPv6 and net.inet.ipsec.enabled 2 until policies are "
+                       "loaded and def_policy is set again (-F starts with the defaults instead)",
+                       d.st.path, why);
+    if (snprintf(bad, sizeof(bad), "%s.bad", d.st.path) < (int)sizeof(bad) &&
+        rename(d.st.path, bad) == 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: the refused state file is kept as %s", bad);
+    }
+    (void)ipsecif_sysctl_set(d.ctx, IPSECIF_SYSCTL_ENABLED, IPSECIF_IPSEC_ALWAYS);
+    for (i = 0; i < 2; i++) {
+        (void)ipsecif_sysctl_set(d.ctx, keys[i], IPSECIF_ACTION_DISCARD);
+    }
+}
+
+/*
+ * Take up the state of the daemon that ran before (called after the device
+ * is ours and before the loop reads a packet or the table is rebuilt).
+ */
+static void state_load(size_t max_pols)
+{
+    struct rtr_state st;
+    char err[RTR_STATE_ERR_SIZE];
+    char *text = NULL;
+    size_t len = 0;
+    size_t max = (max_pols + rtr_sysctl_count() + 8) * RTR_STATE_LINE_MAX;
+    int rc;
+
+    if (d.st.fresh) {
+        if (unlink(d.st.path) == 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_INFO, "host: -F: state file %s removed", d.st.path);
+        }
+        ipsecif_posix_logf(IPSECIF_LOG_INFO,
+                           "host: -F: starting with no policies and the default sysctls");
+        return;
+    }
+    rc = rtr_state_read_file(d.st.path, max, &text, &len, err);
+    if (rc == 0) {
+        if (d.hostm.adopted) {
+            state_fail_closed(IPSECIF_LINUX_HOST_DEV
+                              " was kept by an earlier run, but its state file is missing");
+        } else {
+            ipsecif_posix_logf(IPSECIF_LOG_INFO, "host: no state file %s: a fresh start",
+                               d.st.path);
+        }
+        return;
+    }
+    if (rc < 0) {
+        state_fail_closed(err);
+        return;
+    }
+    memset(&st, 0, sizeof(st));
+    if (rtr_state_parse(text, len, max_pols, &st, err) < 0 ||
+        rtr_state_apply(d.ctx, &st, ipsecif_posix_now_ms(), err) < 0) {
+        state_fail_closed(err);
+    } else {
+        ipsecif_posix_logf(IPSECIF_LOG_INFO,
+                           "host: state file %s: %lu policies and %lu sysctls restored "
+                           "(SAs are not kept: they come again from key management)",
+                           d.st.path, (unsigned long)st.npols, (unsigned long)st.nsysctls);
+        if (st.sockets > 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_WARN,
+                               "host: %lu sockets had per-socket policies, which are not "
+                               "restored (a socket cannot be known again after a restart): "
+                               "restart the programs that set them (racoon)",
+                               (unsigned long)st.sockets);
+        }
+    }
+    rtr_state_free(&st);
+    free(text);
+}
+
 /* After each round of the event loop: control requests, PF_KEY messages
  * and the timer are what change the policy. */
 static void on_round(void *arg)
 {
     (void)arg;
+    (void)state_sync(false);
     (void)host_nft_sync();
 }
 
@@ -342,15 +586,38 @@ static void host_stop(void)
     if (!d.host) {
         return;
     }
+    /* A write that waited for the timer is done now. */
+    if (owned && d.st.loaded && !d.remove_on_exit) {
+        (void)state_sync(true);
+    }
     host_natt_close();
     ipsecif_linux_host_close(&d.hostm, d.remove_on_exit);
     if (owned && d.remove_on_exit && ipsecif_linux_nft_run(rtr_hostnft_remove_script()) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: deleting table inet %s: %s", RTR_HOSTNFT_TABLE,
                            strerror(errno));
     }
+    if (owned && d.remove_on_exit) {
+        if (unlink(d.st.path) < 0 && errno != ENOENT) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: state file %s: %s", d.st.path,
+                               strerror(errno));
+        } else {
+            ipsecif_posix_logf(IPSECIF_LOG_INFO, "host: state file %s removed", d.st.path);
+        }
+    }
     free(d.nft.text);
     free(d.nft.applied);
     memset(&d.nft, 0, sizeof(d.nft));
+    if (d.st.tfd >= 0) {
+        ipsecif_posix_loop_del(&d.lx.loop, d.st.tfd);
+        close(d.st.tfd);
+        d.st.tfd = -1;
+    }
+    free(d.st.defaults);
+    free(d.st.text);
+    free(d.st.written);
+    d.st.defaults = NULL;
+    d.st.text = NULL;
+    d.st.written = NULL;
     d.host = false;
 }
 
@@ -879,8 +1146,11 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
         rtr_fail(&o, "unknown command '%s'", cmd);
     }
     memset(&r, 0, sizeof(r));
-    /* Before the reply: what the request changed is in force when the
-     * client reads "OK". */
+    /* Before the reply: what the request changed is in force, and kept in
+     * the state file, when the client reads "OK". */
+    if (state_sync(true) < 0 && !o.failed) {
+        rtr_fail(&o, "host: state file %s could not be written (see the log)", d.st.path);
+    }
     if (host_nft_sync() < 0 && !o.failed) {
         rtr_fail(&o, "host: table inet %s could not be updated (see the log)", RTR_HOSTNFT_TABLE);
     }
@@ -895,9 +1165,9 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N]] [-O] [-s SOCKET] [-k PFKEY_SOCKET]\n"
-            "                [-p PIDFILE]\n"
-            "                [-l err|warn|info|debug] [-c IFS,POLICIES,SAS] [-C %s]\n"
+            "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O]\n"
+            "                [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE] [-l err|warn|info|debug]\n"
+            "                [-c IFS,POLICIES,SAS] [-C %s]\n"
             "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
             "      devices stay and drop what is routed into them (fail closed): remove\n"
             "      one with 'ipsecifctl ifconfig ipsecN destroy' before stopping the\n"
@@ -911,9 +1181,13 @@ static void usage(void)
             "      ipsec(4) engine: policy routing into the TUN device ipsech0,\n"
             "      cleartext inbound checked by the nftables table 'inet ipsecif_host'\n"
             "      (needs nft); device, rules and table stay when the daemon stops\n"
-            "      (fail closed), -x removes them\n"
+            "      (fail closed), -x removes them; the policies (not the keys) and\n"
+            "      sysctls are kept in a state file that a restarted daemon loads\n"
             "  -N  with -H: receive ESP in UDP on port 4500 for host SAs with NAT-T\n"
             "      (leave it out when an IKE daemon binds that port itself)\n"
+            "  -F  with -H: start fresh: remove the state file, no policies, default\n"
+            "      sysctls (without -F a damaged state file starts with def_policy 0)\n"
+            "  -t  with -H: the state file (default: SOCKET with .state for .sock)\n"
             "  -O  no offloads: plain TUN reads and writes (no virtio headers, TSO or\n"
             "      coalescing), no UDP GSO\n"
             "  -C  the crypto backend (default %s)\n",
@@ -996,6 +1270,8 @@ int main(int argc, char **argv)
     bool host = false;
     bool host_natt = false;
     bool offload = true;
+    bool fresh = false;
+    const char *state_path = NULL;
     int level = IPSECIF_LOG_INFO;
     const struct crypto_choice *crypto = &crypto_choices[0];
     int ready_fd = -1;
@@ -1008,7 +1284,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxrHNOs:k:p:l:c:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrHNOFt:s:k:p:l:c:C:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -1030,6 +1306,12 @@ int main(int argc, char **argv)
             break;
         case 'O':
             offload = false;
+            break;
+        case 'F':
+            fresh = true;
+            break;
+        case 't':
+            state_path = optarg;
             break;
         case 's':
             sock_path = optarg;
@@ -1061,7 +1343,7 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (!host && (fresh || state_path != NULL))) {
         usage();
     }
     if (pfkey_path == NULL) {
@@ -1085,7 +1367,15 @@ int main(int argc, char **argv)
     d.ctl.fd = -1;
     d.pfkey.fd = -1;
     d.hostm.fd = -1;
+    d.st.tfd = -1;
     d.remove_on_exit = remove_on_exit;
+    if (state_path != NULL
+            ? snprintf(d.st.path, sizeof(d.st.path), "%s", state_path) >= (int)sizeof(d.st.path)
+            : rtr_state_path(sock_path, d.st.path, sizeof(d.st.path)) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "state file path too long");
+        return 1;
+    }
+    d.st.fresh = fresh;
     if (ipsecif_linux_init(&d.lx, cfg.max_interfaces) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "sockets: %s (needs CAP_NET_RAW and CAP_NET_ADMIN)",
                            strerror(errno));
@@ -1132,6 +1422,27 @@ int main(int argc, char **argv)
         }
         if (d.host_natt) {
             host_natt_open();
+        }
+        /* The SPD and sysctls of the run before, then the table built from
+         * them; no packet is read before the loop runs. */
+        d.st.defaults = calloc(rtr_sysctl_count() + 1, sizeof(*d.st.defaults));
+        if (d.st.defaults == NULL) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "out of memory");
+            goto fail;
+        }
+        rtr_state_defaults(d.ctx, d.st.defaults);
+        d.st.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (d.st.tfd < 0 ||
+            ipsecif_posix_loop_add(&d.lx.loop, d.st.tfd, POLLIN, on_state_timer, NULL) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "state file timer: %s", strerror(errno));
+            goto fail;
+        }
+        state_load(cfg.max_policies);
+        d.st.loaded = true;
+        if (state_sync(true) < 0) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "-H: state file %s could not be written",
+                               d.st.path);
+            goto fail;
         }
         if (host_nft_sync() < 0) {
             ipsecif_posix_logf(IPSECIF_LOG_ERR, "-H: nftables table inet %s could not be made",

@@ -531,27 +531,30 @@ void rtr_print_policy(const struct rtr_env *env, struct rtr_out *o, const struct
  * ipsecif knobs under net.ipsecif). */
 #define RTR_SYSCTL_MAX_NESTING (-1)
 
+/* kept: the daemon's state file keeps the value (not a read-only one, and
+ * not a second name of one kept under its first). */
 static const struct {
     const char *name;
     int key;
+    bool kept;
 } sysctls[] = {
-    {"net.inet.ipsec.esp_trans_deflev", IPSECIF_SYSCTL_ESP_TRANS_DEFLEV},
-    {"net.inet.ipsec.esp_net_deflev", IPSECIF_SYSCTL_ESP_NET_DEFLEV},
-    {"net.inet.ipsec.ah_trans_deflev", IPSECIF_SYSCTL_AH_TRANS_DEFLEV},
-    {"net.inet.ipsec.ah_net_deflev", IPSECIF_SYSCTL_AH_NET_DEFLEV},
-    {"net.inet.ipsec.def_policy", IPSECIF_SYSCTL_DEF_POLICY},
-    {"net.inet.ipsec.enabled", IPSECIF_SYSCTL_ENABLED},
-    {"net.inet.ipsec.used", IPSECIF_SYSCTL_USED},
-    {"net.inet6.ipsec6.esp_trans_deflev", IPSECIF_SYSCTL6_ESP_TRANS_DEFLEV},
-    {"net.inet6.ipsec6.esp_net_deflev", IPSECIF_SYSCTL6_ESP_NET_DEFLEV},
-    {"net.inet6.ipsec6.ah_trans_deflev", IPSECIF_SYSCTL6_AH_TRANS_DEFLEV},
-    {"net.inet6.ipsec6.ah_net_deflev", IPSECIF_SYSCTL6_AH_NET_DEFLEV},
-    {"net.inet6.ipsec6.def_policy", IPSECIF_SYSCTL6_DEF_POLICY},
+    {"net.inet.ipsec.esp_trans_deflev", IPSECIF_SYSCTL_ESP_TRANS_DEFLEV, true},
+    {"net.inet.ipsec.esp_net_deflev", IPSECIF_SYSCTL_ESP_NET_DEFLEV, true},
+    {"net.inet.ipsec.ah_trans_deflev", IPSECIF_SYSCTL_AH_TRANS_DEFLEV, true},
+    {"net.inet.ipsec.ah_net_deflev", IPSECIF_SYSCTL_AH_NET_DEFLEV, true},
+    {"net.inet.ipsec.def_policy", IPSECIF_SYSCTL_DEF_POLICY, true},
+    {"net.inet.ipsec.enabled", IPSECIF_SYSCTL_ENABLED, true},
+    {"net.inet.ipsec.used", IPSECIF_SYSCTL_USED, false},
+    {"net.inet6.ipsec6.esp_trans_deflev", IPSECIF_SYSCTL6_ESP_TRANS_DEFLEV, true},
+    {"net.inet6.ipsec6.esp_net_deflev", IPSECIF_SYSCTL6_ESP_NET_DEFLEV, true},
+    {"net.inet6.ipsec6.ah_trans_deflev", IPSECIF_SYSCTL6_AH_TRANS_DEFLEV, true},
+    {"net.inet6.ipsec6.ah_net_deflev", IPSECIF_SYSCTL6_AH_NET_DEFLEV, true},
+    {"net.inet6.ipsec6.def_policy", IPSECIF_SYSCTL6_DEF_POLICY, true},
     /* NetBSD's ipsec6 enabled and used are the ipsec ones under a second name. */
-    {"net.inet6.ipsec6.enabled", IPSECIF_SYSCTL_ENABLED},
-    {"net.inet6.ipsec6.used", IPSECIF_SYSCTL_USED},
-    {"net.ipsecif.max_nesting", RTR_SYSCTL_MAX_NESTING},
-    {"net.key.prefered_oldsa", IPSECIF_SYSCTL_KEY_PREFERED_OLDSA},
+    {"net.inet6.ipsec6.enabled", IPSECIF_SYSCTL_ENABLED, false},
+    {"net.inet6.ipsec6.used", IPSECIF_SYSCTL_USED, false},
+    {"net.ipsecif.max_nesting", RTR_SYSCTL_MAX_NESTING, true},
+    {"net.key.prefered_oldsa", IPSECIF_SYSCTL_KEY_PREFERED_OLDSA, true},
 };
 
 #define NSYSCTL (sizeof(sysctls) / sizeof(sysctls[0]))
@@ -570,6 +573,53 @@ static int sysctl_set(const struct rtr_env *env, int key, int value)
         return ipsecif_if_max_nesting_set(env->ctx, value);
     }
     return ipsecif_sysctl_set(env->ctx, key, value);
+}
+
+size_t rtr_sysctl_count(void)
+{
+    return NSYSCTL;
+}
+
+const char *rtr_sysctl_name(size_t i)
+{
+    return i < NSYSCTL ? sysctls[i].name : NULL;
+}
+
+bool rtr_sysctl_kept(size_t i)
+{
+    return i < NSYSCTL && sysctls[i].kept;
+}
+
+int rtr_sysctl_find(const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < NSYSCTL; i++) {
+        if (strlen(sysctls[i].name) == len && memcmp(sysctls[i].name, name, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int rtr_sysctl_read(struct ipsecif_ctx *ctx, size_t i)
+{
+    struct rtr_env env = {ctx, 0, 0};
+
+    if (ctx == NULL || i >= NSYSCTL) {
+        return IPSECIF_ERR_ARG;
+    }
+    return sysctl_get(&env, sysctls[i].key);
+}
+
+int rtr_sysctl_write(struct ipsecif_ctx *ctx, size_t i, int value)
+{
+    struct rtr_env env = {ctx, 0, 0};
+
+    if (ctx == NULL || i >= NSYSCTL) {
+        return IPSECIF_ERR_ARG;
+    }
+    return sysctl_set(&env, sysctls[i].key, value);
 }
 
 static int sysctl_one(const struct rtr_env *env, struct rtr_out *o, const char *arg)

@@ -115,6 +115,32 @@ int rtr_setkey(const struct rtr_env *env, struct rtr_out *o, const struct rtr_re
 /** `sysctl -a`, `sysctl NAME`, `sysctl NAME=VALUE`. @return 0 or -1. */
 int rtr_sysctl(const struct rtr_env *env, struct rtr_out *o, int argc, char *const argv[]);
 
+/*
+ * The sysctl table behind `sysctl` (every name `sysctl -a` lists), by
+ * index 0 .. rtr_sysctl_count() - 1, for code that walks all of them (the
+ * daemon's state file).
+ */
+
+/** Number of names in the sysctl table. */
+size_t rtr_sysctl_count(void);
+
+/** Name of entry i, NULL past the end. */
+const char *rtr_sysctl_name(size_t i);
+
+/** Whether the state file keeps entry i: false for read-only entries
+ *  (net.inet.ipsec.used) and for second names of an entry kept under its
+ *  first (net.inet6.ipsec6.enabled). */
+bool rtr_sysctl_kept(size_t i);
+
+/** Index of the name (len bytes, not NUL-terminated), or -1. */
+int rtr_sysctl_find(const char *name, size_t len);
+
+/** Value of entry i in ctx (>= 0), or a negative IPSECIF_ERR_* code. */
+int rtr_sysctl_read(struct ipsecif_ctx *ctx, size_t i);
+
+/** Set entry i in ctx. @return IPSECIF_OK or the library's error (range, argument). */
+int rtr_sysctl_write(struct ipsecif_ctx *ctx, size_t i, int value);
+
 /** `stats`: the global counters, one per line. @return 0 or -1. */
 int rtr_stats(const struct rtr_env *env, struct rtr_out *o, int argc, char *const argv[]);
 

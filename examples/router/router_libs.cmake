@@ -23,3 +23,8 @@ target_link_libraries(ipsecif_router_cmd PUBLIC ipsecif_setkey_parse ipsecif)
 add_library(ipsecif_router_hostnft STATIC ${IPSECIF_ROUTER_DIR}/host_nft.c)
 target_include_directories(ipsecif_router_hostnft PUBLIC ${IPSECIF_ROUTER_DIR})
 target_link_libraries(ipsecif_router_hostnft PUBLIC ipsecif)
+
+# ipsecifd -H: the state file (SPD and sysctls kept across a restart).
+add_library(ipsecif_router_hoststate STATIC ${IPSECIF_ROUTER_DIR}/host_state.c)
+target_include_directories(ipsecif_router_hoststate PUBLIC ${IPSECIF_ROUTER_DIR})
+target_link_libraries(ipsecif_router_hoststate PUBLIC ipsecif_router_cmd ipsecif)

@@ -30,8 +30,10 @@
  * attached the kernel drops what is routed into the device, and without
  * the device the blackhole route drops it: host traffic stops instead of
  * leaving in clear. A daemon started again takes the device over and
- * finds the rules and routes in place. ipsecif_linux_host_close() with
- * remove = true takes it all away.
+ * finds the rules and routes in place (ipsecif_linux_host::adopted says
+ * so); the example router then loads the policies of the run before from
+ * its state file before it reads a packet (examples/router/host_state.h).
+ * ipsecif_linux_host_close() with remove = true takes it all away.
  */
 #ifndef IPSECIF_LINUX_HOST_H
 #define IPSECIF_LINUX_HOST_H
