@@ -119,6 +119,7 @@ NS_A=ipsecif-cmp-$$-a
 NS_B=ipsecif-cmp-$$-b
 VPN_PIDS=()
 SERVER_PID=
+STAGE=iperf3
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
@@ -143,7 +144,8 @@ cleanup() {
     ip netns del "$NS_A" 2>/dev/null
     ip netns del "$NS_B" 2>/dev/null
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-        for f in "$WORK"/*.log; do
+        # The logs of the path that failed (iperf3's only with the bare path).
+        for f in "$WORK/$STAGE"*.log; do
             [ -s "$f" ] || continue
             echo "---- $(basename "$f") (last 30 lines)" >&2
             tail -n 30 "$f" >&2
@@ -502,9 +504,9 @@ EOF
     for side in a b; do
         wait_for 100 test -S "$WORK/ss-$side/charon.vici" || die "strongSwan charon ($side) did not start"
         ss_swanctl $side --load-all --noprompt --file "$WORK/ss-$side/swanctl.conf" \
-            >>"$WORK/swanctl.log" 2>&1 || die "swanctl ($side) could not load the configuration"
+            >>"$WORK/strongswan-swanctl.log" 2>&1 || die "swanctl ($side) could not load the configuration"
     done
-    ss_swanctl a --initiate --child bench --timeout 15 >>"$WORK/swanctl.log" 2>&1 ||
+    ss_swanctl a --initiate --child bench --timeout 15 >>"$WORK/strongswan-swanctl.log" 2>&1 ||
         die "strongSwan: the IKE_SA or CHILD_SA was not established"
     STRONGSWAN_MTU=$(ip -n "$NS_A" -o link show ipsec0 | sed -nE 's/.* mtu ([0-9]+).*/\1/p')
     if [ "$STRONGSWAN_MTU" != "$MTU" ]; then
@@ -571,16 +573,19 @@ echo "  strongSwan $(dpkg-query -W -f='${Version}' strongswan-charon 2>/dev/null
 reach bare 198.51.100.2
 measure bare 198.51.100.2
 
+STAGE=ipsecifd
 start_ipsecifd
 reach ipsecifd 203.0.113.2
 measure ipsecifd 203.0.113.2 "${VPN_PIDS[@]}"
 stop_ipsecifd
 
+STAGE=strongswan
 start_strongswan
 reach strongSwan 203.0.113.18
 measure strongswan 203.0.113.18 "${VPN_PIDS[@]}"
 stop_strongswan
 
+STAGE=wireguard-go
 start_wireguard
 reach wireguard-go 203.0.113.34
 measure wireguard 203.0.113.34 "${VPN_PIDS[@]}"
