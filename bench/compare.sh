@@ -208,6 +208,11 @@ reach() {
     die "$1: no ping from A to $2 within 10 s: the tunnel passes no traffic"
 }
 
+# mtu_of DEV: the MTU of DEV in A, as the kernel has it.
+mtu_of() {
+    ip -n "$NS_A" -o link show "$1" 2>/dev/null | sed -nE 's/.* mtu ([0-9]+).*/\1/p'
+}
+
 stop_vpn() {
     local p
     for p in "${VPN_PIDS[@]}"; do
@@ -400,6 +405,7 @@ EOF
 add 198.51.100.1 198.51.100.2 esp 0x1001 -m transport -u $b_in -r 8 -E aes-gcm-16 0x$k_ab;
 add 198.51.100.2 198.51.100.1 esp 0x2001 -m transport -u $b_out -r 8 -E aes-gcm-16 0x$k_ba;
 EOF
+    IPSECIFD_MTU=$(mtu_of ipsec0)
     IPSECIFD_CRYPTO=$(sed -nE 's/.*; crypto ([a-z0-9]+);.*/\1/p' "$WORK/ipsecifd-a.log" | head -n 1)
 }
 
@@ -508,12 +514,10 @@ EOF
     done
     ss_swanctl a --initiate --child bench --timeout 15 >>"$WORK/strongswan-swanctl.log" 2>&1 ||
         die "strongSwan: the IKE_SA or CHILD_SA was not established"
-    STRONGSWAN_MTU=$(ip -n "$NS_A" -o link show ipsec0 | sed -nE 's/.* mtu ([0-9]+).*/\1/p')
-    if [ "$STRONGSWAN_MTU" != "$MTU" ]; then
-        ip -n "$NS_A" link set ipsec0 mtu "$MTU"
-        ip -n "$NS_B" link set ipsec0 mtu "$MTU"
-        STRONGSWAN_MTU=$MTU
-    fi
+    # The plugin's TUN device has 1400 already; make sure of it.
+    ip -n "$NS_A" link set ipsec0 mtu "$MTU"
+    ip -n "$NS_B" link set ipsec0 mtu "$MTU"
+    STRONGSWAN_MTU=$(mtu_of ipsec0)
 }
 
 stop_strongswan() {
@@ -561,6 +565,7 @@ start_wireguard() {
 a ${VPN_PIDS[0]} 203.0.113.33 203.0.113.34 198.51.100.2 b
 b ${VPN_PIDS[1]} 203.0.113.34 203.0.113.33 198.51.100.1 a
 EOF
+    WG_MTU=$(mtu_of wg0)
 }
 
 # ---- Run ----
@@ -592,7 +597,8 @@ measure wireguard 203.0.113.34 "${VPN_PIDS[@]}"
 stop_vpn
 
 echo
-echo "ipsecifd: crypto ${IPSECIFD_CRYPTO:-?}, raw ESP; strongSwan: ESP in UDP," \
-    "TUN mtu ${STRONGSWAN_MTU:-?}; all tunnels mtu $MTU, veth mtu 1500;" \
+echo "ipsecifd: crypto ${IPSECIFD_CRYPTO:-?}, raw ESP; strongSwan: ESP in UDP;" \
+    "tunnel MTU: ipsecifd ${IPSECIFD_MTU:-?}, strongSwan ${STRONGSWAN_MTU:-?}," \
+    "wireguard-go ${WG_MTU:-?}; veth 1500;" \
     "load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$ROOT/bench/compare_report.py" "$RESULTS" "$UDP_SMALL" "$UDP_LARGE" "$DURATION"
