@@ -9,6 +9,10 @@ packages=(
     doxygen clang libclang-rt-14-dev valgrind clang-format
     iproute2 iputils-ping tcpdump tshark python3-scapy python3-cryptography iperf3 nftables
     liblwip-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
+    # bench/compare.sh: strongSwan's charon with kernel-libipsec (extra plugins)
+    # and AES-GCM from OpenSSL (standard plugins), wireguard-go and wg.
+    strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
+    wireguard-go wireguard-tools
 )
 # intel-ipsec-mb (the third crypto backend) is packaged for x86-64 only.
 if [ "$(dpkg --print-architecture 2>/dev/null || true)" = amd64 ]; then
@@ -38,5 +42,15 @@ fi
 echo "deps: installing ${missing[*]}"
 # tshark asks whether non-root users may capture; answer no without asking.
 echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+# Packages start no service here: strongswan-starter (which strongswan-charon
+# needs) would start charon on the host. Where no policy-rc.d says otherwise,
+# one that refuses every start holds for the install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update
+# Without recommends: wireguard-tools would bring a kernel image.
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
