@@ -207,7 +207,8 @@ struct ipsecif_frag {
  * @retval IPSECIF_ERR_TOOBIG IPv4 with DF set: the sender gets
  *         ipsecif_frag_toobig() instead.
  * @retval IPSECIF_ERR_RANGE mtu leaves no room for 8 payload bytes, or
- *         (IPv6) is below 1280.
+ *         (IPv6) is below 1280 or leaves the first fragment too small for
+ *         the extension headers and the upper-layer header (RFC 8200).
  */
 int ipsecif_frag_start(struct ipsecif_frag *f, const struct ipsecif_buf *pkt, uint32_t mtu,
                        uint32_t id);

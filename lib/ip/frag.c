@@ -102,6 +102,7 @@ static int start6(struct ipsecif_frag *f, const uint8_t *p, size_t len, uint32_t
     size_t pos = IPSECIF_IP6_HLEN;
     size_t unfrag = IPSECIF_IP6_HLEN;
     size_t unfrag_nh = 6;
+    size_t upper;
     uint8_t nh;
 
     if (len < IPSECIF_IP6_HLEN || IPSECIF_IP6_HLEN + (size_t)ipsecif_load16(p + 4) != len) {
@@ -111,17 +112,17 @@ static int start6(struct ipsecif_frag *f, const uint8_t *p, size_t len, uint32_t
     /* Hop-by-hop options and routing headers (with the destination
      * options before a routing header) are for the nodes on the way:
      * the unfragmentable part ends after the last of them. */
-    while (nh == 0 || nh == 43 || nh == 60) {
+    while (nh == 0 || nh == 43 || nh == 60 || nh == IPSECIF_IPPROTO_AH) {
         size_t hl;
 
         if (pos + 2 > len) {
             return IPSECIF_ERR_MALFORMED;
         }
-        hl = ((size_t)p[pos + 1] + 1) * 8;
+        hl = nh == IPSECIF_IPPROTO_AH ? ((size_t)p[pos + 1] + 2) * 4 : ((size_t)p[pos + 1] + 1) * 8;
         if (pos + hl > len) {
             return IPSECIF_ERR_MALFORMED;
         }
-        if (nh != 60) {
+        if (nh == 0 || nh == 43) {
             unfrag = pos + hl;
             unfrag_nh = pos;
         }
@@ -145,6 +146,13 @@ static int start6(struct ipsecif_frag *f, const uint8_t *p, size_t len, uint32_t
     }
     f->chunk1 = (mtu - unfrag - FRAG6_HLEN) & ~(size_t)7;
     f->chunk = f->chunk1;
+    /* RFC 8200 section 4.5: the first fragment holds every header up to
+     * the upper-layer one, and that one too (20 bytes: TCP's, the longest
+     * a receiver asks for). */
+    upper = len - pos < 20 ? len - pos : 20;
+    if (pos - unfrag + upper > f->chunk1) {
+        return IPSECIF_ERR_RANGE;
+    }
     return IPSECIF_OK;
 }
 

@@ -100,7 +100,9 @@ static size_t mk6(uint8_t *p, size_t len, const uint8_t *ext, size_t ext_len)
     p[7] = 64;
     p[8] = 0x20, p[9] = 0x01, p[10] = 0x0d, p[11] = 0xb8, p[23] = 1;
     p[24] = 0x20, p[25] = 0x01, p[26] = 0x0d, p[27] = 0xb8, p[39] = 2;
-    memcpy(p + 40, ext, ext_len);
+    if (ext_len > 0) {
+        memcpy(p + 40, ext, ext_len);
+    }
     for (i = 40 + ext_len; i < len; i++) {
         p[i] = (uint8_t)(i * 5 + 1);
     }
