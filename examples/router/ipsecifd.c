@@ -738,6 +738,45 @@ static int do_ifconfig(struct rtr_out *o, int argc, char *const argv[])
 
 /* ---- Control requests ---- */
 
+/* `stats` under -H: host mode's own counters after the library's. */
+static void host_stats(struct rtr_out *o)
+{
+    const struct ipsecif_linux_host_stats *s = &d.hostm.stats;
+    const struct ipsecif_reass_stats *r = ipsecif_linux_host_reass_stats(&d.hostm);
+    const struct {
+        uint64_t v;
+        const char *text;
+    } lines[] = {
+        {s->rx_packets, "host packets read from " IPSECIF_LINUX_HOST_DEV},
+        {s->rx_dropped, "host packets read and dropped"},
+        {s->tx_packets, "host packets written to " IPSECIF_LINUX_HOST_DEV},
+        {s->tx_errors, "host packets failed to write"},
+        {s->frag_in, "host fragments read"},
+        {s->reassembled, "host datagrams reassembled"},
+        {s->frag_dropped, "host fragments dropped"},
+        {r != NULL ? r->malformed : 0, "host fragments malformed"},
+        {r != NULL ? r->tiny : 0, "host fragments too small for the upper-layer header"},
+        {r != NULL ? r->toobig : 0, "host fragments past 65535 bytes"},
+        {r != NULL ? r->duplicate : 0, "host fragments duplicated"},
+        {r != NULL ? r->overlap : 0, "host datagrams dropped for overlapping fragments"},
+        {r != NULL ? r->inconsistent : 0, "host datagrams dropped for inconsistent fragments"},
+        {r != NULL ? r->toomany + r->nomem + r->evicted : 0,
+         "host datagrams dropped for lack of reassembly room"},
+        {r != NULL ? r->timeout : 0, "host datagrams timed out in reassembly"},
+        {s->out_fragmented, "host packets fragmented after IPsec"},
+        {s->out_fragments, "host fragments sent"},
+        {s->out_toobig, "host packets too big after IPsec (ICMP error written back)"},
+        {s->out_frag_errors, "host packets too big and not fragmented"},
+        {s->pmtu_lookups, "host path MTU lookups"},
+        {s->pmtu_emsgsize, "host sends refused as too big (EMSGSIZE)"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        rtr_printf(o, "        %llu %s\n", (unsigned long long)lines[i].v, lines[i].text);
+    }
+}
+
 static void out_write(void *arg, const char *s, size_t n)
 {
     rtr_ctl_write(arg, s, n);
@@ -790,7 +829,9 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
     } else if (strcmp(cmd, "sysctl") == 0) {
         rtr_sysctl(&env, &o, r.argc, r.argv);
     } else if (strcmp(cmd, "stats") == 0) {
-        rtr_stats(&env, &o, r.argc, r.argv);
+        if (rtr_stats(&env, &o, r.argc, r.argv) == 0 && d.host) {
+            host_stats(&o);
+        }
     } else {
         rtr_fail(&o, "unknown command '%s'", cmd);
     }
