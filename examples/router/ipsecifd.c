@@ -44,8 +44,12 @@
  * -H: host traffic through the library's ipsec(4) engine (transport and
  * tunnel mode, the host's own and forwarded packets): policy routing sends
  * what the namespace sends or forwards into the TUN device ipsech0, the
- * daemon applies the outbound policy (ipsecif_host_output()) and sends the
- * result whole on a raw socket; ESP and AH that no interface claims are
+ * daemon puts the fragments the kernel cut at ipsech0's MTU (1400) together
+ * again, applies the outbound policy (ipsecif_host_output()) and sends the
+ * result on a raw socket, cut for the path MTU when IPsec made it too big
+ * (or, for a packet the host sent whole with DF or over IPv6, answered
+ * with an ICMP "fragmentation needed" / "packet too big" written back to
+ * ipsech0 so the host's path MTU drops); ESP and AH that no interface claims are
  * opened and, if the inbound policy allows, written to ipsech0. The
  * daemon's own sockets carry the mark 0x4950, which the rules send to the
  * main table. Cleartext that arrives goes through the nftables table
