@@ -590,6 +590,9 @@ static void on_read(void *arg, int fd, short revents)
     int i;
 
     (void)revents;
+    /* Datagrams whose time ran out free their slots even when no further
+     * fragment comes (nothing to do while none is pending). */
+    ipsecif_reass_expire(h->reass, ipsecif_posix_now_ms());
     for (i = 0; i < HOST_BATCH && h->lx->ctx != NULL; i++) {
         struct ipsecif_host_result res;
         struct ipsecif_buf b;
