@@ -727,14 +727,34 @@ static int cut_and_join(struct fx *f, size_t n, uint32_t mtu, bool rev)
             }
             covered += plen[i] - ihl;
         } else {
-            uint16_t fo = ld16(p + 42);
+            size_t u = 40, pos = 40, nhp = 6;
+            uint8_t nh = f->d[6];
+            uint16_t fo;
 
-            assert_int_equal(p[6], 44);
+            /* The unfragmentable part: up to the last hop-by-hop or
+             * routing header. */
+            while (nh == 0 || nh == 43 || nh == 60) {
+                size_t hl = ((size_t)f->d[pos + 1] + 1) * 8;
+
+                if (nh != 60) {
+                    u = pos + hl;
+                    nhp = pos;
+                }
+                nh = f->d[pos];
+                pos += hl;
+            }
+            fo = ld16(p + u + 2);
+            assert_memory_equal(p + 8, f->d + 8, 32);
+            assert_int_equal(p[nhp], 44);
+            assert_int_equal(p[u], f->d[nhp]);
             assert_int_equal(ld16(p + 4) + 40, plen[i]);
             assert_int_equal(fo >> 3, covered / 8);
             assert_int_equal(fo & 1, i < np - 1);
-            assert_int_equal(p[47], 0x5a);
-            covered += plen[i] - 48;
+            assert_int_equal(p[u + 7], 0x5a);
+            if (i < np - 1) {
+                assert_int_equal((plen[i] - u - 8) % 8, 0);
+            }
+            covered += plen[i] - u - 8;
         }
     }
     if (np == 1) {
@@ -838,6 +858,34 @@ static void test_frag_v6(void **state)
     assert_int_equal(cut_and_join(f, n, 1280, true), 3);
     n = mk6(f->d, 10000, NULL, 0);
     assert_int_equal(cut_and_join(f, n, 1280, true), 9);
+    /* Hop-by-hop, a routing header, destination options: the first two
+     * stay in front of the Fragment header, the options go behind it. */
+    {
+        uint8_t ext[8 + 24 + 8] = {43, 0, 1, 4, 0, 0, 0, 0};
+        struct ipsecif_buf out = {f->fb, 1280, 0, 0};
+
+        ext[8] = 60; /* routing header: next is destination options */
+        ext[9] = 2;  /* 24 bytes */
+        ext[10] = 4; /* type 4 (segment routing), segments left 0 */
+        ext[32] = IPSECIF_IPPROTO_UDP;
+        n = mk6(f->d, 3000, ext, sizeof(ext));
+        in = (struct ipsecif_buf){f->d, n, 0, n};
+        assert_int_equal(ipsecif_frag_start(&fr, &in, 1280, 5), IPSECIF_OK);
+        assert_int_equal(ipsecif_frag_next(&fr, &out), IPSECIF_OK);
+        assert_int_equal(f->fb[40 + 8], 44); /* the routing header names it */
+        assert_int_equal(f->fb[40 + 32], 60);
+        assert_int_equal(f->fb[40 + 32 + 8], IPSECIF_IPPROTO_UDP);
+        assert_int_equal(cut_and_join(f, n, 1280, true), 3);
+        /* Destination options too long for the first fragment (RFC 8200). */
+        memset(ext, 0, sizeof(ext));
+        n = mk6(f->d, 3000, NULL, 0);
+        f->d[6] = 60;
+        f->d[40] = IPSECIF_IPPROTO_UDP;
+        f->d[41] = 200; /* 1608 bytes */
+        in = (struct ipsecif_buf){f->d, n, 0, n};
+        assert_int_equal(ipsecif_frag_start(&fr, &in, 1280, 5), IPSECIF_ERR_RANGE);
+        assert_int_equal(ipsecif_frag_start(&fr, &in, 1700, 5), IPSECIF_OK);
+    }
     /* Below the IPv6 minimum MTU; already a fragment. */
     in = (struct ipsecif_buf){f->d, n, 0, n};
     assert_int_equal(ipsecif_frag_start(&fr, &in, 1279, 1), IPSECIF_ERR_RANGE);
