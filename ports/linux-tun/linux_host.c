@@ -459,9 +459,13 @@ static bool send_toobig(struct ipsecif_linux_host *h, const struct orig *o, uint
     struct ipsecif_buf e;
     size_t grow = out_len > o->len ? out_len - o->len : 0;
     uint32_t mtu = pmtu > grow ? pmtu - (uint32_t)grow : 0;
-    bool v4 = (o->b[0] >> 4) == 4;
+    bool v4;
 
-    if (o->n == 0 || (v4 && mtu < 68) || (!v4 && mtu < SAFE6)) {
+    if (o->n == 0) {
+        return false;
+    }
+    v4 = (o->b[0] >> 4) == 4;
+    if ((v4 && mtu < 68) || (!v4 && mtu < SAFE6)) {
         return false;
     }
     memset(&from, 0, sizeof(from));
@@ -479,8 +483,7 @@ static bool send_toobig(struct ipsecif_linux_host *h, const struct orig *o, uint
     ipsecif_linux_host_deliver(h, &e);
     if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
         ipsecif_posix_logf(IPSECIF_LOG_DEBUG,
-                           "host: %zu bytes with DF after IPsec, path MTU %u: "
-                           "told the host MTU %u",
+                           "host: %zu bytes after IPsec, path MTU %u: told the host MTU %u",
                            out_len, pmtu, mtu);
     }
     return true;
