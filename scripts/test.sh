@@ -12,7 +12,7 @@
 #   valgrind   the unit tests of build/ under valgrind memcheck
 #   docs       Doxygen, warnings are errors
 #   format     clang-format check of lib/ include/ ports/ test/ examples/ bench/
-#   bench      bench_esp --quick (figures only, nothing asserted on time)
+#   bench      bench_esp --quick, bench_frag --quick (figures only, nothing asserted on time)
 #   firmware   scripts/firmware.sh: lib/, the crypto backend and the lwIP port
 #              cross-compiled for Cortex-M4 without a warning; sizes printed
 #
@@ -231,6 +231,7 @@ stage_fuzz() {
 
 stage_bench() {
     ./build/bench/bench_esp --quick
+    ./build/bench/bench_frag --quick
 }
 
 stage_firmware() {
