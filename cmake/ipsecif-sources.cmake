@@ -26,6 +26,8 @@ set(IPSECIF_CORE_SOURCES
     ${IPSECIF_ROOT_DIR}/lib/ip/ecn.c
     ${IPSECIF_ROOT_DIR}/lib/ip/hdr.c
     ${IPSECIF_ROOT_DIR}/lib/ip/icmp.c
+    ${IPSECIF_ROOT_DIR}/lib/ip/reass.c
+    ${IPSECIF_ROOT_DIR}/lib/ip/frag.c
     ${IPSECIF_ROOT_DIR}/lib/esp/alg.c
     ${IPSECIF_ROOT_DIR}/lib/esp/esp.c
     ${IPSECIF_ROOT_DIR}/lib/esp/outer.c

@@ -12,11 +12,11 @@
 #   valgrind   the unit tests of build/ under valgrind memcheck
 #   docs       Doxygen, warnings are errors
 #   format     clang-format check of lib/ include/ ports/ test/ examples/ bench/
-#   bench      bench_esp --quick, then bench/compare.sh with DURATION=2
-#              (ipsecifd against strongSwan kernel-libipsec and wireguard-go,
-#              about a minute; needs root, skipped without). Figures only,
-#              nothing asserted on time: it fails only when a tunnel cannot
-#              be set up.
+#   bench      bench_esp --quick, bench_frag --quick, then bench/compare.sh with
+#              DURATION=2 (ipsecifd against strongSwan kernel-libipsec and
+#              wireguard-go, about a minute; needs root, skipped without).
+#              Figures only, nothing asserted on time: it fails only when a
+#              tunnel cannot be set up.
 #   firmware   scripts/firmware.sh: lib/, the crypto backend and the lwIP port
 #              cross-compiled for Cortex-M4 without a warning; sizes printed
 #
@@ -236,6 +236,7 @@ stage_fuzz() {
 stage_bench() {
     local rc=0
     ./build/bench/bench_esp --quick
+    ./build/bench/bench_frag --quick
     DURATION=2 BUILD_DIR=build bash bench/compare.sh || rc=$?
     if [ "$rc" -eq 77 ]; then
         echo "bench/compare.sh skipped"

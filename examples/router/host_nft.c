@@ -264,6 +264,11 @@ long rtr_hostnft_build(struct ipsecif_ctx *ctx, const struct rtr_hostnft_opts *o
     put(&t, "    iifname \"%s\" counter accept comment \"opened by the daemon\"\n", opts->dev);
     put(&t, "    iif lo counter accept\n");
     put(&t, "    meta l4proto { esp, ah } counter accept comment \"ESP and AH: to the daemon\"\n");
+    /* IPv6 fragments of AH past the first: the kernel names no upper
+     * layer for them (AH counts as an extension header), so l4proto does
+     * not match; they reach the daemon once reassembled. */
+    put(&t, "    frag nexthdr { esp, ah } counter accept comment \"ESP and AH fragments: to the "
+            "daemon\"\n");
     if (opts->n_natt > 0) {
         put(&t, "    udp dport { ");
         for (i = 0; i < opts->n_natt; i++) {

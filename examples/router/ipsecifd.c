@@ -44,8 +44,12 @@
  * -H: host traffic through the library's ipsec(4) engine (transport and
  * tunnel mode, the host's own and forwarded packets): policy routing sends
  * what the namespace sends or forwards into the TUN device ipsech0, the
- * daemon applies the outbound policy (ipsecif_host_output()) and sends the
- * result whole on a raw socket; ESP and AH that no interface claims are
+ * daemon puts the fragments the kernel cut at ipsech0's MTU (1400) together
+ * again, applies the outbound policy (ipsecif_host_output()) and sends the
+ * result on a raw socket, cut for the path MTU when IPsec made it too big
+ * (or, for a packet the host sent whole with DF or over IPv6, answered
+ * with an ICMP "fragmentation needed" / "packet too big" written back to
+ * ipsech0 so the host's path MTU drops); ESP and AH that no interface claims are
  * opened and, if the inbound policy allows, written to ipsech0. The
  * daemon's own sockets carry the mark 0x4950, which the rules send to the
  * main table. Cleartext that arrives goes through the nftables table
@@ -1013,6 +1017,45 @@ static int do_ifconfig(struct rtr_out *o, int argc, char *const argv[])
 
 /* ---- Control requests ---- */
 
+/* `stats` under -H: host mode's own counters after the library's. */
+static void host_stats(struct rtr_out *o)
+{
+    const struct ipsecif_linux_host_stats *s = &d.hostm.stats;
+    const struct ipsecif_reass_stats *r = ipsecif_linux_host_reass_stats(&d.hostm);
+    const struct {
+        uint64_t v;
+        const char *text;
+    } lines[] = {
+        {s->rx_packets, "host packets read from " IPSECIF_LINUX_HOST_DEV},
+        {s->rx_dropped, "host packets read and dropped"},
+        {s->tx_packets, "host packets written to " IPSECIF_LINUX_HOST_DEV},
+        {s->tx_errors, "host packets failed to write"},
+        {s->frag_in, "host fragments read"},
+        {s->reassembled, "host datagrams reassembled"},
+        {s->frag_dropped, "host fragments dropped"},
+        {r != NULL ? r->malformed : 0, "host fragments malformed"},
+        {r != NULL ? r->tiny : 0, "host fragments too small for the upper-layer header"},
+        {r != NULL ? r->toobig : 0, "host fragments past 65535 bytes"},
+        {r != NULL ? r->duplicate : 0, "host fragments duplicated"},
+        {r != NULL ? r->overlap : 0, "host datagrams dropped for overlapping fragments"},
+        {r != NULL ? r->inconsistent : 0, "host datagrams dropped for inconsistent fragments"},
+        {r != NULL ? r->toomany + r->nomem + r->evicted : 0,
+         "host datagrams dropped for lack of reassembly room"},
+        {r != NULL ? r->timeout : 0, "host datagrams timed out in reassembly"},
+        {s->out_fragmented, "host packets fragmented after IPsec"},
+        {s->out_fragments, "host fragments sent"},
+        {s->out_toobig, "host packets too big after IPsec (ICMP error written back)"},
+        {s->out_frag_errors, "host packets too big and not fragmented"},
+        {s->pmtu_lookups, "host path MTU lookups"},
+        {s->pmtu_emsgsize, "host sends refused as too big (EMSGSIZE)"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        rtr_printf(o, "        %llu %s\n", (unsigned long long)lines[i].v, lines[i].text);
+    }
+}
+
 static void out_write(void *arg, const char *s, size_t n)
 {
     rtr_ctl_write(arg, s, n);
@@ -1141,6 +1184,9 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
     } else if (strcmp(cmd, "stats") == 0) {
         if (rtr_stats(&env, &o, r.argc, r.argv) == 0) {
             port_stats(&o);
+            if (d.host) {
+                host_stats(&o);
+            }
         }
     } else {
         rtr_fail(&o, "unknown command '%s'", cmd);

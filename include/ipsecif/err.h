@@ -49,6 +49,7 @@ typedef enum ipsecif_err {
     IPSECIF_ERR_PROTO = -51,     /**< The packet is not for us (not ESP, not NAT-T). */
     IPSECIF_ERR_NESTED = -52,    /**< An outer packet of ours came back into an interface
                                       more often than the nesting limit allows. */
+    IPSECIF_ERR_QUEUED = -53,    /**< A fragment was kept; its datagram is not complete yet. */
 
     /* Port failures: -60 .. -69 */
     IPSECIF_ERR_PORT = -60,   /**< A port callback failed. */

@@ -93,7 +93,9 @@ struct ipsecif_ctx;
  * host_out_ipsec or host_out_clear, drops in the out_* counters.
  * @param[in]     ctx the context.
  * @param[in,out] pkt a whole IPv4 or IPv6 packet (not a fragment when
- *                    transport mode applies).
+ *                    transport mode applies: ipsecif_reass_input() puts
+ *                    fragments together first, and ipsecif_frag_start()
+ *                    cuts the result for the path).
  * @param[in]     now current time, ms.
  * @param[out]    res what was done (may be NULL).
  * @retval IPSECIF_OK send the buffer.

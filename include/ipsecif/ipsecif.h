@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ipsecif/err.h"
+#include "ipsecif/frag.h"
 #include "ipsecif/host.h"
 #include "ipsecif/iface.h"
 #include "ipsecif/opts.h"

@@ -32,6 +32,7 @@ static const struct errtext errtexts[] = {
     {IPSECIF_ERR_ECN, "ECN: CE over not-ECT"},
     {IPSECIF_ERR_PROTO, "not an IPsec packet"},
     {IPSECIF_ERR_NESTED, "ipsec interfaces nested too deep"},
+    {IPSECIF_ERR_QUEUED, "fragment kept for reassembly"},
     {IPSECIF_ERR_PORT, "port callback failed"},
     {IPSECIF_ERR_CRYPTO, "crypto backend failed"},
     {IPSECIF_ERR_RANDOM, "random source failed"},

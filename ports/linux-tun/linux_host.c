@@ -13,8 +13,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +24,17 @@
 
 /* Packets read per wakeup before other descriptors get a turn. */
 #define HOST_BATCH 64
+
+/* One fragment or ICMP error: room in front for the ICMP headers. */
+#define OUT_HEAD 64
+#define OUT_BYTES (OUT_HEAD + 65536)
+
+/* The most an ICMP error quotes of the packet it answers (RFC 4443 2.4). */
+#define QUOTE_MAX (1280 - 48)
+
+/* Below these no path MTU is asked: every path carries them. */
+#define SAFE4 576u
+#define SAFE6 1280u
 
 /* ---- rtnetlink ---- */
 
@@ -350,15 +363,245 @@ static bool device_scoped(const uint8_t *p, size_t n)
     return false;
 }
 
+/* ---- Path MTU ---- */
+
+static size_t pmtu_slot(const struct ipsecif_addr *a)
+{
+    uint32_t h = 2166136261u;
+    size_t i;
+
+    for (i = 0; i < 16; i++) {
+        h = (h ^ a->bytes[i]) * 16777619u;
+    }
+    return (h ^ (h >> 16)) % IPSECIF_LINUX_HOST_PMTU_CACHE;
+}
+
+/* What the kernel knows of the path to dst in the main table (the mark's):
+ * a UDP socket connected there tells it. 0 when it cannot say. */
+static uint32_t pmtu_ask(struct ipsecif_linux_host *h, const struct ipsecif_addr *dst)
+{
+    int v = 0;
+    socklen_t vl = sizeof(v);
+
+    h->stats.pmtu_lookups++;
+    if (dst->family == IPSECIF_AF_INET && h->mtu4 >= 0) {
+        struct sockaddr_in sin;
+
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(9);
+        memcpy(&sin.sin_addr, dst->bytes, 4);
+        if (connect(h->mtu4, (const struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+            getsockopt(h->mtu4, IPPROTO_IP, IP_MTU, &v, &vl) < 0) {
+            return 0;
+        }
+    } else if (dst->family == IPSECIF_AF_INET6 && h->mtu6 >= 0) {
+        struct sockaddr_in6 sin6;
+
+        memset(&sin6, 0, sizeof(sin6));
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(9);
+        memcpy(&sin6.sin6_addr, dst->bytes, 16);
+        if (connect(h->mtu6, (const struct sockaddr *)&sin6, sizeof(sin6)) < 0 ||
+            getsockopt(h->mtu6, IPPROTO_IPV6, IPV6_MTU, &v, &vl) < 0) {
+            return 0;
+        }
+    } else {
+        return 0;
+    }
+    return v > 0 ? (uint32_t)v : 0;
+}
+
+static uint32_t pmtu_get(struct ipsecif_linux_host *h, const struct ipsecif_addr *dst, uint64_t now,
+                         bool fresh)
+{
+    struct ipsecif_linux_host_pmtu *e = &h->pmtu[pmtu_slot(dst)];
+
+    if (fresh || e->dst.family != dst->family || memcmp(e->dst.bytes, dst->bytes, 16) != 0 ||
+        now >= e->until) {
+        e->dst = *dst;
+        e->mtu = pmtu_ask(h, dst);
+        e->until = now + IPSECIF_LINUX_HOST_PMTU_TTL_MS;
+    }
+    return e->mtu;
+}
+
+/* ---- Sending what the library made ---- */
+
+/* The start of the packet as it came from the device, for an ICMP error. */
+struct orig {
+    uint8_t b[QUOTE_MAX];
+    size_t n;   /* bytes kept (0: none) */
+    size_t len; /* the packet's length */
+    bool whole; /* the host sent it whole (not reassembled here) */
+};
+
+static uint32_t next_id(struct ipsecif_linux_host *h)
+{
+    uint32_t id = 0;
+
+    if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id)) {
+        id = ++h->frag_id * 2654435761u;
+    }
+    return id;
+}
+
+/*
+ * A packet that IPsec made too big for the path and the host would rather
+ * hear of than have cut (see send_cut()): an ICMP error for the host, from
+ * the packet's destination, written to the device. false when no error is
+ * allowed or the MTU it would name is below the family's minimum.
+ */
+static bool send_toobig(struct ipsecif_linux_host *h, const struct orig *o, uint32_t pmtu,
+                        size_t out_len)
+{
+    struct ipsecif_addr from;
+    struct ipsecif_buf e;
+    size_t grow = out_len > o->len ? out_len - o->len : 0;
+    uint32_t mtu = pmtu > grow ? pmtu - (uint32_t)grow : 0;
+    bool v4;
+
+    if (o->n == 0) {
+        return false;
+    }
+    v4 = (o->b[0] >> 4) == 4;
+    if ((v4 && mtu < 68) || (!v4 && mtu < SAFE6)) {
+        return false;
+    }
+    memset(&from, 0, sizeof(from));
+    from.family = v4 ? IPSECIF_AF_INET : IPSECIF_AF_INET6;
+    memcpy(from.bytes, v4 ? o->b + 16 : o->b + 24, v4 ? 4 : 16);
+    memcpy(h->out + OUT_HEAD, o->b, o->n);
+    e.base = h->out;
+    e.cap = OUT_BYTES;
+    e.off = OUT_HEAD;
+    e.len = o->n;
+    if (ipsecif_frag_toobig(&e, &from, mtu) != IPSECIF_OK) {
+        return false;
+    }
+    h->stats.out_toobig++;
+    ipsecif_linux_host_deliver(h, &e);
+    if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+        ipsecif_posix_logf(IPSECIF_LOG_DEBUG,
+                           "host: %zu bytes after IPsec, path MTU %u: told the host MTU %u",
+                           out_len, pmtu, mtu);
+    }
+    return true;
+}
+
+/* Clear DF of an IPv4 header (its checksum follows). */
+static void clear_df(struct ipsecif_buf *b)
+{
+    uint8_t *p = ipsecif_buf_data(b);
+    size_t ihl = (size_t)(p[0] & 0x0f) * 4;
+    uint32_t s = 0;
+    size_t i;
+
+    p[6] &= (uint8_t)~0x40;
+    p[10] = 0;
+    p[11] = 0;
+    for (i = 0; i + 1 < ihl; i += 2) {
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    }
+    while (s >> 16) {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s = ~s & 0xffff;
+    p[10] = (uint8_t)(s >> 8);
+    p[11] = (uint8_t)s;
+}
+
+static void send_cut(struct ipsecif_linux_host *h, struct ipsecif_buf *b,
+                     const struct ipsecif_addr *dst, uint32_t mtu, const struct orig *o)
+{
+    struct ipsecif_frag f;
+    bool v6 = o->n > 0 && (o->b[0] >> 4) == 6;
+    bool df = o->n > 0 && !v6 && (o->b[6] & 0x40) != 0;
+    int rc;
+
+    /*
+     * What the host sent whole with DF (IPv4) or as an IPv6 packet that
+     * fitted its MTU gets the error, as Linux's own IPsec does it: the
+     * sender learns the smaller MTU (TCP sends smaller segments, others
+     * fragment before IPsec). What it had fragmented, it wanted cut.
+     */
+    if (o->whole && (df || v6) && send_toobig(h, o, mtu, b->len)) {
+        return;
+    }
+    rc = ipsecif_frag_start(&f, b, mtu, next_id(h));
+    if (rc == IPSECIF_ERR_TOOBIG) {
+        /* An IPv4 outer header with DF copied from inner IPv6 (which has
+         * no DF), or from an inner packet that gets no ICMP error: the
+         * outer header is ours and may be cut (RFC 4213 section 3.2). */
+        if (df) {
+            h->stats.out_frag_errors++;
+            return;
+        }
+        clear_df(b);
+        rc = ipsecif_frag_start(&f, b, mtu, next_id(h));
+    }
+    if (rc != IPSECIF_OK) {
+        h->stats.out_frag_errors++;
+        if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+            ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "host: %zu bytes, path MTU %u: not cut: %s",
+                               b->len, mtu, ipsecif_strerror(rc));
+        }
+        return;
+    }
+    h->stats.out_fragmented++;
+    for (;;) {
+        struct ipsecif_buf piece = {h->out, OUT_BYTES, OUT_HEAD, 0};
+
+        if (ipsecif_frag_next(&f, &piece) != IPSECIF_OK) {
+            break;
+        }
+        if (ipsecif_posix_outer_send_ip(&h->lx->outer, &piece, dst) == IPSECIF_OK) {
+            h->stats.out_fragments++;
+        }
+    }
+}
+
+/* Send b to dst: whole when the path takes it, else cut or refused. */
+static void send_out(struct ipsecif_linux_host *h, struct ipsecif_buf *b,
+                     const struct ipsecif_addr *dst, const struct orig *o, uint64_t now)
+{
+    uint32_t mtu = 0;
+    const uint8_t *p = ipsecif_buf_data(b);
+    bool v4 = b->len > 0 && (p[0] >> 4) == 4;
+
+    if (b->len > (v4 ? SAFE4 : SAFE6)) {
+        mtu = pmtu_get(h, dst, now, false);
+    }
+    if (mtu != 0 && b->len > mtu) {
+        send_cut(h, b, dst, mtu, o);
+        return;
+    }
+    if (ipsecif_posix_outer_send_ip(&h->lx->outer, b, dst) == IPSECIF_OK || errno != EMSGSIZE) {
+        return;
+    }
+    /* The route's MTU fell since it was asked. */
+    h->stats.pmtu_emsgsize++;
+    mtu = pmtu_get(h, dst, now, true);
+    if (mtu != 0 && b->len > mtu) {
+        send_cut(h, b, dst, mtu, o);
+    }
+}
+
 static void on_read(void *arg, int fd, short revents)
 {
     struct ipsecif_linux_host *h = arg;
     int i;
 
     (void)revents;
+    /* Datagrams whose time ran out free their slots even when no further
+     * fragment comes (nothing to do while none is pending). */
+    ipsecif_reass_expire(h->reass, ipsecif_posix_now_ms());
     for (i = 0; i < HOST_BATCH && h->lx->ctx != NULL; i++) {
         struct ipsecif_host_result res;
         struct ipsecif_buf b;
+        struct orig orig;
+        uint64_t frags;
+        uint64_t now;
         ssize_t n =
             read(fd, h->buf + IPSECIF_LINUX_HOST_HEADROOM,
                  sizeof(h->buf) - IPSECIF_LINUX_HOST_HEADROOM - IPSECIF_LINUX_HOST_TAILROOM);
@@ -376,7 +619,36 @@ static void on_read(void *arg, int fd, short revents)
         b.cap = sizeof(h->buf);
         b.off = IPSECIF_LINUX_HOST_HEADROOM;
         b.len = (size_t)n;
-        rc = ipsecif_host_output(h->lx->ctx, &b, ipsecif_posix_now_ms(), &res);
+        now = ipsecif_posix_now_ms();
+        frags = ipsecif_reass_stats_get(h->reass)->fragments;
+        rc = ipsecif_reass_input(h->reass, &b, now);
+        if (ipsecif_reass_stats_get(h->reass)->fragments != frags) {
+            h->stats.frag_in++;
+        }
+        if (rc == IPSECIF_ERR_QUEUED) {
+            continue;
+        }
+        if (rc != IPSECIF_OK) {
+            h->stats.frag_dropped++;
+            h->stats.rx_dropped++;
+            if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
+                ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "host: fragment dropped: %s",
+                                   ipsecif_strerror(rc));
+            }
+            continue;
+        }
+        if (b.base != h->buf) {
+            h->stats.reassembled++;
+        }
+        /* Kept for an ICMP error, should IPsec make it too big for a DF path. */
+        orig.n = 0;
+        orig.len = b.len;
+        orig.whole = b.base == h->buf;
+        if (b.len > 256) {
+            orig.n = b.len < sizeof(orig.b) ? b.len : sizeof(orig.b);
+            memcpy(orig.b, ipsecif_buf_data(&b), orig.n);
+        }
+        rc = ipsecif_host_output(h->lx->ctx, &b, now, &res);
         if (rc != IPSECIF_OK) {
             h->stats.rx_dropped++;
             if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
@@ -385,7 +657,7 @@ static void on_read(void *arg, int fd, short revents)
             }
             continue;
         }
-        (void)ipsecif_posix_outer_send_ip(&h->lx->outer, &b, &res.dst);
+        send_out(h, &b, &res.dst, &orig, now);
     }
 }
 
@@ -418,6 +690,73 @@ fail:
     return -1;
 }
 
+static int mtu_socket(int family)
+{
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int mark = (int)IPSECIF_LINUX_HOST_MARK;
+
+    /* The mark: the path of the daemon's own packets, not ipsech0's. */
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* The reassembler, the output buffer and the path MTU sockets. */
+static int frag_open(struct ipsecif_linux_host *h)
+{
+    struct ipsecif_reass_config c;
+    size_t n;
+
+    memset(&c, 0, sizeof(c));
+    c.slots = IPSECIF_LINUX_HOST_REASS_SLOTS;
+    c.frags = 256;
+    c.datagram_max = IPSECIF_REASS_DATAGRAM_MAX;
+    c.bytes_max = IPSECIF_LINUX_HOST_REASS_BYTES;
+    c.headroom = IPSECIF_LINUX_HOST_HEADROOM;
+    c.tailroom = IPSECIF_LINUX_HOST_TAILROOM;
+    n = ipsecif_reass_mem_size(&c);
+    h->reass_mem = malloc(n);
+    h->out = malloc(OUT_BYTES);
+    if (h->reass_mem == NULL || h->out == NULL ||
+        ipsecif_reass_init(&h->reass, h->reass_mem, n, &c) != IPSECIF_OK) {
+        errno = ENOMEM;
+        return -1;
+    }
+    h->mtu4 = mtu_socket(AF_INET);
+    h->mtu6 = mtu_socket(AF_INET6);
+    if (h->mtu4 < 0 || h->mtu6 < 0) {
+        /* Without them packets go whole, and the kernel's EMSGSIZE drops
+         * what is too big. */
+        ipsecif_posix_logf(IPSECIF_LOG_WARN, "host: path MTU socket: %s", strerror(errno));
+    }
+    (void)getrandom(&h->frag_id, sizeof(h->frag_id), GRND_NONBLOCK);
+    return 0;
+}
+
+static void frag_close(struct ipsecif_linux_host *h)
+{
+    if (h->mtu4 >= 0) {
+        close(h->mtu4);
+    }
+    if (h->mtu6 >= 0) {
+        close(h->mtu6);
+    }
+    h->mtu4 = -1;
+    h->mtu6 = -1;
+    free(h->reass_mem);
+    free(h->out);
+    h->reass_mem = NULL;
+    h->reass = NULL;
+    h->out = NULL;
+}
+
+const struct ipsecif_reass_stats *ipsecif_linux_host_reass_stats(const struct ipsecif_linux_host *h)
+{
+    return ipsecif_reass_stats_get(h->reass);
+}
+
 int ipsecif_linux_host_open(struct ipsecif_linux_host *h, struct ipsecif_linux *lx)
 {
     unsigned idx;
@@ -425,6 +764,8 @@ int ipsecif_linux_host_open(struct ipsecif_linux_host *h, struct ipsecif_linux *
     memset(h, 0, sizeof(*h));
     h->lx = lx;
     h->fd = -1;
+    h->mtu4 = -1;
+    h->mtu6 = -1;
     if (ipsecif_posix_outer_host_open(&lx->outer) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: AH and raw send sockets: %s", strerror(errno));
         return -1;
@@ -438,6 +779,10 @@ int ipsecif_linux_host_open(struct ipsecif_linux_host *h, struct ipsecif_linux *
                            errno == EBUSY ? "in use by another process" : strerror(errno));
         /* Not ours (another daemon's, perhaps): close must not touch it. */
         h->lx = NULL;
+        return -1;
+    }
+    if (frag_open(h) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: reassembly and path MTU: %s", strerror(errno));
         return -1;
     }
     /* Routes of a device without a process stay in use (they drop); IPv6
@@ -491,6 +836,7 @@ void ipsecif_linux_host_close(struct ipsecif_linux_host *h, bool remove)
         close(h->fd);
         h->fd = -1;
     }
+    frag_close(h);
     ipsecif_posix_logf(IPSECIF_LOG_INFO, "host: %s",
                        remove ? "rules, routes and " IPSECIF_LINUX_HOST_DEV " removed"
                               : "rules, routes and " IPSECIF_LINUX_HOST_DEV

@@ -279,7 +279,9 @@ int ipsecif_posix_outer_set_mark(struct ipsecif_posix_outer *o, uint32_t mark);
 /**
  * @brief Send a whole IPv4 or IPv6 packet as it is (header included) on
  *        the IPPROTO_RAW socket of its family, routed to dst.
- * @return 0, or ::IPSECIF_ERR_PORT (counted in ip_tx_errors).
+ * @return 0, or ::IPSECIF_ERR_PORT (counted in ip_tx_errors) with errno
+ *         as sendto() left it (EMSGSIZE: larger than the route's MTU; the
+ *         kernel does not cut these packets).
  */
 int ipsecif_posix_outer_send_ip(struct ipsecif_posix_outer *o, const struct ipsecif_buf *pkt,
                                 const struct ipsecif_addr *dst);

@@ -1058,6 +1058,7 @@ int ipsecif_posix_outer_send_ip(struct ipsecif_posix_outer *o, const struct ipse
 {
     struct sockaddr_storage to;
     socklen_t tolen;
+    int saved = EINVAL;
     int fd;
 
     memset(&to, 0, sizeof(to));
@@ -1087,6 +1088,7 @@ int ipsecif_posix_outer_send_ip(struct ipsecif_posix_outer *o, const struct ipse
     }
     if (sendto(fd, ipsecif_buf_data(pkt), pkt->len, MSG_DONTWAIT, (const struct sockaddr *)&to,
                tolen) < 0) {
+        saved = errno;
         if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
             ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "host send: %s", strerror(errno));
         }
@@ -1096,5 +1098,6 @@ int ipsecif_posix_outer_send_ip(struct ipsecif_posix_outer *o, const struct ipse
     return IPSECIF_OK;
 fail:
     o->stats.ip_tx_errors++;
+    errno = saved;
     return IPSECIF_ERR_PORT;
 }

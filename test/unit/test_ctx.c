@@ -177,6 +177,7 @@ static void test_strerror(void **state)
         IPSECIF_ERR_ECN,
         IPSECIF_ERR_PROTO,
         IPSECIF_ERR_NESTED,
+        IPSECIF_ERR_QUEUED,
         IPSECIF_ERR_PORT,
         IPSECIF_ERR_CRYPTO,
         IPSECIF_ERR_RANDOM,
