@@ -81,7 +81,7 @@
 /** Most packets the batch functions (ipsecif_if_output_batch(),
  *  ipsecif_input_batch()) take through their stages together, and the
  *  longest burst handed to the crypto backend; longer vectors go in
- *  slices of this many. Each costs about 200 bytes of stack per packet. */
+ *  slices of this many. The batch functions keep about 400 bytes of stack per packet of a slice. */
 #ifndef IPSECIF_BATCH_MAX
 #define IPSECIF_BATCH_MAX 32
 #endif
