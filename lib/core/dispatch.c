@@ -949,6 +949,7 @@ static size_t in_open_slice(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
     for (k = 0; k < n && k < IPSECIF_BATCH_MAX; k++) {
         struct in_slot *x = &s[k];
         struct ipsecif_buf *pkt = pkts[k];
+        struct ipsecif_buf view;
         int rc = IPSECIF_OK;
 
         x->ours = false;
@@ -958,6 +959,8 @@ static size_t in_open_slice(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
             x->rc = IPSECIF_ERR_ARG;
             continue;
         }
+        /* A slice that ends before this packet leaves it as it came. */
+        view = *pkt;
         if (metas == NULL) {
             rc = in_outer(ctx, pkt, &x->meta);
             x->m = &x->meta;
@@ -972,6 +975,7 @@ static size_t in_open_slice(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
         }
         if (rc == IN_HOST || rc == IN_HOST_PAYLOAD) {
             if (k > 0) {
+                *pkt = view;
                 break;
             }
             x->ours = false;
@@ -980,6 +984,7 @@ static size_t in_open_slice(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
         }
         if (rc == IPSECIF_OK) {
             if (in_must_split(s, k, x->ip.sa, pkt->len)) {
+                *pkt = view;
                 break;
             }
             rc = ipsecif_esp_in_prepare(ctx, x->ip.sa, pkt, &x->j);
