@@ -43,13 +43,6 @@ size_t ipsecif_addr_len(uint8_t family)
     return 0;
 }
 
-bool ipsecif_addr_eq(const struct ipsecif_addr *a, const struct ipsecif_addr *b)
-{
-    size_t n = ipsecif_addr_len(a->family);
-
-    return a->family == b->family && memcmp(a->bytes, b->bytes, n) == 0;
-}
-
 bool ipsecif_addr_is_unspec(const struct ipsecif_addr *a)
 {
     size_t n = ipsecif_addr_len(a->family);

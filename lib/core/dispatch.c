@@ -692,6 +692,12 @@ struct in_cache {
     struct ipsecif_if *ifp;
     struct ipsecif_sa *sa;
     uint32_t spi;
+    /* The inbound policy's verdict for (interface, next header, SA). */
+    struct ipsecif_if *pol_ifp;
+    const struct ipsecif_sa *pol_sa;
+    struct ipsecif_sp *pol_sp;
+    uint8_t pol_nh;
+    int pol_rc;
 };
 
 /* Stage 1: what ESP in UDP carries besides ESP (RFC 3948 section 2). */
@@ -784,14 +790,40 @@ static int in_front(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *me
 
 /* Stage 4: an interface takes it, the inbound policy allows it, the inner
  * header is sound and the interface is up. */
+/* The inbound policy check, or its verdict for the packet before when that
+ * came on the same interface (so the same outer addresses) with the same
+ * next header and SA: the SPD does not change during a batch. */
+static int in_policy(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                     const struct in_pkt *ip, struct in_cache *c, uint64_t now)
+{
+    struct ipsecif_sp *sp;
+    int rc;
+
+    if (c != NULL && c->pol_ifp == ip->ifp && c->pol_sa == ip->sa && c->pol_nh == ip->nh) {
+        if (c->pol_sp != NULL) {
+            c->pol_sp->pol.lastused = now;
+        }
+        return c->pol_rc;
+    }
+    rc = ipsecif_spd_check_in_sp(ctx, meta, ip->nh, ip->sa, now, &sp);
+    if (c != NULL) {
+        c->pol_ifp = ip->ifp;
+        c->pol_sa = ip->sa;
+        c->pol_sp = sp;
+        c->pol_nh = ip->nh;
+        c->pol_rc = rc;
+    }
+    return rc;
+}
+
 static int in_accept(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
-                     struct ipsecif_buf *pkt, struct in_pkt *ip, uint64_t now)
+                     struct ipsecif_buf *pkt, struct in_pkt *ip, struct in_cache *c, uint64_t now)
 {
     if ((ip->nh != IPSECIF_IPPROTO_IPV4 && ip->nh != IPSECIF_IPPROTO_IPV6) || ip->ifp == NULL) {
         /* Authentic, but no interface takes it: nothing allows it in. */
         return IPSECIF_ERR_POLICY;
     }
-    if (ipsecif_spd_check_in(ctx, meta, ip->nh, ip->sa, now) != IPSECIF_OK) {
+    if (in_policy(ctx, meta, ip, c, now) != IPSECIF_OK) {
         return IPSECIF_ERR_POLICY;
     }
     if (ipsecif_inner_parse(pkt, &ip->in) != IPSECIF_OK || ip->in.nh != ip->nh) {
@@ -827,7 +859,7 @@ static int in_ecn(const struct ipsecif_outer_meta *meta, struct ipsecif_buf *pkt
  * the use, accept, ECN; then the packet is delivered or the drop counted. */
 static int in_back(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
                    struct ipsecif_buf *pkt, struct in_pkt *ip, struct ipsecif_esp_job *j, int rc,
-                   uint64_t now)
+                   struct in_cache *c, uint64_t now)
 {
     if (j != NULL) {
         rc = ipsecif_esp_in_finish(ctx, ip->sa, pkt, j, &ip->nh);
@@ -836,7 +868,7 @@ static int in_back(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *met
         ip->sa->stats.packets++;
         ip->sa->stats.bytes += pkt->len;
         (void)ipsecif_sadb_account(ctx, ip->sa, pkt->len, now);
-        rc = in_accept(ctx, meta, pkt, ip, now);
+        rc = in_accept(ctx, meta, pkt, ip, c, now);
     }
     if (rc == IPSECIF_OK) {
         rc = in_ecn(meta, pkt, ip);
@@ -885,10 +917,10 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
         rc = ipsecif_esp_in_prepare(ctx, ip.sa, pkt, &j);
         if (rc == IPSECIF_OK) {
             ipsecif_esp_crypto(ctx->port->crypto, ip.sa, &jp, 1, false);
-            return in_back(ctx, meta, pkt, &ip, &j, rc, now);
+            return in_back(ctx, meta, pkt, &ip, &j, rc, NULL, now);
         }
     }
-    return in_back(ctx, meta, pkt, &ip, NULL, rc, now);
+    return in_back(ctx, meta, pkt, &ip, NULL, rc, NULL, now);
 }
 
 /* One packet of an input batch between the stages. */
@@ -943,9 +975,10 @@ static size_t in_open_slice(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
                             struct ipsecif_buf *const *pkts, size_t n, struct in_slot *s,
                             uint64_t now)
 {
-    struct in_cache c = {NULL, NULL, NULL, 0};
+    struct in_cache c;
     size_t k;
 
+    memset(&c, 0, sizeof(c));
     for (k = 0; k < n && k < IPSECIF_BATCH_MAX; k++) {
         struct in_slot *x = &s[k];
         struct ipsecif_buf *pkt = pkts[k];
@@ -1020,6 +1053,7 @@ static int in_batch(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *me
                     struct ipsecif_buf *const *pkts, size_t n, uint64_t now, int *results)
 {
     struct in_slot s[IPSECIF_BATCH_MAX];
+    struct in_cache pc;
     size_t i = 0, k, m;
     int ok = 0;
 
@@ -1033,6 +1067,7 @@ static int in_batch(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *me
     while (i < n) {
         m = in_open_slice(ctx, metas != NULL ? metas + i : NULL, pkts + i, n - i, s, now);
         in_crypto(ctx, s, m);
+        memset(&pc, 0, sizeof(pc));
         for (k = 0; k < m; k++) {
             struct in_slot *x = &s[k];
             int rc = x->rc;
@@ -1041,7 +1076,8 @@ static int in_batch(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *me
                 COUNT(ctx, x->ip.ifp, in_natt_keepalive);
                 rc = IPSECIF_OK;
             } else if (x->ours) {
-                rc = in_back(ctx, x->m, pkts[i + k], &x->ip, x->opened ? &x->j : NULL, rc, now);
+                rc =
+                    in_back(ctx, x->m, pkts[i + k], &x->ip, x->opened ? &x->j : NULL, rc, &pc, now);
             }
             ok += rc == IPSECIF_OK;
             if (results != NULL) {
