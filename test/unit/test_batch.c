@@ -464,6 +464,31 @@ static void test_byte_limit(void **state)
     twin_down(&w[1]);
 }
 
+/* Sequence numbers running out inside a vector: the SA dies at the same
+ * packet as with single calls (numbers up to 2^32 - 1 used, none twice). */
+static void test_seqwrap(void **state)
+{
+    struct twin w[2];
+    size_t i, k;
+
+    (void)state;
+    for (k = 0; k < 2; k++) {
+        twin_up(&w[k], &algos[0], 0);
+        for (i = 0; i < w[k].a.t.ctx->sadb.n; i++) {
+            struct ipsecif_sa *sa = &w[k].a.t.ctx->sadb.tab[i];
+
+            if (sa->in_use && sa->spi == 0x100) {
+                sa->seq_out = 0xffffffffu - 5;
+            }
+        }
+    }
+    output_both(w, 20, false, true);
+    assert_true(ipsecif_stats_get(w[1].a.t.ctx)->out_seqwrap == 1);
+    assert_true(ipsecif_stats_get(w[1].a.t.ctx)->out_success < 20);
+    twin_down(&w[0]);
+    twin_down(&w[1]);
+}
+
 /* Arguments: a bad vector is refused whole, a bad packet alone. */
 static void test_args(void **state)
 {
@@ -497,11 +522,9 @@ static void test_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_as_single),
-        cmocka_unit_test(test_sequence_contiguous),
-        cmocka_unit_test(test_replay_in_burst),
-        cmocka_unit_test(test_byte_limit),
-        cmocka_unit_test(test_args),
+        cmocka_unit_test(test_same_as_single),  cmocka_unit_test(test_sequence_contiguous),
+        cmocka_unit_test(test_replay_in_burst), cmocka_unit_test(test_byte_limit),
+        cmocka_unit_test(test_seqwrap),         cmocka_unit_test(test_args),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
