@@ -27,12 +27,13 @@ static size_t pad_align(const struct ipsecif_sa *sa)
 }
 
 /* Padding that makes payload + pad length + next header a multiple of the
- * alignment. */
+ * alignment. Every alignment in the tables (4, 8, 16) is a power of two: a
+ * mask instead of two divisions per packet. */
 static size_t pad_len(const struct ipsecif_sa *sa, size_t len)
 {
     size_t a = pad_align(sa);
 
-    return (a - (len + 2) % a) % a;
+    return (0 - (len + 2)) & (a - 1);
 }
 
 size_t ipsecif_esp_overhead(const struct ipsecif_sa *sa, size_t len)
