@@ -6,6 +6,12 @@
  *     sizes in the same crypto library, once per crypto backend (Mbed TLS,
  *     and OpenSSL and intel-ipsec-mb when built), then the raw ciphers and
  *     the ESP paths of the libraries against each other.
+ *  1d. The batch path (ipsecif_if_output_batch on A, ipsecif_input_batch
+ *     on B, vectors of 32) against each library's raw AES-128-GCM run in
+ *     the same burst shape (32 seals, then 32 opens; for intel-ipsec-mb the
+ *     faster of its job API and its direct API), at 64 and 1400 bytes,
+ *     beside part 1's per-packet ratios, with the targets (ESP/raw <= 1.25
+ *     at 64 bytes, <= 1.05 at 1400) and whether they are met.
  *  2. The same per-packet path with 1, 1000 and 100000 interfaces installed
  *     (each with its tunnel, four policies and two SAs), relative to 1.
  *  3. Heap allocations per packet, counted by replacing malloc and friends
@@ -1149,8 +1155,8 @@ static int part_batch(struct backend *be, unsigned iters, unsigned reps)
         failed = 1;
         goto out;
     }
-    printf("   %-6s %-12s %-12s %-12s %-13s %-13s %-7s %s\n", "bytes", "per-packet", "batch ns/pkt",
-           "raw ns/pkt", "batch ESP/raw", "target", "met", "(per-packet ESP/raw from part 1)");
+    printf("   %-6s %-19s %-13s %-11s %-14s %-8s %s\n", "bytes", "per-packet ESP/raw",
+           "batch ns/pkt", "raw ns/pkt", "batch ESP/raw", "target", "met");
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         double esp_ns[16], raw_ns[16], ratio[16];
         double target = sizes[i] == 64 ? TARGET_64 : TARGET_1400;
@@ -1179,8 +1185,8 @@ static int part_batch(struct backend *be, unsigned iters, unsigned reps)
             continue;
         }
         q = median(ratio, reps);
-        printf("   %-6zu %-12.2f %-12.0f %-12.0f %-13.2f <= %-10.2f %-7s\n", sizes[i], pp,
-               median(esp_ns, reps), median(raw_ns, reps), q, target, q <= target ? "yes" : "NO");
+        printf("   %-6zu %-19.2f %-13.0f %-11.0f %-14.2f <= %-5.2f %s\n", sizes[i], pp,
+               median(esp_ns, reps), median(raw_ns, reps), q, target, q <= target ? "yes" : "no");
         fflush(stdout);
     }
 out:
@@ -1338,7 +1344,8 @@ int main(int argc, char **argv)
     printf("\n1d. Batch path: ipsecif_if_output_batch (A) + ipsecif_input_batch (B) against the\n"
            "   raw cipher in the same burst shape (n seals, then n opens), per backend;\n"
            "   AES-128-GCM-16, IPv4 in IPv4; medians of %u rounds (ESP/raw: of the per-round\n"
-           "   ratios); targets ESP/raw <= %.2f at 64 bytes, <= %.2f at 1400 bytes\n",
+           "   ratios); per-packet ESP/raw is part 1's; targets ESP/raw <= %.2f at 64 bytes,\n"
+           "   <= %.2f at 1400 bytes (printed, not enforced)\n",
            reps, TARGET_64, TARGET_1400);
     for (size_t k = 0; k < NBACKENDS; k++) {
         failed |= part_batch(&backends[k], iters, reps);
