@@ -237,6 +237,52 @@ void *ipsecif_if_get_user(const struct ipsecif_if *ifp);
 int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
                       uint64_t now);
 
+/**
+ * @brief Encapsulate and protect a vector of inner packets, each as
+ *        ipsecif_if_output() would, with the lookups and the crypto shared.
+ *
+ * Each packet gets exactly the verdict, the counters (global, interface,
+ * SA) and, when sent, the outer packet that ipsecif_if_output() called n
+ * times in vector order would give: a packet that fails affects no other,
+ * the others still go. The packets are taken in slices of up to
+ * ::IPSECIF_BATCH_MAX: each slice is checked and framed in order (so the
+ * packets of one SA get consecutive sequence numbers, taken in vector
+ * order), the crypto backend gets the packets of each SA in the slice as
+ * one burst (its aead_seal_burst when it has one), then the outer headers
+ * are added and send_outer is called in vector order. ICMP errors
+ * (deliver_icmp) and ACQUIREs for refused packets can thus come before the
+ * sends of packets ahead of them in the same slice. A slice ends early
+ * where one more packet could change what the packets behind find (an
+ * SA's sequence numbers or byte limits about to run out), so lifetimes and
+ * expiry act at the same packet as with single calls.
+ *
+ * A packet whose sequence number was taken and whose crypto then fails
+ * (::IPSECIF_ERR_CRYPTO) leaves that number unused; with single calls the
+ * next packet would carry it. Receivers accept such gaps.
+ *
+ * Ownership: the library keeps no pointer after the call. Each buffer is
+ * processed in place as with ipsecif_if_output() and is valid for the
+ * caller again on return; the content of a packet that was not sent is
+ * undefined.
+ * @param[in]     ctx     the context.
+ * @param[in]     ifp     the interface of every packet, or NULL to take ifps[i].
+ * @param[in]     ifps    with ifp NULL: the interface of each packet (interfaces
+ *                        may alternate freely); ignored otherwise.
+ * @param[in,out] pkts    the n inner packets (distinct buffers).
+ * @param[in]     n       how many.
+ * @param[in]     now     current time, ms.
+ * @param[out]    results NULL, or n verdicts: results[i] is what
+ *                        ipsecif_if_output() would return for pkts[i]
+ *                        (::IPSECIF_ERR_ARG, not counted, for a NULL or
+ *                        invalid buffer or interface).
+ * @return the number of packets sent (0..n), or ::IPSECIF_ERR_ARG when ctx
+ *         is not a context, pkts is NULL (n > 0), or both ifp and ifps are
+ *         NULL (n > 0); then nothing was processed.
+ */
+int ipsecif_if_output_batch(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                            struct ipsecif_if *const *ifps, struct ipsecif_buf *const *pkts,
+                            size_t n, uint64_t now, int *results);
+
 /** Default nesting limit: a packet passes one interface's output only, as
  *  NetBSD's max_ipsec_nesting. */
 #define IPSECIF_MAX_NESTING_DEFAULT 1

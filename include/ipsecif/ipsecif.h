@@ -156,6 +156,63 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
                       struct ipsecif_buf *pkt, uint64_t now);
 
 /**
+ * @brief Process a vector of outer packets, each as ipsecif_input() would,
+ *        with the lookups and the crypto shared.
+ *
+ * Each packet gets exactly the verdict and the counters (global,
+ * interface, SA) that ipsecif_input() called n times in vector order would
+ * give, and the packets delivered (deliver_inner) are delivered in vector
+ * order; one that fails affects no other. The packets are taken in slices
+ * of up to ::IPSECIF_BATCH_MAX: each slice is parsed, its SAs found and
+ * every packet checked against its SA's replay window (before any crypto),
+ * then the crypto backend gets the packets of each SA as one burst (its
+ * aead_open_burst when it has one), then, in vector order, each packet
+ * whose tag verified is checked against the window again as the packets
+ * ahead of it have left it, and only then the window moves (RFC 4303
+ * section 3.4.3), before the policy check and the delivery. So a
+ * duplicate within one vector is refused as a replay, a packet whose tag
+ * fails leaves the window as it was and does not hurt the others, and a
+ * packet the window has passed meanwhile is a replay. Host traffic (AH, ESP
+ * no interface claims) goes through ipsecif_input() on its own, in order.
+ *
+ * A duplicate or late packet refused only at the second check was
+ * decrypted first; the content of a packet that was not delivered is
+ * undefined.
+ *
+ * Ownership: the library keeps no pointer after the call; buffers are
+ * processed in place and are the caller's again on return.
+ * @param[in]     ctx     the context.
+ * @param[in,out] pkts    the n outer packets, each from its IP header (distinct buffers).
+ * @param[in]     n       how many.
+ * @param[in]     now     current time, ms.
+ * @param[out]    results NULL, or n verdicts: results[i] is what
+ *                        ipsecif_input() would return for pkts[i].
+ * @return the number of packets that got ::IPSECIF_OK (delivered, or
+ *         keepalives consumed), or ::IPSECIF_ERR_ARG when ctx is not a
+ *         context or pkts is NULL with n > 0 (nothing processed).
+ */
+int ipsecif_input_batch(struct ipsecif_ctx *ctx, struct ipsecif_buf *const *pkts, size_t n,
+                        uint64_t now, int *results);
+
+/**
+ * @brief ipsecif_input_esp() for a vector: packets whose outer IP header
+ *        the socket removed, each with its own meta.
+ *
+ * As ipsecif_input_batch() in every other respect; results[i] is what
+ * ipsecif_input_esp() would return for metas[i] and pkts[i].
+ * @param[in]     ctx     the context.
+ * @param[in]     metas   n outer descriptions, as for ipsecif_input_esp().
+ * @param[in,out] pkts    the n packets, each from its ESP header (or UDP payload).
+ * @param[in]     n       how many.
+ * @param[in]     now     current time, ms.
+ * @param[out]    results NULL, or n verdicts.
+ * @return the number that got ::IPSECIF_OK, or ::IPSECIF_ERR_ARG when ctx is
+ *         not a context or pkts or metas is NULL with n > 0.
+ */
+int ipsecif_input_esp_batch(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *metas,
+                            struct ipsecif_buf *const *pkts, size_t n, uint64_t now, int *results);
+
+/**
  * @brief Process an outer packet whose IP header the socket removed (IPv6
  *        raw sockets, UDP sockets): the library puts back an IP header made
  *        from meta (addresses, tos, ttl; no extension headers), and for ESP

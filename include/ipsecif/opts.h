@@ -78,8 +78,19 @@
 #define IPSECIF_PFKEY_MSG_MAX 4096
 #endif
 
+/** Most packets the batch functions (ipsecif_if_output_batch(),
+ *  ipsecif_input_batch()) take through their stages together, and the
+ *  longest burst handed to the crypto backend; longer vectors go in
+ *  slices of this many. The batch functions keep about 400 bytes of stack per packet of a slice. */
+#ifndef IPSECIF_BATCH_MAX
+#define IPSECIF_BATCH_MAX 32
+#endif
+
 /** @} */
 
+#if IPSECIF_BATCH_MAX < 1 || IPSECIF_BATCH_MAX > 256
+#error "IPSECIF_BATCH_MAX must be in 1..256"
+#endif
 #if (IPSECIF_REPLAY_WINDOW_MAX % 32) != 0 || IPSECIF_REPLAY_WINDOW_MAX < 32
 #error "IPSECIF_REPLAY_WINDOW_MAX must be a positive multiple of 32"
 #endif

@@ -29,10 +29,28 @@ extern "C" {
  */
 
 /**
+ * @brief One AEAD operation of a burst (see ipsecif_crypto_ops::aead_seal_burst):
+ *        the arguments of one aead_seal or aead_open call, and its result.
+ */
+struct ipsecif_aead_op {
+    const uint8_t *nonce; /**< salt || IV, nonce_len bytes. */
+    const uint8_t *aad;   /**< Additional data, aad_len bytes (NULL when 0). */
+    uint8_t *data;        /**< Plaintext or ciphertext, len bytes, in place. */
+    uint8_t *tag;         /**< Seal: written; open: read only. tag_len bytes. */
+    size_t nonce_len;     /**< Nonce length (12 for every ESP AEAD). */
+    size_t aad_len;       /**< AAD length. */
+    size_t len;           /**< Data length (0 for AES-GMAC). */
+    size_t tag_len;       /**< Tag length. */
+    int rc;               /**< Out: the result aead_seal or aead_open would return. */
+};
+
+/**
  * @brief Crypto operations on a per-SA key slot.
  *
  * The slot is IPSECIF_CRYPTO_SLOT_SIZE bytes inside the SA, 16-byte aligned.
- * All operations work in place. All members are required.
+ * All operations work in place. All members are required except the burst
+ * operations aead_seal_burst and aead_open_burst: when they are NULL the
+ * core runs aead_seal and aead_open once per packet.
  */
 struct ipsecif_crypto_ops {
     /** Bytes of slot this backend needs; checked at ipsecif_init(). */
@@ -63,6 +81,20 @@ struct ipsecif_crypto_ops {
     int (*cbc)(void *slot, int enc, const uint8_t *iv, uint8_t *data, size_t len);
     /** HMAC over data[0..len), truncated to out_len bytes. */
     int (*mac)(void *slot, const uint8_t *data, size_t len, uint8_t *out, size_t out_len);
+    /**
+     * Optional. Seal ops[0..n) under this one slot, each exactly as
+     * aead_seal would (n >= 1, the buffers of different ops do not overlap),
+     * and store each op's result in its rc (0 or ::IPSECIF_ERR_CRYPTO). The
+     * ops may run in any order or in parallel; all are done on return.
+     */
+    void (*aead_seal_burst)(void *slot, struct ipsecif_aead_op *ops, size_t n);
+    /**
+     * Optional. Open ops[0..n) under this one slot, each exactly as
+     * aead_open would; each op's rc is 0, ::IPSECIF_ERR_AUTH or
+     * ::IPSECIF_ERR_CRYPTO. A tag that fails affects only its own op (its
+     * data is wiped or left as it was, never partly released).
+     */
+    void (*aead_open_burst)(void *slot, struct ipsecif_aead_op *ops, size_t n);
 };
 
 /**

@@ -75,7 +75,21 @@ int ipsecif_ct_memeq(const void *a, const void *b, size_t n);
 void ipsecif_wipe(void *p, size_t n);
 
 /* ---- Addresses ---- */
-bool ipsecif_addr_eq(const struct ipsecif_addr *a, const struct ipsecif_addr *b);
+/* Inline: every lookup compares addresses, and constant-size compares
+ * become a load or two. */
+static inline bool ipsecif_addr_eq(const struct ipsecif_addr *a, const struct ipsecif_addr *b)
+{
+    if (a->family != b->family) {
+        return false;
+    }
+    if (a->family == IPSECIF_AF_INET) {
+        return memcmp(a->bytes, b->bytes, 4) == 0;
+    }
+    if (a->family == IPSECIF_AF_INET6) {
+        return memcmp(a->bytes, b->bytes, 16) == 0;
+    }
+    return true;
+}
 bool ipsecif_addr_is_unspec(const struct ipsecif_addr *a);
 size_t ipsecif_addr_len(uint8_t family); /* 4, 16, or 0 */
 /* Does addr fall in prefix/plen? Families must match. */

@@ -27,12 +27,13 @@ static size_t pad_align(const struct ipsecif_sa *sa)
 }
 
 /* Padding that makes payload + pad length + next header a multiple of the
- * alignment. */
+ * alignment. Every alignment in the tables (4, 8, 16) is a power of two: a
+ * mask instead of two divisions per packet. */
 static size_t pad_len(const struct ipsecif_sa *sa, size_t len)
 {
     size_t a = pad_align(sa);
 
-    return (a - (len + 2) % a) % a;
+    return (0 - (len + 2)) & (a - 1);
 }
 
 size_t ipsecif_esp_overhead(const struct ipsecif_sa *sa, size_t len)
@@ -85,35 +86,6 @@ static void gmac_unshift(uint8_t *hdr, const uint8_t saved[4])
     memcpy(hdr - 4, saved, 4);
 }
 
-/* The GMAC tag over hdr[0..len), with seq hi spliced in for ESN. */
-static int gmac_run(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
-                    size_t len, uint64_t seq, uint8_t *icv, bool seal)
-{
-    uint8_t nonce[NONCE_LEN];
-    uint8_t saved[4] = {0, 0, 0, 0};
-    const uint8_t *aad = hdr;
-    size_t aad_len = len;
-    int rc;
-
-    make_nonce(sa, hdr + ESP_HDR, nonce);
-    if (is_esn(sa)) {
-        gmac_shift(hdr, (uint32_t)(seq >> 32), saved);
-        aad = hdr - 4;
-        aad_len += 4;
-    }
-    if (seal) {
-        rc = ops->aead_seal(sa->slot, nonce, NONCE_LEN, aad, aad_len, hdr + len, 0, icv,
-                            sa->icv_len);
-    } else {
-        rc = ops->aead_open(sa->slot, nonce, NONCE_LEN, aad, aad_len, hdr + len, 0, icv,
-                            sa->icv_len);
-    }
-    if (is_esn(sa)) {
-        gmac_unshift(hdr, saved);
-    }
-    return rc;
-}
-
 /*
  * HMAC over hdr[0..len) and, for ESN, seq hi. The 4 bytes of seq hi are
  * written at hdr[len], where the ICV goes: the ICV is at least 12 bytes and
@@ -129,9 +101,10 @@ static int hmac_run(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
     return ops->mac(sa->slot, hdr, len, out, sa->icv_len);
 }
 
-/* What ESP output checks before it looks at the packet. */
+/* What ESP output checks before it looks at the packet; seq is the number
+ * the packet is to carry. */
 static int out_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
-                     const struct ipsecif_buf *pkt)
+                     const struct ipsecif_buf *pkt, uint64_t seq)
 {
     if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || ctx->port == NULL ||
         ctx->port->crypto == NULL) {
@@ -141,7 +114,7 @@ static int out_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
         return IPSECIF_ERR_INTERNAL;
     }
     /* Without ESN the counter must not wrap past 2^32 - 1 (RFC 4303 3.3.3). */
-    if (is_esn(sa) ? sa->seq_out == UINT64_MAX : sa->seq_out >= 0xffffffffu) {
+    if (seq == 0 || (!is_esn(sa) && seq > 0xffffffffu)) {
         return IPSECIF_ERR_SEQWRAP;
     }
     return IPSECIF_OK;
@@ -169,105 +142,131 @@ static uint8_t *frame(const struct ipsecif_sa *sa, struct ipsecif_buf *pkt, size
     return hdr;
 }
 
-static int seal_aead(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
-                     size_t body_len, uint64_t seq)
+/* The AEAD call of an AEAD or GMAC job: data, AAD and tag in the packet
+ * or in the job. GMAC with ESN authenticates the header with seq hi
+ * spliced in (gmac_shift, undone by job_unshift). */
+static void job_aead(struct ipsecif_sa *sa, struct ipsecif_esp_job *j, size_t auth_len)
 {
     size_t hlen = ESP_HDR + sa->iv_len;
-    uint8_t nonce[NONCE_LEN];
-    uint8_t aad[12];
-    size_t aad_len;
-    int rc;
+    struct ipsecif_aead_op *op = &j->op;
 
-    /* A counter never repeats under one key, as GCM and ChaCha20 demand
-     * (RFC 4106 section 3.1, RFC 7634 section 2). */
-    ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
-    make_nonce(sa, hdr + ESP_HDR, nonce);
-    aad_len = make_aad(sa, hdr, seq, aad);
-    rc = ops->aead_seal(sa->slot, nonce, NONCE_LEN, aad, aad_len, hdr + hlen, body_len,
-                        hdr + hlen + body_len, sa->icv_len);
-    ipsecif_wipe(nonce, sizeof(nonce));
-    return rc;
-}
-
-/* CBC (or NULL) encryption with the IV fetched by the caller, then HMAC. */
-static int seal_cbc_mac(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
-                        size_t body_len, uint64_t seq, uint8_t *iv)
-{
-    size_t hlen = ESP_HDR + sa->iv_len;
-    uint8_t mac[MAC_MAX];
-    int rc = 0;
-
-    if (is_cbc(sa)) {
-        memcpy(hdr + ESP_HDR, iv, sa->iv_len);
-        rc = ops->cbc(sa->slot, 1, iv, hdr + hlen, body_len);
-    }
-    if (rc == 0 && sa->aalg != IPSECIF_AALG_NONE) {
-        /* Computed aside: with ESN the MAC input runs into the ICV. */
-        rc = hmac_run(ops, sa, hdr, hlen + body_len, seq, mac);
-        if (rc == 0) {
-            memcpy(hdr + hlen + body_len, mac, sa->icv_len);
-        }
-    }
-    return rc;
-}
-
-/* Encrypt and authenticate the framed packet at hdr; nonzero on failure. */
-static int seal(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
-                size_t body_len, uint64_t seq, uint8_t *iv)
-{
-    size_t hlen = ESP_HDR + sa->iv_len;
-
+    make_nonce(sa, j->hdr + ESP_HDR, j->nonce);
+    op->nonce = j->nonce;
+    op->nonce_len = NONCE_LEN;
+    op->tag = j->hdr + auth_len;
+    op->tag_len = sa->icv_len;
+    op->rc = IPSECIF_ERR_CRYPTO;
     if (sa->aead == IPSECIF_XFORM_AEAD) {
-        return seal_aead(ops, sa, hdr, body_len, seq);
+        op->aad_len = make_aad(sa, j->hdr, j->seq, j->aad);
+        op->aad = j->aad;
+        op->data = j->hdr + hlen;
+        op->len = auth_len - hlen;
+        return;
     }
-    if (sa->aead == IPSECIF_XFORM_GMAC) {
-        ipsecif_store64(hdr + ESP_HDR, seq ^ sa->iv_base);
-        return gmac_run(ops, sa, hdr, hlen + body_len, seq, hdr + hlen + body_len, true);
+    op->aad = j->hdr;
+    op->aad_len = auth_len;
+    op->data = j->hdr + auth_len;
+    op->len = 0;
+    if (is_esn(sa)) {
+        gmac_shift(j->hdr, (uint32_t)(j->seq >> 32), j->saved);
+        op->aad = j->hdr - 4;
+        op->aad_len += 4;
+        j->shifted = true;
     }
-    return seal_cbc_mac(ops, sa, hdr, body_len, seq, iv);
 }
 
-int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
-                       uint8_t next_header)
+static void job_unshift(struct ipsecif_esp_job *j)
 {
-    uint8_t iv[IV_MAX];
-    size_t pad, head_need, off0, len0;
-    uint8_t *hdr;
-    uint64_t seq;
+    if (j->shifted) {
+        gmac_unshift(j->hdr, j->saved);
+        j->shifted = false;
+    }
+}
+
+int ipsecif_esp_out_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                            uint8_t next_header, uint64_t seq, struct ipsecif_esp_job *j)
+{
+    size_t pad, head_need;
     int rc;
 
-    rc = out_check(ctx, sa, pkt);
+    rc = out_check(ctx, sa, pkt, seq);
     if (rc != IPSECIF_OK) {
         return rc;
     }
-    seq = sa->seq_out + 1;
     pad = pad_len(sa, pkt->len);
     head_need = ESP_HDR + sa->iv_len + (sa->aead == IPSECIF_XFORM_GMAC && is_esn(sa) ? 4 : 0);
     if (!ipsecif_buf_room(pkt, head_need, pad + 2 + sa->icv_len)) {
         return IPSECIF_ERR_NOROOM;
     }
+    j->shifted = false;
     /* CBC needs an unpredictable IV (RFC 3602 section 2.1). Fetch it before
      * touching the packet so a failure leaves everything as it was. */
-    if (is_cbc(sa) && ctx->port->random(ctx->user, iv, sa->iv_len) != 0) {
-        ipsecif_wipe(iv, sizeof(iv));
+    if (is_cbc(sa) && ctx->port->random(ctx->user, j->iv, sa->iv_len) != 0) {
+        ipsecif_wipe(j->iv, sizeof(j->iv));
         return IPSECIF_ERR_RANDOM;
     }
-    off0 = pkt->off;
-    len0 = pkt->len;
-    hdr = frame(sa, pkt, pad, seq, next_header);
-    rc = seal(ctx->port->crypto, sa, hdr, len0 + pad + 2, seq, iv);
-    ipsecif_wipe(iv, sizeof(iv));
-    if (rc != 0) {
-        pkt->off = off0;
-        pkt->len = len0;
-        return IPSECIF_ERR_CRYPTO;
+    j->seq = seq;
+    j->off0 = pkt->off;
+    j->len0 = pkt->len;
+    j->body_len = pkt->len + pad + 2;
+    j->hdr = frame(sa, pkt, pad, seq, next_header);
+    if (sa->aead != IPSECIF_XFORM_CIPHER_MAC) {
+        /* A counter never repeats under one key, as GCM and ChaCha20 demand
+         * (RFC 4106 section 3.1, RFC 7634 section 2). */
+        ipsecif_store64(j->hdr + ESP_HDR, seq ^ sa->iv_base);
+        job_aead(sa, j, ESP_HDR + sa->iv_len + j->body_len);
     }
-    sa->seq_out = seq;
     return IPSECIF_OK;
 }
 
-/* The backend's AEAD open result as a verdict. */
-static int open_verdict(int rc)
+/* CBC (or NULL) encryption with the IV fetched at prepare, then HMAC. */
+static int seal_cbc_mac(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
+                        struct ipsecif_esp_job *j)
+{
+    size_t hlen = ESP_HDR + sa->iv_len;
+    uint8_t *hdr = j->hdr;
+    uint8_t mac[MAC_MAX];
+    int rc = 0;
+
+    if (is_cbc(sa)) {
+        memcpy(hdr + ESP_HDR, j->iv, sa->iv_len);
+        rc = ops->cbc(sa->slot, 1, j->iv, hdr + hlen, j->body_len);
+    }
+    if (rc == 0 && sa->aalg != IPSECIF_AALG_NONE) {
+        /* Computed aside: with ESN the MAC input runs into the ICV. */
+        rc = hmac_run(ops, sa, hdr, hlen + j->body_len, j->seq, mac);
+        if (rc == 0) {
+            memcpy(hdr + hlen + j->body_len, mac, sa->icv_len);
+        }
+    }
+    return rc;
+}
+
+/* Verify a CBC/NULL + HMAC packet (nothing to verify without HMAC). */
+static int verify_mac(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
+                      struct ipsecif_esp_job *j)
+{
+    size_t auth_len = j->len0 - sa->icv_len; /* header .. next header */
+    uint8_t *icv = j->hdr + auth_len;
+    uint8_t saved[MAC_MAX];
+    uint8_t mac[MAC_MAX];
+    int rc;
+
+    if (sa->aalg == IPSECIF_AALG_NONE) {
+        return IPSECIF_OK;
+    }
+    /* seq hi borrows the ICV's first bytes: keep the received ICV aside. */
+    memcpy(saved, icv, sa->icv_len);
+    rc = hmac_run(ops, sa, j->hdr, auth_len, j->seq, mac);
+    memcpy(icv, saved, sa->icv_len);
+    if (rc != 0) {
+        return IPSECIF_ERR_CRYPTO;
+    }
+    return ipsecif_ct_memeq(mac, saved, sa->icv_len) ? IPSECIF_OK : IPSECIF_ERR_AUTH;
+}
+
+/* The backend's AEAD result as a verdict. */
+static int aead_verdict(int rc)
 {
     if (rc == 0) {
         return IPSECIF_OK;
@@ -275,42 +274,95 @@ static int open_verdict(int rc)
     return rc == IPSECIF_ERR_AUTH ? IPSECIF_ERR_AUTH : IPSECIF_ERR_CRYPTO;
 }
 
-/* Verify the ICV (and, for AEAD, decrypt). No state changes here. */
-static int verify(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
-                  size_t len, uint64_t seq)
+/* One AEAD job through the single-packet op. */
+static void run_one(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
+                    struct ipsecif_aead_op *op, bool seal)
 {
-    size_t hlen = ESP_HDR + sa->iv_len;
-    size_t auth_len = len - sa->icv_len; /* header .. next header */
-    uint8_t *icv = hdr + auth_len;
-    uint8_t nonce[NONCE_LEN];
-    uint8_t aad[12];
-    uint8_t saved[MAC_MAX];
-    uint8_t mac[MAC_MAX];
-    int rc;
+    if (seal) {
+        op->rc = ops->aead_seal(sa->slot, op->nonce, op->nonce_len, op->aad, op->aad_len, op->data,
+                                op->len, op->tag, op->tag_len);
+    } else {
+        op->rc = ops->aead_open(sa->slot, op->nonce, op->nonce_len, op->aad, op->aad_len, op->data,
+                                op->len, op->tag, op->tag_len);
+    }
+}
 
-    if (sa->aead == IPSECIF_XFORM_AEAD) {
-        size_t aad_len = make_aad(sa, hdr, seq, aad);
+void ipsecif_esp_crypto(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
+                        struct ipsecif_esp_job *const *jobs, size_t n, bool seal)
+{
+    void (*burst)(void *, struct ipsecif_aead_op *, size_t);
+    struct ipsecif_aead_op batch[IPSECIF_BATCH_MAX];
+    size_t i, k;
 
-        make_nonce(sa, hdr + ESP_HDR, nonce);
-        rc = ops->aead_open(sa->slot, nonce, NONCE_LEN, aad, aad_len, hdr + hlen, auth_len - hlen,
-                            icv, sa->icv_len);
-        ipsecif_wipe(nonce, sizeof(nonce));
-        return open_verdict(rc);
+    if (sa->aead == IPSECIF_XFORM_CIPHER_MAC) {
+        for (i = 0; i < n; i++) {
+            jobs[i]->rc =
+                seal ? (seal_cbc_mac(ops, sa, jobs[i]) == 0 ? IPSECIF_OK : IPSECIF_ERR_CRYPTO)
+                     : verify_mac(ops, sa, jobs[i]);
+        }
+        return;
     }
-    if (sa->aead == IPSECIF_XFORM_GMAC) {
-        return open_verdict(gmac_run(ops, sa, hdr, auth_len, seq, icv, false));
+    burst = seal ? ops->aead_seal_burst : ops->aead_open_burst;
+    for (i = 0; i < n; i += k) {
+        k = n - i < IPSECIF_BATCH_MAX ? n - i : IPSECIF_BATCH_MAX;
+        if (burst == NULL || k == 1) {
+            run_one(ops, sa, &jobs[i]->op, seal);
+            k = 1;
+        } else {
+            size_t m;
+
+            for (m = 0; m < k; m++) {
+                batch[m] = jobs[i + m]->op;
+            }
+            burst(sa->slot, batch, k);
+            /* Pointers and lengths only: nothing here to wipe. */
+            for (m = 0; m < k; m++) {
+                jobs[i + m]->op.rc = batch[m].rc;
+            }
+        }
     }
-    if (sa->aalg == IPSECIF_AALG_NONE) {
-        return IPSECIF_OK;
+    for (i = 0; i < n; i++) {
+        jobs[i]->rc = aead_verdict(jobs[i]->op.rc);
     }
-    /* seq hi borrows the ICV's first bytes: keep the received ICV aside. */
-    memcpy(saved, icv, sa->icv_len);
-    rc = hmac_run(ops, sa, hdr, auth_len, seq, mac);
-    memcpy(icv, saved, sa->icv_len);
-    if (rc != 0) {
+}
+
+int ipsecif_esp_out_finish(struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                           struct ipsecif_esp_job *j)
+{
+    (void)sa;
+    job_unshift(j);
+    ipsecif_wipe(j->nonce, sizeof(j->nonce));
+    ipsecif_wipe(j->iv, sizeof(j->iv));
+    if (j->rc != IPSECIF_OK) {
+        pkt->off = j->off0;
+        pkt->len = j->len0;
         return IPSECIF_ERR_CRYPTO;
     }
-    return ipsecif_ct_memeq(mac, saved, sa->icv_len) ? IPSECIF_OK : IPSECIF_ERR_AUTH;
+    return IPSECIF_OK;
+}
+
+int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                       uint8_t next_header)
+{
+    struct ipsecif_esp_job j;
+    struct ipsecif_esp_job *jp = &j;
+    int rc;
+
+    if (sa == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    /* The next number, or 0 (refused as a wrap) once it would wrap. */
+    rc = ipsecif_esp_out_prepare(ctx, sa, pkt, next_header,
+                                 sa->seq_out == UINT64_MAX ? 0 : sa->seq_out + 1, &j);
+    if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    ipsecif_esp_crypto(ctx->port->crypto, sa, &jp, 1, true);
+    rc = ipsecif_esp_out_finish(sa, pkt, &j);
+    if (rc == IPSECIF_OK) {
+        sa->seq_out = j.seq;
+    }
+    return rc;
 }
 
 /* Padding must be 1, 2, 3, ... (RFC 4303 section 2.4, the default scheme). */
@@ -335,12 +387,12 @@ static bool pad_ok(const uint8_t *trailer_end, size_t avail, uint8_t *pad_out)
 
 /* What ESP input checks before it reads the packet's content. */
 static int in_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
-                    const struct ipsecif_buf *pkt, const uint8_t *next_header)
+                    const struct ipsecif_buf *pkt)
 {
     size_t hlen;
 
-    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || next_header == NULL ||
-        ctx->port == NULL || ctx->port->crypto == NULL) {
+    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || ctx->port == NULL ||
+        ctx->port->crypto == NULL) {
         return IPSECIF_ERR_ARG;
     }
     if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
@@ -359,67 +411,86 @@ static int in_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
     return IPSECIF_OK;
 }
 
-/* Replay check, ICV check, and only then the window moves; *seq is the
- * packet's full sequence number. */
-static int authenticate(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa, uint8_t *hdr,
-                        size_t len, uint64_t *seq)
+int ipsecif_esp_in_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                           struct ipsecif_esp_job *j)
 {
     int rc;
 
-    /* Cheap rejection of replays before any crypto (RFC 4303 3.4.3). */
-    rc = ipsecif_replay_check(sa, ipsecif_load32(hdr + 4), seq);
+    rc = in_check(ctx, sa, pkt);
     if (rc != IPSECIF_OK) {
+        return rc;
+    }
+    j->hdr = ipsecif_buf_data(pkt);
+    j->off0 = pkt->off;
+    j->len0 = pkt->len;
+    j->body_len = pkt->len - ESP_HDR - sa->iv_len - sa->icv_len;
+    j->shifted = false;
+    /* Cheap rejection of replays before any crypto (RFC 4303 3.4.3). */
+    if (ipsecif_replay_check(sa, ipsecif_load32(j->hdr + 4), &j->seq) != IPSECIF_OK) {
         sa->stats.replay++;
         return IPSECIF_ERR_REPLAY;
     }
-    rc = verify(ops, sa, hdr, len, *seq);
-    if (rc != IPSECIF_OK) {
-        if (rc == IPSECIF_ERR_AUTH) {
+    if (sa->aead != IPSECIF_XFORM_CIPHER_MAC) {
+        job_aead(sa, j, pkt->len - sa->icv_len);
+    }
+    return IPSECIF_OK;
+}
+
+int ipsecif_esp_in_finish(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                          struct ipsecif_esp_job *j, uint8_t *next_header)
+{
+    size_t hlen = ESP_HDR + sa->iv_len;
+    uint8_t *body = j->hdr + hlen;
+    uint64_t seq;
+    uint8_t pad;
+    uint8_t nh;
+
+    job_unshift(j);
+    ipsecif_wipe(j->nonce, sizeof(j->nonce));
+    if (j->rc != IPSECIF_OK) {
+        if (j->rc == IPSECIF_ERR_AUTH) {
             sa->stats.auth++;
         }
-        return rc;
+        return j->rc;
     }
-    /* Authentic: the window moves now, even if the padding turns out bad.
-     * The context is used by one caller at a time, so nothing can have
-     * moved the window since the check above. */
-    ipsecif_replay_update(sa, *seq);
+    /* Authentic. Packets opened together were checked against the window
+     * as it stood before any of them: check again now that the ones ahead
+     * have moved it (a duplicate in the same burst, or one the window has
+     * left behind), and move it only then, even if the padding turns out bad. */
+    if (ipsecif_replay_check(sa, ipsecif_load32(j->hdr + 4), &seq) != IPSECIF_OK || seq != j->seq) {
+        sa->stats.replay++;
+        return IPSECIF_ERR_REPLAY;
+    }
+    ipsecif_replay_update(sa, seq);
+    if (is_cbc(sa) &&
+        ctx->port->crypto->cbc(sa->slot, 0, j->hdr + ESP_HDR, body, j->body_len) != 0) {
+        return IPSECIF_ERR_CRYPTO;
+    }
+    if (!pad_ok(body + j->body_len, j->body_len, &pad)) {
+        sa->stats.badpad++;
+        return IPSECIF_ERR_BADPAD;
+    }
+    nh = body[j->body_len - 1];
+    ipsecif_buf_trim(pkt, sa->icv_len + pad + 2u);
+    ipsecif_buf_pull(pkt, hlen);
+    *next_header = nh;
     return IPSECIF_OK;
 }
 
 int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
                       uint8_t *next_header)
 {
-    const struct ipsecif_crypto_ops *ops;
-    size_t hlen, body_len;
-    uint8_t *hdr, *body;
-    uint64_t seq;
-    uint8_t pad;
-    uint8_t nh;
+    struct ipsecif_esp_job j;
+    struct ipsecif_esp_job *jp = &j;
     int rc;
 
-    rc = in_check(ctx, sa, pkt, next_header);
+    if (next_header == NULL) {
+        return IPSECIF_ERR_ARG;
+    }
+    rc = ipsecif_esp_in_prepare(ctx, sa, pkt, &j);
     if (rc != IPSECIF_OK) {
         return rc;
     }
-    ops = ctx->port->crypto;
-    hlen = ESP_HDR + sa->iv_len;
-    body_len = pkt->len - hlen - sa->icv_len;
-    hdr = ipsecif_buf_data(pkt);
-    body = hdr + hlen;
-    rc = authenticate(ops, sa, hdr, pkt->len, &seq);
-    if (rc != IPSECIF_OK) {
-        return rc;
-    }
-    if (is_cbc(sa) && ops->cbc(sa->slot, 0, hdr + ESP_HDR, body, body_len) != 0) {
-        return IPSECIF_ERR_CRYPTO;
-    }
-    if (!pad_ok(body + body_len, body_len, &pad)) {
-        sa->stats.badpad++;
-        return IPSECIF_ERR_BADPAD;
-    }
-    nh = body[body_len - 1];
-    ipsecif_buf_trim(pkt, sa->icv_len + pad + 2u);
-    ipsecif_buf_pull(pkt, hlen);
-    *next_header = nh;
-    return IPSECIF_OK;
+    ipsecif_esp_crypto(ctx->port->crypto, sa, &jp, 1, false);
+    return ipsecif_esp_in_finish(ctx, sa, pkt, &j, next_header);
 }

@@ -49,6 +49,49 @@ int ipsecif_esp_sa_init(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa 
 /* Wipe the slot and every key-derived field of the SA. */
 void ipsecif_esp_sa_wipe(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa);
 /*
+ * One packet between the stages of ESP output or input: prepare frames it
+ * (output) or checks it against the replay window (input) and sets up the
+ * crypto call; ipsecif_esp_crypto() runs the calls of several packets of
+ * one SA together (the backend's burst ops when it has them); finish
+ * undoes what prepare lent from the packet and gives the verdict. The
+ * single-packet functions below are the three stages for one packet.
+ */
+struct ipsecif_esp_job {
+    struct ipsecif_aead_op op; /* AEAD and GMAC: the call */
+    uint8_t *hdr;              /* the ESP header */
+    uint64_t seq;              /* the full sequence number */
+    size_t off0, len0;         /* the view before framing (output), as received (input) */
+    size_t body_len;           /* encrypted part: payload .. next header */
+    int rc;                    /* the crypto step's verdict */
+    bool shifted;              /* GMAC with ESN: saved holds the bytes moved aside */
+    uint8_t saved[4];
+    uint8_t nonce[12];
+    uint8_t aad[12];
+    uint8_t iv[16]; /* CBC output: the random IV */
+};
+/*
+ * Output stage 1 with sequence number seq (0 or past 2^32 - 1 without ESN:
+ * IPSECIF_ERR_SEQWRAP). Checks room, fetches a CBC IV, frames. Nothing
+ * changes on failure: IPSECIF_ERR_ARG, _INTERNAL, _SEQWRAP, _NOROOM, _RANDOM.
+ */
+int ipsecif_esp_out_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                            uint8_t next_header, uint64_t seq, struct ipsecif_esp_job *j);
+/* Stage 2: the crypto of n prepared jobs of sa; sets each job's rc. */
+void ipsecif_esp_crypto(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
+                        struct ipsecif_esp_job *const *jobs, size_t n, bool seal);
+/* Output stage 3: IPSECIF_OK, or IPSECIF_ERR_CRYPTO with pkt as it was. */
+int ipsecif_esp_out_finish(struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                           struct ipsecif_esp_job *j);
+/* Input stage 1: shape checks and the replay check before any crypto
+ * (IPSECIF_ERR_MALFORMED, _REPLAY counted on the SA, _NOROOM, _ARG, _INTERNAL). */
+int ipsecif_esp_in_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                           struct ipsecif_esp_job *j);
+/* Input stage 3: the tag's verdict (AUTH counted on the SA), the replay
+ * check again against the window as it is now, the window update, CBC
+ * decryption, padding, strip. Returns as ipsecif_esp_input(). */
+int ipsecif_esp_in_finish(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+                          struct ipsecif_esp_job *j, uint8_t *next_header);
+/*
  * ESP output, in place. On entry pkt holds the payload (the inner packet);
  * on success it holds ESP header, IV, encrypted payload, padding, trailer and
  * ICV. Uses the next sequence number (IPSECIF_ERR_SEQWRAP if exhausted; the

@@ -1041,6 +1041,15 @@ static bool req_allows(const struct ipsecif_ctx *ctx, uint8_t family,
 int ipsecif_spd_check_in(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta, uint8_t nh,
                          const struct ipsecif_sa *sa, uint64_t now)
 {
+    struct ipsecif_sp *sp;
+
+    return ipsecif_spd_check_in_sp(ctx, meta, nh, sa, now, &sp);
+}
+
+int ipsecif_spd_check_in_sp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                            uint8_t nh, const struct ipsecif_sa *sa, uint64_t now,
+                            struct ipsecif_sp **matched)
+{
     struct ipsecif_selector sel;
     struct ipsecif_sp *sp;
     int verdict = IPSECIF_ERR_POLICY; /* refused unless a rule below lets it in */
@@ -1053,6 +1062,7 @@ int ipsecif_spd_check_in(struct ipsecif_ctx *ctx, const struct ipsecif_outer_met
     sel.dst_plen = sel.src_plen;
     sel.ulproto = nh;
     sp = ipsecif_spd_match(ctx, IPSECIF_DIR_IN, &sel);
+    *matched = sp;
     if (sp == NULL) {
         uint8_t key = meta->src.family == IPSECIF_AF_INET ? IPSECIF_SYSCTL_DEF_POLICY
                                                           : IPSECIF_SYSCTL6_DEF_POLICY;

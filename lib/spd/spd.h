@@ -133,5 +133,12 @@ struct ipsecif_sockpol *ipsecif_spd_sock_match(const struct ipsecif_ctx *ctx, ui
  */
 int ipsecif_spd_check_in(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta, uint8_t nh,
                          const struct ipsecif_sa *sa, uint64_t now);
+/* The same, also giving the policy that decided (NULL: the system default),
+ * so a caller may apply the verdict again to a packet with the same outer
+ * addresses, next header and SA while the SPD is unchanged (it then sets
+ * the policy's lastused itself). */
+int ipsecif_spd_check_in_sp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
+                            uint8_t nh, const struct ipsecif_sa *sa, uint64_t now,
+                            struct ipsecif_sp **matched);
 
 #endif /* IPSECIF_SPD_PRIV_H */

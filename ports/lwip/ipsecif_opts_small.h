@@ -74,5 +74,10 @@
 #ifndef IPSECIF_LWIP_TX_BUFS
 #define IPSECIF_LWIP_TX_BUFS 2
 #endif
+/* The batch functions keep a slice on the stack (about 400 bytes a
+ * packet); lwIP hands packets over one at a time anyway. */
+#ifndef IPSECIF_BATCH_MAX
+#define IPSECIF_BATCH_MAX 4
+#endif
 
 #endif /* IPSECIF_OPTS_SMALL_H */

@@ -11,7 +11,7 @@
 
 #include "ipsecif/ipsecif.h"
 
-#define MOCK_MAX_PKTS 16
+#define MOCK_MAX_PKTS 48
 #define MOCK_PKT_SIZE 9300
 
 struct mock_pkt {

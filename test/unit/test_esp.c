@@ -248,6 +248,7 @@ static void test_alg_tables(void **state)
         assert_int_equal(e->id, ew[i].id);
         assert_int_equal(e->aead, ew[i].aead);
         assert_int_equal(e->block, ew[i].block);
+        assert_int_equal(e->block & (e->block - 1), 0); /* esp.c pads with a mask */
         assert_int_equal(e->iv_len, ew[i].iv);
         assert_int_equal(e->icv_len, ew[i].icv);
         assert_int_equal(e->salt_len, ew[i].salt);
@@ -625,6 +626,96 @@ static void test_known_answers(void **state)
         assert_int_equal(tx.sa->seq_out, v->seq);
         assert_int_equal(ivp.calls, tx.sa->aead != 0 ? 0 : 1);
         assert_int_equal(ipsecif_esp_overhead(tx.sa, payload_len), packet_len - payload_len);
+        tsa_free(&tx);
+    }
+}
+
+/* The AEAD vectors again through the crypto step with two packets at
+ * once, which reaches the backend's burst ops where it has them: a
+ * tampered copy fails alone, the genuine packet opens to the published
+ * plaintext, a second genuine copy in the same burst is a replay at the
+ * check after the tag; two sealed in one burst both give the packet. */
+static void test_known_answers_burst(void **state)
+{
+    static struct test_buf tb[2];
+    size_t k;
+
+    (void)state;
+    for (k = 0; k < IPSECIF_ARRAY_SIZE(kats); k++) {
+        const struct kat *v = &kats[k];
+        uint8_t key[64], iv[16], plain[256], packet[300];
+        size_t key_len = test_hex(v->key, key, sizeof(key));
+        size_t iv_len = test_hex(v->iv, iv, sizeof(iv));
+        size_t plain_len = test_hex(v->plain, plain, sizeof(plain));
+        size_t packet_len = test_hex(v->packet, packet, sizeof(packet));
+        size_t payload_len = plain_len - 2 - plain[plain_len - 2];
+        uint8_t nh = plain[plain_len - 1];
+        uint32_t flags = v->esn ? IPSECIF_SA_F_ESN : 0;
+        struct ipsecif_esp_job j[2];
+        struct ipsecif_esp_job *jp[2] = {&j[0], &j[1]};
+        struct iv_port ivp;
+        struct ipsecif_ctx ctx;
+        struct tsa tx, rx;
+        uint8_t got_nh = 0;
+        int pass, i;
+
+        memset(&ivp, 0, sizeof(ivp));
+        ivp.port.random = iv_random;
+        ivp.port.crypto = CRYPTO;
+        memcpy(ivp.iv, iv, iv_len);
+        ivp.iv_len = iv_len;
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.port = &ivp.port;
+        ctx.user = &ivp;
+        assert_int_equal(tsa_make_keys(&rx, v->ealg, IPSECIF_AALG_NONE, key, key_len, NULL, 0,
+                                       v->spi, flags, 64),
+                         IPSECIF_OK);
+        if (rx.sa->aead == IPSECIF_XFORM_CIPHER_MAC) {
+            tsa_free(&rx);
+            continue;
+        }
+        print_message("  %s\n", v->name);
+        for (pass = 0; pass < 2; pass++) {
+            /* Pass 0: tampered, genuine. Pass 1: genuine twice. */
+            rx.sa->replay_top = v->esn ? v->seq - 1 : 0;
+            memset(rx.bits, 0, sizeof(uint32_t) * 2);
+            for (i = 0; i < 2; i++) {
+                test_buf_set(&tb[i], 16, packet, packet_len);
+                assert_int_equal(ipsecif_esp_in_prepare(&ctx, rx.sa, &tb[i].b, &j[i]), IPSECIF_OK);
+            }
+            if (pass == 0) {
+                tb[0].mem[tb[0].b.off + packet_len - 1] ^= 0x01;
+            }
+            ipsecif_esp_crypto(CRYPTO, rx.sa, jp, 2, false);
+            assert_int_equal(ipsecif_esp_in_finish(&ctx, rx.sa, &tb[0].b, &j[0], &got_nh),
+                             pass == 0 ? IPSECIF_ERR_AUTH : IPSECIF_OK);
+            assert_int_equal(ipsecif_esp_in_finish(&ctx, rx.sa, &tb[1].b, &j[1], &got_nh),
+                             pass == 0 ? IPSECIF_OK : IPSECIF_ERR_REPLAY);
+            i = pass == 0 ? 1 : 0;
+            assert_int_equal(tb[i].b.len, payload_len);
+            assert_memory_equal(tb[i].mem + tb[i].b.off, plain, payload_len);
+            assert_int_equal(got_nh, nh);
+            assert_int_equal(rx.sa->replay_top, v->seq);
+        }
+        assert_int_equal(rx.sa->stats.auth, 1);
+        assert_int_equal(rx.sa->stats.replay, 1);
+        tsa_free(&rx);
+
+        assert_int_equal(tsa_make_keys(&tx, v->ealg, IPSECIF_AALG_NONE, key, key_len, NULL, 0,
+                                       v->spi, flags, 64),
+                         IPSECIF_OK);
+        tx.sa->iv_base = v->seq ^ ipsecif_load64(iv);
+        for (i = 0; i < 2; i++) {
+            test_buf_set(&tb[i], HEADROOM, plain, payload_len);
+            assert_int_equal(ipsecif_esp_out_prepare(&ctx, tx.sa, &tb[i].b, nh, v->seq, &j[i]),
+                             IPSECIF_OK);
+        }
+        ipsecif_esp_crypto(CRYPTO, tx.sa, jp, 2, true);
+        for (i = 0; i < 2; i++) {
+            assert_int_equal(ipsecif_esp_out_finish(tx.sa, &tb[i].b, &j[i]), IPSECIF_OK);
+            assert_int_equal(tb[i].b.len, packet_len);
+            assert_memory_equal(tb[i].mem + tb[i].b.off, packet, packet_len);
+        }
         tsa_free(&tx);
     }
 }
@@ -1303,14 +1394,23 @@ static void test_cbc_misaligned(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_alg_tables),    cmocka_unit_test(test_keylen_ok),
-        cmocka_unit_test(test_sa_init),       cmocka_unit_test(test_sa_init_fields),
-        cmocka_unit_test(test_known_answers), cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_ivs),           cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_truncated),     cmocka_unit_test(test_wrong_sa),
-        cmocka_unit_test(test_replayed),      cmocka_unit_test(test_bad_padding),
-        cmocka_unit_test(test_noroom),        cmocka_unit_test(test_gmac_esn_input_headroom),
-        cmocka_unit_test(test_seqwrap),       cmocka_unit_test(test_cbc_misaligned),
+        cmocka_unit_test(test_alg_tables),
+        cmocka_unit_test(test_keylen_ok),
+        cmocka_unit_test(test_sa_init),
+        cmocka_unit_test(test_sa_init_fields),
+        cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_known_answers_burst),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_ivs),
+        cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_wrong_sa),
+        cmocka_unit_test(test_replayed),
+        cmocka_unit_test(test_bad_padding),
+        cmocka_unit_test(test_noroom),
+        cmocka_unit_test(test_gmac_esn_input_headroom),
+        cmocka_unit_test(test_seqwrap),
+        cmocka_unit_test(test_cbc_misaligned),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
