@@ -32,99 +32,11 @@ NETNS_TAG=hfrag
 # shellcheck source=netns_lib.sh
 . "$(dirname "$0")/netns_lib.sh"
 
-PY=/usr/bin/python3
-for tool in tcpdump nft; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "SKIP: needs $tool"
-        exit 77
-    fi
-done
-if [ ! -x "$PY" ]; then
-    echo "SKIP: needs $PY"
-    exit 77
-fi
-if ! ip netns add "$NSA" 2>/dev/null; then
-    echo "SKIP: cannot make network namespaces"
-    exit 77
-fi
-ip netns del "$NSA"
+# shellcheck source=host_lib.sh
+. "$(dirname "$0")/host_lib.sh"
+host_prereqs tcpdump nft
 
-BG=
-cleanup_frag() {
-    local rc=$? p
-    set +e
-    for p in $BG; do
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    (exit "$rc")
-    cleanup
-}
-trap cleanup_frag EXIT
-
-A4=198.51.100.1
-B4=198.51.100.2
-A6=2001:db8:ff::1
-B6=2001:db8:ff::2
 LINK_MTU=1400
-# Cleartext between the hosts: IPv4 that is not ESP or AH (fragments carry
-# the protocol in every header), IPv6 that is neither ESP nor AH nor a
-# fragment of them, neighbour discovery aside.
-LEAK="(ip and host $A4 and host $B4 and not ip proto 50 and not ip proto 51) or
- (ip6 and host $A6 and host $B6 and not ip6 proto 50 and not ip6 proto 51 and
-  not (ip6[6] = 44 and (ip6[40] = 50 or ip6[40] = 51)) and
-  not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137))"
-
-KG1=0x0102030405060708090a0b0c0d0e0f1011121314
-KG2=0x2122232425262728292a2b2c2d2e2f3031323334
-KG3=0x4142434445464748494a4b4c4d4e4f5051525354
-KG4=0x6162636465666768696a6b6c6d6e6f7071727374
-KH1=0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
-KH2=0x202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
-KH3=0x404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f
-KH4=0x606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f
-
-start_daemon() {
-    local side=$1 ns=$2 pid
-    rm -f "$WORK/$side.sock" "$WORK/$side.pfkey"
-    ip netns exec "$ns" "$IPSECIFD" -f -l debug -H -x -s "$WORK/$side.sock" \
-        -p "$WORK/$side.pid" </dev/null >>"$WORK/$side.log" 2>&1 &
-    pid=$!
-    if [ "$side" = A ]; then PIDA=$pid; else PIDB=$pid; fi
-    for _ in $(seq 50); do
-        [ -S "$WORK/$side.sock" ] && [ -S "$WORK/$side.pfkey" ] && return 0
-        kill -0 "$pid" 2>/dev/null || fail "daemon $side exited at start"
-        sleep 0.1
-    done
-    fail "daemon $side made no sockets"
-}
-
-CAP_PID=
-capture_start() {
-    CAP=$WORK/$1.pcap
-    : >"$WORK/$1.tcpdump.log"
-    ip netns exec "$NSA" tcpdump -i veth-a -n -U --immediate-mode -w "$CAP" \
-        2>"$WORK/$1.tcpdump.log" &
-    CAP_PID=$!
-    BG="$BG $CAP_PID"
-    for _ in $(seq 50); do
-        grepq 'listening on' "$WORK/$1.tcpdump.log" && return 0
-        sleep 0.1
-    done
-    fail "tcpdump did not start"
-}
-capture_stop() {
-    sleep 0.3
-    kill -INT "$CAP_PID" 2>/dev/null || true
-    wait "$CAP_PID" 2>/dev/null || true
-}
-count() {
-    tcpdump -r "$CAP" -n "$1" 2>/dev/null | wc -l
-}
-
-stat_of() {
-    ctl "$1" stats | awk -v t="$2" '{ n = $1; $1 = ""; sub(/^ /, ""); if ($0 == t) print n }'
-}
 
 # bigping NS ADDR SIZE: 3 echoes of SIZE bytes, fragments allowed, all answered.
 bigping() {
@@ -284,8 +196,8 @@ phase() {
     step "$name: fresh daemons (a new ipsech0: no path MTU learnt before)"
     stop "$PIDA"
     stop "$PIDB"
-    start_daemon A "$NSA"
-    start_daemon B "$NSB"
+    start_daemon A "$NSA" -x
+    start_daemon B "$NSB" -x
     in_ns "$NSA" ip route get "$B4" | grep -v ' mtu ' >/dev/null || fail "a path MTU survived"
     step "$name: pings of 3000 and 8000 bytes, IPv4 and IPv6, both ways"
     for side in A B; do

@@ -42,65 +42,11 @@ NETNS_TAG=hrst
 # shellcheck source=netns_lib.sh
 . "$(dirname "$0")/netns_lib.sh"
 
-PY=/usr/bin/python3
-for tool in tcpdump nft; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "SKIP: needs $tool"
-        exit 77
-    fi
-done
-if [ ! -x "$PY" ]; then
-    echo "SKIP: needs $PY"
-    exit 77
-fi
-if ! ip netns add "$NSA" 2>/dev/null; then
-    echo "SKIP: cannot make network namespaces"
-    exit 77
-fi
-ip netns del "$NSA"
+# shellcheck source=host_lib.sh
+. "$(dirname "$0")/host_lib.sh"
+host_prereqs tcpdump nft
 
-BG=
-cleanup_restart() {
-    local rc=$? p
-    set +e
-    for p in $BG; do
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    (exit "$rc")
-    cleanup
-}
-trap cleanup_restart EXIT
-
-A4=198.51.100.1
-B4=198.51.100.2
-A6=2001:db8:ff::1
-B6=2001:db8:ff::2
-LEAK="(ip and host $A4 and host $B4 and not ip proto 50 and not ip proto 51) or
- (ip6 and host $A6 and host $B6 and not ip6 proto 50 and not ip6 proto 51 and
-  not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137))"
-KG1=0x0102030405060708090a0b0c0d0e0f1011121314
-KG2=0x2122232425262728292a2b2c2d2e2f3031323334
-KG3=0x4142434445464748494a4b4c4d4e4f5051525354
-KG4=0x6162636465666768696a6b6c6d6e6f7071727374
 STATE=$WORK/A.state
-
-# start_daemon SIDE NS [FLAGS...]: a daemon with -H (state file WORK/SIDE.state).
-start_daemon() {
-    local side=$1 ns=$2 pid
-    shift 2
-    rm -f "$WORK/$side.sock" "$WORK/$side.pfkey"
-    ip netns exec "$ns" "$IPSECIFD" -f -l debug -H "$@" -s "$WORK/$side.sock" \
-        -p "$WORK/$side.pid" </dev/null >>"$WORK/$side.log" 2>&1 &
-    pid=$!
-    if [ "$side" = A ]; then PIDA=$pid; else PIDB=$pid; fi
-    for _ in $(seq 50); do
-        [ -S "$WORK/$side.sock" ] && [ -S "$WORK/$side.pfkey" ] && return 0
-        kill -0 "$pid" 2>/dev/null || fail "daemon $side exited at start"
-        sleep 0.1
-    done
-    fail "daemon $side made no sockets"
-}
 
 # restart_a [FLAGS...]: A's daemon stopped (SIGTERM, if running) and started
 # again; LOGNEW is where its log starts.
@@ -117,45 +63,6 @@ newlog() {
     tail -n +"$LOGNEW" "$WORK/A.log"
 }
 
-CAP_PID=
-capture_start() {
-    CAP=$WORK/$1.pcap
-    : >"$WORK/$1.tcpdump.log"
-    ip netns exec "$NSA" tcpdump --immediate-mode -i veth-a -n -U -w "$CAP" 2>"$WORK/$1.tcpdump.log" &
-    CAP_PID=$!
-    BG="$BG $CAP_PID"
-    for _ in $(seq 50); do
-        grepq 'listening on' "$WORK/$1.tcpdump.log" && return 0
-        sleep 0.1
-    done
-    fail "tcpdump did not start"
-}
-capture_stop() {
-    sleep 0.3
-    kill -INT "$CAP_PID" 2>/dev/null || true
-    wait "$CAP_PID" 2>/dev/null || true
-}
-count() {
-    tcpdump -r "$CAP" -n "$1" 2>/dev/null | wc -l
-}
-no_leak() {
-    local leak
-    leak=$(count "$LEAK")
-    if [ "$leak" -ne 0 ]; then
-        tcpdump -r "$CAP" -n -c 5 "$LEAK" 2>/dev/null || true
-        fail "$leak cleartext packets between the hosts ($1)"
-    fi
-}
-stat_of() {
-    ctl "$1" stats | awk -v t="$2" '{ n = $1; $1 = ""; sub(/^ /, ""); if ($0 == t) print n }'
-}
-pings() {
-    local ns=$1 a
-    shift
-    for a in "$@"; do
-        in_ns "$ns" ping -c 3 -i 0.2 -W 2 "$a" >/dev/null || fail "ping $a from $ns"
-    done
-}
 # no_pings NS ADDR...: 2 echoes to each, none answered.
 no_pings() {
     local ns=$1 a
