@@ -25,21 +25,9 @@ NETNS_TAG=natt
 # shellcheck source=netns_lib.sh
 . "$(dirname "$0")/netns_lib.sh"
 
-PY=/usr/bin/python3
-for tool in tcpdump nft; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "SKIP: needs $tool"
-        exit 77
-    fi
-done
-if [ ! -x "$PY" ]; then
-    echo "SKIP: needs $PY"
-    exit 77
-fi
-if ! ip netns add "$NSA" 2>/dev/null; then
-    echo "SKIP: cannot make network namespaces"
-    exit 77
-fi
+# shellcheck source=host_lib.sh
+. "$(dirname "$0")/host_lib.sh"
+host_prereqs tcpdump nft
 usage_text=$("$IPSECIFD" -h 2>&1 || true)
 if ! grepq -- '-N' <<<"$usage_text"; then
     echo "SKIP: ipsecifd has no -N"
@@ -47,20 +35,7 @@ if ! grepq -- '-N' <<<"$usage_text"; then
 fi
 
 NSN=$ID-n
-BG=
-
-cleanup_natt() {
-    local rc=$? p
-    set +e
-    for p in $BG; do
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    ip netns del "$NSN" 2>/dev/null || true
-    (exit "$rc")
-    cleanup
-}
-trap cleanup_natt EXIT
+HOST_EXTRA_NS=$NSN
 
 A=192.0.2.1
 NA=192.0.2.254
@@ -69,27 +44,13 @@ B=198.51.100.2
 K1=0x0102030405060708090a0b0c0d0e0f1011121314
 K2=0x2122232425262728292a2b2c2d2e2f3031323334
 
-start_daemon() {
-    local side=$1 ns=$2 pid
-    rm -f "$WORK/$side.sock" "$WORK/$side.pfkey"
-    ip netns exec "$ns" "$IPSECIFD" -f -l debug -H -N -x -s "$WORK/$side.sock" \
-        -p "$WORK/$side.pid" </dev/null >>"$WORK/$side.log" 2>&1 &
-    pid=$!
-    if [ "$side" = A ]; then PIDA=$pid; else PIDB=$pid; fi
-    for _ in $(seq 50); do
-        [ -S "$WORK/$side.sock" ] && return 0
-        kill -0 "$pid" 2>/dev/null || fail "daemon $side exited at start"
-        sleep 0.1
-    done
-    fail "daemon $side made no control socket"
-}
-
 # stat SIDE TEXT: the counter of `ipsecifctl stats` whose line ends in TEXT.
 stat() {
     ctl "$1" stats | awk -v t="$2" 'index($0, t) { print $1; exit }'
 }
 
 step "namespaces: A - N (NAT) - B"
+ip netns add "$NSA"
 ip netns add "$NSB"
 ip netns add "$NSN"
 ip link add a-n netns "$NSA" type veth peer name n-a netns "$NSN"
@@ -118,8 +79,8 @@ in_ns "$NSB" ip addr add $B/24 dev b-n
 in_ns "$NSB" ip link set b-n up
 sleep 1
 
-start_daemon A "$NSA"
-start_daemon B "$NSB"
+start_daemon A "$NSA" -N -x
+start_daemon B "$NSB" -N -x
 
 step "SAs and policies (esp-udp, transport, require)"
 ctl A setkey -c <<EOF >/dev/null
