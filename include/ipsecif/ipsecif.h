@@ -215,13 +215,20 @@ int ipsecif_input_esp_batch(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
 /**
  * @brief Process an outer packet whose IP header the socket removed (IPv6
  *        raw sockets, UDP sockets): the library puts back an IP header made
- *        from meta (addresses, tos, ttl; no extension headers), and for ESP
- *        in UDP (meta's ports nonzero) a UDP header, and goes on as
- *        ipsecif_input(), so AH can check it and transport mode can hand
- *        the host a whole packet.
+ *        from meta (addresses, tos, ttl), and for ESP in UDP (meta's ports
+ *        nonzero) a UDP header, and goes on as ipsecif_input(), so AH can
+ *        check it and transport mode can hand the host a whole packet.
+ *
+ * IPv6 extension headers that stood in front of AH or ESP (which AH's ICV
+ * covers, and which an IPv6 raw socket gives apart, as ancillary data) go
+ * back in front of the payload, chained by their next-header bytes to the
+ * AH or ESP header, with proto naming the first of them.
  * @param[in]     ctx   the context.
  * @param[in]     meta  outer addresses, tos and ttl; UDP ports for ESP in UDP, else 0.
- * @param[in]     proto ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH (ports 0).
+ * @param[in]     proto ::IPSECIF_IPPROTO_ESP or ::IPSECIF_IPPROTO_AH (ports 0); for
+ *                      IPv6 (ports 0) also ::IPSECIF_IPPROTO_HOPOPTS,
+ *                      ::IPSECIF_IPPROTO_DSTOPTS or ::IPSECIF_IPPROTO_ROUTING when
+ *                      the payload starts with that extension header.
  * @param[in,out] pkt   the payload after the IP (and UDP) header; needs 48
  *                      bytes of headroom.
  * @param[in]     now   current time, ms.

@@ -28,15 +28,19 @@ enum ipsecif_family {
 
 /** IP protocol numbers the library knows by name. */
 enum ipsecif_ipproto {
-    IPSECIF_IPPROTO_ICMP = 1,    /**< ICMP. */
-    IPSECIF_IPPROTO_IPV4 = 4,    /**< IPv4 in IP. */
-    IPSECIF_IPPROTO_TCP = 6,     /**< TCP. */
-    IPSECIF_IPPROTO_UDP = 17,    /**< UDP. */
-    IPSECIF_IPPROTO_IPV6 = 41,   /**< IPv6 in IP. */
-    IPSECIF_IPPROTO_ESP = 50,    /**< ESP. */
-    IPSECIF_IPPROTO_AH = 51,     /**< AH. */
-    IPSECIF_IPPROTO_ICMPV6 = 58, /**< ICMPv6. */
-    IPSECIF_IPPROTO_ANY = 255    /**< Any upper-layer protocol (selectors only). */
+    IPSECIF_IPPROTO_HOPOPTS = 0,   /**< IPv6 hop-by-hop options. */
+    IPSECIF_IPPROTO_ICMP = 1,      /**< ICMP. */
+    IPSECIF_IPPROTO_IPV4 = 4,      /**< IPv4 in IP. */
+    IPSECIF_IPPROTO_TCP = 6,       /**< TCP. */
+    IPSECIF_IPPROTO_UDP = 17,      /**< UDP. */
+    IPSECIF_IPPROTO_IPV6 = 41,     /**< IPv6 in IP. */
+    IPSECIF_IPPROTO_ROUTING = 43,  /**< IPv6 routing header. */
+    IPSECIF_IPPROTO_FRAGMENT = 44, /**< IPv6 fragment header. */
+    IPSECIF_IPPROTO_ESP = 50,      /**< ESP. */
+    IPSECIF_IPPROTO_AH = 51,       /**< AH. */
+    IPSECIF_IPPROTO_ICMPV6 = 58,   /**< ICMPv6. */
+    IPSECIF_IPPROTO_DSTOPTS = 60,  /**< IPv6 destination options. */
+    IPSECIF_IPPROTO_ANY = 255      /**< Any upper-layer protocol (selectors only). */
 };
 
 /**

@@ -867,6 +867,14 @@ bool ipsecif_host_natt_ours(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
     return sa != NULL && sa->natt_sport == meta->sport && sa->natt_dport == meta->dport;
 }
 
+/* IPv6 extension headers that may stand in front of AH or ESP (RFC 8200
+ * order: hop-by-hop, destination options, routing). */
+static bool v6_ext_before_sec(uint8_t nh)
+{
+    return nh == IPSECIF_IPPROTO_HOPOPTS || nh == IPSECIF_IPPROTO_DSTOPTS ||
+           nh == IPSECIF_IPPROTO_ROUTING;
+}
+
 int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
                           uint8_t proto, struct ipsecif_buf *pkt, uint64_t now)
 {
@@ -876,13 +884,14 @@ int ipsecif_input_payload(struct ipsecif_ctx *ctx, const struct ipsecif_outer_me
     uint8_t *h;
 
     if (ctx == NULL || ctx->magic != IPSECIF_CTX_MAGIC || meta == NULL || !ipsecif_buf_valid(pkt) ||
-        (proto != IPSECIF_IPPROTO_ESP && proto != IPSECIF_IPPROTO_AH) ||
         meta->src.family != meta->dst.family) {
         return IPSECIF_ERR_ARG;
     }
     udp = meta->sport != 0 || meta->dport != 0;
     alen = ipsecif_addr_len(meta->src.family);
-    if (alen == 0 || (udp && proto != IPSECIF_IPPROTO_ESP)) {
+    if (alen == 0 || (udp && proto != IPSECIF_IPPROTO_ESP) ||
+        (proto != IPSECIF_IPPROTO_ESP && proto != IPSECIF_IPPROTO_AH &&
+         (alen != 16 || !v6_ext_before_sec(proto)))) {
         return IPSECIF_ERR_ARG;
     }
     iphl = alen == 4 ? IPSECIF_IP4_HLEN : IP6_HLEN;

@@ -3,10 +3,10 @@
 #include "ip/ip.h"
 
 /* IPv6 extension headers we walk (RFC 8200). */
-#define IP6_HOPOPTS 0
-#define IP6_ROUTING 43
-#define IP6_FRAGMENT 44
-#define IP6_DSTOPTS 60
+#define IP6_HOPOPTS IPSECIF_IPPROTO_HOPOPTS
+#define IP6_ROUTING IPSECIF_IPPROTO_ROUTING
+#define IP6_FRAGMENT IPSECIF_IPPROTO_FRAGMENT
+#define IP6_DSTOPTS IPSECIF_IPPROTO_DSTOPTS
 
 /* Check an IPv4 header, note what it says and trim pkt to its length. */
 static int parse4(struct ipsecif_buf *pkt, const uint8_t *p, struct ipsecif_inner *in)

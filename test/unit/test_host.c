@@ -618,12 +618,58 @@ static void test_input_dispatch(void **state)
     assert_memory_equal(p->b.mock->host[1].data + 8, orig + 8, len - 8);
     assert_int_equal(p->b.mock->host[1].data[7], 3);
 
+    /* With a hop-by-hop header in front of AH (in the ICV), which the raw
+     * socket gives apart: the port puts it back and names it in proto. */
+    test_build_ping(&tb, HEADROOM, A6, B6, 40, 0);
+    {
+        static const uint8_t hbh[8] = {IPSECIF_IPPROTO_ICMPV6, 0, 1, 4, 0, 0, 0, 0};
+        uint8_t pk[256];
+        size_t n = tb.b.len, plen;
+
+        memcpy(pk, ipsecif_buf_data(&tb.b), 40);
+        memcpy(pk + 40, hbh, sizeof(hbh));
+        memcpy(pk + 48, ipsecif_buf_data(&tb.b) + 40, n - 40);
+        pk[6] = IPSECIF_IPPROTO_HOPOPTS;
+        plen = n + sizeof(hbh) - 40;
+        pk[4] = (uint8_t)(plen >> 8);
+        pk[5] = (uint8_t)plen;
+        test_buf_set(&tb, HEADROOM, pk, n + sizeof(hbh));
+    }
+    copy_pkt(&tb, orig, &len);
+    assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, NULL), IPSECIF_OK);
+    assert_int_equal(ipsecif_buf_data(&tb.b)[6], IPSECIF_IPPROTO_HOPOPTS);
+    assert_int_equal(ipsecif_buf_data(&tb.b)[40], IPSECIF_IPPROTO_AH); /* AH after it */
+    ipsecif_buf_pull(&tb.b, 40);
+    {
+        struct test_buf again = tb;
+
+        /* Named as AH, the payload is not AH: refused. */
+        again.b.base = again.mem;
+        assert_int_not_equal(
+            ipsecif_input_payload(p->b.ctx, &meta, IPSECIF_IPPROTO_AH, &again.b, 2000), IPSECIF_OK);
+        /* Extension headers are IPv6's only. */
+        meta.family = IPSECIF_AF_INET;
+        meta.src = test_addr(A4);
+        meta.dst = test_addr(B4);
+        assert_int_equal(
+            ipsecif_input_payload(p->b.ctx, &meta, IPSECIF_IPPROTO_HOPOPTS, &again.b, 2000),
+            IPSECIF_ERR_ARG);
+        meta.family = IPSECIF_AF_INET6;
+        meta.src = test_addr(A6);
+        meta.dst = test_addr(B6);
+    }
+    assert_int_equal(ipsecif_input_payload(p->b.ctx, &meta, IPSECIF_IPPROTO_HOPOPTS, &tb.b, 2000),
+                     IPSECIF_OK);
+    assert_int_equal(p->b.mock->n_host, 3);
+    assert_int_equal(p->b.mock->host[2].len, len);
+    assert_memory_equal(p->b.mock->host[2].data + 8, orig + 8, len - 8);
+
     /* Without deliver_host, host ESP is refused, not delivered. */
     p->b.mock->port.deliver_host = NULL;
     build_udp(&tb, A4, B4, 1, 2);
     assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, NULL), IPSECIF_OK);
     assert_int_equal(ipsecif_input(p->b.ctx, &tb.b, 2000), IPSECIF_ERR_POLICY);
-    assert_int_equal(p->b.mock->n_host, 2);
+    assert_int_equal(p->b.mock->n_host, 3);
 }
 
 /* Add an SA to one context only (NAT-T: each end sees other addresses). */
