@@ -24,7 +24,7 @@
 #include "ipsecif_posix.h"
 
 /* Control data room for the ancillary items one packet carries. */
-#define CMSG_ROOM 256
+#define CMSG_ROOM 1024
 
 /* The send queue: packets copied into one arena, sent by the flush. */
 
@@ -262,6 +262,81 @@ static bool parse_cmsgs(struct msghdr *m, struct ipsecif_outer_meta *meta)
     return have_dst;
 }
 
+/*
+ * An IPv6 raw socket gives the extension headers in front of AH apart, as
+ * ancillary data in the order they came (hop-by-hop options, destination
+ * options, routing header: RFC 3542), and AH's ICV covers them: put them
+ * back in front of the payload in that order, each naming the next, the
+ * last naming AH, and let *proto name the first. The payload moves back
+ * when the headroom is short. false: more headers than a packet may have
+ * in front of AH, a length byte that disagrees with the size, or no room.
+ */
+#define V6_EXT_MAX 4
+static bool put_v6_ext(struct msghdr *m, struct ipsecif_buf *pkt, uint8_t *proto)
+{
+    const uint8_t *hdr[V6_EXT_MAX];
+    size_t len[V6_EXT_MAX];
+    uint8_t nh[V6_EXT_MAX];
+    size_t total = 0, need, n = 0, i;
+    struct cmsghdr *c;
+    uint8_t next = IPSECIF_IPPROTO_AH;
+    uint8_t *p;
+
+    for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+        size_t l;
+        uint8_t type;
+
+        if (c->cmsg_level != IPPROTO_IPV6 || c->cmsg_len < CMSG_LEN(0)) {
+            continue;
+        }
+        if (c->cmsg_type == IPV6_HOPOPTS) {
+            type = IPSECIF_IPPROTO_HOPOPTS;
+        } else if (c->cmsg_type == IPV6_DSTOPTS) {
+            type = IPSECIF_IPPROTO_DSTOPTS;
+        } else if (c->cmsg_type == IPV6_RTHDR) {
+            type = IPSECIF_IPPROTO_ROUTING;
+        } else {
+            continue;
+        }
+        l = c->cmsg_len - CMSG_LEN(0);
+        /* Its length byte counts 8-byte units past the first 8. */
+        if (n == V6_EXT_MAX || l < 8 || l != ((size_t)CMSG_DATA(c)[1] + 1) * 8) {
+            return false;
+        }
+        hdr[n] = CMSG_DATA(c);
+        len[n] = l;
+        nh[n] = type;
+        total += l;
+        n++;
+    }
+    if (n == 0) {
+        return true;
+    }
+    /* The library then puts the 40-byte IPv6 header in front. */
+    need = total + 40 + 8;
+    if (pkt->off < need) {
+        if (need + pkt->len > pkt->cap) {
+            return false;
+        }
+        memmove(pkt->base + need, pkt->base + pkt->off, pkt->len);
+        pkt->off = need;
+    }
+    p = ipsecif_buf_push(pkt, total);
+    if (p == NULL) {
+        return false;
+    }
+    /* Written from the last back, so each learns the header behind it. */
+    p += total;
+    for (i = n; i-- > 0;) {
+        p -= len[i];
+        memcpy(p, hdr[i], len[i]);
+        p[0] = next;
+        next = nh[i];
+    }
+    *proto = next;
+    return true;
+}
+
 /* One payload-only datagram of the vector with its meta, to the library. */
 static void input_payload(struct ipsecif_posix_outer *o, int k, uint8_t family, uint16_t local_port,
                           uint8_t proto)
@@ -304,7 +379,16 @@ static void input_payload(struct ipsecif_posix_outer *o, int k, uint8_t family, 
     pkt.off = IPSECIF_POSIX_RXHEAD;
     pkt.len = o->rx->mm[k].msg_len;
     if (proto != 0) {
-        count_input(o, ipsecif_input_payload(o->ctx, &meta, proto, &pkt, ipsecif_posix_now_ms()));
+        /* Raw IPv6 AH: the extension headers in front go back (first
+         * names them: hop-by-hop is protocol 0, unlike proto here). */
+        uint8_t first = proto;
+
+        if (proto == IPSECIF_IPPROTO_AH && family == IPSECIF_AF_INET6 &&
+            !put_v6_ext(&o->rx->mm[k].msg_hdr, &pkt, &first)) {
+            o->stats.rx_errors++;
+            return;
+        }
+        count_input(o, ipsecif_input_payload(o->ctx, &meta, first, &pkt, ipsecif_posix_now_ms()));
     } else {
         count_input(o, ipsecif_input_esp(o->ctx, &meta, &pkt, ipsecif_posix_now_ms()));
     }
@@ -994,9 +1078,13 @@ int ipsecif_posix_outer_host_open(struct ipsecif_posix_outer *o)
         goto fail;
     }
     o->ah6 = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_AH);
+    /* AH covers the extension headers in front of it: have them too. */
     if (o->ah6 < 0 || set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) < 0 ||
         set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVTCLASS, 1) < 0 ||
-        set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1) < 0 || set_mark(o->ah6, o->mark) < 0) {
+        set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1) < 0 ||
+        set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVHOPOPTS, 1) < 0 ||
+        set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVRTHDR, 1) < 0 ||
+        set_int(o->ah6, IPPROTO_IPV6, IPV6_RECVDSTOPTS, 1) < 0 || set_mark(o->ah6, o->mark) < 0) {
         goto fail;
     }
     /* IPPROTO_RAW: the header is the caller's (IP_HDRINCL implied), and

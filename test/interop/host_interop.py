@@ -82,12 +82,14 @@ PROTO_NUM = {'esp': 50, 'ah': 51}
 ND_TYPES = range(133, 138)
 
 
-def case(topo, sec, kind='traffic', fams=('4', '6'), esn=False, wrap=False):
+def case(topo, sec, kind='traffic', fams=('4', '6'), esn=False, wrap=False, ext6=False):
     """topo: transport, tunnel-host or tunnel-fwd; sec: (protocol,
     algorithm) pairs, innermost first, as the policy's request list; wrap:
     the peer's sequence numbers jump to just below 2^32 and cross it (ESN),
-    so the router must infer a high half of 1."""
-    return dict(topo=topo, sec=sec, kind=kind, fams=list(fams), esn=esn, wrap=wrap)
+    so the router must infer a high half of 1; ext6: the peer's IPv6
+    packets carry hop-by-hop and destination options headers in front of
+    AH or ESP (which an IPv6 raw socket gives the router apart)."""
+    return dict(topo=topo, sec=sec, kind=kind, fams=list(fams), esn=esn, wrap=wrap, ext6=ext6)
 
 
 CASES = {
@@ -100,6 +102,9 @@ CASES = {
     'transport-ah-sha256': case('transport', [('ah', 'sha256')]),
     'transport-ah-sha512': case('transport', [('ah', 'sha512')]),
     'transport-ah-esn-wrap-sha512': case('transport', [('ah', 'sha512')], esn=True, wrap=True),
+    'transport-ah-ext6-sha256': case('transport', [('ah', 'sha256')], fams=('6',), ext6=True),
+    'bundle-esp-gcm-ah-sha1-ext6': case('transport', [('esp', 'gcm'), ('ah', 'sha1')],
+                                        fams=('6',), ext6=True),
     'tunnel-host-esp-gcm': case('tunnel-host', [('esp', 'gcm')]),
     'tunnel-fwd-esp-cbc-sha256': case('tunnel-fwd', [('esp', 'cbc-sha256')]),
     'tunnel-host-ah-sha256': case('tunnel-host', [('ah', 'sha256')]),
@@ -263,7 +268,7 @@ class Lab(RouterLab):
             self.script.append('spdadd %s %s any -P out ipsec %s;' % (sel_r, sel_p, reqs))
             self.script.append('spdadd %s %s any -P in ipsec %s;' % (sel_p, sel_r, reqs_in))
             self.flows[fam] = {'family': fam, 'local': local, 'remote': remote,
-                               'out': to_router, 'in': to_peer[::-1]}
+                               'out': to_router, 'in': to_peer[::-1], 'ext6': c['ext6']}
 
     def start_udp_echo(self):
         p = subprocess.Popen(['ip', 'netns', 'exec', self.pinger, PYTHON, '-c', UDP_ECHO,

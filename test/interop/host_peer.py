@@ -76,7 +76,7 @@ try:
     from scapy.all import IP, UDP, ICMP, IPv6, Raw, fragment, raw
     from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, IPv6ExtHdrDestOpt,
                                     IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
-                                    fragment6)
+                                    HBHOptUnknown, PadN, fragment6)
     from scapy.layers.ipsec import (AH, ESP, SecurityAssociation, IPSecIntegrityError,
                                     zero_mutable_fields)
 
@@ -429,12 +429,28 @@ def is_nd(pkt):
     return len(data) > 40 and data[6] == 58 and 133 <= data[40] <= 137
 
 
+def ip_header(f):
+    """The IP header of the flow's packets from the peer; with ext6 an IPv6
+    hop-by-hop and a destination options header follow it (in front of
+    AH or ESP once protected, and in AH's ICV)."""
+    if f['family'] == '4':
+        return IP(src=f['local'], dst=f['remote'], ttl=64)
+    h = IPv6(src=f['local'], dst=f['remote'], hlim=64)
+    if f.get('ext6'):
+        # Options a receiver skips when it does not know them (type bits
+        # 00); the hop-by-hop one may change en route (bit 0x20: AH counts
+        # it as zeros). Linux refuses more than 7 bytes of padding.
+        h = h / IPv6ExtHdrHopByHop(options=[HBHOptUnknown(otype=0x3e, optdata=b'\x11' * 4)]) / \
+            IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x1e, optdata=b'\xab' * 10),
+                                       PadN(optdata=b'')])
+    return h
+
+
 def echo(f, ident, seq, payload, reply):
     if f['family'] == '4':
-        return IP(src=f['local'], dst=f['remote'], ttl=64) / ICMP(
-            type=0 if reply else 8, id=ident, seq=seq) / Raw(payload)
+        return ip_header(f) / ICMP(type=0 if reply else 8, id=ident, seq=seq) / Raw(payload)
     cls = ICMPv6EchoReply if reply else ICMPv6EchoRequest
-    return IPv6(src=f['local'], dst=f['remote'], hlim=64) / cls(id=ident, seq=seq, data=payload)
+    return ip_header(f) / cls(id=ident, seq=seq, data=payload)
 
 
 class Peer(Engine):
@@ -569,9 +585,8 @@ class Peer(Engine):
         for i in range(c['count']):
             sport = 40000 + int.from_bytes(os.urandom(2), 'big') % 20000
             payload = os.urandom(32 + i)
-            hdr = IP(src=f['local'], dst=f['remote'], ttl=64) if f['family'] == '4' else \
-                IPv6(src=f['local'], dst=f['remote'], hlim=64)
-            self.send(self.protect(f, hdr / UDP(sport=sport, dport=port) / Raw(payload)))
+            self.send(self.protect(f, ip_header(f) / UDP(sport=sport, dport=port) /
+                                   Raw(payload)))
 
             def match(inner):
                 return (UDP in inner and inner[UDP].sport == port and inner[UDP].dport == sport

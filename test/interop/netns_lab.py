@@ -224,6 +224,10 @@ def drive(cases, prefix, tools, prereq, make_lab, run_case):
         skipped = str(e)
     except (Failure, subprocess.TimeoutExpired) as e:
         log('FAIL: %s' % e)
+        try:
+            log('---- ipsecifctl stats ----\n' + lab.ctl('stats', check=False).stdout.rstrip())
+        except (OSError, subprocess.SubprocessError):
+            pass
     finally:
         rc = lab.cleanup()
         if skipped is None and rc not in (0, None):

@@ -622,13 +622,38 @@ static void test_input_dispatch(void **state)
      * socket gives apart: the port puts it back and names it in proto. */
     test_build_ping(&tb, HEADROOM, A6, B6, 40, 0);
     {
-        static const uint8_t hbh[8] = {IPSECIF_IPPROTO_ICMPV6, 0, 1, 4, 0, 0, 0, 0};
+        /* Hop-by-hop (a mutable option, 0x3e: AH counts it as zeros), then
+         * destination options (an immutable one, 0x1e, and a Pad1 pair). */
+        static const uint8_t hbh[24] = {IPSECIF_IPPROTO_DSTOPTS,
+                                        0,
+                                        0x3e,
+                                        4,
+                                        0x11,
+                                        0x11,
+                                        0x11,
+                                        0x11,
+                                        IPSECIF_IPPROTO_ICMPV6,
+                                        1,
+                                        0x1e,
+                                        10,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0xab,
+                                        0,
+                                        0};
         uint8_t pk[256];
         size_t n = tb.b.len, plen;
 
         memcpy(pk, ipsecif_buf_data(&tb.b), 40);
         memcpy(pk + 40, hbh, sizeof(hbh));
-        memcpy(pk + 48, ipsecif_buf_data(&tb.b) + 40, n - 40);
+        memcpy(pk + 40 + sizeof(hbh), ipsecif_buf_data(&tb.b) + 40, n - 40);
         pk[6] = IPSECIF_IPPROTO_HOPOPTS;
         plen = n + sizeof(hbh) - 40;
         pk[4] = (uint8_t)(plen >> 8);
@@ -638,7 +663,7 @@ static void test_input_dispatch(void **state)
     copy_pkt(&tb, orig, &len);
     assert_int_equal(ipsecif_host_output(p->a.ctx, &tb.b, 2000, NULL), IPSECIF_OK);
     assert_int_equal(ipsecif_buf_data(&tb.b)[6], IPSECIF_IPPROTO_HOPOPTS);
-    assert_int_equal(ipsecif_buf_data(&tb.b)[40], IPSECIF_IPPROTO_AH); /* AH after it */
+    assert_int_equal(ipsecif_buf_data(&tb.b)[48], IPSECIF_IPPROTO_AH); /* AH after them */
     ipsecif_buf_pull(&tb.b, 40);
     {
         struct test_buf again = tb;
