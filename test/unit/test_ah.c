@@ -21,6 +21,7 @@
 #include "core/ctx.h"
 #include "ipsecif_crypto_mbedtls.h"
 #include "mock_port.h"
+#include "test_sa.h"
 #include "test_util.h"
 
 #define CRYPTO (&ipsecif_crypto_mbedtls_ops)
@@ -227,11 +228,6 @@ static void env_free(struct env *e)
     e->mock = NULL;
 }
 
-struct tsa {
-    struct ipsecif_sa *sa;
-    uint32_t *bits;
-};
-
 struct alg {
     uint8_t ealg;
     uint8_t aalg;
@@ -251,65 +247,16 @@ static const struct alg algs[] = {
     {IPSECIF_EALG_AES_GMAC, IPSECIF_AALG_NONE, 36, 0, 16, "gmac256"},
 };
 
-static void key_pattern(uint8_t *k, size_t n, uint8_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        k[i] = (uint8_t)(seed + i * 13 + (i >> 3));
-    }
-}
-
-static int tsa_make_keys(struct tsa *t, uint8_t ealg, uint8_t aalg, const uint8_t *ek, size_t ekl,
-                         const uint8_t *ak, size_t akl, uint32_t spi, uint32_t flags,
-                         uint32_t window)
-{
-    struct ipsecif_sa_params p;
-    size_t size = (sizeof(struct ipsecif_sa) + 63) & ~(size_t)63;
-
-    t->sa = aligned_alloc(64, size);
-    t->bits = calloc(IPSECIF_REPLAY_WORDS_MAX, sizeof(uint32_t));
-    assert_non_null(t->sa);
-    assert_non_null(t->bits);
-    memset(t->sa, 0, sizeof(*t->sa));
-    t->sa->proto = IPSECIF_IPPROTO_AH;
-    t->sa->spi = spi;
-    t->sa->flags = flags;
-    t->sa->replay_window = window;
-    t->sa->replay_bits = t->bits;
-    memset(&p, 0, sizeof(p));
-    p.proto = IPSECIF_IPPROTO_AH;
-    p.ealg = ealg;
-    p.aalg = aalg;
-    p.spi = spi;
-    p.flags = flags;
-    p.replay_window = window;
-    p.ekey = ek;
-    p.ekey_len = ekl;
-    p.akey = ak;
-    p.akey_len = akl;
-    return ipsecif_ah_sa_init(CRYPTO, t->sa, &p);
-}
-
 static void tsa_make(struct tsa *t, const struct alg *a, uint8_t seed, uint32_t spi, bool esn,
                      uint32_t window)
 {
     uint8_t ek[64], ak[64];
 
-    key_pattern(ek, a->ekey_len, seed);
-    key_pattern(ak, a->akey_len, (uint8_t)(seed + 0x55));
-    assert_int_equal(tsa_make_keys(t, a->ealg, a->aalg, ek, a->ekey_len, ak, a->akey_len, spi,
-                                   esn ? IPSECIF_SA_F_ESN : 0, window),
+    test_key_pattern(ek, a->ekey_len, seed);
+    test_key_pattern(ak, a->akey_len, (uint8_t)(seed + 0x55));
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, t, a->ealg, a->aalg, ek, a->ekey_len,
+                                  ak, a->akey_len, spi, esn ? IPSECIF_SA_F_ESN : 0, window),
                      IPSECIF_OK);
-}
-
-static void tsa_free(struct tsa *t)
-{
-    ipsecif_esp_sa_wipe(CRYPTO, t->sa);
-    free(t->sa);
-    free(t->bits);
-    t->sa = NULL;
-    t->bits = NULL;
 }
 
 static void ipv4_csum(uint8_t *p)
@@ -351,49 +298,49 @@ static void test_sa_init(void **state)
     struct tsa t;
 
     (void)state;
-    key_pattern(k, sizeof(k), 1);
+    test_key_pattern(k, sizeof(k), 1);
     /* Encryption is not AH's; GMAC alone is; an HMAC needs its key length. */
-    assert_int_equal(tsa_make_keys(&t, IPSECIF_EALG_AES_CBC, IPSECIF_AALG_HMAC_SHA1_96, k, 16, k,
-                                   20, 0x100, 0, 0),
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_AES_CBC,
+                                  IPSECIF_AALG_HMAC_SHA1_96, k, 16, k, 20, 0x100, 0, 0),
                      IPSECIF_ERR_UNSUPPORTED);
-    tsa_free(&t);
-    assert_int_equal(tsa_make_keys(&t, IPSECIF_EALG_NULL, IPSECIF_AALG_HMAC_SHA1_96, NULL, 0, k, 20,
-                                   0x100, 0, 0),
+    test_sa_free(CRYPTO, &t);
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_NULL,
+                                  IPSECIF_AALG_HMAC_SHA1_96, NULL, 0, k, 20, 0x100, 0, 0),
                      IPSECIF_ERR_UNSUPPORTED);
-    tsa_free(&t);
-    assert_int_equal(
-        tsa_make_keys(&t, IPSECIF_EALG_NONE, IPSECIF_AALG_NONE, NULL, 0, NULL, 0, 0x100, 0, 0),
-        IPSECIF_ERR_UNSUPPORTED);
-    tsa_free(&t);
-    assert_int_equal(tsa_make_keys(&t, IPSECIF_EALG_AES_GMAC, IPSECIF_AALG_HMAC_SHA1_96, k, 20, k,
-                                   20, 0x100, 0, 0),
+    test_sa_free(CRYPTO, &t);
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_NONE,
+                                  IPSECIF_AALG_NONE, NULL, 0, NULL, 0, 0x100, 0, 0),
                      IPSECIF_ERR_UNSUPPORTED);
-    tsa_free(&t);
-    assert_int_equal(tsa_make_keys(&t, IPSECIF_EALG_NONE, IPSECIF_AALG_HMAC_SHA2_256_128, NULL, 0,
-                                   k, 20, 0x100, 0, 0),
+    test_sa_free(CRYPTO, &t);
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_AES_GMAC,
+                                  IPSECIF_AALG_HMAC_SHA1_96, k, 20, k, 20, 0x100, 0, 0),
+                     IPSECIF_ERR_UNSUPPORTED);
+    test_sa_free(CRYPTO, &t);
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_NONE,
+                                  IPSECIF_AALG_HMAC_SHA2_256_128, NULL, 0, k, 20, 0x100, 0, 0),
                      IPSECIF_ERR_KEYLEN);
-    tsa_free(&t);
-    assert_int_equal(
-        tsa_make_keys(&t, IPSECIF_EALG_AES_GMAC, IPSECIF_AALG_NONE, k, 16, NULL, 0, 0x100, 0, 0),
-        IPSECIF_ERR_KEYLEN);
-    tsa_free(&t);
-    assert_int_equal(tsa_make_keys(&t, IPSECIF_EALG_NONE, IPSECIF_AALG_HMAC_SHA2_512_256, NULL, 0,
-                                   k, 64, 0x100, 0, 0),
+    test_sa_free(CRYPTO, &t);
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_AES_GMAC,
+                                  IPSECIF_AALG_NONE, k, 16, NULL, 0, 0x100, 0, 0),
+                     IPSECIF_ERR_KEYLEN);
+    test_sa_free(CRYPTO, &t);
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_NONE,
+                                  IPSECIF_AALG_HMAC_SHA2_512_256, NULL, 0, k, 64, 0x100, 0, 0),
                      IPSECIF_OK);
     assert_int_equal(t.sa->icv_len, 32);
     assert_int_equal(ipsecif_ah_hdr_len(t.sa, IPSECIF_AF_INET), 44);
     assert_int_equal(ipsecif_ah_hdr_len(t.sa, IPSECIF_AF_INET6), 48);
-    tsa_free(&t);
-    assert_int_equal(
-        tsa_make_keys(&t, IPSECIF_EALG_AES_GMAC, IPSECIF_AALG_NONE, k, 36, NULL, 0, 0x100, 0, 0),
-        IPSECIF_OK);
+    test_sa_free(CRYPTO, &t);
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, &t, IPSECIF_EALG_AES_GMAC,
+                                  IPSECIF_AALG_NONE, k, 36, NULL, 0, 0x100, 0, 0),
+                     IPSECIF_OK);
     assert_int_equal(t.sa->iv_len, 8);
     assert_int_equal(t.sa->icv_len, 16);
     assert_memory_equal(t.sa->salt, k + 32, 4);
     /* RFC 4543 section 4 with the IPv6 padding of erratum 3643. */
     assert_int_equal(ipsecif_ah_hdr_len(t.sa, IPSECIF_AF_INET), 36);
     assert_int_equal(ipsecif_ah_hdr_len(t.sa, IPSECIF_AF_INET6), 40);
-    tsa_free(&t);
+    test_sa_free(CRYPTO, &t);
 }
 
 /* ---- Round trips ---- */
@@ -453,8 +400,8 @@ static void round_trip(const struct alg *a, bool v6, bool esn)
     if (esn) {
         assert_int_equal(tx.sa->seq_out >> 32, 1);
     }
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
@@ -524,8 +471,8 @@ static void tamper_all(const struct alg *a, bool v6)
     /* Intact, it still verifies. */
     test_buf_set(&tc, HEADROOM, saved, len);
     assert_int_equal(ah_in(&e, &rx, &tc.b, &nh), IPSECIF_OK);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
@@ -576,8 +523,8 @@ static void mutable_in_flight(const struct alg *a, bool v6)
         assert_int_equal(p[1], 0xb9);
         assert_int_equal(ipsecif_csum_fold(ipsecif_csum_add(0, p, 20)), 0);
     }
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
@@ -631,8 +578,8 @@ static void test_replayed(void **state)
     ipsecif_store32(ipsecif_buf_data(&tc.b) + 28, 1000); /* IPv4: seq at 20 + 8 */
     assert_int_equal(ah_in(&e, &rx, &tc.b, &nh), IPSECIF_ERR_AUTH);
     assert_int_equal(rx.sa->replay_top, 40);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
@@ -722,8 +669,8 @@ static void malformed(bool v6)
     assert_int_equal(in_exact(&e, &rx, bad, len), IPSECIF_ERR_PROTO);
     /* The intact packet in an exact buffer passes. */
     assert_int_equal(in_exact(&e, &rx, pkt, len), IPSECIF_OK);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
@@ -765,7 +712,7 @@ static void test_output_refusals(void **state)
     test_buf_set(&tb, HEADROOM, plain, n);
     assert_int_equal(ipsecif_ah_output(&e.ctx, tx.sa, &tb.b), IPSECIF_ERR_SEQWRAP);
     assert_int_equal(ipsecif_ah_output(NULL, tx.sa, &tb.b), IPSECIF_ERR_ARG);
-    tsa_free(&tx);
+    test_sa_free(CRYPTO, &tx);
     env_free(&e);
 }
 
@@ -805,8 +752,8 @@ static void test_ipv4_options(void **state)
     test_buf_set(&tc, HEADROOM, pkt, len);
     tc.mem[HEADROOM + 25] = 40;
     assert_int_equal(ah_in(&e, &rx, &tc.b, &nh), IPSECIF_ERR_MALFORMED);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
@@ -853,8 +800,9 @@ static void kat_sa(struct tsa *t, const struct kat *k, uint32_t window)
     for (i = 0; i < k->key_len; i++) {
         key[i] = (uint8_t)(i + 1);
     }
-    assert_int_equal(tsa_make_keys(t, IPSECIF_EALG_NONE, k->aalg, NULL, 0, key, k->key_len, k->spi,
-                                   k->esn ? IPSECIF_SA_F_ESN : 0, window),
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_AH, t, IPSECIF_EALG_NONE, k->aalg, NULL,
+                                  0, key, k->key_len, k->spi, k->esn ? IPSECIF_SA_F_ESN : 0,
+                                  window),
                      IPSECIF_OK);
 }
 
@@ -897,7 +845,7 @@ static void test_scapy_vectors(void **state)
         assert_int_equal(ipsecif_ah_output(&e.ctx, tx.sa, &tb.b), IPSECIF_OK);
         assert_int_equal(tb.b.len, k->out_len);
         assert_memory_equal(ipsecif_buf_data(&tb.b), k->out, k->out_len);
-        tsa_free(&tx);
+        test_sa_free(CRYPTO, &tx);
         /* Input: scapy's packet verifies and gives back the packet it was
          * made from (a routed one as its final destination sees it). */
         kat_sa(&rx, k, 64);
@@ -913,7 +861,7 @@ static void test_scapy_vectors(void **state)
         assert_int_equal(tb.b.len, k->in_len);
         assert_memory_equal(ipsecif_buf_data(&tb.b), expect, k->in_len);
         assert_int_equal(rx.sa->replay_top, k->seq);
-        tsa_free(&rx);
+        test_sa_free(CRYPTO, &rx);
     }
     env_free(&e);
 }

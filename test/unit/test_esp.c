@@ -18,6 +18,7 @@
 #include "core/ctx.h"
 #include "ipsecif_crypto_mbedtls.h"
 #include "mock_port.h"
+#include "test_sa.h"
 #include "test_util.h"
 
 /* Built once per backend: test_esp on Mbed TLS, test_esp_openssl on
@@ -62,11 +63,6 @@ static void env_free(struct env *e)
 }
 
 /* An SA with its own replay bitmap. */
-struct tsa {
-    struct ipsecif_sa *sa;
-    uint32_t *bits;
-};
-
 struct alg {
     uint8_t ealg;
     uint8_t aalg;
@@ -115,64 +111,16 @@ static bool has_integrity(const struct alg *a)
            a->ealg == IPSECIF_EALG_AES_GMAC || a->ealg == IPSECIF_EALG_CHACHA20_POLY1305;
 }
 
-static void key_pattern(uint8_t *k, size_t n, uint8_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        k[i] = (uint8_t)(seed + i * 13 + (i >> 3));
-    }
-}
-
-static int tsa_make_keys(struct tsa *t, uint8_t ealg, uint8_t aalg, const uint8_t *ek, size_t ekl,
-                         const uint8_t *ak, size_t akl, uint32_t spi, uint32_t flags,
-                         uint32_t window)
-{
-    struct ipsecif_sa_params p;
-    size_t size = (sizeof(struct ipsecif_sa) + 63) & ~(size_t)63;
-
-    t->sa = aligned_alloc(64, size);
-    t->bits = calloc(IPSECIF_REPLAY_WORDS_MAX, sizeof(uint32_t));
-    assert_non_null(t->sa);
-    assert_non_null(t->bits);
-    memset(t->sa, 0, sizeof(*t->sa));
-    t->sa->spi = spi;
-    t->sa->flags = flags;
-    t->sa->replay_window = window;
-    t->sa->replay_bits = t->bits;
-    memset(&p, 0, sizeof(p));
-    p.proto = IPSECIF_IPPROTO_ESP;
-    p.ealg = ealg;
-    p.aalg = aalg;
-    p.spi = spi;
-    p.flags = flags;
-    p.replay_window = window;
-    p.ekey = ek;
-    p.ekey_len = ekl;
-    p.akey = ak;
-    p.akey_len = akl;
-    return ipsecif_esp_sa_init(CRYPTO, t->sa, &p);
-}
-
 static void tsa_make(struct tsa *t, const struct alg *a, uint8_t seed, uint32_t spi, bool esn,
                      uint32_t window)
 {
     uint8_t ek[64], ak[64];
 
-    key_pattern(ek, a->ekey_len, seed);
-    key_pattern(ak, a->akey_len, (uint8_t)(seed + 0x55));
-    assert_int_equal(tsa_make_keys(t, a->ealg, a->aalg, ek, a->ekey_len, ak, a->akey_len, spi,
-                                   esn ? IPSECIF_SA_F_ESN : 0, window),
+    test_key_pattern(ek, a->ekey_len, seed);
+    test_key_pattern(ak, a->akey_len, (uint8_t)(seed + 0x55));
+    assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_ESP, t, a->ealg, a->aalg, ek, a->ekey_len,
+                                  ak, a->akey_len, spi, esn ? IPSECIF_SA_F_ESN : 0, window),
                      IPSECIF_OK);
-}
-
-static void tsa_free(struct tsa *t)
-{
-    ipsecif_esp_sa_wipe(CRYPTO, t->sa);
-    free(t->sa);
-    free(t->bits);
-    t->sa = NULL;
-    t->bits = NULL;
 }
 
 /* What a refused packet must leave alone. */
@@ -348,12 +296,12 @@ static void test_sa_init(void **state)
     size_t i;
 
     (void)state;
-    key_pattern(ek, sizeof(ek), 1);
-    key_pattern(ak, sizeof(ak), 2);
+    test_key_pattern(ek, sizeof(ek), 1);
+    test_key_pattern(ak, sizeof(ak), 2);
     for (i = 0; i < IPSECIF_ARRAY_SIZE(cases); i++) {
         struct tsa t;
-        int rc = tsa_make_keys(&t, cases[i].ealg, cases[i].aalg, ek, cases[i].ekl, ak, cases[i].akl,
-                               0x1000, 0, 64);
+        int rc = test_sa_make(CRYPTO, IPSECIF_IPPROTO_ESP, &t, cases[i].ealg, cases[i].aalg, ek,
+                              cases[i].ekl, ak, cases[i].akl, 0x1000, 0, 64);
 
         if (rc != cases[i].want) {
             fail_msg("case %zu: rc %d want %d", i, rc, cases[i].want);
@@ -366,7 +314,7 @@ static void test_sa_init(void **state)
             assert_int_equal(t.sa->ekey_len, 0);
             assert_int_equal(t.sa->icv_len, 0);
         }
-        tsa_free(&t);
+        test_sa_free(CRYPTO, &t);
     }
 }
 
@@ -383,7 +331,7 @@ static void test_sa_init_fields(void **state)
         struct tsa t;
 
         tsa_make(&t, a, 9, 0x1000, false, 64);
-        key_pattern(ek, a->ekey_len, 9);
+        test_key_pattern(ek, a->ekey_len, 9);
         assert_int_equal(t.sa->ealg, a->ealg);
         assert_int_equal(t.sa->aalg, a->aalg);
         assert_int_equal(t.sa->iv_len, e->iv_len);
@@ -403,7 +351,7 @@ static void test_sa_init_fields(void **state)
             assert_int_equal(t.sa->ekey_len, 0);
             assert_int_equal(t.sa->akey_len, 0);
         }
-        tsa_free(&t);
+        test_sa_free(CRYPTO, &t);
     }
 }
 
@@ -588,8 +536,8 @@ static void test_known_answers(void **state)
         memset(&ctx, 0, sizeof(ctx));
         ctx.port = &ivp.port;
         ctx.user = &ivp;
-        assert_int_equal(tsa_make_keys(&rx, v->ealg, IPSECIF_AALG_NONE, key, key_len, NULL, 0,
-                                       v->spi, flags, 64),
+        assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_ESP, &rx, v->ealg, IPSECIF_AALG_NONE,
+                                      key, key_len, NULL, 0, v->spi, flags, 64),
                          IPSECIF_OK);
         rx.sa->replay_top = v->esn ? v->seq - 1 : 0;
         test_buf_set(&tb, 16, packet, packet_len);
@@ -605,12 +553,12 @@ static void test_known_answers(void **state)
         test_buf_set(&tb, 16, packet, packet_len);
         assert_int_equal(ipsecif_esp_input(&ctx, rx.sa, &tb.b, &got_nh), IPSECIF_ERR_REPLAY);
         assert_int_equal(rx.sa->stats.replay, 1);
-        tsa_free(&rx);
+        test_sa_free(CRYPTO, &rx);
 
         /* Encrypt the payload with the vector's SPI, sequence number and IV
          * to the published packet. AEAD IVs are seq XOR iv_base. */
-        assert_int_equal(tsa_make_keys(&tx, v->ealg, IPSECIF_AALG_NONE, key, key_len, NULL, 0,
-                                       v->spi, flags, 64),
+        assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_ESP, &tx, v->ealg, IPSECIF_AALG_NONE,
+                                      key, key_len, NULL, 0, v->spi, flags, 64),
                          IPSECIF_OK);
         tx.sa->seq_out = v->seq - 1;
         if (tx.sa->aead != 0) {
@@ -626,7 +574,7 @@ static void test_known_answers(void **state)
         assert_int_equal(tx.sa->seq_out, v->seq);
         assert_int_equal(ivp.calls, tx.sa->aead != 0 ? 0 : 1);
         assert_int_equal(ipsecif_esp_overhead(tx.sa, payload_len), packet_len - payload_len);
-        tsa_free(&tx);
+        test_sa_free(CRYPTO, &tx);
     }
 }
 
@@ -667,11 +615,11 @@ static void test_known_answers_burst(void **state)
         memset(&ctx, 0, sizeof(ctx));
         ctx.port = &ivp.port;
         ctx.user = &ivp;
-        assert_int_equal(tsa_make_keys(&rx, v->ealg, IPSECIF_AALG_NONE, key, key_len, NULL, 0,
-                                       v->spi, flags, 64),
+        assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_ESP, &rx, v->ealg, IPSECIF_AALG_NONE,
+                                      key, key_len, NULL, 0, v->spi, flags, 64),
                          IPSECIF_OK);
         if (rx.sa->aead == IPSECIF_XFORM_CIPHER_MAC) {
-            tsa_free(&rx);
+            test_sa_free(CRYPTO, &rx);
             continue;
         }
         print_message("  %s\n", v->name);
@@ -699,10 +647,10 @@ static void test_known_answers_burst(void **state)
         }
         assert_int_equal(rx.sa->stats.auth, 1);
         assert_int_equal(rx.sa->stats.replay, 1);
-        tsa_free(&rx);
+        test_sa_free(CRYPTO, &rx);
 
-        assert_int_equal(tsa_make_keys(&tx, v->ealg, IPSECIF_AALG_NONE, key, key_len, NULL, 0,
-                                       v->spi, flags, 64),
+        assert_int_equal(test_sa_make(CRYPTO, IPSECIF_IPPROTO_ESP, &tx, v->ealg, IPSECIF_AALG_NONE,
+                                      key, key_len, NULL, 0, v->spi, flags, 64),
                          IPSECIF_OK);
         tx.sa->iv_base = v->seq ^ ipsecif_load64(iv);
         for (i = 0; i < 2; i++) {
@@ -716,7 +664,7 @@ static void test_known_answers_burst(void **state)
             assert_int_equal(tb[i].b.len, packet_len);
             assert_memory_equal(tb[i].mem + tb[i].b.off, packet, packet_len);
         }
-        tsa_free(&tx);
+        test_sa_free(CRYPTO, &tx);
     }
 }
 
@@ -774,8 +722,8 @@ static void roundtrip_alg(struct env *e, const struct alg *a, bool esn)
         assert_int_equal(rx.sa->replay_top, seq);
     }
     assert_int_equal(rx.sa->stats.auth + rx.sa->stats.replay + rx.sa->stats.badpad, 0);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
 }
 
 static void test_roundtrip(void **state)
@@ -809,7 +757,7 @@ static void test_ivs(void **state)
         make_packet(&e, &t, &tb, 20, 4);
         assert_int_equal(ipsecif_load64(tb.mem + tb.b.off + 8), i ^ 0x0123456789abcdefULL);
     }
-    tsa_free(&t);
+    test_sa_free(CRYPTO, &t);
 
     /* CBC: the IV is what the port's random source returned, fresh each time. */
     tsa_make(&t, &algs[13], 1, 0x3000, false, 0); /* aes128/sha256 */
@@ -831,11 +779,11 @@ static void test_ivs(void **state)
         assert_int_equal(tb.b.len, before.b.len);
         assert_memory_equal(tb.mem, before.mem, sizeof(tb.mem));
     }
-    tsa_free(&t);
+    test_sa_free(CRYPTO, &t);
     /* AEAD never asks for random bytes. */
     tsa_make(&t, &algs[30], 1, 0x3000, false, 0); /* chacha20poly1305 */
     make_packet(&e, &t, &tb, 20, 4);
-    tsa_free(&t);
+    test_sa_free(CRYPTO, &t);
     env_free(&e);
 }
 
@@ -944,8 +892,8 @@ static void tamper_alg(struct env *e, const struct alg *a, bool esn)
     copy_packet(&tb, &pkt, 16, len);
     assert_int_equal(ipsecif_esp_input(&e->ctx, rx.sa, &tb.b, &nh), IPSECIF_OK);
     assert_int_equal(tb.b.len, 45);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
 }
 
 static void test_tampered(void **state)
@@ -998,8 +946,8 @@ static void truncate_alg(struct env *e, const struct alg *a, bool esn)
         assert_window_same(&rx, &before);
         free(mem);
     }
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
 }
 
 static void test_truncated(void **state)
@@ -1024,7 +972,7 @@ static void wrong_sa_alg(struct env *e, const struct alg *a, bool esn)
     assert_int_equal(ipsecif_esp_input(&e->ctx, other.sa, &tb.b, &nh), IPSECIF_ERR_AUTH);
     assert_int_equal(other.sa->stats.auth, 1);
     assert_window_same(&other, &before);
-    tsa_free(&other);
+    test_sa_free(CRYPTO, &other);
 
     /* Same keys, other ESN setting: the ICV covers different bytes. */
     tsa_make(&other, a, 5, 0x4000, !esn, 64);
@@ -1033,7 +981,7 @@ static void wrong_sa_alg(struct env *e, const struct alg *a, bool esn)
     copy_packet(&tb, &pkt, 16, pkt.b.len);
     assert_int_equal(ipsecif_esp_input(&e->ctx, other.sa, &tb.b, &nh), IPSECIF_ERR_AUTH);
     assert_window_same(&other, &before);
-    tsa_free(&other);
+    test_sa_free(CRYPTO, &other);
 
     /* ESN, same keys, but the receiver is an epoch behind: seq hi differs. */
     if (esn) {
@@ -1043,13 +991,13 @@ static void wrong_sa_alg(struct env *e, const struct alg *a, bool esn)
         copy_packet(&tb, &pkt, 16, pkt.b.len);
         assert_int_equal(ipsecif_esp_input(&e->ctx, other.sa, &tb.b, &nh), IPSECIF_ERR_AUTH);
         assert_window_same(&other, &before);
-        tsa_free(&other);
+        test_sa_free(CRYPTO, &other);
     }
     /* The right SA takes it. */
     copy_packet(&tb, &pkt, 16, pkt.b.len);
     assert_int_equal(ipsecif_esp_input(&e->ctx, rx.sa, &tb.b, &nh), IPSECIF_OK);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
 }
 
 static void test_wrong_sa(void **state)
@@ -1095,8 +1043,8 @@ static void replay_alg(struct env *e, const struct alg *a, bool esn)
     assert_int_equal(rx.sa->stats.replay, esn ? 3 : 4);
     assert_int_equal(rx.sa->stats.auth, esn ? 1 : 0);
     assert_window_same(&rx, &before);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
 }
 
 static void test_replayed(void **state)
@@ -1224,7 +1172,7 @@ static void test_bad_padding(void **state)
             assert_int_equal(ipsecif_esp_input(&e.ctx, rx.sa, &tb.b, &nh), IPSECIF_ERR_BADPAD);
             assert_int_equal(rx.sa->stats.badpad, badpad + 1);
         }
-        tsa_free(&rx);
+        test_sa_free(CRYPTO, &rx);
     }
     env_free(&e);
 }
@@ -1287,7 +1235,7 @@ static void test_noroom(void **state)
                 }
                 t.sa->seq_out = 41;
             }
-            tsa_free(&t);
+            test_sa_free(CRYPTO, &t);
         }
     }
     env_free(&e);
@@ -1318,8 +1266,8 @@ static void test_gmac_esn_input_headroom(void **state)
     assert_int_equal(tb.mem[0] & tb.mem[1] & tb.mem[2] & tb.mem[3], 0xbb);
     assert_int_equal(tb.mem[0] | tb.mem[1] | tb.mem[2] | tb.mem[3], 0xbb);
     assert_int_equal(tb.b.len, 50);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
@@ -1344,7 +1292,7 @@ static void test_seqwrap(void **state)
     assert_int_equal(tb.b.off, before.b.off);
     assert_int_equal(tb.b.len, before.b.len);
     assert_memory_equal(tb.mem, before.mem, sizeof(tb.mem));
-    tsa_free(&t);
+    test_sa_free(CRYPTO, &t);
 
     /* With ESN the number goes on past 2^32 (the wire shows the low half)... */
     tsa_make(&t, &algs[1], 1, 0x7000, true, 0);
@@ -1360,7 +1308,7 @@ static void test_seqwrap(void **state)
     tb.b.len = 10;
     assert_int_equal(ipsecif_esp_output(&e.ctx, t.sa, &tb.b, 4), IPSECIF_ERR_SEQWRAP);
     assert_int_equal(t.sa->seq_out, UINT64_MAX);
-    tsa_free(&t);
+    test_sa_free(CRYPTO, &t);
     env_free(&e);
 }
 
@@ -1386,8 +1334,8 @@ static void test_cbc_misaligned(void **state)
     copy_packet(&tb, &pkt, 16, pkt.b.len);
     assert_int_equal(ipsecif_esp_input(&e.ctx, rx.sa, &tb.b, &nh), IPSECIF_OK);
     assert_int_equal(tb.b.len, 30);
-    tsa_free(&tx);
-    tsa_free(&rx);
+    test_sa_free(CRYPTO, &tx);
+    test_sa_free(CRYPTO, &rx);
     env_free(&e);
 }
 
