@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ipsecif_linux_host.h"
+#include "linux_nl.h"
 
 /* Packets read per wakeup before other descriptors get a turn. */
 #define HOST_BATCH 64
@@ -37,99 +38,6 @@
 #define SAFE6 1280u
 
 /* ---- rtnetlink ---- */
-
-/* One request: the header, the message's fixed part, attributes. */
-struct nlreq {
-    struct nlmsghdr nh;
-    uint8_t body[256];
-};
-
-static void nl_begin(struct nlreq *r, uint16_t type, uint16_t flags, const void *fixed, size_t len)
-{
-    static uint32_t seq;
-
-    memset(r, 0, sizeof(*r));
-    r->nh.nlmsg_len = (uint32_t)NLMSG_LENGTH(len);
-    r->nh.nlmsg_type = type;
-    r->nh.nlmsg_flags = (uint16_t)(NLM_F_REQUEST | NLM_F_ACK | flags);
-    r->nh.nlmsg_seq = ++seq;
-    memcpy(NLMSG_DATA(&r->nh), fixed, len);
-}
-
-static void nl_attr(struct nlreq *r, uint16_t type, const void *data, size_t len)
-{
-    struct rtattr *rta = (struct rtattr *)((uint8_t *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
-
-    rta->rta_type = type;
-    rta->rta_len = (uint16_t)RTA_LENGTH(len);
-    memcpy(RTA_DATA(rta), data, len);
-    r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
-}
-
-static void nl_attr32(struct nlreq *r, uint16_t type, uint32_t v)
-{
-    nl_attr(r, type, &v, sizeof(v));
-}
-
-/* Send the request, wait for the kernel's answer. 0, or -1 with errno. */
-static int nl_talk(struct nlreq *r)
-{
-    struct sockaddr_nl sa;
-    union {
-        struct nlmsghdr nh;
-        uint8_t b[1024];
-    } ack;
-    int fd;
-    int rc = -1;
-    int saved;
-
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0) {
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.nl_family = AF_NETLINK;
-    if (sendto(fd, r, r->nh.nlmsg_len, 0, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = recv(fd, ack.b, sizeof(ack.b), 0);
-        struct nlmsghdr *h;
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            if (n == 0) {
-                errno = EPROTO;
-            }
-            goto out;
-        }
-        for (h = &ack.nh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-            struct nlmsgerr e;
-
-            if (h->nlmsg_seq != r->nh.nlmsg_seq || h->nlmsg_type != NLMSG_ERROR) {
-                continue;
-            }
-            if (h->nlmsg_len < NLMSG_LENGTH(sizeof(e))) {
-                errno = EPROTO;
-                goto out;
-            }
-            memcpy(&e, NLMSG_DATA(h), sizeof(e));
-            if (e.error == 0) {
-                rc = 0;
-            } else {
-                errno = -e.error;
-            }
-            goto out;
-        }
-    }
-out:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
 
 /* ---- Rules ---- */
 
@@ -162,29 +70,31 @@ static const struct rule rules[] = {
 static int rule_op(uint16_t type, const struct rule *ru)
 {
     struct fib_rule_hdr frh;
-    struct nlreq r;
+    struct ipsecif_linux_nlreq r;
 
     memset(&frh, 0, sizeof(frh));
     frh.family = ru->family;
     frh.dst_len = ru->dst_len;
     frh.action = FR_ACT_TO_TBL;
     frh.table = ru->host_table ? RT_TABLE_UNSPEC : RT_TABLE_MAIN;
-    nl_begin(&r, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, &frh, sizeof(frh));
-    nl_attr32(&r, FRA_PRIORITY, IPSECIF_LINUX_HOST_PREF + ru->pref);
+    ipsecif_linux_nl_begin(&r, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, &frh,
+                           sizeof(frh));
+    ipsecif_linux_nl_attr32(&r, FRA_PRIORITY, IPSECIF_LINUX_HOST_PREF + ru->pref);
     if (ru->host_table) {
-        nl_attr32(&r, FRA_TABLE, IPSECIF_LINUX_HOST_MARK);
+        ipsecif_linux_nl_attr32(&r, FRA_TABLE, IPSECIF_LINUX_HOST_MARK);
     }
     if (ru->iif) {
-        nl_attr(&r, FRA_IIFNAME, IPSECIF_LINUX_HOST_DEV, sizeof(IPSECIF_LINUX_HOST_DEV));
+        ipsecif_linux_nl_attr(&r, FRA_IIFNAME, IPSECIF_LINUX_HOST_DEV,
+                              sizeof(IPSECIF_LINUX_HOST_DEV));
     }
     if (ru->mark) {
-        nl_attr32(&r, FRA_FWMARK, IPSECIF_LINUX_HOST_MARK);
-        nl_attr32(&r, FRA_FWMASK, 0xffffffffu);
+        ipsecif_linux_nl_attr32(&r, FRA_FWMARK, IPSECIF_LINUX_HOST_MARK);
+        ipsecif_linux_nl_attr32(&r, FRA_FWMASK, 0xffffffffu);
     }
     if (ru->dst_len > 0) {
-        nl_attr(&r, FRA_DST, ru->dst, ru->family == AF_INET ? 4 : 16);
+        ipsecif_linux_nl_attr(&r, FRA_DST, ru->dst, ru->family == AF_INET ? 4 : 16);
     }
-    return nl_talk(&r);
+    return ipsecif_linux_nl_talk(&r);
 }
 
 /* ---- Routes in the host table ---- */
@@ -192,7 +102,7 @@ static int rule_op(uint16_t type, const struct rule *ru)
 static int route_op(uint16_t type, uint8_t family, bool blackhole, unsigned ifindex)
 {
     struct rtmsg rtm;
-    struct nlreq r;
+    struct ipsecif_linux_nlreq r;
 
     memset(&rtm, 0, sizeof(rtm));
     rtm.rtm_family = family;
@@ -204,14 +114,16 @@ static int route_op(uint16_t type, uint8_t family, bool blackhole, unsigned ifin
     } else {
         rtm.rtm_scope = blackhole || family == AF_INET6 ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
     }
-    nl_begin(&r, type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_EXCL : 0, &rtm, sizeof(rtm));
-    nl_attr32(&r, RTA_TABLE, IPSECIF_LINUX_HOST_MARK);
-    nl_attr32(&r, RTA_PRIORITY,
-              blackhole ? IPSECIF_LINUX_HOST_BLACKHOLE_METRIC : IPSECIF_LINUX_HOST_METRIC);
+    ipsecif_linux_nl_begin(&r, type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_EXCL : 0, &rtm,
+                           sizeof(rtm));
+    ipsecif_linux_nl_attr32(&r, RTA_TABLE, IPSECIF_LINUX_HOST_MARK);
+    ipsecif_linux_nl_attr32(&r, RTA_PRIORITY,
+                            blackhole ? IPSECIF_LINUX_HOST_BLACKHOLE_METRIC
+                                      : IPSECIF_LINUX_HOST_METRIC);
     if (!blackhole) {
-        nl_attr32(&r, RTA_OIF, ifindex);
+        ipsecif_linux_nl_attr32(&r, RTA_OIF, ifindex);
     }
-    return nl_talk(&r);
+    return ipsecif_linux_nl_talk(&r);
 }
 
 static const char *fam_name(uint8_t family)

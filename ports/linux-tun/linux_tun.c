@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ipsecif_linux.h"
+#include "linux_nl.h"
 
 /* Inner packets read per wakeup from one device before others get a turn. */
 #define TUN_BATCH 64
@@ -585,86 +586,11 @@ int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu)
 
 /* ---- Addresses over rtnetlink ---- */
 
-struct nlreq {
-    struct nlmsghdr nh;
-    struct ifaddrmsg ifa;
-    uint8_t attrs[64];
-};
-
-static void put_attr(struct nlreq *r, unsigned short type, const void *data, size_t len)
-{
-    struct rtattr *rta = (struct rtattr *)((uint8_t *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
-
-    rta->rta_type = type;
-    rta->rta_len = (unsigned short)RTA_LENGTH(len);
-    memcpy(RTA_DATA(rta), data, len);
-    r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
-}
-
-/* Send one request and wait for the kernel's acknowledgement. */
-static int nl_transact(struct nlreq *r)
-{
-    struct sockaddr_nl sa;
-    union {
-        struct nlmsghdr nh;
-        uint8_t b[1024];
-    } ack;
-    int fd;
-    int rc = -1;
-    int saved;
-
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0) {
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.nl_family = AF_NETLINK;
-    if (sendto(fd, r, r->nh.nlmsg_len, 0, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = recv(fd, ack.b, sizeof(ack.b), 0);
-        struct nlmsghdr *h;
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            goto out;
-        }
-        for (h = &ack.nh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_seq != r->nh.nlmsg_seq) {
-                continue;
-            }
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                struct nlmsgerr e;
-
-                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(e))) {
-                    errno = EPROTO;
-                    goto out;
-                }
-                memcpy(&e, NLMSG_DATA(h), sizeof(e));
-                if (e.error == 0) {
-                    rc = 0;
-                } else {
-                    errno = -e.error;
-                }
-                goto out;
-            }
-        }
-    }
-out:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
 int ipsecif_linux_addr_add(struct ipsecif_linux_tun *t, const struct ipsecif_addr *addr,
                            unsigned plen, const struct ipsecif_addr *peer)
 {
-    static uint32_t seq;
-    struct nlreq r;
+    struct ipsecif_linux_nlreq r;
+    struct ifaddrmsg ifa;
     size_t alen = addr->family == IPSECIF_AF_INET ? 4 : 16;
     unsigned idx = if_nametoindex(t->name);
 
@@ -676,20 +602,17 @@ int ipsecif_linux_addr_add(struct ipsecif_linux_tun *t, const struct ipsecif_add
         errno = EINVAL;
         return -1;
     }
-    memset(&r, 0, sizeof(r));
-    r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-    r.nh.nlmsg_type = RTM_NEWADDR;
-    r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    r.nh.nlmsg_seq = ++seq;
-    r.ifa.ifa_family = addr->family == IPSECIF_AF_INET ? AF_INET : AF_INET6;
-    r.ifa.ifa_prefixlen = (unsigned char)plen;
+    memset(&ifa, 0, sizeof(ifa));
+    ifa.ifa_family = addr->family == IPSECIF_AF_INET ? AF_INET : AF_INET6;
+    ifa.ifa_prefixlen = (unsigned char)plen;
     /* The far end of a tunnel cannot answer duplicate address detection. */
-    r.ifa.ifa_flags = addr->family == IPSECIF_AF_INET6 ? IFA_F_NODAD : 0;
-    r.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
-    r.ifa.ifa_index = idx;
-    put_attr(&r, IFA_LOCAL, addr->bytes, alen);
-    put_attr(&r, IFA_ADDRESS, peer != NULL ? peer->bytes : addr->bytes, alen);
-    if (nl_transact(&r) < 0) {
+    ifa.ifa_flags = addr->family == IPSECIF_AF_INET6 ? IFA_F_NODAD : 0;
+    ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+    ifa.ifa_index = idx;
+    ipsecif_linux_nl_begin(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof(ifa));
+    ipsecif_linux_nl_attr(&r, IFA_LOCAL, addr->bytes, alen);
+    ipsecif_linux_nl_attr(&r, IFA_ADDRESS, peer != NULL ? peer->bytes : addr->bytes, alen);
+    if (ipsecif_linux_nl_talk(&r) < 0) {
         /* Already there: a device kept from an earlier run has its addresses. */
         return errno == EEXIST ? 0 : -1;
     }
@@ -741,9 +664,9 @@ static void addr_msg(const struct nlmsghdr *h, unsigned idx, ipsecif_linux_addr_
 
 int ipsecif_linux_addr_walk(const struct ipsecif_linux_tun *t, ipsecif_linux_addr_fn fn, void *arg)
 {
-    static uint32_t seq;
     struct sockaddr_nl sa;
-    struct nlreq r;
+    struct ipsecif_linux_nlreq r;
+    struct ifaddrmsg ifa;
     union {
         struct nlmsghdr nh;
         uint8_t b[8192];
@@ -760,12 +683,9 @@ int ipsecif_linux_addr_walk(const struct ipsecif_linux_tun *t, ipsecif_linux_add
     if (fd < 0) {
         return -1;
     }
-    memset(&r, 0, sizeof(r));
-    r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-    r.nh.nlmsg_type = RTM_GETADDR;
-    r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    r.nh.nlmsg_seq = ++seq;
-    r.ifa.ifa_family = AF_UNSPEC;
+    memset(&ifa, 0, sizeof(ifa));
+    ifa.ifa_family = AF_UNSPEC;
+    ipsecif_linux_nl_begin(&r, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
     memset(&sa, 0, sizeof(sa));
     sa.nl_family = AF_NETLINK;
     if (sendto(fd, &r, r.nh.nlmsg_len, 0, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
