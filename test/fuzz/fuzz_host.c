@@ -6,7 +6,10 @@
  * dispatches to it) in a buffer of exactly its size, or a packet to send
  * (ipsecif_host_output); a packet that went out protected is fed back in
  * (the context holds the SAs of both ends), and when that succeeds it must
- * give back the packet as it was, IPv4 header checksum aside.
+ * give back the packet as it was, IPv4 header checksum aside. Except an
+ * IP-in-IP packet protected in transport mode: under an SA of mode any
+ * the receiver takes ESP or AH carrying IP for tunnel mode (as NetBSD
+ * does), so it gives back the inner packet.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -235,6 +238,32 @@ static bool same(const uint8_t *a, const uint8_t *b, size_t len)
     return memcmp(a, b, len) == 0;
 }
 
+/* Does the packet carry IPv4 or IPv6 as its upper layer (after the IPv6
+ * hop-by-hop, routing and destination options headers)? */
+static bool carries_ip(const uint8_t *p, size_t len)
+{
+    size_t off = 40;
+    uint8_t nh;
+
+    if (len >= 20 && (p[0] >> 4) == 4) {
+        return p[9] == 4 || p[9] == 41;
+    }
+    if (len < 40 || (p[0] >> 4) != 6) {
+        return false;
+    }
+    nh = p[6];
+    while ((nh == 0 || nh == 43 || nh == 60) && len - off >= 8) {
+        size_t hl = ((size_t)p[off + 1] + 1) * 8;
+
+        nh = p[off];
+        if (hl > len - off) {
+            return false;
+        }
+        off += hl;
+    }
+    return nh == 4 || nh == 41;
+}
+
 static void as_output(const uint8_t *pkt, size_t len)
 {
     size_t cap = HEAD + len + TAIL;
@@ -248,7 +277,7 @@ static void as_output(const uint8_t *pkt, size_t len)
     memcpy(mem + HEAD, pkt, len);
     if (ipsecif_host_output(ctx, &b, now, &r) == IPSECIF_OK) {
         touch(&b);
-        if (r.verdict == IPSECIF_HOST_PROTECTED) {
+        if (r.verdict == IPSECIF_HOST_PROTECTED && !(r.tunnels == 0 && carries_ip(pkt, len))) {
             uint8_t *copy = malloc(len);
             struct ipsecif_buf in;
 
