@@ -94,7 +94,13 @@
  * comparison and debugging. `ipsecifctl stats` shows the port's counters
  * after the library's.
  *
- * usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O]
+ * Batches: the packets of one wakeup's TUN reads (segments of super-packets
+ * included) go to ipsecif_if_output_batch() as one vector, and each
+ * recvmmsg() vector of outer packets to ipsecif_input_batch() or
+ * ipsecif_input_esp_batch(), in vectors of up to -B N packets (default
+ * IPSECIF_BATCH_MAX); -B 1 makes one library call per packet, for comparison.
+ *
+ * usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O] [-B N]
  *                 [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]
  *                 [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
  *                 [-C mbedtls|openssl|ipsecmb]
@@ -1104,6 +1110,7 @@ static void port_stats(struct rtr_out *o)
         ts.csum += t->stats.csum;
         ts.gso_drop += t->stats.gso_drop;
         ts.gso_toobig += t->stats.gso_toobig;
+        ts.out_calls += t->stats.out_calls;
         ts.icmp_sent += t->stats.icmp_sent;
         ts.icmp_send_errors += t->stats.icmp_send_errors;
         gs.merged += t->gro.stats.merged;
@@ -1124,6 +1131,8 @@ static void port_stats(struct rtr_out *o)
                (unsigned long long)ts.gso_drop);
     rtr_printf(o, "        %llu tun_gso_toobig segments over the MTU dropped\n",
                (unsigned long long)ts.gso_toobig);
+    rtr_printf(o, "        %llu tun_out_calls library output calls for what was read\n",
+               (unsigned long long)ts.out_calls);
     rtr_printf(o, "        %llu icmp4_sent IPv4 ICMP errors sent to their senders\n",
                (unsigned long long)ts.icmp_sent);
     rtr_printf(o, "        %llu icmp4_send_errors IPv4 ICMP errors that could not be sent\n",
@@ -1142,6 +1151,8 @@ static void port_stats(struct rtr_out *o)
                (unsigned long long)os->rx_packets);
     rtr_printf(o, "        %llu outer_rx_batches recvmmsg batches\n",
                (unsigned long long)os->rx_batches);
+    rtr_printf(o, "        %llu outer_rx_calls library input calls for them\n",
+               (unsigned long long)os->rx_calls);
     rtr_printf(o, "        %llu outer_tx_packets outer packets sent\n",
                (unsigned long long)os->tx_packets);
     rtr_printf(o, "        %llu outer_tx_errors outer packets that failed to send\n",
@@ -1211,7 +1222,7 @@ static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O]\n"
+            "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O] [-B N]\n"
             "                [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE] [-l err|warn|info|debug]\n"
             "                [-c IFS,POLICIES,SAS] [-C %s]\n"
             "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
@@ -1236,6 +1247,9 @@ static void usage(void)
             "  -t  with -H: the state file (default: SOCKET with .state for .sock)\n"
             "  -O  no offloads: plain TUN reads and writes (no virtio headers, TSO or\n"
             "      coalescing), no UDP GSO\n"
+            "  -B  packets per library call, 1..%d (default %d): the TUN reads of\n"
+            "      one wakeup and each received vector go in batches; 1 = one call\n"
+            "      per packet\n"
             "  -C  the crypto backend (default %s)\n",
             "mbedtls"
 #if IPSECIF_ROUTER_OPENSSL
@@ -1245,7 +1259,7 @@ static void usage(void)
             "|ipsecmb"
 #endif
             ,
-            crypto_choices[0].name);
+            IPSECIF_BATCH_MAX, IPSECIF_BATCH_MAX, crypto_choices[0].name);
     exit(2);
 }
 
@@ -1316,6 +1330,8 @@ int main(int argc, char **argv)
     bool host = false;
     bool host_natt = false;
     bool offload = true;
+    unsigned long batch = IPSECIF_BATCH_MAX;
+    char *end;
     bool fresh = false;
     const char *state_path = NULL;
     int level = IPSECIF_LOG_INFO;
@@ -1330,7 +1346,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxrHNOFt:s:k:p:l:c:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrHNOFB:t:s:k:p:l:c:C:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -1355,6 +1371,16 @@ int main(int argc, char **argv)
             break;
         case 'F':
             fresh = true;
+            break;
+        case 'B':
+            errno = 0;
+            batch = strtoul(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 || batch < 1 ||
+                batch > IPSECIF_BATCH_MAX) {
+                fprintf(stderr, "ipsecifd: -B %s: not a batch size in 1..%d\n", optarg,
+                        IPSECIF_BATCH_MAX);
+                usage();
+            }
             break;
         case 't':
             state_path = optarg;
@@ -1429,6 +1455,7 @@ int main(int argc, char **argv)
     }
     d.lx.offload = offload;
     ipsecif_posix_outer_set_udp_gso(&d.lx.outer, offload);
+    (void)ipsecif_linux_set_batch(&d.lx, batch); /* checked above */
     d.addrs = calloc(cfg.max_interfaces, sizeof(*d.addrs));
     len = ipsecif_ctx_size(&cfg);
     if (d.addrs == NULL || len == 0) {

@@ -40,6 +40,11 @@ extern "C" {
  *  header, the largest super-packet, tailroom. */
 #define IPSECIF_LINUX_TUNBUF_GSO (IPSECIF_HEADROOM + IPSECIF_LINUX_GSO_MAX + IPSECIF_TAILROOM + 64)
 
+/** Segment buffers of each TUN device: the packets of one wakeup's reads
+ *  (and the segments cut from them) wait here until they go to
+ *  ipsecif_if_output_batch() as one vector. */
+#define IPSECIF_LINUX_TUNVEC IPSECIF_BATCH_MAX
+
 /** Offload counters of one TUN device. */
 struct ipsecif_linux_tun_stats {
     uint64_t gso_in;           /**< TCP super-packets read (TSO from the kernel). */
@@ -48,6 +53,7 @@ struct ipsecif_linux_tun_stats {
     uint64_t gso_drop;         /**< Packets dropped: bad virtio header, length or headers. */
     uint64_t gso_toobig;       /**< Segments dropped because they exceed the MTU (the first
                                     of each such super-packet got the ICMP error). */
+    uint64_t out_calls;        /**< Library output calls the packets read went to. */
     uint64_t icmp_sent;        /**< IPv4 ICMP errors sent on the raw socket. */
     uint64_t icmp_send_errors; /**< IPv4 ICMP errors the raw socket refused (dropped). */
 };
@@ -70,7 +76,12 @@ struct ipsecif_linux_tun {
     uint8_t *gbuf;                        /**< Coalescing buffer (vnet). */
     struct ipsecif_linux_gro gro;         /**< Coalescer of written TCP segments (vnet). */
     struct ipsecif_linux_tun_stats stats; /**< Offload counters. */
-    uint8_t buf[IPSECIF_LINUX_TUNBUF];    /**< Receive buffer; with vnet, one segment. */
+    uint8_t *vbuf; /**< IPSECIF_LINUX_TUNVEC buffers of IPSECIF_LINUX_TUNBUF: packets read
+                        (without vnet) or segments cut (vnet), waiting for the library. */
+    size_t nv;     /**< Entries of the vector in use. */
+    struct ipsecif_buf vb[IPSECIF_LINUX_TUNVEC];  /**< The vector's buffers. */
+    struct ipsecif_buf *vp[IPSECIF_LINUX_TUNVEC]; /**< Pointers to them, as the library takes. */
+    int vres[IPSECIF_LINUX_TUNVEC];               /**< Verdicts of the last call. */
 };
 
 /** The Linux port. */
@@ -83,9 +94,10 @@ struct ipsecif_linux {
     struct ipsecif_linux_tun *tuns;   /**< TUN slots, one per possible interface. */
     size_t ntuns;                     /**< Number of slots. */
     bool offload;                     /**< Open TUN devices with offloads (default true). */
-    struct ipsecif_linux_tun **held;  /**< Devices with a coalesced packet held. */
-    size_t nheld;                     /**< Entries of held in use. */
-    int icmp4_fd;                     /**< IPPROTO_RAW socket for IPv4 ICMP errors, or -1. */
+    size_t batch; /**< Packets per library call, 1..IPSECIF_BATCH_MAX (see set_batch). */
+    struct ipsecif_linux_tun **held; /**< Devices with a coalesced packet held. */
+    size_t nheld;                    /**< Entries of held in use. */
+    int icmp4_fd;                    /**< IPPROTO_RAW socket for IPv4 ICMP errors, or -1. */
 };
 
 /**
@@ -94,6 +106,21 @@ struct ipsecif_linux {
  * @return 0, or -1 with errno set (nothing left open).
  */
 int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs);
+
+/**
+ * @brief How many packets go to the library in one call, both ways.
+ *
+ * With n > 1 (the default is ::IPSECIF_BATCH_MAX) the packets of one
+ * wakeup's TUN reads, and the segments cut from them, go to
+ * ipsecif_if_output_batch() in vectors of up to n, and each recvmmsg()
+ * vector of outer packets to ipsecif_input_batch() or
+ * ipsecif_input_esp_batch() in slices of up to n. With n = 1 every packet
+ * gets its own ipsecif_if_output(), ipsecif_input(),
+ * ipsecif_input_payload() or ipsecif_input_esp() call (for comparison).
+ * The verdicts and counters are the same either way.
+ * @return 0, or -1 with errno EINVAL when n is not in 1..IPSECIF_BATCH_MAX.
+ */
+int ipsecif_linux_set_batch(struct ipsecif_linux *lx, size_t n);
 
 /** Start feeding the context (received packets, timer). */
 void ipsecif_linux_set_ctx(struct ipsecif_linux *lx, struct ipsecif_ctx *ctx);
@@ -111,7 +138,8 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx);
  * IFF_VNET_HDR and TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, so
  * that the kernel hands over TCP super-packets of up to 64 KiB and packets
  * with a partial checksum. Each super-packet is cut into MSS-sized
- * segments (linux_gso.h) that go to ipsecif_if_output() one by one, so
+ * segments (linux_gso.h) that go to the library (see
+ * ipsecif_linux_set_batch()), so
  * each is within the interface MTU as the kernel's MSS makes it. A
  * super-packet whose segments would still exceed the MTU (a gso_size the
  * MTU does not allow, with DF or IPv6) is treated as the kernel treats an

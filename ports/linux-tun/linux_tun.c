@@ -171,6 +171,7 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
         goto fail;
     }
     lx->offload = true;
+    lx->batch = IPSECIF_BATCH_MAX;
     lx->ntuns = max_ifs;
     for (i = 0; i < max_ifs; i++) {
         lx->tuns[i].fd = -1;
@@ -200,6 +201,15 @@ fail:
     ipsecif_linux_fini(lx);
     errno = saved;
     return -1;
+}
+
+int ipsecif_linux_set_batch(struct ipsecif_linux *lx, size_t n)
+{
+    if (ipsecif_posix_outer_set_batch(&lx->outer, n) < 0) {
+        return -1;
+    }
+    lx->batch = n;
+    return 0;
 }
 
 void ipsecif_linux_set_ctx(struct ipsecif_linux *lx, struct ipsecif_ctx *ctx)
@@ -234,25 +244,74 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx)
 
 /* ---- TUN devices ---- */
 
-static void output(struct ipsecif_linux_tun *t, struct ipsecif_buf *b)
+static void dropped(const struct ipsecif_linux_tun *t, int rc)
 {
-    int rc = ipsecif_if_output(t->lx->ctx, t->ifp, b, ipsecif_posix_now_ms());
-
     if (rc != IPSECIF_OK && ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
         ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "%s: output dropped: %s", t->name,
                            ipsecif_strerror(rc));
     }
 }
 
-/* One read with a virtio header: a single packet goes to the library where
- * it was read; a super-packet is cut into segments in t->buf, one by one. */
+/* The packets waiting in the vector to the library: one
+ * ipsecif_if_output_batch() call, or ipsecif_if_output() with a batch
+ * size of 1. Their buffers are free again on return. */
+static void out_flush(struct ipsecif_linux_tun *t)
+{
+    size_t i, n = t->nv;
+
+    t->nv = 0;
+    if (n == 0 || t->ifp == NULL) {
+        return;
+    }
+    if (t->lx->batch <= 1) {
+        for (i = 0; i < n; i++) {
+            t->stats.out_calls++;
+            dropped(t, ipsecif_if_output(t->lx->ctx, t->ifp, t->vp[i], ipsecif_posix_now_ms()));
+        }
+        return;
+    }
+    t->stats.out_calls++;
+    (void)ipsecif_if_output_batch(t->lx->ctx, t->ifp, NULL, t->vp, n, ipsecif_posix_now_ms(),
+                                  t->vres);
+    for (i = 0; i < n; i++) {
+        dropped(t, t->vres[i]);
+    }
+}
+
+/* Where the next packet of the vector goes (IPSECIF_LINUX_TUNBUF bytes
+ * from the returned pointer minus IPSECIF_HEADROOM). */
+static uint8_t *out_slot(const struct ipsecif_linux_tun *t)
+{
+    return t->vbuf + t->nv * IPSECIF_LINUX_TUNBUF + IPSECIF_HEADROOM;
+}
+
+/* The packet of len bytes at out_slot() joins the vector, which goes to
+ * the library when it holds a batch. */
+static void out_push(struct ipsecif_linux_tun *t, size_t len)
+{
+    struct ipsecif_buf *b = &t->vb[t->nv];
+    size_t max = t->lx->batch < IPSECIF_LINUX_TUNVEC ? t->lx->batch : IPSECIF_LINUX_TUNVEC;
+
+    b->base = t->vbuf + t->nv * IPSECIF_LINUX_TUNBUF;
+    b->cap = IPSECIF_LINUX_TUNBUF;
+    b->off = IPSECIF_HEADROOM;
+    b->len = len;
+    t->nv++;
+    if (t->nv >= max) {
+        out_flush(t);
+    }
+}
+
+/* One read with a virtio header: a single packet joins the vector (copied;
+ * one too long for a vector buffer, or every one with a batch size of 1,
+ * goes to the library from the read buffer); a super-packet is cut into
+ * segments in the vector's buffers. */
 static void vnet_input(struct ipsecif_linux_tun *t, size_t n)
 {
-    const size_t seg_cap = sizeof(t->buf) - IPSECIF_HEADROOM - IPSECIF_TAILROOM;
+    const size_t seg_cap = IPSECIF_LINUX_TUNBUF - IPSECIF_HEADROOM - IPSECIF_TAILROOM;
     uint8_t *pkt = t->sbuf + IPSECIF_HEADROOM;
     struct ipsecif_linux_vnet h;
     struct ipsecif_linux_gso g;
-    struct ipsecif_buf b;
     bool oversize;
     size_t len;
 
@@ -267,14 +326,27 @@ static void vnet_input(struct ipsecif_linux_tun *t, size_t n)
         return;
     }
     if (!g.gso) {
+        struct ipsecif_buf b;
+
         if ((h.flags & IPSECIF_LINUX_VNET_F_NEEDS_CSUM) != 0) {
             t->stats.csum++;
+        }
+        if (t->lx->batch > 1 && n <= seg_cap) {
+            memcpy(out_slot(t), pkt, n);
+            out_push(t, n);
+            return;
+        }
+        /* In order: what waits goes first. */
+        out_flush(t);
+        if (t->ifp == NULL) {
+            return;
         }
         b.base = t->sbuf;
         b.cap = IPSECIF_LINUX_TUNBUF_GSO;
         b.off = IPSECIF_HEADROOM;
         b.len = n;
-        output(t, &b);
+        t->stats.out_calls++;
+        dropped(t, ipsecif_if_output(t->lx->ctx, t->ifp, &b, ipsecif_posix_now_ms()));
         return;
     }
     t->stats.gso_in++;
@@ -282,13 +354,9 @@ static void vnet_input(struct ipsecif_linux_tun *t, size_t n)
      * first (as for any oversize packet); the rest would only repeat it. */
     oversize =
         ipsecif_linux_gso_seg_max(&g) > t->mtu && (pkt[0] >> 4 == 6 || (pkt[6] & 0x40u) != 0);
-    while ((len = ipsecif_linux_gso_next(&g, t->buf + IPSECIF_HEADROOM)) != 0 && t->ifp != NULL) {
-        b.base = t->buf;
-        b.cap = sizeof(t->buf);
-        b.off = IPSECIF_HEADROOM;
-        b.len = len;
+    while (t->ifp != NULL && (len = ipsecif_linux_gso_next(&g, out_slot(t))) != 0) {
         t->stats.segments++;
-        output(t, &b);
+        out_push(t, len);
         if (oversize) {
             t->stats.gso_toobig += ipsecif_linux_gso_count(&g) - 1;
             break;
@@ -304,15 +372,13 @@ static void on_tun(void *arg, int fd, short revents)
 
     (void)revents;
     for (i = 0; i < TUN_BATCH && t->ifp != NULL; i++) {
-        struct ipsecif_buf b;
         ssize_t n;
 
         if (t->vnet) {
             n = read(fd, t->sbuf + IPSECIF_HEADROOM - IPSECIF_LINUX_VNET_HDR_LEN,
                      IPSECIF_LINUX_VNET_HDR_LEN + IPSECIF_LINUX_GSO_MAX);
         } else {
-            n = read(fd, t->buf + IPSECIF_HEADROOM,
-                     sizeof(t->buf) - IPSECIF_HEADROOM - IPSECIF_TAILROOM);
+            n = read(fd, out_slot(t), IPSECIF_LINUX_TUNBUF - IPSECIF_HEADROOM - IPSECIF_TAILROOM);
         }
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -322,15 +388,13 @@ static void on_tun(void *arg, int fd, short revents)
         }
         if (t->vnet) {
             vnet_input(t, (size_t)n);
-            continue;
+        } else {
+            out_push(t, (size_t)n);
         }
-        b.base = t->buf;
-        b.cap = sizeof(t->buf);
-        b.off = IPSECIF_HEADROOM;
-        b.len = (size_t)n;
-        output(t, &b);
     }
-    /* The burst's ESP goes out now, in as few system calls as it takes. */
+    /* The burst's rest to the library, then its ESP goes out, in as few
+     * system calls as it takes. */
+    out_flush(t);
     ipsecif_posix_outer_flush(&lx->outer);
 }
 
@@ -488,6 +552,15 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
     t->rx_errors = 0;
     t->tx_errors = 0;
     memset(&t->stats, 0, sizeof(t->stats));
+    t->nv = 0;
+    t->vbuf = malloc((size_t)IPSECIF_LINUX_TUNVEC * IPSECIF_LINUX_TUNBUF);
+    if (t->vbuf == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    for (i = 0; i < IPSECIF_LINUX_TUNVEC; i++) {
+        t->vp[i] = &t->vb[i];
+    }
     if ((ifr.ifr_flags & IFF_VNET_HDR) != 0) {
         if (setup_offloads(t) < 0) {
             goto fail;
@@ -516,6 +589,8 @@ fail:
     t->ifp = NULL;
     t->adopted = false;
     free_offloads(t);
+    free(t->vbuf);
+    t->vbuf = NULL;
     errno = saved;
     return NULL;
 }
@@ -546,6 +621,9 @@ void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun 
     t->fd = -1;
     t->adopted = false;
     free_offloads(t);
+    free(t->vbuf);
+    t->vbuf = NULL;
+    t->nv = 0;
     ipsecif_if_set_user(t->ifp, NULL);
     t->ifp = NULL;
 }

@@ -214,6 +214,7 @@ struct ipsecif_posix_outer_stats {
     uint64_t ip_tx_packets; /**< Whole IP packets sent (ipsecif_posix_outer_send_ip()). */
     uint64_t ip_tx_errors;  /**< Whole IP packets that could not be sent. */
     uint64_t rx_batches;    /**< recvmmsg() calls that returned packets. */
+    uint64_t rx_calls;      /**< Library calls the received packets went to. */
     uint64_t tx_batches;    /**< sendmmsg() calls (each sends one or more messages). */
     uint64_t tx_gso;        /**< UDP GSO sends (one message, several ESP-in-UDP packets). */
     uint64_t tx_gso_segs;   /**< Packets sent in them. */
@@ -241,6 +242,7 @@ struct ipsecif_posix_outer {
     bool host_open;                         /**< The host mode sockets are open. */
     bool udp_gso;                           /**< UDP GSO allowed (default on). */
     uint32_t mark;                          /**< SO_MARK of every socket, 0 = none. */
+    size_t batch;                           /**< Packets per library call (1 = single calls). */
     ipsecif_posix_idle_fn burst_end;        /**< After each received batch (may be NULL). */
     void *burst_arg;                        /**< Its argument. */
 };
@@ -319,6 +321,17 @@ void ipsecif_posix_outer_flush(struct ipsecif_posix_outer *o);
 
 /** Allow or forbid UDP GSO (UDP_SEGMENT) for ESP in UDP (allowed by default). */
 void ipsecif_posix_outer_set_udp_gso(struct ipsecif_posix_outer *o, bool on);
+
+/**
+ * @brief How received packets go to the library: each recvmmsg() vector
+ *        in slices of up to n to ipsecif_input_batch() (raw IPv4) or
+ *        ipsecif_input_esp_batch() (raw IPv6 ESP, NAT-T UDP), the default
+ *        with n = ::IPSECIF_BATCH_MAX; with n = 1 one ipsecif_input(),
+ *        ipsecif_input_payload() or ipsecif_input_esp() call per packet.
+ *        AH (host mode) always goes one by one to ipsecif_input_payload().
+ * @return 0, or -1 with errno EINVAL when n is not in 1..IPSECIF_BATCH_MAX.
+ */
+int ipsecif_posix_outer_set_batch(struct ipsecif_posix_outer *o, size_t n);
 
 /**
  * @brief Set the hook that runs after each batch of received packets has

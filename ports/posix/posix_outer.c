@@ -98,6 +98,14 @@ struct ipsecif_posix_rxvec {
     struct mmsghdr mm[IPSECIF_POSIX_RXVEC];
     struct iovec iov[IPSECIF_POSIX_RXVEC];
     struct rxslot slot[IPSECIF_POSIX_RXVEC];
+    /* What goes to the library: the datagrams kept (not truncated, with a
+     * usable meta), n of them, each with its meta and then its verdict. */
+    struct ipsecif_buf pkt[IPSECIF_POSIX_RXVEC];
+    struct ipsecif_buf *pp[IPSECIF_POSIX_RXVEC];
+    struct ipsecif_outer_meta meta[IPSECIF_POSIX_RXVEC];
+    int res[IPSECIF_POSIX_RXVEC];
+    uint8_t first[IPSECIF_POSIX_RXVEC]; /* raw IPv6 AH: the header after IPv6's */
+    size_t n;
     uint8_t buf[IPSECIF_POSIX_RXVEC][IPSECIF_POSIX_RXBUF];
 };
 
@@ -170,6 +178,58 @@ static void batch_done(struct ipsecif_posix_outer *o)
     ipsecif_posix_outer_flush(o);
 }
 
+/* Datagram k of the vector kept for the library, data from off. */
+static void rx_keep(struct ipsecif_posix_outer *o, int k, size_t off)
+{
+    struct ipsecif_posix_rxvec *v = o->rx;
+    struct ipsecif_buf *b = &v->pkt[v->n];
+
+    b->base = rx_buf(o, k);
+    b->cap = IPSECIF_POSIX_RXBUF;
+    b->off = off;
+    b->len = v->mm[k].msg_len;
+    v->pp[v->n] = b;
+    v->n++;
+}
+
+/* The kept datagrams to the library: with metas (payload only) or whole
+ * packets, in slices of o->batch or one call each. */
+static void rx_submit(struct ipsecif_posix_outer *o, bool metas, uint8_t proto)
+{
+    struct ipsecif_posix_rxvec *v = o->rx;
+    size_t i, k, m;
+
+    if (o->ctx == NULL) {
+        v->n = 0;
+        return;
+    }
+    for (i = 0; i < v->n; i += m) {
+        m = v->n - i < o->batch ? v->n - i : o->batch;
+        if (proto == IPSECIF_IPPROTO_AH) {
+            m = 1; /* host AH: nothing to share */
+            v->res[i] = ipsecif_input_payload(o->ctx, &v->meta[i], v->first[i], v->pp[i],
+                                              ipsecif_posix_now_ms());
+        } else if (m == 1 && !metas) {
+            v->res[i] = ipsecif_input(o->ctx, v->pp[i], ipsecif_posix_now_ms());
+        } else if (m == 1 && proto != 0) {
+            v->res[i] =
+                ipsecif_input_payload(o->ctx, &v->meta[i], proto, v->pp[i], ipsecif_posix_now_ms());
+        } else if (m == 1) {
+            v->res[i] = ipsecif_input_esp(o->ctx, &v->meta[i], v->pp[i], ipsecif_posix_now_ms());
+        } else if (!metas) {
+            (void)ipsecif_input_batch(o->ctx, v->pp + i, m, ipsecif_posix_now_ms(), v->res + i);
+        } else {
+            (void)ipsecif_input_esp_batch(o->ctx, v->meta + i, v->pp + i, m, ipsecif_posix_now_ms(),
+                                          v->res + i);
+        }
+        o->stats.rx_calls++;
+        for (k = i; k < i + m; k++) {
+            count_input(o, v->res[k]);
+        }
+    }
+    v->n = 0;
+}
+
 /* Receive whole IPv4 packets (raw ESP or AH) for ipsecif_input(). */
 static void recv_whole(struct ipsecif_posix_outer *o, int fd)
 {
@@ -183,18 +243,13 @@ static void recv_whole(struct ipsecif_posix_outer *o, int fd)
             break;
         }
         total += n;
-        for (k = 0; k < n && o->ctx != NULL; k++) {
-            struct ipsecif_buf pkt;
-
-            if (truncated(o, k)) {
-                continue;
+        o->rx->n = 0;
+        for (k = 0; k < n; k++) {
+            if (!truncated(o, k)) {
+                rx_keep(o, k, 0);
             }
-            pkt.base = rx_buf(o, k);
-            pkt.cap = IPSECIF_POSIX_RXBUF;
-            pkt.off = 0;
-            pkt.len = o->rx->mm[k].msg_len;
-            count_input(o, ipsecif_input(o->ctx, &pkt, ipsecif_posix_now_ms()));
         }
+        rx_submit(o, false, 0);
         batch_done(o);
         if (n < IPSECIF_POSIX_RXVEC) {
             break;
@@ -337,67 +392,61 @@ static bool put_v6_ext(struct msghdr *m, struct ipsecif_buf *pkt, uint8_t *proto
     return true;
 }
 
-/* One payload-only datagram of the vector with its meta, to the library. */
-static void input_payload(struct ipsecif_posix_outer *o, int k, uint8_t family, uint16_t local_port,
-                          uint8_t proto)
+/* Keep one payload-only datagram of the vector with its meta for the
+ * library; one whose sender or local address is not known is counted. */
+static void keep_payload(struct ipsecif_posix_outer *o, int k, uint8_t family, uint16_t local_port,
+                         uint8_t proto)
 {
     const struct sockaddr_storage *from = &o->rx->slot[k].from;
-    struct ipsecif_outer_meta meta;
-    struct ipsecif_buf pkt;
+    struct ipsecif_outer_meta *meta = &o->rx->meta[o->rx->n];
 
-    memset(&meta, 0, sizeof(meta));
-    meta.family = family;
+    memset(meta, 0, sizeof(*meta));
+    meta->family = family;
     if (family == IPSECIF_AF_INET && from->ss_family == AF_INET) {
         struct sockaddr_in sin;
 
         memcpy(&sin, from, sizeof(sin));
-        meta.src.family = IPSECIF_AF_INET;
-        memcpy(meta.src.bytes, &sin.sin_addr, 4);
-        meta.sport = ntohs(sin.sin_port);
+        meta->src.family = IPSECIF_AF_INET;
+        memcpy(meta->src.bytes, &sin.sin_addr, 4);
+        meta->sport = ntohs(sin.sin_port);
     } else if (family == IPSECIF_AF_INET6 && from->ss_family == AF_INET6) {
         struct sockaddr_in6 sin6;
 
         memcpy(&sin6, from, sizeof(sin6));
-        meta.src.family = IPSECIF_AF_INET6;
-        memcpy(meta.src.bytes, &sin6.sin6_addr, 16);
-        meta.sport = ntohs(sin6.sin6_port);
+        meta->src.family = IPSECIF_AF_INET6;
+        memcpy(meta->src.bytes, &sin6.sin6_addr, 16);
+        meta->sport = ntohs(sin6.sin6_port);
     } else {
         o->stats.rx_errors++;
         return;
     }
-    if (!parse_cmsgs(&o->rx->mm[k].msg_hdr, &meta) || meta.dst.family != family) {
+    if (!parse_cmsgs(&o->rx->mm[k].msg_hdr, meta) || meta->dst.family != family) {
         o->stats.rx_errors++;
         return;
     }
     if (local_port == 0) {
-        meta.sport = 0; /* raw socket: no ports */
+        meta->sport = 0; /* raw socket: no ports */
     } else {
-        meta.dport = local_port;
+        meta->dport = local_port;
     }
-    pkt.base = rx_buf(o, k);
-    pkt.cap = IPSECIF_POSIX_RXBUF;
-    pkt.off = IPSECIF_POSIX_RXHEAD;
-    pkt.len = o->rx->mm[k].msg_len;
-    if (proto != 0) {
-        /* Raw IPv6 AH: the extension headers in front go back (first
-         * names them: hop-by-hop is protocol 0, unlike proto here). */
-        uint8_t first = proto;
-
-        if (proto == IPSECIF_IPPROTO_AH && family == IPSECIF_AF_INET6 &&
-            !put_v6_ext(&o->rx->mm[k].msg_hdr, &pkt, &first)) {
-            o->stats.rx_errors++;
-            return;
-        }
-        count_input(o, ipsecif_input_payload(o->ctx, &meta, first, &pkt, ipsecif_posix_now_ms()));
-    } else {
-        count_input(o, ipsecif_input_esp(o->ctx, &meta, &pkt, ipsecif_posix_now_ms()));
+    rx_keep(o, k, IPSECIF_POSIX_RXHEAD);
+    /* Raw IPv6 AH: the extension headers in front go back (first names
+     * them: hop-by-hop is protocol 0). */
+    o->rx->first[o->rx->n - 1] = proto;
+    if (proto == IPSECIF_IPPROTO_AH && family == IPSECIF_AF_INET6 &&
+        !put_v6_ext(&o->rx->mm[k].msg_hdr, &o->rx->pkt[o->rx->n - 1],
+                    &o->rx->first[o->rx->n - 1])) {
+        o->rx->n--;
+        o->stats.rx_errors++;
     }
 }
 
 /* Receive payload-only packets (raw IPv6, UDP) after IPSECIF_POSIX_RXHEAD
  * bytes of headroom (where the library puts back the headers for host
- * traffic) and pass them with their meta: proto ESP or AH (raw IPv6) to
- * ipsecif_input_payload(), proto 0 (UDP, NAT-T) to ipsecif_input_esp(). */
+ * traffic) and pass them with their meta: ESP (raw IPv6) and ESP in UDP
+ * (NAT-T, proto 0) to ipsecif_input_esp_batch() (or one by one to
+ * ipsecif_input_payload() and ipsecif_input_esp()), AH (raw IPv6, host
+ * mode) to ipsecif_input_payload(). */
 static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t family,
                           uint16_t local_port, uint8_t proto)
 {
@@ -411,11 +460,13 @@ static void recv_payloads(struct ipsecif_posix_outer *o, int fd, uint8_t family,
             break;
         }
         total += n;
-        for (k = 0; k < n && o->ctx != NULL; k++) {
+        o->rx->n = 0;
+        for (k = 0; k < n; k++) {
             if (!truncated(o, k)) {
-                input_payload(o, k, family, local_port, proto);
+                keep_payload(o, k, family, local_port, proto);
             }
         }
+        rx_submit(o, true, proto);
         batch_done(o);
         if (n < IPSECIF_POSIX_RXVEC) {
             break;
@@ -494,6 +545,7 @@ int ipsecif_posix_outer_open(struct ipsecif_posix_outer *o, struct ipsecif_posix
     o->send4 = -1;
     o->send6 = -1;
     o->udp_gso = true;
+    o->batch = IPSECIF_BATCH_MAX;
     o->rx = malloc(sizeof(*o->rx));
     o->tx = calloc(1, sizeof(*o->tx));
     if (o->tx != NULL) {
@@ -781,6 +833,16 @@ static void flush_hook(void *arg)
 void ipsecif_posix_outer_set_udp_gso(struct ipsecif_posix_outer *o, bool on)
 {
     o->udp_gso = on;
+}
+
+int ipsecif_posix_outer_set_batch(struct ipsecif_posix_outer *o, size_t n)
+{
+    if (n < 1 || n > IPSECIF_BATCH_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    o->batch = n;
+    return 0;
 }
 
 void ipsecif_posix_outer_set_burst_hook(struct ipsecif_posix_outer *o, ipsecif_posix_idle_fn fn,

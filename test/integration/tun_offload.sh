@@ -6,14 +6,17 @@
 # coalesced on write (receiver), received and sent in batches, and ESP in
 # UDP left as UDP GSO sends. Super-packets cut at an MSS the interface MTU
 # does not allow get ICMP too-big, and the transfer goes on. Then the same with ipsecifd -O (offloads
-# off): intact again, no offload counted.
+# off): intact again, no offload counted. The daemons hand what they read
+# to the library in batches (fewer calls than packets); with OPTS "-B 1"
+# (one call per packet) everything else must hold as well.
 #
-# usage: tun_offload.sh IPSECIFD IPSECIFCTL
+# usage: tun_offload.sh IPSECIFD IPSECIFCTL [OPTS]  (OPTS: more daemon options)
 # Needs root and python3 (exit 77, "skipped", otherwise).
 set -euo pipefail
 
 IPSECIFD=$(readlink -f "$1")
 IPSECIFCTL=$(readlink -f "$2")
+EXTRA=${3:-}
 TCP=$(dirname "$(readlink -f "$0")")/tcp_offload.py
 BYTES=$((24 * 1024 * 1024))
 
@@ -47,7 +50,7 @@ unique_ids() {
 
 # start OPTS: both daemons with OPTS, ipsec0 4in4/6in4, SAs by hand.
 start() {
-    local opts=$1
+    local opts="$1 $EXTRA"
     # Not through a shell function: "ip netns exec" execs the daemon, so $! is its pid.
     # shellcheck disable=SC2086 # opts: words on purpose
     ip netns exec "$NSA" "$IPSECIFD" $opts -f -x -l info -s "$WORK/A.sock" -p "$WORK/A.pid" \
@@ -159,6 +162,21 @@ rx=$(counter B outer_rx_packets)
 rb=$(counter B outer_rx_batches)
 echo "B: $rx outer packets in $rb recvmmsg batches"
 [ "$rb" -lt "$rx" ] || fail "B: $rb recvmmsg batches for $rx packets"
+# Library calls: batches unless -B 1 asks for one per packet.
+oc=$(counter A tun_out_calls)
+segs=$(counter A tun_segments)
+rc=$(counter B outer_rx_calls)
+echo "A: $segs segments in $oc output calls; B: $rx outer packets in $rc input calls"
+case " $EXTRA " in
+*" -B 1 "*)
+    [ "$oc" -ge "$segs" ] || fail "A: -B 1 but $oc output calls for $segs segments"
+    [ "$rc" -eq "$rx" ] || fail "B: -B 1 but $rc input calls for $rx packets"
+    ;;
+*)
+    [ $((4 * oc)) -lt "$segs" ] || fail "A: $oc output calls for $segs segments (no batches)"
+    [ "$rc" -lt "$rx" ] || fail "B: $rc input calls for $rx packets (no batches)"
+    ;;
+esac
 
 step "super-packets whose segments exceed the MTU: ICMP too-big, then segments that fit"
 # The kernel's ipsec0 on both sides takes MTU 1400 while the interfaces
