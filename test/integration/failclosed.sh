@@ -160,7 +160,7 @@ CAP_PID=
 capture_start() {
     CAP=$WORK/$1.pcap
     : >"$WORK/$1.tcpdump.log"
-    ip netns exec "$NSA" tcpdump -i veth-a -n -U -w "$CAP" 2>"$WORK/$1.tcpdump.log" &
+    ip netns exec "$NSA" tcpdump -i veth-a -n -U --immediate-mode -s 160 -B 16384 -w "$CAP" 2>"$WORK/$1.tcpdump.log" &
     CAP_PID=$!
     BG="$BG $CAP_PID"
     for _ in $(seq 50); do

@@ -97,7 +97,7 @@ spdadd $NB $B any -P in ipsec esp/transport//require;
 EOF
 
 step "pings and TCP through the NAT"
-ip netns exec "$NSN" tcpdump -n -i n-b -w "$WORK/outside.pcap" -U --immediate-mode >/dev/null 2>&1 &
+ip netns exec "$NSN" tcpdump -n -i n-b -s 160 -B 16384 -w "$WORK/outside.pcap" -U --immediate-mode >/dev/null 2>&1 &
 BG="$BG $!"
 sleep 1
 in_ns "$NSA" ping -c 5 -i 0.2 -W 2 $B >"$WORK/ping.log" 2>&1 || fail "ping A -> B: $(tail -n 2 "$WORK/ping.log")"
