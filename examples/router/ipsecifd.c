@@ -100,7 +100,12 @@
  * ipsecif_input_esp_batch(), in vectors of up to -B N packets (default
  * IPSECIF_BATCH_MAX); -B 1 makes one library call per packet, for comparison.
  *
- * usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O] [-B N]
+ * Threads: -j N moves packets on N threads (the main one included), each
+ * with its own queue of every TUN device and its own share of the SPIs; the
+ * context stays one, under one lock (ipsecif_linux_set_workers() has the
+ * model). Not with -H.
+ *
+ * usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O] [-B N] [-j N]
  *                 [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE]
  *                 [-l err|warn|info|debug] [-c IFS,POLICIES,SAS]
  *                 [-C mbedtls|openssl|ipsecmb]
@@ -1090,35 +1095,39 @@ static void log_request(const struct rtr_request *r)
 /* The port's counters (TUN offloads, outer socket batches), summed over the devices. */
 static void port_stats(struct rtr_out *o)
 {
-    const struct ipsecif_posix_outer_stats *os = &d.lx.outer.stats;
+    struct ipsecif_posix_outer_stats osum;
+    const struct ipsecif_posix_outer_stats *os = &osum;
     struct ipsecif_linux_tun_stats ts;
     struct ipsecif_linux_gro_stats gs;
     uint64_t rx_err = 0;
     uint64_t tx_err = 0;
-    size_t i;
+    size_t i, k;
 
     memset(&ts, 0, sizeof(ts));
     memset(&gs, 0, sizeof(gs));
-    for (i = 0; i < d.lx.ntuns; i++) {
-        const struct ipsecif_linux_tun *t = &d.lx.tuns[i];
+    osum = d.lx.outer.stats;
+    /* Every thread's queues and sockets (workers count without the lock:
+     * a figure may be a burst behind). */
+    for (k = 0; k < d.lx.nworkers; k++) {
+        const struct ipsecif_linux_tun *tuns = k == 0 ? d.lx.tuns : d.lx.workers[k - 1].tuns;
 
-        if (t->ifp == NULL) {
-            continue;
+        if (k > 0) {
+            ipsecif_posix_outer_stats_add(&osum, &d.lx.workers[k - 1].outer.stats);
         }
-        ts.gso_in += t->stats.gso_in;
-        ts.segments += t->stats.segments;
-        ts.csum += t->stats.csum;
-        ts.gso_drop += t->stats.gso_drop;
-        ts.gso_toobig += t->stats.gso_toobig;
-        ts.out_calls += t->stats.out_calls;
-        ts.icmp_sent += t->stats.icmp_sent;
-        ts.icmp_send_errors += t->stats.icmp_send_errors;
-        gs.merged += t->gro.stats.merged;
-        gs.segments += t->gro.stats.segments;
-        gs.single += t->gro.stats.single;
-        gs.bad_csum += t->gro.stats.bad_csum;
-        rx_err += t->rx_errors;
-        tx_err += t->tx_errors;
+        for (i = 0; i < d.lx.ntuns; i++) {
+            const struct ipsecif_linux_tun *t = &tuns[i];
+
+            if (t->ifp == NULL) {
+                continue;
+            }
+            ipsecif_linux_tun_stats_add(&ts, &t->stats);
+            gs.merged += t->gro.stats.merged;
+            gs.segments += t->gro.stats.segments;
+            gs.single += t->gro.stats.single;
+            gs.bad_csum += t->gro.stats.bad_csum;
+            rx_err += t->rx_errors;
+            tx_err += t->tx_errors;
+        }
     }
     rtr_printf(o, "port:\n");
     rtr_printf(o, "        %llu tun_gso_in TCP super-packets read from the TUN devices\n",
@@ -1164,6 +1173,24 @@ static void port_stats(struct rtr_out *o)
                (unsigned long long)os->tx_gso_segs);
     rtr_printf(o, "        %llu outer_udp_gso_off UDP GSO sends refused by the kernel\n",
                (unsigned long long)os->tx_gso_off);
+    /* With -j: each thread's share. */
+    for (k = 0; d.lx.nworkers > 1 && k < d.lx.nworkers; k++) {
+        const struct ipsecif_linux_tun *tuns = k == 0 ? d.lx.tuns : d.lx.workers[k - 1].tuns;
+        const struct ipsecif_posix_outer_stats *ws =
+            k == 0 ? &d.lx.outer.stats : &d.lx.workers[k - 1].outer.stats;
+        uint64_t calls = 0;
+
+        for (i = 0; i < d.lx.ntuns; i++) {
+            if (tuns[i].ifp != NULL) {
+                calls += tuns[i].stats.out_calls;
+            }
+        }
+        rtr_printf(o,
+                   "        %llu thread%zu_tun_out_calls output calls for what thread %zu read\n",
+                   (unsigned long long)calls, k, k);
+        rtr_printf(o, "        %llu thread%zu_outer_rx_packets outer packets thread %zu received\n",
+                   (unsigned long long)ws->rx_packets, k, k);
+    }
 }
 
 static void on_request(void *arg, struct rtr_ctl_conn *c, const char *req, size_t len)
@@ -1223,6 +1250,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: ipsecifd [-f] [-S] [-x] [-r] [-H [-N] [-F] [-t STATE_FILE]] [-O] [-B N]\n"
+            "                [-j N]\n"
             "                [-s SOCKET] [-k PFKEY_SOCKET] [-p PIDFILE] [-l err|warn|info|debug]\n"
             "                [-c IFS,POLICIES,SAS] [-C %s]\n"
             "  -x  remove the interfaces when the daemon exits; without it their TUN\n"
@@ -1250,6 +1278,9 @@ static void usage(void)
             "  -B  packets per library call, 1..%d (default %d): the TUN reads of\n"
             "      one wakeup and each received vector go in batches; 1 = one call\n"
             "      per packet\n"
+            "  -j  threads moving packets, 1..%d (default 1): each reads its own\n"
+            "      queue of every TUN device and receives its own share of the SPIs;\n"
+            "      library calls take turns under one lock (not with -H)\n"
             "  -C  the crypto backend (default %s)\n",
             "mbedtls"
 #if IPSECIF_ROUTER_OPENSSL
@@ -1259,7 +1290,8 @@ static void usage(void)
             "|ipsecmb"
 #endif
             ,
-            IPSECIF_BATCH_MAX, IPSECIF_BATCH_MAX, crypto_choices[0].name);
+            IPSECIF_BATCH_MAX, IPSECIF_BATCH_MAX, IPSECIF_LINUX_WORKERS_MAX,
+            crypto_choices[0].name);
     exit(2);
 }
 
@@ -1331,6 +1363,7 @@ int main(int argc, char **argv)
     bool host_natt = false;
     bool offload = true;
     unsigned long batch = IPSECIF_BATCH_MAX;
+    unsigned long threads = 1;
     char *end;
     bool fresh = false;
     const char *state_path = NULL;
@@ -1346,7 +1379,7 @@ int main(int argc, char **argv)
     cfg.max_policies = 512;
     cfg.max_sas = 512;
     cfg.max_pfkey_endpoints = PFKEY_CLIENTS;
-    while ((opt = getopt(argc, argv, "fSxrHNOFB:t:s:k:p:l:c:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "fSxrHNOFB:j:t:s:k:p:l:c:C:")) != -1) {
         switch (opt) {
         case 'f':
             foreground = true;
@@ -1379,6 +1412,16 @@ int main(int argc, char **argv)
                 batch > IPSECIF_BATCH_MAX) {
                 fprintf(stderr, "ipsecifd: -B %s: not a batch size in 1..%d\n", optarg,
                         IPSECIF_BATCH_MAX);
+                usage();
+            }
+            break;
+        case 'j':
+            errno = 0;
+            threads = strtoul(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 || threads < 1 ||
+                threads > IPSECIF_LINUX_WORKERS_MAX) {
+                fprintf(stderr, "ipsecifd: -j %s: not a thread count in 1..%d\n", optarg,
+                        IPSECIF_LINUX_WORKERS_MAX);
                 usage();
             }
             break;
@@ -1416,6 +1459,10 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc || (!host && (fresh || state_path != NULL))) {
+        usage();
+    }
+    if (host && threads > 1) {
+        fprintf(stderr, "ipsecifd: -j %lu: host mode (-H) runs on one thread\n", threads);
         usage();
     }
     if (pfkey_path == NULL) {
@@ -1456,6 +1503,10 @@ int main(int argc, char **argv)
     d.lx.offload = offload;
     ipsecif_posix_outer_set_udp_gso(&d.lx.outer, offload);
     (void)ipsecif_linux_set_batch(&d.lx, batch); /* checked above */
+    if (ipsecif_linux_set_workers(&d.lx, threads) < 0) {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "-j %lu: %s", threads, strerror(errno));
+        goto fail;
+    }
     d.addrs = calloc(cfg.max_interfaces, sizeof(*d.addrs));
     len = ipsecif_ctx_size(&cfg);
     if (d.addrs == NULL || len == 0) {
@@ -1551,13 +1602,13 @@ int main(int argc, char **argv)
     }
     ipsecif_posix_logf(IPSECIF_LOG_INFO,
                        "libipsecif %s: %u interfaces, %u policies, %u SAs (%zu bytes); "
-                       "crypto %s; control socket %s, PF_KEY socket %s",
+                       "crypto %s; %lu thread%s; control socket %s, PF_KEY socket %s",
                        IPSECIF_VERSION_STRING, cfg.max_interfaces, cfg.max_policies, cfg.max_sas,
-                       len, crypto->name, sock_path, pfkey_path);
+                       len, crypto->name, threads, threads == 1 ? "" : "s", sock_path, pfkey_path);
     if (!foreground) {
         rtr_daemon_ready(ready_fd);
     }
-    rc = ipsecif_posix_loop_run(&d.lx.loop);
+    rc = ipsecif_linux_run(&d.lx);
     ipsecif_posix_logf(IPSECIF_LOG_INFO, "stopping");
     shutdown_all();
     unlink(pid_path);

@@ -6,7 +6,8 @@
  * Host code, not part of libipsecif. A host makes one struct ipsecif_linux,
  * builds its struct ipsecif_port from the callbacks below (user pointer:
  * the struct ipsecif_linux), initializes its context and hands it over with
- * ipsecif_linux_set_ctx(), then runs the loop in `lx->loop`.
+ * ipsecif_linux_set_ctx(), then runs ipsecif_linux_run() (or the loop in
+ * `lx->loop` itself, with one thread).
  *
  * Inner packets read from a TUN device go to ipsecif_if_output(), read into
  * the device's own buffer after IPSECIF_HEADROOM bytes; decapsulated packets
@@ -58,7 +59,21 @@ struct ipsecif_linux_tun_stats {
     uint64_t icmp_send_errors; /**< IPv4 ICMP errors the raw socket refused (dropped). */
 };
 
-/** One TUN device, bound to one ipsecif interface. */
+struct ipsecif_linux_tun;
+struct ipsecif_linux_worker;
+
+/** Devices with a coalesced packet held back until the end of a batch. */
+struct ipsecif_linux_held {
+    struct ipsecif_linux_tun **v; /**< The devices (queues). */
+    size_t n;                     /**< Entries in use. */
+    size_t cap;                   /**< Entries. */
+};
+
+/** Threads at most that move packets (ipsecif_linux_set_workers()). */
+#define IPSECIF_LINUX_WORKERS_MAX 16
+
+/** One TUN device, bound to one ipsecif interface. With workers, each
+ *  worker has one of these per device too: its own queue of the device. */
 struct ipsecif_linux_tun {
     struct ipsecif_linux *lx;             /**< The port. */
     struct ipsecif_if *ifp;               /**< The interface, NULL when the slot is free. */
@@ -82,6 +97,29 @@ struct ipsecif_linux_tun {
     struct ipsecif_buf vb[IPSECIF_LINUX_TUNVEC];  /**< The vector's buffers. */
     struct ipsecif_buf *vp[IPSECIF_LINUX_TUNVEC]; /**< Pointers to them, as the library takes. */
     int vres[IPSECIF_LINUX_TUNVEC];               /**< Verdicts of the last call. */
+    struct ipsecif_linux_worker *wk; /**< The worker whose queue this is (NULL: the main one). */
+    struct ipsecif_linux_held *hs;   /**< Where it is listed while it holds a packet. */
+    int qflags;                      /**< TUNSETIFF flags it was attached with. */
+    bool polled;                     /**< A worker's queue: in the worker's loop. */
+    bool closing;                    /**< A worker's queue: to be taken out of its loop. */
+};
+
+/**
+ * @brief A thread that moves packets beside the main one (see
+ *        ipsecif_linux_set_workers()): its own loop, outer ESP sockets
+ *        (a share of the SPIs) and one queue of every TUN device.
+ */
+struct ipsecif_linux_worker {
+    struct ipsecif_linux *lx;         /**< The port. */
+    unsigned index;                   /**< 1 .. workers - 1 (0 is the main thread). */
+    pthread_t thread;                 /**< The thread. */
+    bool started;                     /**< The thread runs. */
+    struct ipsecif_posix_loop loop;   /**< Its loop. */
+    struct ipsecif_posix_outer outer; /**< Its raw ESP sockets and send queue. */
+    struct ipsecif_linux_tun *tuns;   /**< Its queue of each device, parallel to lx->tuns. */
+    struct ipsecif_linux_held held;   /**< Its queues holding a coalesced packet. */
+    int wake_fd;                      /**< eventfd: the device set changed, or stop. */
+    uint64_t gen_seen;                /**< The last device-set generation it took in. */
 };
 
 /** The Linux port. */
@@ -95,9 +133,14 @@ struct ipsecif_linux {
     size_t ntuns;                     /**< Number of slots. */
     bool offload;                     /**< Open TUN devices with offloads (default true). */
     size_t batch; /**< Packets per library call, 1..IPSECIF_BATCH_MAX (see set_batch). */
-    struct ipsecif_linux_tun **held; /**< Devices with a coalesced packet held. */
-    size_t nheld;                    /**< Entries of held in use. */
-    int icmp4_fd;                    /**< IPPROTO_RAW socket for IPv4 ICMP errors, or -1. */
+    struct ipsecif_linux_held held;       /**< Devices with a coalesced packet held. */
+    int icmp4_fd;                         /**< IPPROTO_RAW socket for IPv4 ICMP errors, or -1. */
+    struct ipsecif_linux_worker *workers; /**< nworkers - 1 threads beside the main one. */
+    size_t nworkers;                      /**< Threads moving packets, the main one included. */
+    pthread_mutex_t lock;                 /**< The context's lock (with workers). */
+    pthread_cond_t cond;                  /**< A worker took in a device-set generation. */
+    uint64_t gen;                         /**< Device-set generation. */
+    bool running;                         /**< Workers run (ipsecif_linux_run()). */
 };
 
 /**
@@ -121,6 +164,60 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs);
  * @return 0, or -1 with errno EINVAL when n is not in 1..IPSECIF_BATCH_MAX.
  */
 int ipsecif_linux_set_batch(struct ipsecif_linux *lx, size_t n);
+
+/**
+ * @brief Move packets on n threads (1..::IPSECIF_LINUX_WORKERS_MAX; 1, the
+ *        default, is the main thread alone). Before ipsecif_linux_set_ctx()
+ *        and before any device is opened; host mode is not for workers.
+ *
+ * Concurrency model. The context is one, and it is not locked inside: every
+ * library call on it is made under lx->lock. The main thread holds the lock
+ * whenever it is not waiting in poll() (ipsecif_posix_loop_set_lock()), so
+ * the control socket, PF_KEY, the timer, NAT-T input and every other call a
+ * host makes from the loop's callbacks need nothing more. Each worker
+ * thread (1 .. n - 1) runs its own loop with no lock held and takes the
+ * lock only around its library calls: ipsecif_if_output_batch() for what
+ * it read from its queues, ipsecif_input_batch() and
+ * ipsecif_input_esp_batch() for what its ESP sockets received. The port
+ * callbacks these calls make write into the calling thread's own state
+ * (its send queue, its TUN queues and their coalescers), which the thread
+ * puts out with the lock released. So the reads and writes of the TUN
+ * devices, recvmmsg and sendmmsg, segmentation and the copies of the
+ * receive path run in parallel; the library's work (SPD and SADB lookups,
+ * crypto, sequence numbers, replay windows, counters) runs one call at a
+ * time, in batches of up to lx->batch packets.
+ *
+ * Spreading. Every TUN device is opened multi-queue (IFF_MULTI_QUEUE) with
+ * one queue per thread: the kernel gives each flow of inner packets to one
+ * queue, so a flow stays in order (by its hash, until the kernel has seen
+ * the flow written on a queue: then on that one). Each thread has raw ESP
+ * sockets whose kernel filter keeps one share of the SPIs
+ * (ipsecif_posix_outer_steer()): every packet of an SA reaches the same
+ * thread, in order, as receive-side scaling on SPI does. So the flows of
+ * one tunnel end up on the thread that receives its inbound SA, and
+ * tunnels (SAs) spread over the threads. ESP in UDP (NAT-T) and
+ * everything else is received by the main thread.
+ *
+ * Device changes. Devices are opened and closed by the main thread, under
+ * the lock; it opens the workers' queues too and wakes them (wake_fd).
+ * Before it closes a queue or a NAT-T socket a worker may use, it waits
+ * until every worker has taken the change in, with no packet of the device
+ * left in its hands (lx->cond).
+ * @return 0, or -1 with errno set (EINVAL: n out of range, or called too late).
+ */
+int ipsecif_linux_set_workers(struct ipsecif_linux *lx, size_t n);
+
+/**
+ * @brief Run the port: start the workers, run the main loop (holding
+ *        lx->lock with workers) until it stops, stop the workers.
+ * @return what ipsecif_posix_loop_run() returned, or -1 with errno set
+ *         when a worker could not start (none runs then).
+ */
+int ipsecif_linux_run(struct ipsecif_linux *lx);
+
+/** Add the counters of s to sum. */
+void ipsecif_linux_tun_stats_add(struct ipsecif_linux_tun_stats *sum,
+                                 const struct ipsecif_linux_tun_stats *s);
 
 /** Start feeding the context (received packets, timer). */
 void ipsecif_linux_set_ctx(struct ipsecif_linux *lx, struct ipsecif_ctx *ctx);

@@ -678,6 +678,12 @@ int ipsecif_linux_host_open(struct ipsecif_linux_host *h, struct ipsecif_linux *
     h->fd = -1;
     h->mtu4 = -1;
     h->mtu6 = -1;
+    if (lx->nworkers > 1) {
+        /* Host packets are read and written by the main thread alone. */
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: not with worker threads");
+        errno = EINVAL;
+        return -1;
+    }
     if (ipsecif_posix_outer_host_open(&lx->outer) < 0) {
         ipsecif_posix_logf(IPSECIF_LOG_ERR, "host: AH and raw send sockets: %s", strerror(errno));
         return -1;

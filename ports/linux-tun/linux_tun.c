@@ -9,9 +9,12 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -24,6 +27,46 @@
 
 /* Inner packets read per wakeup from one device before others get a turn. */
 #define TUN_BATCH 64
+
+static void workers_free(struct ipsecif_linux *lx);
+static void worker_burst_end(void *arg);
+static int queues_open(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t);
+static void queues_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t);
+static void workers_sync(struct ipsecif_linux *lx, bool wait);
+static void natt_release(struct ipsecif_linux *lx, uint8_t family, uint16_t port);
+
+/* The worker whose thread this is; NULL on the main thread. */
+static __thread struct ipsecif_linux_worker *cur_wk;
+
+/* Around a library call: a worker takes the context's lock (the main
+ * thread holds it whenever it runs callbacks). */
+static void lib_enter(const struct ipsecif_linux_tun *t)
+{
+    if (t->wk != NULL) {
+        pthread_mutex_lock(&t->lx->lock);
+    }
+}
+
+static void lib_leave(const struct ipsecif_linux_tun *t)
+{
+    if (t->wk != NULL) {
+        pthread_mutex_unlock(&t->lx->lock);
+    }
+}
+
+/* The calling thread's queue of device t (t as the library knows it). */
+static struct ipsecif_linux_tun *here(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+{
+    struct ipsecif_linux_tun *q;
+
+    if (cur_wk == NULL || lx == NULL || t == NULL || t < lx->tuns || t >= lx->tuns + lx->ntuns) {
+        return t;
+    }
+    q = &cur_wk->tuns[t - lx->tuns];
+    /* A queue being closed takes nothing more: once the worker has let go
+     * of it, the main thread frees it. */
+    return q->closing ? NULL : q;
+}
 
 /* ---- Timer ---- */
 
@@ -119,25 +162,26 @@ void ipsecif_linux_tun_flush(struct ipsecif_linux_tun *t)
 /* Every device's held packet goes out (after a receive batch, before a poll). */
 static void flush_held(void *arg)
 {
-    struct ipsecif_linux *lx = arg;
+    struct ipsecif_linux_held *hs = arg;
     size_t i;
 
-    for (i = 0; i < lx->nheld; i++) {
-        struct ipsecif_linux_tun *t = lx->held[i];
+    for (i = 0; i < hs->n; i++) {
+        struct ipsecif_linux_tun *t = hs->v[i];
 
         t->gro_listed = false;
         ipsecif_linux_tun_flush(t);
     }
-    lx->nheld = 0;
+    hs->n = 0;
 }
 
-static void unlist_held(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+static void unlist_held(struct ipsecif_linux_tun *t)
 {
+    struct ipsecif_linux_held *hs = t->hs;
     size_t i;
 
-    for (i = 0; i < lx->nheld; i++) {
-        if (lx->held[i] == t) {
-            lx->held[i] = lx->held[--lx->nheld];
+    for (i = 0; hs != NULL && i < hs->n; i++) {
+        if (hs->v[i] == t) {
+            hs->v[i] = hs->v[--hs->n];
             break;
         }
     }
@@ -165,17 +209,20 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
         errno = ENOMEM;
         goto fail;
     }
-    lx->held = calloc(max_ifs > 0 ? max_ifs : 1, sizeof(*lx->held));
-    if (lx->held == NULL) {
+    lx->held.v = calloc(max_ifs > 0 ? max_ifs : 1, sizeof(*lx->held.v));
+    if (lx->held.v == NULL) {
         errno = ENOMEM;
         goto fail;
     }
+    lx->held.cap = max_ifs;
     lx->offload = true;
     lx->batch = IPSECIF_BATCH_MAX;
     lx->ntuns = max_ifs;
+    lx->nworkers = 1;
     for (i = 0; i < max_ifs; i++) {
         lx->tuns[i].fd = -1;
         lx->tuns[i].lx = lx;
+        lx->tuns[i].hs = &lx->held;
     }
     if (ipsecif_posix_outer_open(&lx->outer, &lx->loop, max_ifs) < 0) {
         goto fail;
@@ -191,8 +238,8 @@ int ipsecif_linux_init(struct ipsecif_linux *lx, size_t max_ifs)
         goto fail;
     }
     ipsecif_posix_loop_set_timer(&lx->loop, rearm, NULL, lx);
-    ipsecif_posix_outer_set_burst_hook(&lx->outer, flush_held, lx);
-    if (ipsecif_posix_loop_add_flush(&lx->loop, flush_held, lx) < 0) {
+    ipsecif_posix_outer_set_burst_hook(&lx->outer, flush_held, &lx->held);
+    if (ipsecif_posix_loop_add_flush(&lx->loop, flush_held, &lx->held) < 0) {
         goto fail;
     }
     return 0;
@@ -205,8 +252,13 @@ fail:
 
 int ipsecif_linux_set_batch(struct ipsecif_linux *lx, size_t n)
 {
+    size_t i;
+
     if (ipsecif_posix_outer_set_batch(&lx->outer, n) < 0) {
         return -1;
+    }
+    for (i = 0; i + 1 < lx->nworkers; i++) {
+        (void)ipsecif_posix_outer_set_batch(&lx->workers[i].outer, n);
     }
     lx->batch = n;
     return 0;
@@ -214,8 +266,13 @@ int ipsecif_linux_set_batch(struct ipsecif_linux *lx, size_t n)
 
 void ipsecif_linux_set_ctx(struct ipsecif_linux *lx, struct ipsecif_ctx *ctx)
 {
+    size_t i;
+
     lx->ctx = ctx;
     ipsecif_posix_outer_set_ctx(&lx->outer, ctx);
+    for (i = 0; i + 1 < lx->nworkers; i++) {
+        ipsecif_posix_outer_set_ctx(&lx->workers[i].outer, ctx);
+    }
 }
 
 void ipsecif_linux_fini(struct ipsecif_linux *lx)
@@ -227,6 +284,7 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx)
             ipsecif_linux_tun_close(lx, &lx->tuns[i], false);
         }
     }
+    workers_free(lx);
     ipsecif_posix_outer_close(&lx->outer);
     if (lx->timer_fd >= 0) {
         close(lx->timer_fd);
@@ -236,7 +294,7 @@ void ipsecif_linux_fini(struct ipsecif_linux *lx)
     }
     ipsecif_posix_loop_free(&lx->loop);
     free(lx->tuns);
-    free(lx->held);
+    free(lx->held.v);
     memset(lx, 0, sizeof(*lx));
     lx->timer_fd = -1;
     lx->icmp4_fd = -1;
@@ -263,11 +321,13 @@ static void out_flush(struct ipsecif_linux_tun *t)
     if (n == 0 || t->ifp == NULL) {
         return;
     }
+    lib_enter(t);
     if (t->lx->batch <= 1) {
         for (i = 0; i < n; i++) {
             t->stats.out_calls++;
             dropped(t, ipsecif_if_output(t->lx->ctx, t->ifp, t->vp[i], ipsecif_posix_now_ms()));
         }
+        lib_leave(t);
         return;
     }
     t->stats.out_calls++;
@@ -276,6 +336,7 @@ static void out_flush(struct ipsecif_linux_tun *t)
     for (i = 0; i < n; i++) {
         dropped(t, t->vres[i]);
     }
+    lib_leave(t);
 }
 
 /* Where the next packet of the vector goes (IPSECIF_LINUX_TUNBUF bytes
@@ -346,7 +407,9 @@ static void vnet_input(struct ipsecif_linux_tun *t, size_t n)
         b.off = IPSECIF_HEADROOM;
         b.len = n;
         t->stats.out_calls++;
+        lib_enter(t);
         dropped(t, ipsecif_if_output(t->lx->ctx, t->ifp, &b, ipsecif_posix_now_ms()));
+        lib_leave(t);
         return;
     }
     t->stats.gso_in++;
@@ -395,6 +458,10 @@ static void on_tun(void *arg, int fd, short revents)
     /* The burst's rest to the library, then its ESP goes out, in as few
      * system calls as it takes. */
     out_flush(t);
+    if (t->wk != NULL) {
+        worker_burst_end(t->wk);
+        return;
+    }
     ipsecif_posix_outer_flush(&lx->outer);
 }
 
@@ -524,16 +591,37 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
         return NULL;
     }
     /* Attaches to a persistent device of this name if there is one (EBUSY if
-     * another process holds it, EINVAL if it is not a single-queue TUN). */
-    memset(&ifr, 0, sizeof(ifr));
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (lx->offload ? IFF_VNET_HDR : 0);
-    memcpy(ifr.ifr_name, name, strlen(name) + 1);
-    t->vnet = false;
-    rc = ioctl(t->fd, TUNSETIFF, &ifr);
-    if (rc < 0 && lx->offload && errno == EINVAL) {
-        ifr.ifr_flags = IFF_TUN | IFF_NO_PI; /* a kernel without virtio headers */
-        rc = ioctl(t->fd, TUNSETIFF, &ifr);
+     * another process holds it, EINVAL if it is another kind of device or
+     * its flags differ). Devices are made multi-queue, so that a daemon with
+     * workers can attach a queue per thread; one thread alone also takes a
+     * single-queue device an earlier version left; and without virtio
+     * headers where the kernel has none. */
+    {
+        const int base = IFF_TUN | IFF_NO_PI;
+        const int tries[] = {base | IFF_MULTI_QUEUE | IFF_VNET_HDR, base | IFF_VNET_HDR,
+                             base | IFF_MULTI_QUEUE, base};
+
+        rc = -1;
+        errno = EINVAL;
+        for (i = 0; i < sizeof(tries) / sizeof(tries[0]) && rc < 0 && errno == EINVAL; i++) {
+            if (((tries[i] & IFF_VNET_HDR) != 0 && !lx->offload) ||
+                ((tries[i] & IFF_MULTI_QUEUE) == 0 && lx->nworkers > 1)) {
+                continue;
+            }
+            memset(&ifr, 0, sizeof(ifr));
+            ifr.ifr_flags = (short)tries[i];
+            memcpy(ifr.ifr_name, name, strlen(name) + 1);
+            t->qflags = tries[i];
+            rc = ioctl(t->fd, TUNSETIFF, &ifr);
+        }
+        if (rc < 0 && errno == EINVAL && lx->nworkers > 1) {
+            ipsecif_posix_logf(IPSECIF_LOG_ERR,
+                               "%s: not a multi-queue TUN device, which workers need "
+                               "(delete it, or run one thread)",
+                               name);
+        }
     }
+    t->vnet = false;
     if (rc < 0 || ioctl(t->fd, TUNGETIFF, &ifr) < 0) {
         goto fail;
     }
@@ -574,6 +662,10 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
         ipsecif_posix_loop_add(&lx->loop, t->fd, POLLIN, on_tun, t) < 0) {
         goto fail;
     }
+    if (queues_open(lx, t) < 0) {
+        ipsecif_posix_loop_del(&lx->loop, t->fd);
+        goto fail;
+    }
     set_txqlen(t);
     keep_linkdown_routes(t->name);
     ipsecif_if_set_user(ifp, t);
@@ -600,8 +692,10 @@ void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun 
     if (t->ifp == NULL) {
         return;
     }
+    /* The workers' queues first: they may hold packets for the NAT-T socket. */
+    queues_close(lx, t);
     if (t->natt_family != 0) {
-        ipsecif_posix_outer_natt_unref(&lx->outer, t->natt_family, t->natt_port);
+        natt_release(lx, t->natt_family, t->natt_port);
         t->natt_family = 0;
         t->natt_port = 0;
     }
@@ -609,7 +703,7 @@ void ipsecif_linux_tun_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun 
     if (t->vnet) {
         /* What is held goes out; the device stays plain for the next reader. */
         ipsecif_linux_tun_flush(t);
-        unlist_held(lx, t);
+        unlist_held(t);
         (void)ioctl(t->fd, TUNSETOFFLOAD, 0ul);
     }
     /* Not persistent any more: the kernel removes the device with its
@@ -659,6 +753,13 @@ int ipsecif_linux_tun_set_mtu(struct ipsecif_linux_tun *t, unsigned mtu)
         return -1;
     }
     t->mtu = mtu;
+    if (t->wk == NULL && t->lx != NULL && t >= t->lx->tuns && t < t->lx->tuns + t->lx->ntuns) {
+        size_t k;
+
+        for (k = 0; k + 1 < t->lx->nworkers; k++) {
+            t->lx->workers[k].tuns[t - t->lx->tuns].mtu = mtu;
+        }
+    }
     return 0;
 }
 
@@ -830,7 +931,7 @@ int ipsecif_linux_sync_natt(struct ipsecif_linux *lx, struct ipsecif_linux_tun *
         return -1;
     }
     if (t->natt_family != 0) {
-        ipsecif_posix_outer_natt_unref(&lx->outer, t->natt_family, t->natt_port);
+        natt_release(lx, t->natt_family, t->natt_port);
     }
     t->natt_family = family;
     t->natt_port = port;
@@ -845,13 +946,13 @@ int ipsecif_linux_send_outer(void *user, struct ipsecif_if *ifp,
     struct ipsecif_linux *lx = user;
 
     (void)ifp;
-    return ipsecif_posix_outer_send(&lx->outer, meta, pkt);
+    return ipsecif_posix_outer_send(cur_wk != NULL ? &cur_wk->outer : &lx->outer, meta, pkt);
 }
 
 void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt)
 {
     struct ipsecif_linux *lx = user;
-    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    struct ipsecif_linux_tun *t = here(lx, ipsecif_linux_tun_of(ifp));
     struct ipsecif_linux_vnet none;
 
     if (t == NULL || t->fd < 0) {
@@ -864,9 +965,9 @@ void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struc
     }
     /* Held until the end of the receive batch, when it may have grown. */
     ipsecif_linux_gro_add(&t->gro, ipsecif_buf_data(pkt), pkt->len, gro_emit, t);
-    if (ipsecif_linux_gro_pending(&t->gro) && !t->gro_listed && lx != NULL &&
-        lx->nheld < lx->ntuns) {
-        lx->held[lx->nheld++] = t;
+    if (ipsecif_linux_gro_pending(&t->gro) && !t->gro_listed && t->hs != NULL &&
+        t->hs->n < t->hs->cap) {
+        t->hs->v[t->hs->n++] = t;
         t->gro_listed = true;
     } else if (ipsecif_linux_gro_pending(&t->gro) && !t->gro_listed) {
         ipsecif_linux_tun_flush(t);
@@ -876,7 +977,7 @@ void ipsecif_linux_deliver_inner(void *user, struct ipsecif_if *ifp, const struc
 void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct ipsecif_buf *pkt)
 {
     struct ipsecif_linux *lx = user;
-    struct ipsecif_linux_tun *t = ipsecif_linux_tun_of(ifp);
+    struct ipsecif_linux_tun *t = here(lx, ipsecif_linux_tun_of(ifp));
     struct ipsecif_linux_vnet none;
     const uint8_t *p = ipsecif_buf_data(pkt);
 
@@ -900,4 +1001,430 @@ void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct
     ipsecif_linux_tun_flush(t);
     memset(&none, 0, sizeof(none));
     tun_write(t, &none, ipsecif_buf_data(pkt), pkt->len);
+}
+
+/* ---- Workers (see ipsecif_linux_set_workers() for the model) ---- */
+
+void ipsecif_linux_tun_stats_add(struct ipsecif_linux_tun_stats *sum,
+                                 const struct ipsecif_linux_tun_stats *s)
+{
+    sum->gso_in += s->gso_in;
+    sum->segments += s->segments;
+    sum->csum += s->csum;
+    sum->gso_drop += s->gso_drop;
+    sum->gso_toobig += s->gso_toobig;
+    sum->out_calls += s->out_calls;
+    sum->icmp_sent += s->icmp_sent;
+    sum->icmp_send_errors += s->icmp_send_errors;
+}
+
+/* A worker's burst is done: its held packets and its ESP go out, with the
+ * lock released; then, under it, the main thread's timer is brought
+ * forward if a call of the burst moved the next deadline closer (a
+ * fragment waiting for the rest, an ACQUIRE). */
+static void worker_burst_end(void *arg)
+{
+    struct ipsecif_linux_worker *w = arg;
+    struct ipsecif_linux *lx = w->lx;
+    uint64_t d;
+
+    flush_held(&w->held);
+    ipsecif_posix_outer_flush(&w->outer);
+    pthread_mutex_lock(&lx->lock);
+    d = lx->ctx != NULL ? ipsecif_next_deadline(lx->ctx) : UINT64_MAX;
+    if (d < lx->armed) {
+        arm(lx, d);
+    }
+    pthread_mutex_unlock(&lx->lock);
+}
+
+/* A queue that has left (or never joined) its worker's loop: closed, its
+ * buffers freed, the slot free. */
+static void queue_free(struct ipsecif_linux_tun *q)
+{
+    if (q->fd >= 0) {
+        close(q->fd);
+    }
+    q->fd = -1;
+    free_offloads(q);
+    free(q->vbuf);
+    q->vbuf = NULL;
+    q->nv = 0;
+    q->ifp = NULL;
+    q->polled = false;
+    q->closing = false;
+}
+
+/* Worker w's queue of device t: attached with t's flags, buffers as t's. */
+static int queue_open(struct ipsecif_linux_worker *w, const struct ipsecif_linux_tun *t)
+{
+    struct ipsecif_linux_tun *q = &w->tuns[t - w->lx->tuns];
+    struct ifreq ifr;
+    size_t i;
+    int saved;
+
+    q->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (q->fd < 0) {
+        return -1;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = (short)t->qflags;
+    memcpy(ifr.ifr_name, t->name, strlen(t->name) + 1);
+    if (ioctl(q->fd, TUNSETIFF, &ifr) < 0) {
+        goto fail;
+    }
+    memcpy(q->name, t->name, strlen(t->name) + 1);
+    q->vbuf = malloc((size_t)IPSECIF_LINUX_TUNVEC * IPSECIF_LINUX_TUNBUF);
+    if (q->vbuf == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    for (i = 0; i < IPSECIF_LINUX_TUNVEC; i++) {
+        q->vp[i] = &q->vb[i];
+    }
+    if (t->vnet && setup_offloads(q) < 0) {
+        goto fail;
+    }
+    q->nv = 0;
+    q->mtu = t->mtu;
+    q->rx_errors = 0;
+    q->tx_errors = 0;
+    memset(&q->stats, 0, sizeof(q->stats));
+    q->polled = false;
+    q->closing = false;
+    q->qflags = t->qflags;
+    q->ifp = t->ifp; /* the worker takes it in at its next wakeup */
+    return 0;
+fail:
+    saved = errno;
+    queue_free(q);
+    errno = saved;
+    return -1;
+}
+
+/* Every worker's queue of t, once t is open. 0, or -1 with errno (none
+ * left open). */
+static int queues_open(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+{
+    size_t k;
+    int saved;
+
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        if (queue_open(&lx->workers[k], t) < 0) {
+            saved = errno;
+            ipsecif_posix_logf(IPSECIF_LOG_ERR, "%s: queue of worker %zu: %s", t->name, k + 1,
+                               strerror(errno));
+            while (k-- > 0) {
+                queue_free(&lx->workers[k].tuns[t - lx->tuns]);
+            }
+            errno = saved;
+            return -1;
+        }
+    }
+    workers_sync(lx, false);
+    return 0;
+}
+
+/* Every worker lets go of its queue of t (waiting for the running ones),
+ * then the queues are closed. */
+static void queues_close(struct ipsecif_linux *lx, struct ipsecif_linux_tun *t)
+{
+    size_t k;
+
+    if (lx->nworkers <= 1) {
+        return;
+    }
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        lx->workers[k].tuns[t - lx->tuns].closing = true;
+    }
+    workers_sync(lx, true);
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        struct ipsecif_linux_worker *w = &lx->workers[k];
+        struct ipsecif_linux_tun *q = &w->tuns[t - lx->tuns];
+
+        if (q->ifp == NULL) {
+            continue;
+        }
+        if (q->polled) {
+            /* The workers do not run: taken out here. */
+            ipsecif_posix_loop_del(&w->loop, q->fd);
+            ipsecif_linux_tun_flush(q);
+            unlist_held(q);
+        }
+        queue_free(q);
+    }
+}
+
+/* Under the lock, on worker w's thread: its loop follows the device set. */
+static void worker_take(struct ipsecif_linux_worker *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->lx->ntuns; i++) {
+        struct ipsecif_linux_tun *q = &w->tuns[i];
+
+        if (q->ifp == NULL) {
+            continue;
+        }
+        if (q->closing && q->polled) {
+            ipsecif_posix_loop_del(&w->loop, q->fd);
+            ipsecif_linux_tun_flush(q);
+            unlist_held(q);
+            q->polled = false;
+        } else if (!q->closing && !q->polled) {
+            if (ipsecif_posix_loop_add(&w->loop, q->fd, POLLIN, on_tun, q) < 0) {
+                ipsecif_posix_logf(IPSECIF_LOG_ERR, "%s: worker %u cannot watch its queue", q->name,
+                                   w->index);
+                continue;
+            }
+            q->polled = true;
+        }
+    }
+    w->gen_seen = w->lx->gen;
+    pthread_cond_broadcast(&w->lx->cond);
+}
+
+static void on_wake(void *arg, int fd, short revents)
+{
+    struct ipsecif_linux_worker *w = arg;
+    uint64_t v;
+
+    (void)revents;
+    (void)read(fd, &v, sizeof(v));
+    pthread_mutex_lock(&w->lx->lock);
+    worker_take(w);
+    pthread_mutex_unlock(&w->lx->lock);
+}
+
+/* Main thread, under the lock: a NAT-T socket's user goes. With workers it
+ * stays open until none can hold a packet for it any more: packets queued
+ * before the socket could no longer be found are sent before a worker
+ * takes in the next generation. */
+static void natt_release(struct ipsecif_linux *lx, uint8_t family, uint16_t port)
+{
+    ipsecif_posix_outer_natt_unref(&lx->outer, family, port);
+    if (lx->nworkers > 1) {
+        workers_sync(lx, true);
+        ipsecif_posix_outer_natt_reap(&lx->outer);
+    }
+}
+
+/* Main thread, under the lock: tell the running workers that the device
+ * set changed; with wait, return once each has taken the change in. */
+static void workers_sync(struct ipsecif_linux *lx, bool wait)
+{
+    const uint64_t one = 1;
+    size_t k;
+
+    if (lx->nworkers <= 1 || !lx->running) {
+        return;
+    }
+    lx->gen++;
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        if (write(lx->workers[k].wake_fd, &one, sizeof(one)) != (ssize_t)sizeof(one)) {
+            /* An eventfd write fails only at its maximum: it is readable. */
+        }
+    }
+    for (k = 0; wait && k + 1 < lx->nworkers; k++) {
+        while (lx->workers[k].started && lx->workers[k].gen_seen < lx->gen) {
+            pthread_cond_wait(&lx->cond, &lx->lock);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct ipsecif_linux_worker *w = arg;
+
+    cur_wk = w;
+    pthread_mutex_lock(&w->lx->lock);
+    worker_take(w);
+    pthread_mutex_unlock(&w->lx->lock);
+    (void)ipsecif_posix_loop_run(&w->loop);
+    /* What the last round left goes out. */
+    flush_held(&w->held);
+    ipsecif_posix_outer_flush(&w->outer);
+    return NULL;
+}
+
+static void workers_free(struct ipsecif_linux *lx)
+{
+    size_t k, i;
+
+    if (lx->workers == NULL) {
+        return;
+    }
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        struct ipsecif_linux_worker *w = &lx->workers[k];
+
+        for (i = 0; w->tuns != NULL && i < lx->ntuns; i++) {
+            if (w->tuns[i].ifp != NULL || w->tuns[i].fd >= 0) {
+                queue_free(&w->tuns[i]);
+            }
+        }
+        ipsecif_posix_outer_close(&w->outer);
+        if (w->wake_fd >= 0) {
+            close(w->wake_fd);
+        }
+        if (w->loop.pfd != NULL) {
+            ipsecif_posix_loop_free(&w->loop);
+        }
+        free(w->tuns);
+        free(w->held.v);
+    }
+    free(lx->workers);
+    lx->workers = NULL;
+    lx->nworkers = 1;
+    pthread_cond_destroy(&lx->cond);
+    pthread_mutex_destroy(&lx->lock);
+    lx->outer.natt_defer = false;
+    ipsecif_posix_outer_natt_reap(&lx->outer);
+    (void)ipsecif_posix_outer_steer(&lx->outer, 1, 0);
+}
+
+static int worker_setup(struct ipsecif_linux *lx, struct ipsecif_linux_worker *w, size_t n)
+{
+    size_t i;
+
+    if (ipsecif_posix_loop_init(&w->loop, lx->ntuns + 8) < 0) {
+        return -1;
+    }
+    w->tuns = calloc(lx->ntuns > 0 ? lx->ntuns : 1, sizeof(*w->tuns));
+    w->held.v = calloc(lx->ntuns > 0 ? lx->ntuns : 1, sizeof(*w->held.v));
+    if (w->tuns == NULL || w->held.v == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    w->held.cap = lx->ntuns;
+    for (i = 0; i < lx->ntuns; i++) {
+        w->tuns[i].fd = -1;
+        w->tuns[i].lx = lx;
+        w->tuns[i].wk = w;
+        w->tuns[i].hs = &w->held;
+    }
+    if (ipsecif_posix_outer_open(&w->outer, &w->loop, 0) < 0 ||
+        ipsecif_posix_outer_set_batch(&w->outer, lx->batch) < 0 ||
+        ipsecif_posix_outer_steer(&w->outer, (uint32_t)n, w->index) < 0) {
+        return -1;
+    }
+    ipsecif_posix_outer_set_shared(&w->outer, &lx->lock, &lx->outer);
+    ipsecif_posix_outer_set_burst_hook(&w->outer, worker_burst_end, w);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0 || ipsecif_posix_loop_add(&w->loop, w->wake_fd, POLLIN, on_wake, w) < 0 ||
+        ipsecif_posix_loop_add_flush(&w->loop, flush_held, &w->held) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int ipsecif_linux_set_workers(struct ipsecif_linux *lx, size_t n)
+{
+    size_t k;
+    int saved;
+
+    if (n < 1 || n > IPSECIF_LINUX_WORKERS_MAX || lx->ctx != NULL || lx->workers != NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (k = 0; k < lx->ntuns; k++) {
+        if (lx->tuns[k].ifp != NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    if (n == 1) {
+        return 0;
+    }
+    if (pthread_mutex_init(&lx->lock, NULL) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (pthread_cond_init(&lx->cond, NULL) != 0) {
+        pthread_mutex_destroy(&lx->lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    lx->workers = calloc(n - 1, sizeof(*lx->workers));
+    if (lx->workers == NULL) {
+        pthread_cond_destroy(&lx->cond);
+        pthread_mutex_destroy(&lx->lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    lx->nworkers = n;
+    for (k = 0; k + 1 < n; k++) {
+        lx->workers[k].lx = lx;
+        lx->workers[k].index = (unsigned)(k + 1);
+        lx->workers[k].wake_fd = -1;
+    }
+    for (k = 0; k + 1 < n; k++) {
+        if (worker_setup(lx, &lx->workers[k], n) < 0) {
+            goto fail;
+        }
+    }
+    if (ipsecif_posix_outer_steer(&lx->outer, (uint32_t)n, 0) < 0) {
+        goto fail;
+    }
+    lx->outer.natt_defer = true;
+    return 0;
+fail:
+    saved = errno;
+    workers_free(lx);
+    errno = saved;
+    return -1;
+}
+
+int ipsecif_linux_run(struct ipsecif_linux *lx)
+{
+    sigset_t all, old;
+    size_t k;
+    int err = 0;
+    int rc = -1;
+
+    if (lx->nworkers <= 1) {
+        return ipsecif_posix_loop_run(&lx->loop);
+    }
+    pthread_mutex_lock(&lx->lock);
+    /* Signals go to the main thread's loop, not to the workers. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        struct ipsecif_linux_worker *w = &lx->workers[k];
+
+        ipsecif_posix_outer_set_udp_gso(&w->outer, lx->outer.udp_gso);
+        err = pthread_create(&w->thread, NULL, worker_main, w);
+        if (err != 0) {
+            break;
+        }
+        w->started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    lx->running = true;
+    if (err == 0) {
+        ipsecif_posix_loop_set_lock(&lx->loop, &lx->lock);
+        rc = ipsecif_posix_loop_run(&lx->loop);
+        ipsecif_posix_loop_set_lock(&lx->loop, NULL);
+    } else {
+        ipsecif_posix_logf(IPSECIF_LOG_ERR, "worker %zu: %s", k + 1, strerror(err));
+    }
+    lx->running = false;
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        const uint64_t one = 1;
+
+        ipsecif_posix_loop_stop(&lx->workers[k].loop);
+        if (write(lx->workers[k].wake_fd, &one, sizeof(one)) != (ssize_t)sizeof(one)) {
+            /* readable already */
+        }
+    }
+    pthread_mutex_unlock(&lx->lock);
+    for (k = 0; k + 1 < lx->nworkers; k++) {
+        if (lx->workers[k].started) {
+            pthread_join(lx->workers[k].thread, NULL);
+            lx->workers[k].started = false;
+        }
+    }
+    if (err != 0) {
+        errno = err;
+    }
+    return rc;
 }

@@ -18,6 +18,7 @@
 #ifndef IPSECIF_POSIX_H
 #define IPSECIF_POSIX_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,7 +92,7 @@ struct ipsecif_posix_loop {
     size_t n;                           /**< Entries in use (dead ones included). */
     size_t cap;                         /**< Capacity. */
     bool dirty;                         /**< Dead entries wait to be compacted. */
-    volatile bool stop;                 /**< Leave ipsecif_posix_loop_run(). */
+    bool stop;                          /**< Leave ipsecif_posix_loop_run() (atomic). */
     int sigpipe[2];                     /**< Self-pipe for signals, -1 if unused. */
     ipsecif_posix_deadline_fn deadline; /**< Timer hook (may be NULL). */
     ipsecif_posix_expire_fn expire;     /**< Timer hook (may be NULL). */
@@ -101,6 +102,7 @@ struct ipsecif_posix_loop {
     ipsecif_posix_idle_fn flush[IPSECIF_POSIX_LOOP_FLUSHES]; /**< Before-poll hooks. */
     void *flush_arg[IPSECIF_POSIX_LOOP_FLUSHES];             /**< Their arguments. */
     size_t nflush;                                           /**< Hooks in use. */
+    pthread_mutex_t *lock; /**< Held by the loop's thread except while it polls (or NULL). */
 };
 
 /**
@@ -157,6 +159,15 @@ void ipsecif_posix_loop_del_flush(struct ipsecif_posix_loop *loop, ipsecif_posix
  * @return 0, or -1 with errno set.
  */
 int ipsecif_posix_loop_stop_on_signals(struct ipsecif_posix_loop *loop);
+
+/**
+ * @brief Run the loop's callbacks under a mutex: the thread that runs the
+ *        loop holds it, and ipsecif_posix_loop_run() lets go of it only
+ *        while it waits in poll(). NULL (the default) for none.
+ *
+ * The caller locks it before ipsecif_posix_loop_run() and unlocks it after.
+ */
+void ipsecif_posix_loop_set_lock(struct ipsecif_posix_loop *loop, pthread_mutex_t *lock);
 
 /** Make ipsecif_posix_loop_run() return after the current round. */
 void ipsecif_posix_loop_stop(struct ipsecif_posix_loop *loop);
@@ -245,6 +256,13 @@ struct ipsecif_posix_outer {
     size_t batch;                           /**< Packets per library call (1 = single calls). */
     ipsecif_posix_idle_fn burst_end;        /**< After each received batch (may be NULL). */
     void *burst_arg;                        /**< Its argument. */
+    pthread_mutex_t *lock;                  /**< Taken around each library call (or NULL). */
+    struct ipsecif_posix_outer *natt_home;  /**< Whose NAT-T sockets sends use (NULL: own). */
+    uint32_t steer_n;                       /**< Steering: ESP of SPI hash % n ... */
+    uint32_t steer_i;                       /**< ... = i is received here (n <= 1: all). */
+    bool natt_defer; /**< A NAT-T socket whose last user went stays open (unused) until
+                          ipsecif_posix_outer_natt_reap(): other threads may hold packets
+                          for it. */
 };
 
 /**
@@ -332,6 +350,34 @@ void ipsecif_posix_outer_set_udp_gso(struct ipsecif_posix_outer *o, bool on);
  * @return 0, or -1 with errno EINVAL when n is not in 1..IPSECIF_BATCH_MAX.
  */
 int ipsecif_posix_outer_set_batch(struct ipsecif_posix_outer *o, size_t n);
+
+/** Add the counters of s to sum. */
+void ipsecif_posix_outer_stats_add(struct ipsecif_posix_outer_stats *sum,
+                                   const struct ipsecif_posix_outer_stats *s);
+
+/** Close the NAT-T sockets left open by natt_defer with no user. */
+void ipsecif_posix_outer_natt_reap(struct ipsecif_posix_outer *o);
+
+/**
+ * @brief Share one context among threads that each have their own outer
+ *        sockets: lock (or NULL) is taken around every library call of
+ *        the receive path, and sends that need a NAT-T socket use home's
+ *        (NULL: this one's own; home's sockets are opened and closed by
+ *        its thread under the same lock).
+ */
+void ipsecif_posix_outer_set_shared(struct ipsecif_posix_outer *o, pthread_mutex_t *lock,
+                                    struct ipsecif_posix_outer *home);
+
+/**
+ * @brief Receive on the raw ESP sockets only the packets of one share of
+ *        the SPIs: those whose SPI hashes to i modulo n (the hash: the SPI
+ *        times 0x9e3779b1 modulo 2^32, shifted right by 16; a socket filter
+ *        in the kernel, so that every packet of one SA reaches one reader
+ *        in order). Packets too short to hold an SPI go to share 0. n <= 1
+ *        takes the filter off.
+ * @return 0, or -1 with errno set (EINVAL: i >= n).
+ */
+int ipsecif_posix_outer_steer(struct ipsecif_posix_outer *o, uint32_t n, uint32_t i);
 
 /**
  * @brief Set the hook that runs after each batch of received packets has

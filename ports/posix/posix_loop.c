@@ -157,7 +157,7 @@ static void on_sigpipe_readable(void *arg, int fd, short revents)
     while (read(fd, b, sizeof(b)) > 0) {
     }
     ipsecif_posix_logf(IPSECIF_LOG_INFO, "signal received, stopping");
-    loop->stop = true;
+    ipsecif_posix_loop_stop(loop);
 }
 
 static int set_flags(int fd)
@@ -207,7 +207,8 @@ fail:
 
 void ipsecif_posix_loop_stop(struct ipsecif_posix_loop *loop)
 {
-    loop->stop = true;
+    /* Another thread may ask (then it wakes the loop itself). */
+    __atomic_store_n(&loop->stop, true, __ATOMIC_RELAXED);
 }
 
 void ipsecif_posix_loop_set_idle(struct ipsecif_posix_loop *loop, ipsecif_posix_idle_fn fn,
@@ -273,9 +274,19 @@ static int poll_timeout(struct ipsecif_posix_loop *loop, uint64_t *deadline)
     return (int)(*deadline - now);
 }
 
+static bool stopped(struct ipsecif_posix_loop *loop)
+{
+    return __atomic_load_n(&loop->stop, __ATOMIC_RELAXED);
+}
+
+void ipsecif_posix_loop_set_lock(struct ipsecif_posix_loop *loop, pthread_mutex_t *lock)
+{
+    loop->lock = lock;
+}
+
 int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop)
 {
-    while (!loop->stop) {
+    while (!stopped(loop)) {
         uint64_t deadline;
         size_t i;
         size_t n;
@@ -292,7 +303,13 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop)
             compact(loop);
         }
         timeout = poll_timeout(loop, &deadline);
+        if (loop->lock != NULL) {
+            pthread_mutex_unlock(loop->lock);
+        }
         rc = poll(loop->pfd, (nfds_t)loop->n, timeout);
+        if (loop->lock != NULL) {
+            pthread_mutex_lock(loop->lock);
+        }
         if (rc < 0) {
             if (errno == EINTR) {
                 continue;
@@ -302,7 +319,7 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop)
         }
         /* Entries added by a callback are not dispatched before the next poll. */
         n = loop->n;
-        for (i = 0; i < n && rc > 0 && !loop->stop; i++) {
+        for (i = 0; i < n && rc > 0 && !stopped(loop); i++) {
             short revents = loop->pfd[i].revents;
 
             if (revents == 0 || loop->ent[i].fn == NULL) {
@@ -312,7 +329,7 @@ int ipsecif_posix_loop_run(struct ipsecif_posix_loop *loop)
             loop->pfd[i].revents = 0;
             loop->ent[i].fn(loop->ent[i].arg, loop->pfd[i].fd, revents);
         }
-        if (loop->expire != NULL && deadline != UINT64_MAX && !loop->stop) {
+        if (loop->expire != NULL && deadline != UINT64_MAX && !stopped(loop)) {
             uint64_t now = ipsecif_posix_now_ms();
 
             if (now >= deadline) {

@@ -12,6 +12,9 @@
 #define _GNU_SOURCE /* struct in6_pktinfo, struct in_pktinfo */
 
 #include <errno.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
@@ -203,6 +206,9 @@ static void rx_submit(struct ipsecif_posix_outer *o, bool metas, uint8_t proto)
         v->n = 0;
         return;
     }
+    if (o->lock != NULL) {
+        pthread_mutex_lock(o->lock);
+    }
     for (i = 0; i < v->n; i += m) {
         m = v->n - i < o->batch ? v->n - i : o->batch;
         if (proto == IPSECIF_IPPROTO_AH) {
@@ -226,6 +232,9 @@ static void rx_submit(struct ipsecif_posix_outer *o, bool metas, uint8_t proto)
         for (k = i; k < i + m; k++) {
             count_input(o, v->res[k]);
         }
+    }
+    if (o->lock != NULL) {
+        pthread_mutex_unlock(o->lock);
     }
     v->n = 0;
 }
@@ -630,8 +639,12 @@ static struct ipsecif_posix_natt *natt_find(struct ipsecif_posix_outer *o, uint8
 {
     size_t i;
 
+    if (o->natt_home != NULL) {
+        o = o->natt_home;
+    }
     for (i = 0; i < o->natt_cap; i++) {
-        if (o->natt[i].fd >= 0 && o->natt[i].family == family && o->natt[i].port == port) {
+        if (o->natt[i].fd >= 0 && o->natt[i].refs > 0 && o->natt[i].family == family &&
+            o->natt[i].port == port) {
             return &o->natt[i];
         }
     }
@@ -754,9 +767,30 @@ void ipsecif_posix_outer_natt_unref(struct ipsecif_posix_outer *o, uint8_t famil
         return;
     }
     if (--s->refs == 0) {
+        if (o->natt_defer) {
+            /* Not found nor read any more; closed by ipsecif_posix_outer_natt_reap(). */
+            ipsecif_posix_loop_del(o->loop, s->fd);
+            return;
+        }
         close_fd(o, &s->fd);
         ipsecif_posix_logf(IPSECIF_LOG_INFO, "NAT-T socket closed: %s port %u",
                            family == IPSECIF_AF_INET ? "IPv4" : "IPv6", port);
+    }
+}
+
+void ipsecif_posix_outer_natt_reap(struct ipsecif_posix_outer *o)
+{
+    size_t i;
+
+    for (i = 0; i < o->natt_cap; i++) {
+        struct ipsecif_posix_natt *s = &o->natt[i];
+
+        if (s->fd >= 0 && s->refs == 0) {
+            close(s->fd);
+            s->fd = -1;
+            ipsecif_posix_logf(IPSECIF_LOG_INFO, "NAT-T socket closed: %s port %u",
+                               s->family == IPSECIF_AF_INET ? "IPv4" : "IPv6", s->port);
+        }
     }
 }
 
@@ -1120,6 +1154,96 @@ void ipsecif_posix_outer_flush(struct ipsecif_posix_outer *o)
     }
     q->n = 0;
     q->used = 0;
+}
+
+/* ---- Sharing among threads ---- */
+
+void ipsecif_posix_outer_set_shared(struct ipsecif_posix_outer *o, pthread_mutex_t *lock,
+                                    struct ipsecif_posix_outer *home)
+{
+    o->lock = lock;
+    o->natt_home = home != o ? home : NULL;
+}
+
+void ipsecif_posix_outer_stats_add(struct ipsecif_posix_outer_stats *sum,
+                                   const struct ipsecif_posix_outer_stats *s)
+{
+    sum->rx_packets += s->rx_packets;
+    sum->rx_truncated += s->rx_truncated;
+    sum->rx_errors += s->rx_errors;
+    sum->rx_rejected += s->rx_rejected;
+    sum->tx_packets += s->tx_packets;
+    sum->tx_errors += s->tx_errors;
+    sum->ip_tx_packets += s->ip_tx_packets;
+    sum->ip_tx_errors += s->ip_tx_errors;
+    sum->rx_batches += s->rx_batches;
+    sum->rx_calls += s->rx_calls;
+    sum->tx_batches += s->tx_batches;
+    sum->tx_gso += s->tx_gso;
+    sum->tx_gso_segs += s->tx_gso_segs;
+    sum->tx_gso_off += s->tx_gso_off;
+}
+
+/* Fibonacci hashing: SPIs a key manager counts up spread as well as random ones. */
+#define STEER_MUL 0x9e3779b1u
+#define STEER_SHIFT 16
+
+#ifdef __linux__
+/* A raw IPv4 socket's filter sees the IP header first, a raw IPv6 socket's
+ * the ESP header (the kernel has taken the IPv6 header and its extension
+ * headers off): X is the SPI's offset, then one program for both. It keeps
+ * the packets of share i, and those too short for an SPI when i is 0. */
+static int attach_steer(int fd, bool v4, uint32_t n, uint32_t i)
+{
+    const uint32_t keep = 0xffffffffu;
+    struct sock_filter prog_ins[] = {
+        v4 ? (struct sock_filter)BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0)  /* X = IP header length */
+           : (struct sock_filter)BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0), /* X = 0 */
+        BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),                           /* A = packet length */
+        BPF_STMT(BPF_ALU | BPF_SUB | BPF_X, 0),                          /* A -= X */
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 4, 1, 0),                    /* room for an SPI? */
+        BPF_STMT(BPF_RET | BPF_K, i == 0 ? keep : 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0), /* A = SPI */
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, STEER_MUL),
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, STEER_SHIFT),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, i, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, keep),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog;
+
+    prog.filter = prog_ins;
+    prog.len = (unsigned short)(sizeof(prog_ins) / sizeof(prog_ins[0]));
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+#endif
+
+int ipsecif_posix_outer_steer(struct ipsecif_posix_outer *o, uint32_t n, uint32_t i)
+{
+    if (n > 1 && i >= n) {
+        errno = EINVAL;
+        return -1;
+    }
+#ifdef __linux__
+    if (n <= 1) {
+        int dummy = 0;
+
+        (void)setsockopt(o->raw4, SOL_SOCKET, SO_DETACH_FILTER, &dummy, sizeof(dummy));
+        (void)setsockopt(o->raw6, SOL_SOCKET, SO_DETACH_FILTER, &dummy, sizeof(dummy));
+    } else if (attach_steer(o->raw4, true, n, i) < 0 || attach_steer(o->raw6, false, n, i) < 0) {
+        return -1;
+    }
+    o->steer_n = n;
+    o->steer_i = i;
+    return 0;
+#else
+    if (n <= 1) {
+        return 0;
+    }
+    errno = ENOTSUP;
+    return -1;
+#endif
 }
 
 /* ---- Host mode ---- */
