@@ -50,8 +50,8 @@
 #
 # Environment: DURATION (seconds per iperf3 run, default 10), PINGS (200),
 # UDP_SMALL (64), UDP_LARGE (1372), CRYPTO (ipsecifd -C, default the
-# daemon's own: the fastest built), BUILD_DIR (build/; ipsecifd and
-# ipsecifctl are built there), JOBS.
+# daemon's own: the fastest built), THREADS (ipsecifd -j, default 1),
+# BUILD_DIR (build/; ipsecifd and ipsecifctl are built there), JOBS.
 #
 # usage: sudo bench/compare.sh          DURATION=2 bench/compare.sh (CI)
 set -euo pipefail
@@ -64,6 +64,7 @@ PINGS=${PINGS:-200}
 UDP_SMALL=${UDP_SMALL:-64}
 UDP_LARGE=${UDP_LARGE:-1372}
 CRYPTO=${CRYPTO:-}
+THREADS=${THREADS:-1}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
 SS_PLUGINS=${SS_PLUGINS:-/usr/lib/ipsec/plugins}
@@ -367,7 +368,7 @@ start_ipsecifd() {
     local side crypto=() a_out a_in b_out b_in k_ab k_ba
     [ -n "$CRYPTO" ] && crypto=(-C "$CRYPTO")
     for side in a b; do
-        ip netns exec "$(nsof $side)" "$BIN/ipsecifd" -f -x -l info "${crypto[@]}" \
+        ip netns exec "$(nsof $side)" "$BIN/ipsecifd" -f -x -l info -j "$THREADS" "${crypto[@]}" \
             -s "$WORK/ipsecifd-$side.sock" -p "$WORK/ipsecifd-$side.pid" \
             >"$WORK/ipsecifd-$side.log" 2>&1 &
         VPN_PIDS+=($!)
@@ -597,7 +598,7 @@ measure wireguard 203.0.113.34 "${VPN_PIDS[@]}"
 stop_vpn
 
 echo
-echo "ipsecifd: crypto ${IPSECIFD_CRYPTO:-?}, raw ESP; strongSwan: ESP in UDP;" \
+echo "ipsecifd: crypto ${IPSECIFD_CRYPTO:-?}, $THREADS thread(s), raw ESP; strongSwan: ESP in UDP;" \
     "tunnel MTU: ipsecifd ${IPSECIFD_MTU:-?}, strongSwan ${STRONGSWAN_MTU:-?}," \
     "wireguard-go ${WG_MTU:-?}; veth 1500;" \
     "load average now $(cut -d' ' -f1-3 /proc/loadavg)"
