@@ -1105,7 +1105,8 @@ static void port_stats(struct rtr_out *o)
 
     memset(&ts, 0, sizeof(ts));
     memset(&gs, 0, sizeof(gs));
-    osum = d.lx.outer.stats;
+    memset(&osum, 0, sizeof(osum));
+    ipsecif_posix_outer_stats_add(&osum, &d.lx.outer.stats);
     /* Every thread's queues and sockets (workers count without the lock:
      * a figure may be a burst behind). */
     for (k = 0; k < d.lx.nworkers; k++) {
@@ -1121,12 +1122,12 @@ static void port_stats(struct rtr_out *o)
                 continue;
             }
             ipsecif_linux_tun_stats_add(&ts, &t->stats);
-            gs.merged += t->gro.stats.merged;
-            gs.segments += t->gro.stats.segments;
-            gs.single += t->gro.stats.single;
-            gs.bad_csum += t->gro.stats.bad_csum;
-            rx_err += t->rx_errors;
-            tx_err += t->tx_errors;
+            gs.merged += IPSECIF_POSIX_READ(t->gro.stats.merged);
+            gs.segments += IPSECIF_POSIX_READ(t->gro.stats.segments);
+            gs.single += IPSECIF_POSIX_READ(t->gro.stats.single);
+            gs.bad_csum += IPSECIF_POSIX_READ(t->gro.stats.bad_csum);
+            rx_err += IPSECIF_POSIX_READ(t->rx_errors);
+            tx_err += IPSECIF_POSIX_READ(t->tx_errors);
         }
     }
     rtr_printf(o, "port:\n");
@@ -1182,14 +1183,14 @@ static void port_stats(struct rtr_out *o)
 
         for (i = 0; i < d.lx.ntuns; i++) {
             if (tuns[i].ifp != NULL) {
-                calls += tuns[i].stats.out_calls;
+                calls += IPSECIF_POSIX_READ(tuns[i].stats.out_calls);
             }
         }
         rtr_printf(o,
                    "        %llu thread%zu_tun_out_calls output calls for what thread %zu read\n",
                    (unsigned long long)calls, k, k);
         rtr_printf(o, "        %llu thread%zu_outer_rx_packets outer packets thread %zu received\n",
-                   (unsigned long long)ws->rx_packets, k, k);
+                   (unsigned long long)IPSECIF_POSIX_READ(ws->rx_packets), k, k);
     }
 }
 

@@ -4,6 +4,11 @@
 
 #include "linux_gso.h"
 
+/* The coalescer's counters are written by the thread that owns it and may
+ * be read by another (relaxed atomics, as IPSECIF_POSIX_COUNT()). */
+#define GRO_COUNT(c, n)                                                                            \
+    __atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+
 #define IPPROTO_TCP_NUM 6u
 
 /* TCP flag bits (header byte 13). */
@@ -391,7 +396,7 @@ void ipsecif_linux_gro_flush(struct ipsecif_linux_gro *g, ipsecif_linux_gro_emit
         return;
     }
     if (g->nseg < 2) {
-        g->stats.single++;
+        GRO_COUNT(g->stats.single, 1);
         emit_single(emit, arg, g->buf, g->len);
         g->len = 0;
         return;
@@ -413,8 +418,8 @@ void ipsecif_linux_gro_flush(struct ipsecif_linux_gro *g, ipsecif_linux_gro_emit
     h.gso_size = (uint16_t)g->mss;
     h.csum_start = (uint16_t)g->l4off;
     h.csum_offset = 16;
-    g->stats.merged++;
-    g->stats.segments += g->nseg;
+    GRO_COUNT(g->stats.merged, 1);
+    GRO_COUNT(g->stats.segments, g->nseg);
     emit(arg, &h, g->buf, g->len);
     g->len = 0;
 }
@@ -439,15 +444,15 @@ void ipsecif_linux_gro_add(struct ipsecif_linux_gro *g, const uint8_t *pkt, size
 
     if (len > g->cap || !candidate(pkt, len, &c)) {
         ipsecif_linux_gro_flush(g, emit, arg);
-        g->stats.single++;
+        GRO_COUNT(g->stats.single, 1);
         emit_single(emit, arg, pkt, len);
         return;
     }
     if (!csum_ok(pkt, len, &c)) {
         /* Alone and as it is: the kernel counts and drops it. */
         ipsecif_linux_gro_flush(g, emit, arg);
-        g->stats.bad_csum++;
-        g->stats.single++;
+        GRO_COUNT(g->stats.bad_csum, 1);
+        GRO_COUNT(g->stats.single, 1);
         emit_single(emit, arg, pkt, len);
         return;
     }

@@ -143,7 +143,7 @@ static void tun_write(struct ipsecif_linux_tun *t, const struct ipsecif_linux_vn
     }
     /* A TUN write is one packet; a device that is down refuses it. */
     if (n != want) {
-        t->tx_errors++;
+        IPSECIF_POSIX_COUNT(t->tx_errors, 1);
     }
 }
 
@@ -324,13 +324,13 @@ static void out_flush(struct ipsecif_linux_tun *t)
     lib_enter(t);
     if (t->lx->batch <= 1) {
         for (i = 0; i < n; i++) {
-            t->stats.out_calls++;
+            IPSECIF_POSIX_COUNT(t->stats.out_calls, 1);
             dropped(t, ipsecif_if_output(t->lx->ctx, t->ifp, t->vp[i], ipsecif_posix_now_ms()));
         }
         lib_leave(t);
         return;
     }
-    t->stats.out_calls++;
+    IPSECIF_POSIX_COUNT(t->stats.out_calls, 1);
     (void)ipsecif_if_output_batch(t->lx->ctx, t->ifp, NULL, t->vp, n, ipsecif_posix_now_ms(),
                                   t->vres);
     for (i = 0; i < n; i++) {
@@ -377,20 +377,20 @@ static void vnet_input(struct ipsecif_linux_tun *t, size_t n)
     size_t len;
 
     if (n < IPSECIF_LINUX_VNET_HDR_LEN) {
-        t->stats.gso_drop++;
+        IPSECIF_POSIX_COUNT(t->stats.gso_drop, 1);
         return;
     }
     ipsecif_linux_vnet_get(pkt - IPSECIF_LINUX_VNET_HDR_LEN, &h);
     n -= IPSECIF_LINUX_VNET_HDR_LEN;
     if (ipsecif_linux_gso_prepare(pkt, n, &h, seg_cap, &g) != IPSECIF_LINUX_GSO_OK) {
-        t->stats.gso_drop++;
+        IPSECIF_POSIX_COUNT(t->stats.gso_drop, 1);
         return;
     }
     if (!g.gso) {
         struct ipsecif_buf b;
 
         if ((h.flags & IPSECIF_LINUX_VNET_F_NEEDS_CSUM) != 0) {
-            t->stats.csum++;
+            IPSECIF_POSIX_COUNT(t->stats.csum, 1);
         }
         if (t->lx->batch > 1 && n <= seg_cap) {
             memcpy(out_slot(t), pkt, n);
@@ -406,22 +406,22 @@ static void vnet_input(struct ipsecif_linux_tun *t, size_t n)
         b.cap = IPSECIF_LINUX_TUNBUF_GSO;
         b.off = IPSECIF_HEADROOM;
         b.len = n;
-        t->stats.out_calls++;
+        IPSECIF_POSIX_COUNT(t->stats.out_calls, 1);
         lib_enter(t);
         dropped(t, ipsecif_if_output(t->lx->ctx, t->ifp, &b, ipsecif_posix_now_ms()));
         lib_leave(t);
         return;
     }
-    t->stats.gso_in++;
+    IPSECIF_POSIX_COUNT(t->stats.gso_in, 1);
     /* Segments over the MTU: the library sends the ICMP error for the
      * first (as for any oversize packet); the rest would only repeat it. */
     oversize =
         ipsecif_linux_gso_seg_max(&g) > t->mtu && (pkt[0] >> 4 == 6 || (pkt[6] & 0x40u) != 0);
     while (t->ifp != NULL && (len = ipsecif_linux_gso_next(&g, out_slot(t))) != 0) {
-        t->stats.segments++;
+        IPSECIF_POSIX_COUNT(t->stats.segments, 1);
         out_push(t, len);
         if (oversize) {
-            t->stats.gso_toobig += ipsecif_linux_gso_count(&g) - 1;
+            IPSECIF_POSIX_COUNT(t->stats.gso_toobig, ipsecif_linux_gso_count(&g) - 1);
             break;
         }
     }
@@ -445,7 +445,7 @@ static void on_tun(void *arg, int fd, short revents)
         }
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                t->rx_errors++;
+                IPSECIF_POSIX_COUNT(t->rx_errors, 1);
             }
             break;
         }
@@ -992,10 +992,10 @@ void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct
         memcpy(&to.sin_addr, p + 16, 4);
         if (sendto(lx->icmp4_fd, p, pkt->len, MSG_DONTWAIT, (const struct sockaddr *)&to,
                    sizeof(to)) == (ssize_t)pkt->len) {
-            t->stats.icmp_sent++;
+            IPSECIF_POSIX_COUNT(t->stats.icmp_sent, 1);
             return;
         }
-        t->stats.icmp_send_errors++;
+        IPSECIF_POSIX_COUNT(t->stats.icmp_send_errors, 1);
         return;
     }
     ipsecif_linux_tun_flush(t);
@@ -1008,14 +1008,14 @@ void ipsecif_linux_deliver_icmp(void *user, struct ipsecif_if *ifp, const struct
 void ipsecif_linux_tun_stats_add(struct ipsecif_linux_tun_stats *sum,
                                  const struct ipsecif_linux_tun_stats *s)
 {
-    sum->gso_in += s->gso_in;
-    sum->segments += s->segments;
-    sum->csum += s->csum;
-    sum->gso_drop += s->gso_drop;
-    sum->gso_toobig += s->gso_toobig;
-    sum->out_calls += s->out_calls;
-    sum->icmp_sent += s->icmp_sent;
-    sum->icmp_send_errors += s->icmp_send_errors;
+    sum->gso_in += IPSECIF_POSIX_READ(s->gso_in);
+    sum->segments += IPSECIF_POSIX_READ(s->segments);
+    sum->csum += IPSECIF_POSIX_READ(s->csum);
+    sum->gso_drop += IPSECIF_POSIX_READ(s->gso_drop);
+    sum->gso_toobig += IPSECIF_POSIX_READ(s->gso_toobig);
+    sum->out_calls += IPSECIF_POSIX_READ(s->out_calls);
+    sum->icmp_sent += IPSECIF_POSIX_READ(s->icmp_sent);
+    sum->icmp_send_errors += IPSECIF_POSIX_READ(s->icmp_send_errors);
 }
 
 /* A worker's burst is done: its held packets and its ESP go out, with the

@@ -35,6 +35,19 @@ extern "C" {
 #define IPSECIF_POSIX_PRINTF(f, a)
 #endif
 
+/* ---- Counters ---- */
+
+/**
+ * @brief Add n to a counter that one thread writes and others may read
+ *        (relaxed atomics: a reader sees a whole value, perhaps a burst
+ *        old; the writer needs no locked instruction, being the only one).
+ */
+#define IPSECIF_POSIX_COUNT(c, n)                                                                  \
+    __atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+
+/** Read a counter another thread may be writing (see IPSECIF_POSIX_COUNT()). */
+#define IPSECIF_POSIX_READ(c) __atomic_load_n(&(c), __ATOMIC_RELAXED)
+
 /* ---- Time ---- */
 
 /** Monotonic time in milliseconds, the clock every libipsecif call is given. */

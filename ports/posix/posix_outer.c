@@ -77,9 +77,9 @@ static void close_fd(struct ipsecif_posix_outer *o, int *fd)
 
 static void count_input(struct ipsecif_posix_outer *o, int rc)
 {
-    o->stats.rx_packets++;
+    IPSECIF_POSIX_COUNT(o->stats.rx_packets, 1);
     if (rc != IPSECIF_OK) {
-        o->stats.rx_rejected++;
+        IPSECIF_POSIX_COUNT(o->stats.rx_rejected, 1);
         if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
             ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "outer packet dropped: %s", ipsecif_strerror(rc));
         }
@@ -152,12 +152,12 @@ static int recv_batch(struct ipsecif_posix_outer *o, int fd, size_t head, bool c
     }
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            o->stats.rx_errors++;
+            IPSECIF_POSIX_COUNT(o->stats.rx_errors, 1);
         }
         return 0;
     }
     if (n > 0) {
-        o->stats.rx_batches++;
+        IPSECIF_POSIX_COUNT(o->stats.rx_batches, 1);
     }
     return n;
 }
@@ -166,7 +166,7 @@ static int recv_batch(struct ipsecif_posix_outer *o, int fd, size_t head, bool c
 static bool truncated(struct ipsecif_posix_outer *o, int k)
 {
     if ((o->rx->mm[k].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
-        o->stats.rx_truncated++;
+        IPSECIF_POSIX_COUNT(o->stats.rx_truncated, 1);
         return true;
     }
     return false;
@@ -228,7 +228,7 @@ static void rx_submit(struct ipsecif_posix_outer *o, bool metas, uint8_t proto)
             (void)ipsecif_input_esp_batch(o->ctx, v->meta + i, v->pp + i, m, ipsecif_posix_now_ms(),
                                           v->res + i);
         }
-        o->stats.rx_calls++;
+        IPSECIF_POSIX_COUNT(o->stats.rx_calls, 1);
         for (k = i; k < i + m; k++) {
             count_input(o, v->res[k]);
         }
@@ -426,11 +426,11 @@ static void keep_payload(struct ipsecif_posix_outer *o, int k, uint8_t family, u
         memcpy(meta->src.bytes, &sin6.sin6_addr, 16);
         meta->sport = ntohs(sin6.sin6_port);
     } else {
-        o->stats.rx_errors++;
+        IPSECIF_POSIX_COUNT(o->stats.rx_errors, 1);
         return;
     }
     if (!parse_cmsgs(&o->rx->mm[k].msg_hdr, meta) || meta->dst.family != family) {
-        o->stats.rx_errors++;
+        IPSECIF_POSIX_COUNT(o->stats.rx_errors, 1);
         return;
     }
     if (local_port == 0) {
@@ -446,7 +446,7 @@ static void keep_payload(struct ipsecif_posix_outer *o, int k, uint8_t family, u
         !put_v6_ext(&o->rx->mm[k].msg_hdr, &o->rx->pkt[o->rx->n - 1],
                     &o->rx->first[o->rx->n - 1])) {
         o->rx->n--;
-        o->stats.rx_errors++;
+        IPSECIF_POSIX_COUNT(o->stats.rx_errors, 1);
     }
 }
 
@@ -968,7 +968,7 @@ int ipsecif_posix_outer_send(struct ipsecif_posix_outer *o, const struct ipsecif
     q->n++;
     return IPSECIF_OK;
 fail:
-    o->stats.tx_errors++;
+    IPSECIF_POSIX_COUNT(o->stats.tx_errors, 1);
     return IPSECIF_ERR_PORT;
 }
 
@@ -1009,16 +1009,16 @@ static void add_udp_segment(struct txent *head, struct msghdr *m)
 
 static void count_sent(struct ipsecif_posix_outer *o, unsigned segs)
 {
-    o->stats.tx_packets += segs;
+    IPSECIF_POSIX_COUNT(o->stats.tx_packets, segs);
     if (segs > 1) {
-        o->stats.tx_gso++;
-        o->stats.tx_gso_segs += segs;
+        IPSECIF_POSIX_COUNT(o->stats.tx_gso, 1);
+        IPSECIF_POSIX_COUNT(o->stats.tx_gso_segs, segs);
     }
 }
 
 static void send_failed(struct ipsecif_posix_outer *o, unsigned segs, int err)
 {
-    o->stats.tx_errors += segs;
+    IPSECIF_POSIX_COUNT(o->stats.tx_errors, segs);
     if (ipsecif_posix_log_enabled(IPSECIF_LOG_DEBUG)) {
         ipsecif_posix_logf(IPSECIF_LOG_DEBUG, "outer send: %s", strerror(err));
     }
@@ -1032,7 +1032,7 @@ static void gso_fallback(struct ipsecif_posix_outer *o, int fd, struct txent *he
 {
     unsigned k;
 
-    o->stats.tx_gso_off++;
+    IPSECIF_POSIX_COUNT(o->stats.tx_gso_off, 1);
     if (err == EINVAL) {
         head->natt->gso_bad = head->len;
     } else {
@@ -1067,7 +1067,7 @@ static void send_vec(struct ipsecif_posix_outer *o, int fd, struct txent **heads
         int r = sendmmsg(fd, q->mm + i, nm - i, MSG_DONTWAIT);
         int err = errno;
 
-        o->stats.tx_batches++;
+        IPSECIF_POSIX_COUNT(o->stats.tx_batches, 1);
         if (r > 0) {
             unsigned k;
 
@@ -1168,20 +1168,20 @@ void ipsecif_posix_outer_set_shared(struct ipsecif_posix_outer *o, pthread_mutex
 void ipsecif_posix_outer_stats_add(struct ipsecif_posix_outer_stats *sum,
                                    const struct ipsecif_posix_outer_stats *s)
 {
-    sum->rx_packets += s->rx_packets;
-    sum->rx_truncated += s->rx_truncated;
-    sum->rx_errors += s->rx_errors;
-    sum->rx_rejected += s->rx_rejected;
-    sum->tx_packets += s->tx_packets;
-    sum->tx_errors += s->tx_errors;
-    sum->ip_tx_packets += s->ip_tx_packets;
-    sum->ip_tx_errors += s->ip_tx_errors;
-    sum->rx_batches += s->rx_batches;
-    sum->rx_calls += s->rx_calls;
-    sum->tx_batches += s->tx_batches;
-    sum->tx_gso += s->tx_gso;
-    sum->tx_gso_segs += s->tx_gso_segs;
-    sum->tx_gso_off += s->tx_gso_off;
+    sum->rx_packets += IPSECIF_POSIX_READ(s->rx_packets);
+    sum->rx_truncated += IPSECIF_POSIX_READ(s->rx_truncated);
+    sum->rx_errors += IPSECIF_POSIX_READ(s->rx_errors);
+    sum->rx_rejected += IPSECIF_POSIX_READ(s->rx_rejected);
+    sum->tx_packets += IPSECIF_POSIX_READ(s->tx_packets);
+    sum->tx_errors += IPSECIF_POSIX_READ(s->tx_errors);
+    sum->ip_tx_packets += IPSECIF_POSIX_READ(s->ip_tx_packets);
+    sum->ip_tx_errors += IPSECIF_POSIX_READ(s->ip_tx_errors);
+    sum->rx_batches += IPSECIF_POSIX_READ(s->rx_batches);
+    sum->rx_calls += IPSECIF_POSIX_READ(s->rx_calls);
+    sum->tx_batches += IPSECIF_POSIX_READ(s->tx_batches);
+    sum->tx_gso += IPSECIF_POSIX_READ(s->tx_gso);
+    sum->tx_gso_segs += IPSECIF_POSIX_READ(s->tx_gso_segs);
+    sum->tx_gso_off += IPSECIF_POSIX_READ(s->tx_gso_off);
 }
 
 /* Fibonacci hashing: SPIs a key manager counts up spread as well as random ones. */
@@ -1368,10 +1368,10 @@ int ipsecif_posix_outer_send_ip(struct ipsecif_posix_outer *o, const struct ipse
         }
         goto fail;
     }
-    o->stats.ip_tx_packets++;
+    IPSECIF_POSIX_COUNT(o->stats.ip_tx_packets, 1);
     return IPSECIF_OK;
 fail:
-    o->stats.ip_tx_errors++;
+    IPSECIF_POSIX_COUNT(o->stats.ip_tx_errors, 1);
     errno = saved;
     return IPSECIF_ERR_PORT;
 }
