@@ -650,7 +650,7 @@ static int in_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     uint8_t proto = 0;
     int rc;
 
-    /* meta is written only on success, and read only then. */
+    /* meta is read only on success. */
     rc = ipsecif_decap_outer(pkt, meta, &proto);
     if (ctx->port->deliver_host != NULL) {
         /* Host traffic: AH, and ESP between addresses no tunnel has. */

@@ -34,19 +34,28 @@ static void put_udp(uint8_t *u, const struct ipsecif_outer_meta *m, size_t esp_l
     ipsecif_store16(u + 6, 0);
 }
 
+/* The checksum is summed from the fields, not read back from the header
+ * just written: loads over fresh narrow stores stall store forwarding. */
 static void put_ip4(uint8_t *h, const struct ipsecif_outer_meta *m, uint8_t proto, size_t len,
                     uint16_t id, bool df)
 {
+    uint16_t tot = (uint16_t)(m->esp_off + len);
+    uint16_t frag = df ? 0x4000 : 0;
+    uint32_t sum;
+
+    sum = (0x45u << 8 | m->tos) + (uint32_t)tot + id + frag + ((uint32_t)m->ttl << 8 | proto);
+    sum = ipsecif_csum_add(sum, m->src.bytes, 4);
+    sum = ipsecif_csum_add(sum, m->dst.bytes, 4);
     h[0] = 0x45;
     h[1] = m->tos;
-    ipsecif_store16(h + 2, (uint16_t)(m->esp_off + len));
+    ipsecif_store16(h + 2, tot);
     ipsecif_store16(h + 4, id);
-    ipsecif_store16(h + 6, df ? 0x4000 : 0);
+    ipsecif_store16(h + 6, frag);
     h[8] = m->ttl;
     h[9] = proto;
+    ipsecif_store16(h + 10, ipsecif_csum_fold(sum));
     memcpy(h + 12, m->src.bytes, 4);
     memcpy(h + 16, m->dst.bytes, 4);
-    ipsecif_ip4_set_csum(h, IPSECIF_IP4_HLEN);
 }
 
 /* Written after the UDP header and the ESP packet it covers. */
@@ -156,7 +165,10 @@ void ipsecif_outer_set_proto(struct ipsecif_buf *pkt, const struct ipsecif_outer
 
 /* What the parse of a received outer header has found so far. */
 struct outer_parse {
-    struct ipsecif_outer_meta m;
+    /* The caller's meta, written in place: a local copy assigned at the end
+     * was read back in wide loads from narrow stores, a store-forwarding
+     * stall on every packet. */
+    struct ipsecif_outer_meta *m;
     size_t end;     /* end of the IP payload, then of the UDP datagram */
     size_t off;     /* the upper-layer header */
     size_t esp_off; /* the ESP header */
@@ -194,9 +206,9 @@ static int parse_ip4(const uint8_t *p, size_t len, struct outer_parse *o)
     }
     o->up = p[9];
     o->off = ihl;
-    take_addrs(&o->m, IPSECIF_AF_INET, p + 12, 4);
-    o->m.ttl = p[8];
-    o->m.tos = p[1];
+    take_addrs(o->m, IPSECIF_AF_INET, p + 12, 4);
+    o->m->ttl = p[8];
+    o->m->tos = p[1];
     return IPSECIF_OK;
 }
 
@@ -222,9 +234,9 @@ static int parse_ip6(const uint8_t *p, size_t len, struct outer_parse *o)
         return IPSECIF_ERR_PROTO;
     }
     o->off = c.off;
-    take_addrs(&o->m, IPSECIF_AF_INET6, p + 8, 16);
-    o->m.ttl = p[7];
-    o->m.tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
+    take_addrs(o->m, IPSECIF_AF_INET6, p + 8, 16);
+    o->m->ttl = p[7];
+    o->m->tos = (uint8_t)(((p[0] & 0x0f) << 4) | (p[1] >> 4));
     return IPSECIF_OK;
 }
 
@@ -249,8 +261,8 @@ static int parse_upper(const uint8_t *p, struct outer_parse *o)
     }
     /* The checksum is not verified: ESP authenticates what it carries,
      * and a damaged port only leads to an SA that fails the ICV. */
-    o->m.sport = ipsecif_load16(p + o->off);
-    o->m.dport = ipsecif_load16(p + o->off + 2);
+    o->m->sport = ipsecif_load16(p + o->off);
+    o->m->dport = ipsecif_load16(p + o->off + 2);
     o->end = o->off + ulen;
     o->esp_off = o->off + IPSECIF_UDP_HLEN;
     return IPSECIF_OK;
@@ -271,7 +283,8 @@ int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta
     if (len < 1) {
         return IPSECIF_ERR_MALFORMED;
     }
-    memset(&o.m, 0, sizeof(o.m));
+    o.m = meta;
+    memset(meta, 0, sizeof(*meta));
     if ((p[0] >> 4) == 4) {
         rc = parse_ip4(p, len, &o);
     } else if ((p[0] >> 4) == 6) {
@@ -288,9 +301,8 @@ int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta
     if (rc != IPSECIF_OK) {
         return rc;
     }
-    o.m.ip_hlen = (uint16_t)o.off;
-    o.m.esp_off = (uint16_t)o.esp_off;
-    *meta = o.m;
+    meta->ip_hlen = (uint16_t)o.off;
+    meta->esp_off = (uint16_t)o.esp_off;
     *proto = o.up;
     /* Bytes past the IP (or UDP) length are link padding, not payload. */
     ipsecif_buf_trim(pkt, len - o.end);
