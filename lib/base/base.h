@@ -113,7 +113,44 @@ uint32_t ipsecif_hash_finish(uint32_t h);
 uint32_t ipsecif_hash_size(uint32_t n);
 
 /* ---- Internet checksum: sum 16-bit words (partial, not folded) and fold ---- */
-uint32_t ipsecif_csum_add(uint32_t sum, const uint8_t *p, size_t n);
-uint16_t ipsecif_csum_fold(uint32_t sum);
+
+/* Inline: most sums are of headers, of a length the caller knows, which the
+ * compiler then unrolls into a few loads. */
+static inline uint32_t ipsecif_csum_add(uint32_t sum, const uint8_t *p, size_t n)
+{
+    /* A 64-bit sum of 32-bit words does not overflow below 16 GiB; the
+     * result is folded to 17 bits, so callers may add partial sums. */
+    uint64_t acc = sum;
+    size_t i;
+
+    /* 32-bit words: 2^16 = 1 modulo 0xffff, so a big-endian 32-bit word
+     * adds what its two 16-bit halves add. */
+    for (i = 0; i + 8 <= n; i += 8) {
+        acc += (uint64_t)ipsecif_load32(p + i) + ipsecif_load32(p + i + 4);
+    }
+    if (i + 4 <= n) {
+        acc += ipsecif_load32(p + i);
+        i += 4;
+    }
+    for (; i + 1 < n; i += 2) {
+        acc += ipsecif_load16(p + i);
+    }
+    if (n & 1) {
+        acc += (uint64_t)p[n - 1] << 8;
+    }
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffu) + (acc >> 16);
+    acc = (acc & 0xffffu) + (acc >> 16);
+    return (uint32_t)acc;
+}
+
+static inline uint16_t ipsecif_csum_fold(uint32_t sum)
+{
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}
 
 #endif /* IPSECIF_BASE_H */

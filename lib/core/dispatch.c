@@ -172,8 +172,16 @@ static struct ipsecif_if *nested_of(struct ipsecif_ctx *ctx, const struct ipseci
 {
     const uint8_t *p = ipsecif_buf_data(pkt);
     uint16_t sport = 0, dport = 0;
+    uint8_t first_nh = in->family == IPSECIF_AF_INET ? p[9] : p[6];
     struct nest_key k;
 
+    /* Most packets are neither ESP nor UDP for a NAT-T interface: they need
+     * no key. An IPv6 fragment header may hide either. */
+    if (first_nh != IPSECIF_IPPROTO_ESP &&
+        (first_nh != IPSECIF_IPPROTO_UDP || ctx->ifs.natt_tunnels == 0) &&
+        (first_nh != 44 || in->family != IPSECIF_AF_INET6)) {
+        return NULL;
+    }
     memset(&k.src, 0, sizeof(k.src));
     memset(&k.dst, 0, sizeof(k.dst));
     k.src.family = in->family;
