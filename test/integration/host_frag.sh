@@ -146,20 +146,7 @@ xfer() {
 }
 
 step "namespaces, veth with MTU $LINK_MTU, ipsecifd -H on both"
-ip netns add "$NSA"
-ip netns add "$NSB"
-ip link add veth-a netns "$NSA" type veth peer name veth-b netns "$NSB"
-for side in A B; do
-    ns=$NSA dev=veth-a me=1
-    if [ "$side" = B ]; then
-        ns=$NSB dev=veth-b me=2
-    fi
-    in_ns "$ns" ip link set lo up
-    in_ns "$ns" ip link set "$dev" mtu "$LINK_MTU"
-    in_ns "$ns" ip addr add "198.51.100.$me/24" dev "$dev"
-    in_ns "$ns" ip addr add "2001:db8:ff::$me/64" dev "$dev" nodad
-    in_ns "$ns" ip link set "$dev" up
-done
+veth_pair "$LINK_MTU"
 PIDA=
 PIDB=
 

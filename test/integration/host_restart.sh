@@ -180,19 +180,7 @@ inbound_dropped() {
 # ---- Set-up ----
 
 step "namespaces, veth on 198.51.100.0/24 and 2001:db8:ff::/64, ipsecifd -H on both"
-ip netns add "$NSA"
-ip netns add "$NSB"
-ip link add veth-a netns "$NSA" type veth peer name veth-b netns "$NSB"
-for side in A B; do
-    ns=$NSA dev=veth-a me=1
-    if [ "$side" = B ]; then
-        ns=$NSB dev=veth-b me=2
-    fi
-    in_ns "$ns" ip link set lo up
-    in_ns "$ns" ip addr add "198.51.100.$me/24" dev "$dev"
-    in_ns "$ns" ip addr add "2001:db8:ff::$me/64" dev "$dev" nodad
-    in_ns "$ns" ip link set "$dev" up
-done
+veth_pair
 start_daemon A "$NSA"
 start_daemon B "$NSB"
 grepq 'no state file .*: a fresh start' "$WORK/A.log" || fail "A's first start was not fresh"

@@ -123,19 +123,7 @@ xfer() {
 # ---- Part 1: host transport mode between A and B ----
 
 step "namespaces $NSA and $NSB, veth on 198.51.100.0/24 and 2001:db8:ff::/64"
-ip netns add "$NSA"
-ip netns add "$NSB"
-ip link add veth-a netns "$NSA" type veth peer name veth-b netns "$NSB"
-for side in A B; do
-    ns=$NSA dev=veth-a me=1
-    if [ "$side" = B ]; then
-        ns=$NSB dev=veth-b me=2
-    fi
-    in_ns "$ns" ip link set lo up
-    in_ns "$ns" ip addr add "198.51.100.$me/24" dev "$dev"
-    in_ns "$ns" ip addr add "2001:db8:ff::$me/64" dev "$dev" nodad
-    in_ns "$ns" ip link set "$dev" up
-done
+veth_pair
 
 step "ipsecifd -H on both: ipsech0, rules, table 0x4950, nftables table"
 start_daemon A "$NSA"

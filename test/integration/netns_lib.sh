@@ -84,3 +84,26 @@ in_ns() {
 grepq() {
     grep "$@" >/dev/null
 }
+
+# veth_pair [MTU]: the namespaces NSA and NSB, made here, joined by veth-a
+# (in NSA) and veth-b (in NSB) with 198.51.100.1 and .2/24 and
+# 2001:db8:ff::1 and ::2/64, loopback up, and the MTU when given.
+veth_pair() {
+    local side ns dev me
+    ip netns add "$NSA"
+    ip netns add "$NSB"
+    ip link add veth-a netns "$NSA" type veth peer name veth-b netns "$NSB"
+    for side in A B; do
+        ns=$NSA dev=veth-a me=1
+        if [ "$side" = B ]; then
+            ns=$NSB dev=veth-b me=2
+        fi
+        in_ns "$ns" ip link set lo up
+        if [ -n "${1:-}" ]; then
+            in_ns "$ns" ip link set "$dev" mtu "$1"
+        fi
+        in_ns "$ns" ip addr add "198.51.100.$me/24" dev "$dev"
+        in_ns "$ns" ip addr add "2001:db8:ff::$me/64" dev "$dev" nodad
+        in_ns "$ns" ip link set "$dev" up
+    done
+}

@@ -58,19 +58,7 @@ for args in "-H -j 2" "-j 0" "-j 17" "-j x"; do
 done
 
 step "namespaces, veth on 198.51.100.0/24 and 2001:db8:ff::/64, ipsecifd -j 2 on both"
-ip netns add "$NSA"
-ip netns add "$NSB"
-ip link add veth-a netns "$NSA" type veth peer name veth-b netns "$NSB"
-for side in A B; do
-    ns=$NSA dev=veth-a me=1
-    if [ "$side" = B ]; then
-        ns=$NSB dev=veth-b me=2
-    fi
-    in_ns "$ns" ip link set lo up
-    in_ns "$ns" ip addr add "198.51.100.$me/24" dev "$dev"
-    in_ns "$ns" ip addr add "2001:db8:ff::$me/64" dev "$dev" nodad
-    in_ns "$ns" ip link set "$dev" up
-done
+veth_pair
 ip netns exec "$NSA" "$IPSECIFD" -j 2 -f -x -l info -s "$WORK/A.sock" -p "$WORK/A.pid" \
     </dev/null >>"$WORK/A.log" 2>&1 &
 PIDA=$!
