@@ -560,6 +560,27 @@ static void keep_linkdown_routes(const char *name)
     }
 }
 
+/* The vector buffers of device (or queue) t, empty, with their pointer
+ * table and counters cleared. 0, or -1 with errno. */
+static int tun_bufs(struct ipsecif_linux_tun *t)
+{
+    size_t i;
+
+    t->nv = 0;
+    t->rx_errors = 0;
+    t->tx_errors = 0;
+    memset(&t->stats, 0, sizeof(t->stats));
+    t->vbuf = malloc((size_t)IPSECIF_LINUX_TUNVEC * IPSECIF_LINUX_TUNBUF);
+    if (t->vbuf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (i = 0; i < IPSECIF_LINUX_TUNVEC; i++) {
+        t->vp[i] = &t->vb[i];
+    }
+    return 0;
+}
+
 struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struct ipsecif_if *ifp)
 {
     struct ipsecif_linux_tun *t = NULL;
@@ -637,17 +658,8 @@ struct ipsecif_linux_tun *ipsecif_linux_tun_open(struct ipsecif_linux *lx, struc
     t->ifp = ifp;
     t->natt_family = 0;
     t->natt_port = 0;
-    t->rx_errors = 0;
-    t->tx_errors = 0;
-    memset(&t->stats, 0, sizeof(t->stats));
-    t->nv = 0;
-    t->vbuf = malloc((size_t)IPSECIF_LINUX_TUNVEC * IPSECIF_LINUX_TUNBUF);
-    if (t->vbuf == NULL) {
-        errno = ENOMEM;
+    if (tun_bufs(t) < 0) {
         goto fail;
-    }
-    for (i = 0; i < IPSECIF_LINUX_TUNVEC; i++) {
-        t->vp[i] = &t->vb[i];
     }
     if ((ifr.ifr_flags & IFF_VNET_HDR) != 0) {
         if (setup_offloads(t) < 0) {
@@ -1060,7 +1072,6 @@ static int queue_open(struct ipsecif_linux_worker *w, const struct ipsecif_linux
 {
     struct ipsecif_linux_tun *q = &w->tuns[t - w->lx->tuns];
     struct ifreq ifr;
-    size_t i;
     int saved;
 
     q->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -1074,22 +1085,10 @@ static int queue_open(struct ipsecif_linux_worker *w, const struct ipsecif_linux
         goto fail;
     }
     memcpy(q->name, t->name, strlen(t->name) + 1);
-    q->vbuf = malloc((size_t)IPSECIF_LINUX_TUNVEC * IPSECIF_LINUX_TUNBUF);
-    if (q->vbuf == NULL) {
-        errno = ENOMEM;
+    if (tun_bufs(q) < 0 || (t->vnet && setup_offloads(q) < 0)) {
         goto fail;
     }
-    for (i = 0; i < IPSECIF_LINUX_TUNVEC; i++) {
-        q->vp[i] = &q->vb[i];
-    }
-    if (t->vnet && setup_offloads(q) < 0) {
-        goto fail;
-    }
-    q->nv = 0;
     q->mtu = t->mtu;
-    q->rx_errors = 0;
-    q->tx_errors = 0;
-    memset(&q->stats, 0, sizeof(q->stats));
     q->polled = false;
     q->closing = false;
     q->qflags = t->qflags;
