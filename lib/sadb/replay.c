@@ -25,6 +25,13 @@ static bool bit_get(const uint32_t *bits, uint32_t pos)
     return (bits[pos >> 5] >> (pos & 31)) & 1u;
 }
 
+/* Bit position of sequence number s in a window of w bits: s mod w, a
+ * mask for the usual power-of-two windows. */
+static uint32_t win_pos(uint64_t s, uint32_t w)
+{
+    return (w & (w - 1)) == 0 ? (uint32_t)s & (w - 1) : (uint32_t)(s % w);
+}
+
 /* Clear bits [a, b) of the bitmap, whole words where possible. */
 static void clear_span(uint32_t *bits, uint32_t a, uint32_t b)
 {
@@ -97,7 +104,7 @@ int ipsecif_replay_check(const struct ipsecif_sa *sa, uint32_t seq_lo, uint64_t 
         if (top - s >= w) {
             return IPSECIF_ERR_REPLAY;
         }
-        if (sa->replay_bits == NULL || bit_get(sa->replay_bits, (uint32_t)(s % w))) {
+        if (sa->replay_bits == NULL || bit_get(sa->replay_bits, win_pos(s, w))) {
             return IPSECIF_ERR_REPLAY;
         }
     }
@@ -119,6 +126,14 @@ void ipsecif_replay_update(struct ipsecif_sa *sa, uint64_t seq)
         }
         return;
     }
+    if (seq == sa->replay_top + 1) {
+        /* In order, the usual case: seq alone enters, at the bit that held
+         * seq - W, so clearing it and setting it is setting it. */
+        pos = win_pos(seq, w);
+        bits[pos >> 5] |= 1u << (pos & 31);
+        sa->replay_top = seq;
+        return;
+    }
     if (seq > sa->replay_top) {
         uint64_t diff = seq - sa->replay_top;
 
@@ -126,7 +141,7 @@ void ipsecif_replay_update(struct ipsecif_sa *sa, uint64_t seq)
             clear_span(bits, 0, w);
         } else {
             /* The numbers top+1 .. seq enter; their bits held numbers W older. */
-            uint32_t start = (uint32_t)((sa->replay_top + 1) % w);
+            uint32_t start = win_pos(sa->replay_top + 1, w);
             uint32_t n = (uint32_t)diff;
 
             if (start + n <= w) {
@@ -140,6 +155,6 @@ void ipsecif_replay_update(struct ipsecif_sa *sa, uint64_t seq)
     } else if (sa->replay_top - seq >= w) {
         return;
     }
-    pos = (uint32_t)(seq % w);
+    pos = win_pos(seq, w);
     bits[pos >> 5] |= 1u << (pos & 31);
 }
