@@ -998,23 +998,25 @@ static int nocipher_open(void *slot, const uint8_t *nonce, size_t nonce_len, con
     return tag_len > 0 && tag[0] == 0x5a && tag[tag_len - 1] == 0x5a ? 0 : IPSECIF_ERR_AUTH;
 }
 
-static void nocipher_seal_burst(void *slot, struct ipsecif_aead_op *ops, size_t n)
+static void nocipher_seal_burst(void *slot, struct ipsecif_aead_op *const *ops, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++) {
-        ops[i].rc = nocipher_seal(slot, ops[i].nonce, ops[i].nonce_len, ops[i].aad, ops[i].aad_len,
-                                  ops[i].data, ops[i].len, ops[i].tag, ops[i].tag_len);
+        ops[i]->rc =
+            nocipher_seal(slot, ops[i]->nonce, ops[i]->nonce_len, ops[i]->aad, ops[i]->aad_len,
+                          ops[i]->data, ops[i]->len, ops[i]->tag, ops[i]->tag_len);
     }
 }
 
-static void nocipher_open_burst(void *slot, struct ipsecif_aead_op *ops, size_t n)
+static void nocipher_open_burst(void *slot, struct ipsecif_aead_op *const *ops, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++) {
-        ops[i].rc = nocipher_open(slot, ops[i].nonce, ops[i].nonce_len, ops[i].aad, ops[i].aad_len,
-                                  ops[i].data, ops[i].len, ops[i].tag, ops[i].tag_len);
+        ops[i]->rc =
+            nocipher_open(slot, ops[i]->nonce, ops[i]->nonce_len, ops[i]->aad, ops[i]->aad_len,
+                          ops[i]->data, ops[i]->len, ops[i]->tag, ops[i]->tag_len);
     }
 }
 

@@ -82,19 +82,19 @@ struct ipsecif_crypto_ops {
     /** HMAC over data[0..len), truncated to out_len bytes. */
     int (*mac)(void *slot, const uint8_t *data, size_t len, uint8_t *out, size_t out_len);
     /**
-     * Optional. Seal ops[0..n) under this one slot, each exactly as
+     * Optional. Seal *ops[0..n) under this one slot, each exactly as
      * aead_seal would (n >= 1, the buffers of different ops do not overlap),
      * and store each op's result in its rc (0 or ::IPSECIF_ERR_CRYPTO). The
      * ops may run in any order or in parallel; all are done on return.
      */
-    void (*aead_seal_burst)(void *slot, struct ipsecif_aead_op *ops, size_t n);
+    void (*aead_seal_burst)(void *slot, struct ipsecif_aead_op *const *ops, size_t n);
     /**
-     * Optional. Open ops[0..n) under this one slot, each exactly as
+     * Optional. Open *ops[0..n) under this one slot, each exactly as
      * aead_open would; each op's rc is 0, ::IPSECIF_ERR_AUTH or
      * ::IPSECIF_ERR_CRYPTO. A tag that fails affects only its own op (its
      * data is wiped or left as it was, never partly released).
      */
-    void (*aead_open_burst)(void *slot, struct ipsecif_aead_op *ops, size_t n);
+    void (*aead_open_burst)(void *slot, struct ipsecif_aead_op *const *ops, size_t n);
 };
 
 /**

@@ -290,8 +290,8 @@ static void run_one(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
 void ipsecif_esp_crypto(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
                         struct ipsecif_esp_job *const *jobs, size_t n, bool seal)
 {
-    void (*burst)(void *, struct ipsecif_aead_op *, size_t);
-    struct ipsecif_aead_op batch[IPSECIF_BATCH_MAX];
+    void (*burst)(void *, struct ipsecif_aead_op *const *, size_t);
+    struct ipsecif_aead_op *batch[IPSECIF_BATCH_MAX];
     size_t i, k;
 
     if (sa->aead == IPSECIF_XFORM_CIPHER_MAC) {
@@ -312,13 +312,9 @@ void ipsecif_esp_crypto(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa 
             size_t m;
 
             for (m = 0; m < k; m++) {
-                batch[m] = jobs[i + m]->op;
+                batch[m] = &jobs[i + m]->op;
             }
             burst(sa->slot, batch, k);
-            /* Pointers and lengths only: nothing here to wipe. */
-            for (m = 0; m < k; m++) {
-                jobs[i + m]->op.rc = batch[m].rc;
-            }
         }
     }
     for (i = 0; i < n; i++) {

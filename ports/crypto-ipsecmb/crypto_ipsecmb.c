@@ -829,7 +829,7 @@ static int crypto_aead_open(void *slot, const uint8_t *nonce, size_t nonce_len, 
  * 380-490 against 170-200 ns per packet; bench_esp part 1d reports both),
  * since that path has no multi-lane GCM behind the job manager.
  */
-static void aead_burst(void *slot, struct ipsecif_aead_op *ops, size_t n, int enc)
+static void aead_burst(void *slot, struct ipsecif_aead_op *const *ops, size_t n, int enc)
 {
     struct slot *s = slot;
     uint8_t want[TAG_LEN];
@@ -837,7 +837,7 @@ static void aead_burst(void *slot, struct ipsecif_aead_op *ops, size_t n, int en
     size_t i;
 
     for (i = 0; i < n; i++) {
-        struct ipsecif_aead_op *op = &ops[i];
+        struct ipsecif_aead_op *op = ops[i];
 
         op->rc = m == NULL ? IPSECIF_ERR_CRYPTO
                            : aead_check(s, op->nonce, op->nonce_len, op->aad, op->aad_len, op->data,
@@ -847,7 +847,7 @@ static void aead_burst(void *slot, struct ipsecif_aead_op *ops, size_t n, int en
         return;
     }
     for (i = 0; i < n; i++) {
-        struct ipsecif_aead_op *op = &ops[i];
+        struct ipsecif_aead_op *op = ops[i];
 
         if (op->rc != 0) {
             continue;
@@ -864,12 +864,12 @@ static void aead_burst(void *slot, struct ipsecif_aead_op *ops, size_t n, int en
     explicit_bzero(want, sizeof(want));
 }
 
-static void crypto_aead_seal_burst(void *slot, struct ipsecif_aead_op *ops, size_t n)
+static void crypto_aead_seal_burst(void *slot, struct ipsecif_aead_op *const *ops, size_t n)
 {
     aead_burst(slot, ops, n, 1);
 }
 
-static void crypto_aead_open_burst(void *slot, struct ipsecif_aead_op *ops, size_t n)
+static void crypto_aead_open_burst(void *slot, struct ipsecif_aead_op *const *ops, size_t n)
 {
     aead_burst(slot, ops, n, 0);
 }

@@ -432,20 +432,20 @@ static int crypto_aead_open(void *slot, const uint8_t *nonce, size_t nonce_len, 
 
 /* Bursts: the SA's one context, only the nonce set per op (no cipher, no
  * key, no allocation), each op with its own result. */
-static void crypto_aead_seal_burst(void *slot, struct ipsecif_aead_op *ops, size_t n)
+static void crypto_aead_seal_burst(void *slot, struct ipsecif_aead_op *const *ops, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct ipsecif_aead_op *op = &ops[i];
+        struct ipsecif_aead_op *op = ops[i];
 
         op->rc = crypto_aead_seal(slot, op->nonce, op->nonce_len, op->aad, op->aad_len, op->data,
                                   op->len, op->tag, op->tag_len);
     }
 }
 
-static void crypto_aead_open_burst(void *slot, struct ipsecif_aead_op *ops, size_t n)
+static void crypto_aead_open_burst(void *slot, struct ipsecif_aead_op *const *ops, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct ipsecif_aead_op *op = &ops[i];
+        struct ipsecif_aead_op *op = ops[i];
 
         op->rc = crypto_aead_open(slot, op->nonce, op->nonce_len, op->aad, op->aad_len, op->data,
                                   op->len, op->tag, op->tag_len);
