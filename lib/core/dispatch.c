@@ -405,8 +405,7 @@ static int out_seal_done(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct
     o->sa->stats.packets++;
     o->sa->stats.bytes += o->inner_len;
     (void)ipsecif_sadb_account(ctx, o->sa, o->inner_len, now);
-    return ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, o->sport, o->dport, out_tos(ifp, o),
-                               o->in.df, &o->meta);
+    return ipsecif_encap_tpl(ctx, pkt, &ifp->otpl, out_tos(ifp, o), o->in.df, &o->meta);
 }
 
 /* Stage 4: to the port. */

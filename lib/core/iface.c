@@ -455,6 +455,10 @@ static void switch_tunnel(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, const
     if (!c->has_tunnel) {
         return;
     }
+    ipsecif_outer_tpl_set(&ifp->otpl, &ifp->src, &ifp->dst,
+                          (c->flags & IPSECIF_IFF_LINK0) != 0 ? ipsecif_if_local_port(ifp) : 0,
+                          (c->flags & IPSECIF_IFF_LINK0) != 0 ? ipsecif_if_remote_port(ifp) : 0,
+                          ctx->cfg.ttl != 0 ? ctx->cfg.ttl : IPSECIF_DEFAULT_TTL);
     for (i = 0; i < 4; i++) {
         if (ifp->sp[i]->pol.nreq > 0) {
             ifp->reqid[i] = ifp->sp[i]->pol.req[0].reqid;

@@ -6,6 +6,7 @@
 #define IPSECIF_IFACE_PRIV_H
 
 #include "base/base.h"
+#include "esp/esp.h"
 
 struct ipsecif_sp;
 
@@ -22,9 +23,10 @@ struct ipsecif_if {
     struct ipsecif_addr dst;
     uint16_t sport; /* NAT-T ports, as configured (0 = 4500) */
     uint16_t dport;
-    struct ipsecif_sp *sp[4];   /* enum ipsecif_if_policy order */
-    uint32_t reqid[4];          /* unique ids of the four (kept across tunnel changes) */
-    struct ipsecif_addr local4; /* source for ICMP errors built back, optional */
+    struct ipsecif_outer_tpl otpl; /* the outer header of ESP packets sent */
+    struct ipsecif_sp *sp[4];      /* enum ipsecif_if_policy order */
+    uint32_t reqid[4];             /* unique ids of the four (kept across tunnel changes) */
+    struct ipsecif_addr local4;    /* source for ICMP errors built back, optional */
     struct ipsecif_addr local6;
     struct ipsecif_stats stats;
     /* Nesting: depth of the outer packets sent lately (0 = none yet), held

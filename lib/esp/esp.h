@@ -9,6 +9,7 @@
 #define IPSECIF_ESP_H
 
 #include "base/base.h"
+#include "ip/ip.h"
 
 struct ipsecif_sa;
 
@@ -129,6 +130,31 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
  * UDP carrying ESP when meta has ports. IPv4 gets id and df. */
 void ipsecif_outer_write(uint8_t *h, const struct ipsecif_outer_meta *m, uint8_t proto, size_t len,
                          uint16_t id, bool df);
+
+/*
+ * An interface's outer header, built when its tunnel is set: the meta and
+ * header bytes every packet of the tunnel shares (tos, lengths, id and
+ * checksums left 0), and the checksum of the fixed fields (IPv4: of the IP
+ * header; IPv6 with UDP: of the pseudo-header's addresses and protocol).
+ * meta.esp_off is 0 when the pair has no outer header.
+ */
+struct ipsecif_outer_tpl {
+    struct ipsecif_outer_meta meta;
+    uint8_t hdr[IPSECIF_IP6_HLEN + IPSECIF_UDP_HLEN];
+    uint32_t sum;
+    uint16_t max_len; /* the longest ESP packet the length fields hold */
+};
+
+/* Build t for src -> dst (UDP with sport/dport when either is nonzero),
+ * with this TTL or hop limit. */
+void ipsecif_outer_tpl_set(struct ipsecif_outer_tpl *t, const struct ipsecif_addr *src,
+                           const struct ipsecif_addr *dst, uint16_t sport, uint16_t dport,
+                           uint8_t ttl);
+/* ipsecif_encap_outer() from a template: the same headers and meta, with
+ * tos and, for IPv4, df and the context's next id. */
+int ipsecif_encap_tpl(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
+                      const struct ipsecif_outer_tpl *t, uint8_t tos, bool df,
+                      struct ipsecif_outer_meta *meta);
 
 /* Rewrite the protocol of the outer header ipsecif_encap_outer() just put
  * in front (no UDP): IP in IP, or AH about to be inserted. */

@@ -150,6 +150,110 @@ int ipsecif_encap_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     return IPSECIF_OK;
 }
 
+void ipsecif_outer_tpl_set(struct ipsecif_outer_tpl *t, const struct ipsecif_addr *src,
+                           const struct ipsecif_addr *dst, uint16_t sport, uint16_t dport,
+                           uint8_t ttl)
+{
+    struct ipsecif_outer_meta *m = &t->meta;
+    bool udp = sport != 0 || dport != 0;
+    size_t iphl, need;
+    uint8_t proto = udp ? IPSECIF_IPPROTO_UDP : IPSECIF_IPPROTO_ESP;
+
+    memset(t, 0, sizeof(*t));
+    need = outer_need(src, dst, udp, 0, &iphl);
+    if (need == 0) {
+        return;
+    }
+    m->family = src->family;
+    m->src = *src;
+    m->dst = *dst;
+    m->ttl = ttl;
+    m->ip_hlen = (uint16_t)iphl;
+    m->sport = sport;
+    m->dport = dport;
+    m->esp_off = (uint16_t)need;
+    t->max_len =
+        (uint16_t)(0xffffu - (need - (src->family == IPSECIF_AF_INET6 ? IPSECIF_IP6_HLEN : 0)));
+    if (udp) {
+        put_udp(t->hdr + iphl, m, 0);
+        ipsecif_store16(t->hdr + iphl + 4, 0);
+    }
+    if (src->family == IPSECIF_AF_INET) {
+        t->hdr[0] = 0x45;
+        t->hdr[8] = ttl;
+        t->hdr[9] = proto;
+        memcpy(t->hdr + 12, src->bytes, 4);
+        memcpy(t->hdr + 16, dst->bytes, 4);
+        t->sum = ipsecif_csum_add(0, t->hdr, IPSECIF_IP4_HLEN);
+        return;
+    }
+    t->hdr[0] = 0x60;
+    t->hdr[6] = proto;
+    t->hdr[7] = ttl;
+    memcpy(t->hdr + 8, src->bytes, 16);
+    memcpy(t->hdr + 24, dst->bytes, 16);
+    if (udp) {
+        /* Pseudo-header addresses and protocol, and the ports. */
+        t->sum = ipsecif_v6_pseudo(src->bytes, dst->bytes, 0, IPSECIF_IPPROTO_UDP);
+        t->sum = ipsecif_csum_add(t->sum, t->hdr + IPSECIF_IP6_HLEN, IPSECIF_UDP_HLEN);
+    }
+}
+
+/* Per packet, only what differs between packets is written over the
+ * template's bytes, and the checksums add those fields to the template's. */
+int ipsecif_encap_tpl(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
+                      const struct ipsecif_outer_tpl *t, uint8_t tos, bool df,
+                      struct ipsecif_outer_meta *meta)
+{
+    size_t need = t->meta.esp_off;
+    size_t len = pkt->len;
+    uint8_t *h;
+
+    if (need == 0 || len > t->max_len) {
+        return IPSECIF_ERR_ARG;
+    }
+    if (!ipsecif_buf_room(pkt, need, 0)) {
+        return IPSECIF_ERR_NOROOM;
+    }
+    *meta = t->meta;
+    meta->tos = tos;
+    h = ipsecif_buf_push(pkt, need);
+    if (t->meta.family == IPSECIF_AF_INET) {
+        uint16_t tot = (uint16_t)(need + len);
+        uint16_t id = ctx->ip_id++;
+        uint16_t frag = df ? 0x4000 : 0;
+
+        memcpy(h, t->hdr, IPSECIF_IP4_HLEN);
+        h[1] = tos;
+        ipsecif_store16(h + 2, tot);
+        ipsecif_store16(h + 4, id);
+        ipsecif_store16(h + 6, frag);
+        ipsecif_store16(h + 10, ipsecif_csum_fold(t->sum + tos + tot + id + frag));
+        if (need > IPSECIF_IP4_HLEN) {
+            memcpy(h + IPSECIF_IP4_HLEN, t->hdr + IPSECIF_IP4_HLEN, IPSECIF_UDP_HLEN);
+            ipsecif_store16(h + IPSECIF_IP4_HLEN + 4, (uint16_t)(IPSECIF_UDP_HLEN + len));
+        }
+        return IPSECIF_OK;
+    }
+    memcpy(h, t->hdr, IPSECIF_IP6_HLEN);
+    h[0] = (uint8_t)(0x60 | (tos >> 4));
+    h[1] = (uint8_t)(tos << 4);
+    ipsecif_store16(h + 4, (uint16_t)(need - IPSECIF_IP6_HLEN + len));
+    if (need > IPSECIF_IP6_HLEN) {
+        /* IPv6 requires a UDP checksum (RFC 8200 section 8.1): the
+         * length counts in the pseudo-header and in the UDP header. */
+        uint32_t ulen = (uint32_t)(IPSECIF_UDP_HLEN + len);
+        uint8_t *u = h + IPSECIF_IP6_HLEN;
+        uint16_t c;
+
+        memcpy(u, t->hdr + IPSECIF_IP6_HLEN, IPSECIF_UDP_HLEN);
+        ipsecif_store16(u + 4, (uint16_t)ulen);
+        c = ipsecif_csum_fold(ipsecif_csum_add(t->sum + 2 * ulen, u + IPSECIF_UDP_HLEN, len));
+        ipsecif_store16(u + 6, c == 0 ? 0xffff : c);
+    }
+    return IPSECIF_OK;
+}
+
 void ipsecif_outer_set_proto(struct ipsecif_buf *pkt, const struct ipsecif_outer_meta *meta,
                              uint8_t proto)
 {

@@ -184,6 +184,40 @@ static const char *outer_fams[2][2] = {{"198.51.100.1", "198.51.100.2"},
 static const char *inner_fams[2][2] = {{"192.0.2.1", "203.0.113.1"},
                                        {"2001:db8:a::1", "2001:db8:b::1"}};
 
+/* The outer header of a sent packet is sound: lengths, TTL, and the IPv4
+ * header checksum, or with NAT-T over IPv6 the UDP checksum. */
+static void assert_outer_sound(const struct test_buf *outer, bool v6, bool natt)
+{
+    const uint8_t *o = outer->mem + outer->b.off;
+    size_t ih = v6 ? 40 : 20;
+    size_t len = outer->b.len;
+
+    assert_true(len >= ih + (natt ? 8 : 0) + 8);
+    if (!v6) {
+        assert_int_equal(o[0], 0x45);
+        assert_int_equal(ipsecif_load16(o + 2), len);
+        assert_int_equal(o[8], 64);
+        assert_int_equal(ipsecif_csum_fold(ipsecif_csum_add(0, o, 20)), 0);
+    } else {
+        assert_int_equal(o[0] >> 4, 6);
+        assert_int_equal(ipsecif_load16(o + 4), len - 40);
+        assert_int_equal(o[7], 64);
+    }
+    if (natt) {
+        uint32_t ulen = (uint32_t)(len - ih);
+
+        assert_int_equal(ipsecif_load16(o + ih + 4), ulen);
+        if (v6) {
+            uint32_t sum = ipsecif_v6_pseudo(o + 8, o + 24, ulen, IPSECIF_IPPROTO_UDP);
+
+            assert_int_not_equal(ipsecif_load16(o + ih + 6), 0);
+            assert_int_equal(ipsecif_csum_fold(ipsecif_csum_add(sum, o + ih, ulen)), 0);
+        } else {
+            assert_int_equal(ipsecif_load16(o + ih + 6), 0);
+        }
+    }
+}
+
 static void test_round_trips(void **state)
 {
     size_t ai;
@@ -210,6 +244,7 @@ static void test_round_trips(void **state)
                                                   inner_fams[inf][1], sizes[si], 0, &inner, &outer),
                                          IPSECIF_OK);
                         o = outer.mem + outer.b.off;
+                        assert_outer_sound(&outer, of == 1, false);
                         /* The outer header is the tunnel's, ESP inside. */
                         if (of == 0) {
                             assert_int_equal(o[0] >> 4, 4);
@@ -592,6 +627,7 @@ static void test_natt(void **state)
         assert_int_equal(send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 50, 0, &inner, &outer),
                          IPSECIF_OK);
         o = outer.mem + outer.b.off;
+        assert_outer_sound(&outer, of == 1, true);
         assert_int_equal(of == 0 ? o[9] : o[6], IPSECIF_IPPROTO_UDP);
         assert_int_equal(ipsecif_load16(o + ih), 4500);
         assert_int_equal(ipsecif_load16(o + ih + 2), 4500);
