@@ -942,7 +942,7 @@ int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *
         return IPSECIF_OK;
     }
     if (rc == IPSECIF_OK) {
-        rc = ipsecif_esp_in_prepare(ctx, ip.sa, pkt, &j);
+        rc = ipsecif_esp_in_prepare(ip.sa, pkt, &j);
         if (rc == IPSECIF_OK) {
             ipsecif_esp_crypto(ctx->port->crypto, ip.sa, &jp, 1, false);
             return in_back(ctx, meta, pkt, &ip, &j, rc, NULL, now);
@@ -1048,7 +1048,7 @@ static size_t in_open_slice(struct ipsecif_ctx *ctx, const struct ipsecif_outer_
                 *pkt = view;
                 break;
             }
-            rc = ipsecif_esp_in_prepare(ctx, x->ip.sa, pkt, &x->j);
+            rc = ipsecif_esp_in_prepare(x->ip.sa, pkt, &x->j);
             x->opened = rc == IPSECIF_OK;
         }
         x->rc = rc;

@@ -126,6 +126,10 @@ int ipsecif_esp_sa_init(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa 
     if (e->id == IPSECIF_EALG_NULL && a == NULL) {
         return IPSECIF_ERR_UNSUPPORTED;
     }
+    if (e->iv_len > IPSECIF_ESP_IV_MAX ||
+        (a != NULL ? a->icv_len : e->icv_len) > IPSECIF_ESP_ICV_MAX) {
+        return IPSECIF_ERR_INTERNAL;
+    }
     if (!ekey_fits(e, p->ekey_len)) {
         return IPSECIF_ERR_KEYLEN;
     }

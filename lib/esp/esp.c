@@ -13,8 +13,7 @@
 
 #define ESP_HDR 8
 #define NONCE_LEN 12 /* salt(4) || IV(8) */
-#define MAC_MAX 32
-#define IV_MAX 16
+#define MAC_MAX IPSECIF_ESP_ICV_MAX
 
 static bool is_esn(const struct ipsecif_sa *sa)
 {
@@ -101,18 +100,18 @@ static int hmac_run(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *sa,
     return ops->mac(sa->slot, hdr, len, out, sa->icv_len);
 }
 
-/* What ESP output checks before it looks at the packet; seq is the number
- * the packet is to carry. */
-static int out_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
-                     const struct ipsecif_buf *pkt, uint64_t seq)
+/* What the single-packet functions check that the data path has checked
+ * before it calls the stages. */
+static bool args_ok(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
+                    const struct ipsecif_buf *pkt)
 {
-    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || ctx->port == NULL ||
-        ctx->port->crypto == NULL) {
-        return IPSECIF_ERR_ARG;
-    }
-    if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
-        return IPSECIF_ERR_INTERNAL;
-    }
+    return ctx != NULL && sa != NULL && ipsecif_buf_valid(pkt) && ctx->port != NULL &&
+           ctx->port->crypto != NULL;
+}
+
+/* seq is the number the packet is to carry. */
+static int out_check(const struct ipsecif_sa *sa, uint64_t seq)
+{
     /* Without ESN the counter must not wrap past 2^32 - 1 (RFC 4303 3.3.3). */
     if (seq == 0 || (!is_esn(sa) && seq > 0xffffffffu)) {
         return IPSECIF_ERR_SEQWRAP;
@@ -189,7 +188,7 @@ int ipsecif_esp_out_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, stru
     size_t pad, head_need;
     int rc;
 
-    rc = out_check(ctx, sa, pkt, seq);
+    rc = out_check(sa, seq);
     if (rc != IPSECIF_OK) {
         return rc;
     }
@@ -327,8 +326,8 @@ int ipsecif_esp_out_finish(struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
 {
     (void)sa;
     job_unshift(j);
+    /* The nonce holds the salt, keying material; the IV goes on the wire. */
     ipsecif_wipe(j->nonce, sizeof(j->nonce));
-    ipsecif_wipe(j->iv, sizeof(j->iv));
     if (j->rc != IPSECIF_OK) {
         pkt->off = j->off0;
         pkt->len = j->len0;
@@ -344,7 +343,7 @@ int ipsecif_esp_output(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ip
     struct ipsecif_esp_job *jp = &j;
     int rc;
 
-    if (sa == NULL) {
+    if (!args_ok(ctx, sa, pkt)) {
         return IPSECIF_ERR_ARG;
     }
     /* The next number, or 0 (refused as a wrap) once it would wrap. */
@@ -382,18 +381,10 @@ static bool pad_ok(const uint8_t *trailer_end, size_t avail, uint8_t *pad_out)
 }
 
 /* What ESP input checks before it reads the packet's content. */
-static int in_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
-                    const struct ipsecif_buf *pkt)
+static int in_check(const struct ipsecif_sa *sa, const struct ipsecif_buf *pkt)
 {
     size_t hlen;
 
-    if (ctx == NULL || sa == NULL || !ipsecif_buf_valid(pkt) || ctx->port == NULL ||
-        ctx->port->crypto == NULL) {
-        return IPSECIF_ERR_ARG;
-    }
-    if (sa->iv_len > IV_MAX || sa->icv_len > MAC_MAX) {
-        return IPSECIF_ERR_INTERNAL;
-    }
     hlen = ESP_HDR + sa->iv_len;
     if (pkt->len < hlen + 2 + sa->icv_len) {
         return IPSECIF_ERR_MALFORMED;
@@ -407,12 +398,12 @@ static int in_check(const struct ipsecif_ctx *ctx, const struct ipsecif_sa *sa,
     return IPSECIF_OK;
 }
 
-int ipsecif_esp_in_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+int ipsecif_esp_in_prepare(struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
                            struct ipsecif_esp_job *j)
 {
     int rc;
 
-    rc = in_check(ctx, sa, pkt);
+    rc = in_check(sa, pkt);
     if (rc != IPSECIF_OK) {
         return rc;
     }
@@ -480,10 +471,10 @@ int ipsecif_esp_input(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ips
     struct ipsecif_esp_job *jp = &j;
     int rc;
 
-    if (next_header == NULL) {
+    if (next_header == NULL || !args_ok(ctx, sa, pkt)) {
         return IPSECIF_ERR_ARG;
     }
-    rc = ipsecif_esp_in_prepare(ctx, sa, pkt, &j);
+    rc = ipsecif_esp_in_prepare(sa, pkt, &j);
     if (rc != IPSECIF_OK) {
         return rc;
     }

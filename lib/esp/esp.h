@@ -57,6 +57,11 @@ void ipsecif_esp_sa_wipe(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa
  * undoes what prepare lent from the packet and gives the verdict. The
  * single-packet functions below are the three stages for one packet.
  */
+/* The longest explicit IV and ICV of any algorithm in the tables; an SA
+ * with more is refused at ipsecif_esp_sa_init(). */
+#define IPSECIF_ESP_IV_MAX 16
+#define IPSECIF_ESP_ICV_MAX 32
+
 struct ipsecif_esp_job {
     struct ipsecif_aead_op op; /* AEAD and GMAC: the call */
     uint8_t *hdr;              /* the ESP header */
@@ -68,12 +73,16 @@ struct ipsecif_esp_job {
     uint8_t saved[4];
     uint8_t nonce[12];
     uint8_t aad[12];
-    uint8_t iv[16]; /* CBC output: the random IV */
+    uint8_t iv[IPSECIF_ESP_IV_MAX]; /* CBC output: the random IV */
 };
 /*
+ * The stage functions take what the data path has checked already: a
+ * context, an SA set up by ipsecif_esp_sa_init() and a valid buffer (the
+ * single-packet functions check these themselves).
+ *
  * Output stage 1 with sequence number seq (0 or past 2^32 - 1 without ESN:
  * IPSECIF_ERR_SEQWRAP). Checks room, fetches a CBC IV, frames. Nothing
- * changes on failure: IPSECIF_ERR_ARG, _INTERNAL, _SEQWRAP, _NOROOM, _RANDOM.
+ * changes on failure: IPSECIF_ERR_SEQWRAP, _NOROOM, _RANDOM.
  */
 int ipsecif_esp_out_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
                             uint8_t next_header, uint64_t seq, struct ipsecif_esp_job *j);
@@ -84,8 +93,8 @@ void ipsecif_esp_crypto(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa 
 int ipsecif_esp_out_finish(struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
                            struct ipsecif_esp_job *j);
 /* Input stage 1: shape checks and the replay check before any crypto
- * (IPSECIF_ERR_MALFORMED, _REPLAY counted on the SA, _NOROOM, _ARG, _INTERNAL). */
-int ipsecif_esp_in_prepare(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
+ * (IPSECIF_ERR_MALFORMED, _REPLAY counted on the SA, _NOROOM). */
+int ipsecif_esp_in_prepare(struct ipsecif_sa *sa, struct ipsecif_buf *pkt,
                            struct ipsecif_esp_job *j);
 /* Input stage 3: the tag's verdict (AUTH counted on the SA), the replay
  * check again against the window as it is now, the window update, CBC
