@@ -173,7 +173,8 @@ void ipsecif_outer_set_proto(struct ipsecif_buf *pkt, const struct ipsecif_outer
  * Parse an outer IPv4/IPv6 header at the start of pkt: fill meta (addresses,
  * tos, protocol via *proto, UDP ports if UDP) and pull the IP (and UDP)
  * header. Returns IPSECIF_OK or IPSECIF_ERR_MALFORMED / IPSECIF_ERR_PROTO.
- * On failure the packet is as it was and meta holds nothing to read.
+ * On failure the packet is as it was and meta holds nothing to read. pkt
+ * is a valid view (the input functions have checked it).
  */
 int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta, uint8_t *proto);
 #endif /* IPSECIF_ESP_H */

@@ -379,9 +379,6 @@ int ipsecif_decap_outer(struct ipsecif_buf *pkt, struct ipsecif_outer_meta *meta
     size_t len;
     int rc;
 
-    if (!ipsecif_buf_valid(pkt) || meta == NULL || proto == NULL) {
-        return IPSECIF_ERR_ARG;
-    }
     p = ipsecif_buf_data(pkt);
     len = pkt->len;
     if (len < 1) {

@@ -124,8 +124,20 @@ struct ipsecif_sa *ipsecif_sadb_lookup_host(struct ipsecif_ctx *ctx,
                                             const struct ipsecif_addr *dst);
 /* Count use of an SA (bytes, first use); raises soft/hard EXPIRE on byte limits.
  * Returns false if the SA died. */
-bool ipsecif_sadb_account(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, size_t bytes,
-                          uint64_t now);
+bool ipsecif_sadb_account_slow(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, size_t bytes,
+                               uint64_t now);
+/* The same, with the case of every packet but an SA's first inline: a live
+ * SA used before, with no byte limit left to watch, only adds the bytes. */
+static inline bool ipsecif_sadb_account(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
+                                        size_t bytes, uint64_t now)
+{
+    if (sa->allocations != 0 && sa->hard.bytes == 0 && (sa->soft.bytes == 0 || sa->soft_sent) &&
+        sa->in_use && (sa->state == IPSECIF_SA_MATURE || sa->state == IPSECIF_SA_DYING)) {
+        sa->bytes = bytes > UINT64_MAX - sa->bytes ? UINT64_MAX : sa->bytes + bytes;
+        return true;
+    }
+    return ipsecif_sadb_account_slow(ctx, sa, bytes, now);
+}
 /* Kill an SA now: EXPIRE hard event with the reason, keys wiped, removed. */
 void ipsecif_sadb_kill(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, uint8_t reason);
 uint64_t ipsecif_sadb_timer(struct ipsecif_ctx *ctx, uint64_t now);

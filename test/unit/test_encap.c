@@ -291,6 +291,109 @@ static void test_encap_outer_args(void **state)
     }
 }
 
+/* An interface's template writes what ipsecif_encap_outer() writes, byte
+ * for byte, meta and IPv4 id included, over several packets. */
+static void test_encap_tpl(void **state)
+{
+    struct ipsecif_ctx ca, cb;
+    struct test_buf ta, tb, orig;
+    struct ipsecif_outer_tpl t;
+    size_t k;
+
+    (void)state;
+    for (k = 0; k < IPSECIF_ARRAY_SIZE(outer_cases); k++) {
+        const struct outer_case *c = &outer_cases[k];
+        struct ipsecif_addr src = test_addr(c->src);
+        struct ipsecif_addr dst = test_addr(c->dst);
+        bool v4 = src.family == IPSECIF_AF_INET;
+        size_t need = (v4 ? 20 : 40) + (c->sport != 0 ? 8 : 0);
+        uint8_t ttl = c->cfg_ttl != 0 ? c->cfg_ttl : 64;
+        struct ipsecif_outer_meta ma, mb;
+        unsigned n;
+
+        ipsecif_outer_tpl_set(&t, &src, &dst, c->sport, c->dport, ttl);
+        assert_int_equal(t.meta.esp_off, need);
+        assert_int_equal(t.max_len, 0xffff - (v4 ? need : need - 40));
+        ctx_init(&ca, c->cfg_ttl, 0xfffe);
+        ctx_init(&cb, c->cfg_ttl, 0xfffe);
+        /* One byte short of headroom: refused, nothing moves. */
+        fake_esp(&tb, need - 1, c->esp_len);
+        orig = tb;
+        assert_int_equal(ipsecif_encap_tpl(&cb, &tb.b, &t, c->tos, c->df, &mb), IPSECIF_ERR_NOROOM);
+        assert_int_equal(tb.b.off, orig.b.off);
+        assert_int_equal(tb.b.len, orig.b.len);
+        assert_memory_equal(tb.mem, orig.mem, sizeof(tb.mem));
+        assert_int_equal(cb.ip_id, 0xfffe);
+        for (n = 0; n < 3; n++) {
+            size_t len = c->esp_len + n * 13;
+            uint8_t tos = (uint8_t)(c->tos ^ (n * 0x41));
+            bool df = c->df != (n == 1);
+
+            fake_esp(&ta, 64, len);
+            fake_esp(&tb, 64, len);
+            assert_int_equal(
+                ipsecif_encap_outer(&ca, &ta.b, &src, &dst, c->sport, c->dport, tos, df, &ma),
+                IPSECIF_OK);
+            memset(&mb, 0xa5, sizeof(mb));
+            assert_int_equal(ipsecif_encap_tpl(&cb, &tb.b, &t, tos, df, &mb), IPSECIF_OK);
+            assert_int_equal(tb.b.off, ta.b.off);
+            assert_int_equal(tb.b.len, ta.b.len);
+            assert_memory_equal(tb.mem, ta.mem, sizeof(ta.mem));
+            assert_int_equal(mb.family, ma.family);
+            assert_memory_equal(&mb.src, &ma.src, sizeof(ma.src));
+            assert_memory_equal(&mb.dst, &ma.dst, sizeof(ma.dst));
+            assert_int_equal(mb.ttl, ma.ttl);
+            assert_int_equal(mb.tos, ma.tos);
+            assert_int_equal(mb.ip_hlen, ma.ip_hlen);
+            assert_int_equal(mb.sport, ma.sport);
+            assert_int_equal(mb.dport, ma.dport);
+            assert_int_equal(mb.esp_off, ma.esp_off);
+            assert_int_equal(cb.ip_id, ca.ip_id);
+        }
+        /* Longer than the length fields hold: refused, the longest not. */
+        {
+            size_t cap = 64 + (size_t)t.max_len + 1;
+            uint8_t *big = calloc(1, cap);
+            struct ipsecif_buf b;
+
+            assert_non_null(big);
+            b.base = big;
+            b.cap = cap;
+            b.off = 64;
+            b.len = (size_t)t.max_len + 1;
+            assert_int_equal(ipsecif_encap_tpl(&cb, &b, &t, 0, false, &mb), IPSECIF_ERR_ARG);
+            assert_int_equal(b.off, 64);
+            b.len = t.max_len;
+            assert_int_equal(ipsecif_encap_tpl(&cb, &b, &t, 0, false, &mb), IPSECIF_OK);
+            assert_int_equal(b.off, 64 - need);
+            if (v4) {
+                assert_int_equal(ipsecif_load16(big + 64 - need + 2), 0xffff);
+            } else {
+                assert_int_equal(ipsecif_load16(big + 64 - need + 4), 0xffff);
+            }
+            free(big);
+        }
+    }
+    /* A pair of two families, or of no family, has no outer header. */
+    {
+        struct ipsecif_addr a4 = test_addr("198.51.100.1");
+        struct ipsecif_addr a6 = test_addr("2001:db8::1");
+        struct ipsecif_addr none;
+        struct ipsecif_outer_meta m;
+
+        memset(&none, 0, sizeof(none));
+        ctx_init(&ca, 0, 1);
+        ipsecif_outer_tpl_set(&t, &a4, &a6, 0, 0, 64);
+        assert_int_equal(t.meta.esp_off, 0);
+        fake_esp(&ta, 64, 40);
+        assert_int_equal(ipsecif_encap_tpl(&ca, &ta.b, &t, 0, false, &m), IPSECIF_ERR_ARG);
+        ipsecif_outer_tpl_set(&t, &none, &none, 4500, 4500, 64);
+        assert_int_equal(ipsecif_encap_tpl(&ca, &ta.b, &t, 0, false, &m), IPSECIF_ERR_ARG);
+        assert_int_equal(ta.b.off, 64);
+        assert_int_equal(ca.ip_id, 1);
+    }
+}
+
 /* ---- Parsing outer headers ---- */
 
 /* Build an outer packet with the library, then parse it back. */
@@ -871,13 +974,14 @@ static void test_toobig_v6_fragments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ecn_encap),         cmocka_unit_test(test_ecn_decap),
-        cmocka_unit_test(test_encap_outer),       cmocka_unit_test(test_encap_outer_args),
-        cmocka_unit_test(test_decap_roundtrip),   cmocka_unit_test(test_decap_ipv4_invalid),
-        cmocka_unit_test(test_decap_ipv6_chain),  cmocka_unit_test(test_decap_ipv6_invalid),
-        cmocka_unit_test(test_decap_truncations), cmocka_unit_test(test_decap_random),
-        cmocka_unit_test(test_toobig_v4),         cmocka_unit_test(test_toobig_v6),
-        cmocka_unit_test(test_toobig_refusals),   cmocka_unit_test(test_toobig_v6_fragments),
+        cmocka_unit_test(test_ecn_encap),           cmocka_unit_test(test_ecn_decap),
+        cmocka_unit_test(test_encap_outer),         cmocka_unit_test(test_encap_outer_args),
+        cmocka_unit_test(test_encap_tpl),           cmocka_unit_test(test_decap_roundtrip),
+        cmocka_unit_test(test_decap_ipv4_invalid),  cmocka_unit_test(test_decap_ipv6_chain),
+        cmocka_unit_test(test_decap_ipv6_invalid),  cmocka_unit_test(test_decap_truncations),
+        cmocka_unit_test(test_decap_random),        cmocka_unit_test(test_toobig_v4),
+        cmocka_unit_test(test_toobig_v6),           cmocka_unit_test(test_toobig_refusals),
+        cmocka_unit_test(test_toobig_v6_fragments),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
