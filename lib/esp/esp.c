@@ -443,12 +443,15 @@ int ipsecif_esp_in_finish(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct
     /* Authentic. Packets opened together were checked against the window
      * as it stood before any of them: check again now that the ones ahead
      * have moved it (a duplicate in the same burst, or one the window has
-     * left behind), and move it only then, even if the padding turns out bad. */
-    if (ipsecif_replay_check(sa, ipsecif_load32(j->hdr + 4), &seq) != IPSECIF_OK || seq != j->seq) {
+     * left behind), and move it only then, even if the padding turns out bad.
+     * The next number in order is new whatever came before. */
+    if (j->seq != sa->replay_top + 1 &&
+        (ipsecif_replay_check(sa, ipsecif_load32(j->hdr + 4), &seq) != IPSECIF_OK ||
+         seq != j->seq)) {
         sa->stats.replay++;
         return IPSECIF_ERR_REPLAY;
     }
-    ipsecif_replay_update(sa, seq);
+    ipsecif_replay_update(sa, j->seq);
     if (is_cbc(sa) &&
         ctx->port->crypto->cbc(sa->slot, 0, j->hdr + ESP_HDR, body, j->body_len) != 0) {
         return IPSECIF_ERR_CRYPTO;
