@@ -664,6 +664,53 @@ static void test_natt(void **state)
     }
 }
 
+/* link0 switched on and off on an interface whose tunnel is set: its ESP
+ * goes into UDP 4500 and back out, on the SA with the matching ports. */
+static void test_natt_toggle(void **state)
+{
+    struct test_buf inner, outer;
+    struct ipsecif_sa_params p;
+    struct pair pr;
+    int of, round;
+
+    (void)state;
+    for (of = 0; of < 2; of++) {
+        size_t ih = of == 0 ? 20 : 40;
+
+        pair_up(&pr, outer_fams[of][0], outer_fams[of][1], &algos[0], IPSECIF_IFF_LINK2, 0);
+        sa_params(&p, &algos[0], outer_fams[of][0], outer_fams[of][1], 0x1101,
+                  pr.infa.reqid[IPSECIF_IFPOL_V4_OUT], 0);
+        p.natt_sport = 4500;
+        p.natt_dport = 4500;
+        assert_int_equal(ipsecif_sa_add(pr.a.ctx, &p, 1000), IPSECIF_OK);
+        for (round = 0; round < 4; round++) {
+            bool natt = (round & 1) != 0;
+            const uint8_t *o;
+
+            assert_int_equal(ipsecif_if_set_flags(pr.a.ctx, pr.ia,
+                                                  IPSECIF_IFF_UP | IPSECIF_IFF_LINK2 |
+                                                      (natt ? IPSECIF_IFF_LINK0 : 0),
+                                                  2000),
+                             IPSECIF_OK);
+            assert_int_equal(
+                send_one(&pr.a, pr.ia, "192.0.2.1", "203.0.113.1", 50, 0, &inner, &outer),
+                IPSECIF_OK);
+            assert_outer_sound(&outer, of == 1, natt);
+            o = outer.mem + outer.b.off;
+            assert_int_equal(of == 0 ? o[9] : o[6],
+                             natt ? IPSECIF_IPPROTO_UDP : IPSECIF_IPPROTO_ESP);
+            if (natt) {
+                assert_int_equal(ipsecif_load16(o + ih), 4500);
+                assert_int_equal(ipsecif_load16(o + ih + 2), 4500);
+                assert_int_equal(ipsecif_load32(o + ih + 8), 0x1101);
+            } else {
+                assert_int_equal(ipsecif_load32(o + ih), 0x1001);
+            }
+        }
+        pair_down(&pr);
+    }
+}
+
 static void test_down_and_no_tunnel(void **state)
 {
     struct test_buf inner, outer;
@@ -1073,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_ecn),
         cmocka_unit_test(test_natt),
+        cmocka_unit_test(test_natt_toggle),
         cmocka_unit_test(test_down_and_no_tunnel),
         cmocka_unit_test(test_lifetime_bytes),
         cmocka_unit_test(test_seqwrap),
