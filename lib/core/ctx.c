@@ -196,7 +196,7 @@ void ipsecif_stats_reset(struct ipsecif_ctx *ctx)
     }
 }
 
-void ipsecif_log(struct ipsecif_ctx *ctx, int level, const char *msg)
+IPSECIF_COLD void ipsecif_log(struct ipsecif_ctx *ctx, int level, const char *msg)
 {
 #if IPSECIF_LOG
     if (ctx != NULL && ctx->port != NULL && ctx->port->log != NULL) {

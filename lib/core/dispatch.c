@@ -65,8 +65,8 @@ static void count(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, uint16_t off)
     }
 }
 
-static void count_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
-                       const struct drop_count *tab, int rc)
+static IPSECIF_COLD void count_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                                    const struct drop_count *tab, int rc)
 {
     while (tab->rc != rc && tab->rc != 0) {
         tab++;
@@ -90,8 +90,8 @@ void ipsecif_count_in_drop(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, int 
 static const uint8_t dummy4[4] = {192, 0, 0, 8};
 
 /* Turn an oversize inner packet into ICMP too-big and hand it back. */
-static void send_toobig(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
-                        const struct ipsecif_inner *in)
+static IPSECIF_COLD void send_toobig(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                                     struct ipsecif_buf *pkt, const struct ipsecif_inner *in)
 {
     struct ipsecif_addr src;
 
@@ -222,7 +222,8 @@ static void note_depth(struct ipsecif_if *ifp, uint8_t depth, uint64_t now)
 
 /* "<name>: recursively called too many times(<n>)", NetBSD's words; at most
  * once per IPSECIF_NEST_HOLD_MS per interface, the counter has the rest. */
-static void log_nested(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, unsigned n, uint64_t now)
+static IPSECIF_COLD void log_nested(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, unsigned n,
+                                    uint64_t now)
 {
 #if IPSECIF_LOG
     static const char text[] = ": recursively called too many times(";
@@ -361,8 +362,8 @@ static int out_policy(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ip
 }
 
 /* Level use without an SA: plain IP in IP, the outer header says so. */
-static int out_plain(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
-                     struct out_pkt *o, uint8_t otos)
+static IPSECIF_COLD int out_plain(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                                  struct ipsecif_buf *pkt, struct out_pkt *o, uint8_t otos)
 {
     int rc = ipsecif_encap_outer(ctx, pkt, &ifp->src, &ifp->dst, 0, 0, otos, o->in.df, &o->meta);
 
@@ -553,9 +554,10 @@ static void out_crypto(struct ipsecif_ctx *ctx, struct out_slot *s, size_t n)
 
 /* Stages 1, 2 and 3a of a slice: returns how many packets it took (at
  * least one). Packets are framed in order, numbers taken as they go. */
-static size_t out_frame_slice(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
-                              struct ipsecif_if *const *ifps, struct ipsecif_buf *const *pkts,
-                              size_t n, struct out_slot *s, uint64_t now)
+IPSECIF_FLATTEN static size_t out_frame_slice(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                                              struct ipsecif_if *const *ifps,
+                                              struct ipsecif_buf *const *pkts, size_t n,
+                                              struct out_slot *s, uint64_t now)
 {
     struct out_cache c = {NULL, NULL, 0};
     size_t k;
@@ -595,9 +597,10 @@ static size_t out_frame_slice(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
     return k;
 }
 
-int ipsecif_if_output_batch(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
-                            struct ipsecif_if *const *ifps, struct ipsecif_buf *const *pkts,
-                            size_t n, uint64_t now, int *results)
+IPSECIF_FLATTEN int ipsecif_if_output_batch(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                                            struct ipsecif_if *const *ifps,
+                                            struct ipsecif_buf *const *pkts, size_t n, uint64_t now,
+                                            int *results)
 {
     struct out_slot s[IPSECIF_BATCH_MAX];
     size_t i = 0, k, m;
@@ -987,8 +990,8 @@ static bool in_must_split(const struct in_slot *s, size_t k, const struct ipseci
 
 /* Host traffic goes through the per-packet path, alone in its slice so
  * that what it does to the SADB comes in order. */
-static int in_host_one(struct ipsecif_ctx *ctx, struct in_slot *x, struct ipsecif_buf *pkt,
-                       int kind, uint64_t now)
+static IPSECIF_COLD int in_host_one(struct ipsecif_ctx *ctx, struct in_slot *x,
+                                    struct ipsecif_buf *pkt, int kind, uint64_t now)
 {
     if (kind == IN_HOST) {
         return ipsecif_host_deliver(ctx, pkt, now);
@@ -999,9 +1002,10 @@ static int in_host_one(struct ipsecif_ctx *ctx, struct in_slot *x, struct ipseci
 /* Stages up to ESP's replay check for a slice; returns how many packets
  * it took (at least one). A packet for the host ends the slice before it,
  * or is the whole slice (and handled here) when it comes first. */
-static size_t in_open_slice(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *metas,
-                            struct ipsecif_buf *const *pkts, size_t n, struct in_slot *s,
-                            uint64_t now)
+IPSECIF_FLATTEN static size_t in_open_slice(struct ipsecif_ctx *ctx,
+                                            const struct ipsecif_outer_meta *metas,
+                                            struct ipsecif_buf *const *pkts, size_t n,
+                                            struct in_slot *s, uint64_t now)
 {
     struct in_cache c;
     size_t k;
@@ -1077,8 +1081,9 @@ static void in_crypto(struct ipsecif_ctx *ctx, struct in_slot *s, size_t n)
     }
 }
 
-static int in_batch(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *metas,
-                    struct ipsecif_buf *const *pkts, size_t n, uint64_t now, int *results)
+IPSECIF_FLATTEN static int in_batch(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *metas,
+                                    struct ipsecif_buf *const *pkts, size_t n, uint64_t now,
+                                    int *results)
 {
     struct in_slot s[IPSECIF_BATCH_MAX];
     struct in_cache pc;

@@ -114,10 +114,10 @@ uint16_t ipsecif_if_remote_port(const struct ipsecif_if *ifp)
     return ifp->dport != 0 ? ifp->dport : IPSECIF_NATT_PORT;
 }
 
-struct ipsecif_if *ipsecif_if_lookup_outer(struct ipsecif_ctx *ctx,
-                                           const struct ipsecif_addr *local,
-                                           const struct ipsecif_addr *remote, uint16_t lport,
-                                           uint16_t rport)
+IPSECIF_NOINLINE struct ipsecif_if *ipsecif_if_lookup_outer(struct ipsecif_ctx *ctx,
+                                                            const struct ipsecif_addr *local,
+                                                            const struct ipsecif_addr *remote,
+                                                            uint16_t lport, uint16_t rport)
 {
     struct ipsecif_if *ifp = ctx->ifs.hash[pair_hash(ctx, local, remote)];
     bool natt = lport != 0 || rport != 0;

@@ -60,9 +60,10 @@ void ipsecif_raise_acquire_pol(struct ipsecif_ctx *ctx, const struct ipsecif_pol
     ipsecif_emit(ctx, &ev);
 }
 
-void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp, uint8_t req_index,
-                           const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
-                           uint16_t sport, uint16_t dport, uint64_t now)
+IPSECIF_COLD void ipsecif_raise_acquire(struct ipsecif_ctx *ctx, struct ipsecif_sp *sp,
+                                        uint8_t req_index, const struct ipsecif_addr *src,
+                                        const struct ipsecif_addr *dst, uint16_t sport,
+                                        uint16_t dport, uint64_t now)
 {
     ipsecif_raise_acquire_pol(ctx, &sp->pol, &sp->last_acquire, req_index, src, dst, sport, dport,
                               now);

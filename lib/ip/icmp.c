@@ -208,7 +208,8 @@ static int toobig6(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint
     return IPSECIF_OK;
 }
 
-int ipsecif_icmp_toobig(struct ipsecif_buf *pkt, const struct ipsecif_addr *src, uint32_t mtu)
+IPSECIF_COLD int ipsecif_icmp_toobig(struct ipsecif_buf *pkt, const struct ipsecif_addr *src,
+                                     uint32_t mtu)
 {
     const uint8_t *p;
 

@@ -362,7 +362,7 @@ static void soft_expire(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, uint8_t 
     ipsecif_raise_expire(ctx, sa, 0, reason);
 }
 
-void ipsecif_sadb_kill(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, uint8_t reason)
+IPSECIF_COLD void ipsecif_sadb_kill(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, uint8_t reason)
 {
     if (ctx == NULL || sa == NULL || !sa->in_use) {
         return;
@@ -482,8 +482,9 @@ static int set_keys(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
 
 /* ---- Lookups ---- */
 
-struct ipsecif_sa *ipsecif_sadb_lookup_spi(struct ipsecif_ctx *ctx, uint8_t proto,
-                                           const struct ipsecif_addr *dst, uint32_t spi)
+IPSECIF_NOINLINE struct ipsecif_sa *ipsecif_sadb_lookup_spi(struct ipsecif_ctx *ctx, uint8_t proto,
+                                                            const struct ipsecif_addr *dst,
+                                                            uint32_t spi)
 {
     struct ipsecif_sa *sa;
 
@@ -586,11 +587,10 @@ static struct ipsecif_sa *lookup_out(struct ipsecif_ctx *ctx, const struct ipsec
     return mature != NULL ? mature : dying;
 }
 
-struct ipsecif_sa *ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx,
-                                           const struct ipsecif_ipsecreq *req, uint8_t level,
-                                           const struct ipsecif_addr *src,
-                                           const struct ipsecif_addr *dst, uint16_t sport,
-                                           uint16_t dport)
+IPSECIF_NOINLINE struct ipsecif_sa *
+ipsecif_sadb_lookup_out(struct ipsecif_ctx *ctx, const struct ipsecif_ipsecreq *req, uint8_t level,
+                        const struct ipsecif_addr *src, const struct ipsecif_addr *dst,
+                        uint16_t sport, uint16_t dport)
 {
     return lookup_out(ctx, req, level, src, dst, sport, dport, false);
 }
@@ -605,8 +605,8 @@ struct ipsecif_sa *ipsecif_sadb_lookup_host(struct ipsecif_ctx *ctx,
 
 /* ---- Use and expiry ---- */
 
-bool ipsecif_sadb_account_slow(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, size_t bytes,
-                               uint64_t now)
+IPSECIF_COLD bool ipsecif_sadb_account_slow(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
+                                            size_t bytes, uint64_t now)
 {
     uint64_t total;
 

@@ -1046,9 +1046,10 @@ int ipsecif_spd_check_in(struct ipsecif_ctx *ctx, const struct ipsecif_outer_met
     return ipsecif_spd_check_in_sp(ctx, meta, nh, sa, now, &sp);
 }
 
-int ipsecif_spd_check_in_sp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
-                            uint8_t nh, const struct ipsecif_sa *sa, uint64_t now,
-                            struct ipsecif_sp **matched)
+IPSECIF_NOINLINE int ipsecif_spd_check_in_sp(struct ipsecif_ctx *ctx,
+                                             const struct ipsecif_outer_meta *meta, uint8_t nh,
+                                             const struct ipsecif_sa *sa, uint64_t now,
+                                             struct ipsecif_sp **matched)
 {
     struct ipsecif_selector sel;
     struct ipsecif_sp *sp;
