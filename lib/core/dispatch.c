@@ -446,8 +446,8 @@ static bool if_ok(const struct ipsecif_if *ifp)
     return ifp != NULL && ifp->in_use;
 }
 
-int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp, struct ipsecif_buf *pkt,
-                      uint64_t now)
+IPSECIF_FLATTEN int ipsecif_if_output(struct ipsecif_ctx *ctx, struct ipsecif_if *ifp,
+                                      struct ipsecif_buf *pkt, uint64_t now)
 {
     struct ipsecif_esp_job j;
     struct ipsecif_esp_job *jp = &j;
@@ -689,7 +689,7 @@ static int in_outer(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
     return rc;
 }
 
-int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now)
+IPSECIF_FLATTEN int ipsecif_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_t now)
 {
     struct ipsecif_outer_meta meta;
     int rc;
@@ -921,8 +921,9 @@ static bool meta_ok(const struct ipsecif_outer_meta *meta)
            ipsecif_addr_len(meta->src.family) != 0;
 }
 
-int ipsecif_input_esp(struct ipsecif_ctx *ctx, const struct ipsecif_outer_meta *meta,
-                      struct ipsecif_buf *pkt, uint64_t now)
+IPSECIF_FLATTEN int ipsecif_input_esp(struct ipsecif_ctx *ctx,
+                                      const struct ipsecif_outer_meta *meta,
+                                      struct ipsecif_buf *pkt, uint64_t now)
 {
     struct ipsecif_esp_job j;
     struct ipsecif_esp_job *jp = &j;
