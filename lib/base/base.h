@@ -27,10 +27,11 @@
  * The batch path's stages have every call inside them inlined (GCC and
  * clang; with LTO across files), which takes the calls, the argument
  * passing and the register saves out of the per-packet cost. What a packet
- * seldom needs is kept out of them: IPSECIF_COLD for drops, errors, key
- * management and host traffic, IPSECIF_NOINLINE for the table lookups a
- * batch's caches spare all but its first packet. A build for size (-Os)
- * keeps its calls.
+ * seldom needs is kept out of them: IPSECIF_COLD (also optimized for size)
+ * for drops, errors and key management events, IPSECIF_NOINLINE for what is
+ * another path's own (host traffic, SAs with byte limits) and for the table
+ * lookups a batch's caches spare all but its first packet. A build for size
+ * (-Os) keeps its calls.
  */
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(__OPTIMIZE_SIZE__)
 #define IPSECIF_FLATTEN __attribute__((flatten))

@@ -991,8 +991,8 @@ static bool in_must_split(const struct in_slot *s, size_t k, const struct ipseci
 
 /* Host traffic goes through the per-packet path, alone in its slice so
  * that what it does to the SADB comes in order. */
-static IPSECIF_COLD int in_host_one(struct ipsecif_ctx *ctx, struct in_slot *x,
-                                    struct ipsecif_buf *pkt, int kind, uint64_t now)
+static IPSECIF_NOINLINE int in_host_one(struct ipsecif_ctx *ctx, struct in_slot *x,
+                                        struct ipsecif_buf *pkt, int kind, uint64_t now)
 {
     if (kind == IN_HOST) {
         return ipsecif_host_deliver(ctx, pkt, now);

@@ -826,8 +826,8 @@ int ipsecif_host_input(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt, uint64_
     return IPSECIF_OK;
 }
 
-IPSECIF_COLD int ipsecif_host_deliver(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
-                                      uint64_t now)
+IPSECIF_NOINLINE int ipsecif_host_deliver(struct ipsecif_ctx *ctx, struct ipsecif_buf *pkt,
+                                          uint64_t now)
 {
     struct ipsecif_host_result r;
     int rc;
@@ -851,9 +851,9 @@ uint32_t ipsecif_host_generation(const struct ipsecif_ctx *ctx)
 
 /* ---- Payloads whose IP header a socket removed ---- */
 
-IPSECIF_COLD bool ipsecif_host_natt_ours(struct ipsecif_ctx *ctx,
-                                         const struct ipsecif_outer_meta *meta,
-                                         const struct ipsecif_buf *pkt)
+IPSECIF_NOINLINE bool ipsecif_host_natt_ours(struct ipsecif_ctx *ctx,
+                                             const struct ipsecif_outer_meta *meta,
+                                             const struct ipsecif_buf *pkt)
 {
     const struct ipsecif_sa *sa;
     uint32_t spi;
@@ -877,9 +877,9 @@ static bool v6_ext_before_sec(uint8_t nh)
            nh == IPSECIF_IPPROTO_ROUTING;
 }
 
-IPSECIF_COLD int ipsecif_input_payload(struct ipsecif_ctx *ctx,
-                                       const struct ipsecif_outer_meta *meta, uint8_t proto,
-                                       struct ipsecif_buf *pkt, uint64_t now)
+IPSECIF_NOINLINE int ipsecif_input_payload(struct ipsecif_ctx *ctx,
+                                           const struct ipsecif_outer_meta *meta, uint8_t proto,
+                                           struct ipsecif_buf *pkt, uint64_t now)
 {
     struct ipsecif_outer_meta m;
     size_t alen, iphl, hlen, len;

@@ -605,8 +605,8 @@ struct ipsecif_sa *ipsecif_sadb_lookup_host(struct ipsecif_ctx *ctx,
 
 /* ---- Use and expiry ---- */
 
-IPSECIF_COLD bool ipsecif_sadb_account_slow(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
-                                            size_t bytes, uint64_t now)
+IPSECIF_NOINLINE bool ipsecif_sadb_account_slow(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
+                                                size_t bytes, uint64_t now)
 {
     uint64_t total;
 
