@@ -157,7 +157,6 @@ void ipsecif_outer_tpl_set(struct ipsecif_outer_tpl *t, const struct ipsecif_add
     struct ipsecif_outer_meta *m = &t->meta;
     bool udp = sport != 0 || dport != 0;
     size_t iphl, need;
-    uint8_t proto = udp ? IPSECIF_IPPROTO_UDP : IPSECIF_IPPROTO_ESP;
 
     memset(t, 0, sizeof(*t));
     need = outer_need(src, dst, udp, 0, &iphl);
@@ -174,24 +173,19 @@ void ipsecif_outer_tpl_set(struct ipsecif_outer_tpl *t, const struct ipsecif_add
     m->esp_off = (uint16_t)need;
     t->max_len =
         (uint16_t)(0xffffu - (need - (src->family == IPSECIF_AF_INET6 ? IPSECIF_IP6_HLEN : 0)));
+    /* The headers of an empty packet, then what differs per packet zeroed:
+     * lengths and checksums (IPv4's id is 0 already). */
+    ipsecif_outer_write(t->hdr, m, IPSECIF_IPPROTO_ESP, 0, 0, false);
     if (udp) {
-        put_udp(t->hdr + iphl, m, 0);
-        ipsecif_store16(t->hdr + iphl + 4, 0);
+        memset(t->hdr + iphl + 4, 0, 4);
     }
     if (src->family == IPSECIF_AF_INET) {
-        t->hdr[0] = 0x45;
-        t->hdr[8] = ttl;
-        t->hdr[9] = proto;
-        memcpy(t->hdr + 12, src->bytes, 4);
-        memcpy(t->hdr + 16, dst->bytes, 4);
+        memset(t->hdr + 2, 0, 2);
+        memset(t->hdr + 10, 0, 2);
         t->sum = ipsecif_csum_add(0, t->hdr, IPSECIF_IP4_HLEN);
         return;
     }
-    t->hdr[0] = 0x60;
-    t->hdr[6] = proto;
-    t->hdr[7] = ttl;
-    memcpy(t->hdr + 8, src->bytes, 16);
-    memcpy(t->hdr + 24, dst->bytes, 16);
+    memset(t->hdr + 4, 0, 2);
     if (udp) {
         /* Pseudo-header addresses and protocol, and the ports. */
         t->sum = ipsecif_v6_pseudo(src->bytes, dst->bytes, 0, IPSECIF_IPPROTO_UDP);

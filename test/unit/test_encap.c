@@ -146,6 +146,29 @@ static const struct outer_case outer_cases[] = {
     {"2001:db8::1", "2001:db8:ffff::2", 4500, 1025, 33, 0xff, false, 1},
 };
 
+/* What a case's outer headers come to: addresses, family, UDP, the IP
+ * header's and all headers' length, the TTL written. */
+struct case_geom {
+    struct ipsecif_addr src, dst;
+    bool v4, udp;
+    size_t iphl, need;
+    uint8_t ttl;
+};
+
+static struct case_geom geom_of(const struct outer_case *c)
+{
+    struct case_geom g;
+
+    g.src = test_addr(c->src);
+    g.dst = test_addr(c->dst);
+    g.v4 = g.src.family == IPSECIF_AF_INET;
+    g.udp = c->sport != 0;
+    g.iphl = g.v4 ? 20 : 40;
+    g.need = g.iphl + (g.udp ? 8 : 0);
+    g.ttl = c->cfg_ttl != 0 ? c->cfg_ttl : 64;
+    return g;
+}
+
 static void test_encap_outer(void **state)
 {
     struct ipsecif_ctx ctx;
@@ -155,13 +178,11 @@ static void test_encap_outer(void **state)
     (void)state;
     for (k = 0; k < IPSECIF_ARRAY_SIZE(outer_cases); k++) {
         const struct outer_case *c = &outer_cases[k];
-        struct ipsecif_addr src = test_addr(c->src);
-        struct ipsecif_addr dst = test_addr(c->dst);
-        bool v4 = src.family == IPSECIF_AF_INET;
-        bool udp = c->sport != 0;
-        size_t iphl = v4 ? 20 : 40;
-        size_t need = iphl + (udp ? 8 : 0);
-        uint8_t ttl = c->cfg_ttl != 0 ? c->cfg_ttl : 64;
+        struct case_geom g = geom_of(c);
+        struct ipsecif_addr src = g.src, dst = g.dst;
+        bool v4 = g.v4, udp = g.udp;
+        size_t iphl = g.iphl, need = g.need;
+        uint8_t ttl = g.ttl;
         struct ipsecif_outer_meta meta;
         const uint8_t *h;
 
@@ -303,11 +324,11 @@ static void test_encap_tpl(void **state)
     (void)state;
     for (k = 0; k < IPSECIF_ARRAY_SIZE(outer_cases); k++) {
         const struct outer_case *c = &outer_cases[k];
-        struct ipsecif_addr src = test_addr(c->src);
-        struct ipsecif_addr dst = test_addr(c->dst);
-        bool v4 = src.family == IPSECIF_AF_INET;
-        size_t need = (v4 ? 20 : 40) + (c->sport != 0 ? 8 : 0);
-        uint8_t ttl = c->cfg_ttl != 0 ? c->cfg_ttl : 64;
+        struct case_geom g = geom_of(c);
+        struct ipsecif_addr src = g.src, dst = g.dst;
+        bool v4 = g.v4;
+        size_t need = g.need;
+        uint8_t ttl = g.ttl;
         struct ipsecif_outer_meta ma, mb;
         unsigned n;
 
