@@ -509,7 +509,7 @@ static bool out_must_split(const struct out_slot *s, size_t k, const struct ipse
 
     /* The common case, without a look at the slice: no byte limit to
      * reach and numbers for far more than a slice. */
-    if (sa->hard.bytes == 0 && (sa->soft.bytes == 0 || sa->soft_sent) &&
+    if (ipsecif_sadb_bytes_free(sa) &&
         sa->seq_out <
             ((sa->flags & IPSECIF_SA_F_ESN) != 0 ? UINT64_MAX : 0xffffffffu) - IPSECIF_BATCH_MAX) {
         return false;

@@ -122,17 +122,22 @@ struct ipsecif_sa *ipsecif_sadb_lookup_host(struct ipsecif_ctx *ctx,
                                             const struct ipsecif_ipsecreq *req, uint8_t level,
                                             const struct ipsecif_addr *src,
                                             const struct ipsecif_addr *dst);
+/* No byte limit of sa is left to reach: none hard, the soft one raised or none. */
+static inline bool ipsecif_sadb_bytes_free(const struct ipsecif_sa *sa)
+{
+    return sa->hard.bytes == 0 && (sa->soft.bytes == 0 || sa->soft_sent);
+}
 /* Count use of an SA (bytes, first use); raises soft/hard EXPIRE on byte limits.
  * Returns false if the SA died. */
 bool ipsecif_sadb_account_slow(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, size_t bytes,
                                uint64_t now);
-/* The same, with the case of every packet but an SA's first inline: a live
+/* ipsecif_sadb_account_slow(), with the case of every packet but an SA's first inline: a live
  * SA used before, with no byte limit left to watch, only adds the bytes. */
 static inline bool ipsecif_sadb_account(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa,
                                         size_t bytes, uint64_t now)
 {
-    if (sa->allocations != 0 && sa->hard.bytes == 0 && (sa->soft.bytes == 0 || sa->soft_sent) &&
-        sa->in_use && (sa->state == IPSECIF_SA_MATURE || sa->state == IPSECIF_SA_DYING)) {
+    if (sa->allocations != 0 && ipsecif_sadb_bytes_free(sa) && sa->in_use &&
+        (sa->state == IPSECIF_SA_MATURE || sa->state == IPSECIF_SA_DYING)) {
         sa->bytes = bytes > UINT64_MAX - sa->bytes ? UINT64_MAX : sa->bytes + bytes;
         return true;
     }
