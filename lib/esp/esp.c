@@ -13,7 +13,6 @@
 
 #define ESP_HDR 8
 #define NONCE_LEN 12 /* salt(4) || IV(8) */
-#define MAC_MAX IPSECIF_ESP_ICV_MAX
 
 static bool is_esn(const struct ipsecif_sa *sa)
 {
@@ -224,7 +223,7 @@ static int seal_cbc_mac(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa 
 {
     size_t hlen = ESP_HDR + sa->iv_len;
     uint8_t *hdr = j->hdr;
-    uint8_t mac[MAC_MAX];
+    uint8_t mac[IPSECIF_ESP_ICV_MAX];
     int rc = 0;
 
     if (is_cbc(sa)) {
@@ -247,8 +246,8 @@ static int verify_mac(const struct ipsecif_crypto_ops *ops, struct ipsecif_sa *s
 {
     size_t auth_len = j->len0 - sa->icv_len; /* header .. next header */
     uint8_t *icv = j->hdr + auth_len;
-    uint8_t saved[MAC_MAX];
-    uint8_t mac[MAC_MAX];
+    uint8_t saved[IPSECIF_ESP_ICV_MAX];
+    uint8_t mac[IPSECIF_ESP_ICV_MAX];
     int rc;
 
     if (sa->aalg == IPSECIF_AALG_NONE) {
@@ -443,15 +442,12 @@ int ipsecif_esp_in_finish(struct ipsecif_ctx *ctx, struct ipsecif_sa *sa, struct
     /* Authentic. Packets opened together were checked against the window
      * as it stood before any of them: check again now that the ones ahead
      * have moved it (a duplicate in the same burst, or one the window has
-     * left behind), and move it only then, even if the padding turns out bad.
-     * The next number in order is new whatever came before. */
-    if (j->seq != sa->replay_top + 1 &&
-        (ipsecif_replay_check(sa, ipsecif_load32(j->hdr + 4), &seq) != IPSECIF_OK ||
-         seq != j->seq)) {
+     * left behind), and move it only then, even if the padding turns out bad. */
+    if (ipsecif_replay_check(sa, ipsecif_load32(j->hdr + 4), &seq) != IPSECIF_OK || seq != j->seq) {
         sa->stats.replay++;
         return IPSECIF_ERR_REPLAY;
     }
-    ipsecif_replay_update(sa, j->seq);
+    ipsecif_replay_update(sa, seq);
     if (is_cbc(sa) &&
         ctx->port->crypto->cbc(sa->slot, 0, j->hdr + ESP_HDR, body, j->body_len) != 0) {
         return IPSECIF_ERR_CRYPTO;

@@ -216,6 +216,34 @@ static void test_window_zero(void **state)
     win_free(&w);
 }
 
+/* The number after the highest, at the ends of the number spaces: past
+ * 2^32 - 1 without ESN and past 2^64 - 1 with it, there is none. */
+static void test_next_at_the_ends(void **state)
+{
+    static const uint32_t ws[] = {0, 32, 64, 100};
+    struct win w;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < IPSECIF_ARRAY_SIZE(ws); i++) {
+        win_init(&w, ws[i], false, 0);
+        T(1, OK);
+        T(2, OK);
+        win_free(&w);
+        win_init(&w, ws[i], false, 0xfffffffeULL);
+        T(0xffffffffu, OK);
+        T(0, RP);
+        win_free(&w);
+        win_init(&w, ws[i], true, 0xffffffffULL);
+        TE(0, OK, 0x100000000ULL);
+        TE(1, OK, 0x100000001ULL);
+        win_free(&w);
+        win_init(&w, ws[i], true, UINT64_MAX);
+        TC(0, RP, 0);
+        win_free(&w);
+    }
+}
+
 /* ESN (RFC 4303 Appendix A.2) across the 2^32 boundary. */
 static void table_esn(uint32_t W)
 {
@@ -421,7 +449,7 @@ int main(void)
         cmocka_unit_test(test_plain_windows),       cmocka_unit_test(test_jump_sweep),
         cmocka_unit_test(test_window_zero),         cmocka_unit_test(test_esn_windows),
         cmocka_unit_test(test_stale_bitmap),        cmocka_unit_test(test_odd_multiple),
-        cmocka_unit_test(test_random_vs_reference),
+        cmocka_unit_test(test_random_vs_reference), cmocka_unit_test(test_next_at_the_ends),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
