@@ -171,9 +171,10 @@ static inline uint32_t ipsecif_csum_add(uint32_t sum, const uint8_t *p, size_t n
 
 static inline uint16_t ipsecif_csum_fold(uint32_t sum)
 {
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
+    /* Two folds take any 32-bit sum to 16 bits: the first leaves at most
+     * 0x1fffe, the second at most 0xffff. */
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
     return (uint16_t)~sum;
 }
 
