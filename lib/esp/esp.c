@@ -118,6 +118,15 @@ static int out_check(const struct ipsecif_sa *sa, uint64_t seq)
     return IPSECIF_OK;
 }
 
+/* 16 zeros, then 1 to 16: the padding's first 16 bytes at pad_seq + 16; at
+ * pad_seq + pad, the 16 bytes before a trailer with pad bytes of padding
+ * (pad_mask + pad: which of them are padding). */
+static const uint8_t pad_seq[32] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  0,  0,  0,  0,  0,  0,
+                                    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t pad_mask[32] = {
+    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
 /* Lay out ESP around the payload in pkt: header, room for the IV, padding,
  * trailer and room for the ICV. Returns the ESP header. */
 static uint8_t *frame(const struct ipsecif_sa *sa, struct ipsecif_buf *pkt, size_t pad,
@@ -126,10 +135,16 @@ static uint8_t *frame(const struct ipsecif_sa *sa, struct ipsecif_buf *pkt, size
     uint8_t *trailer, *hdr;
     size_t i;
 
-    /* Monotone padding 1, 2, 3, ... (RFC 4303 section 2.4). */
+    /* Monotone padding 1, 2, 3, ... (RFC 4303 section 2.4). When the room
+     * laid out behind the payload (padding, trailer, ICV) holds 16 bytes,
+     * one copy of 16 writes it; the trailer and ICV then overwrite the rest. */
     trailer = ipsecif_buf_put(pkt, pad + 2);
-    for (i = 0; i < pad; i++) {
-        trailer[i] = (uint8_t)(i + 1);
+    if (pad <= 16 && pad + 2 + sa->icv_len >= 16) {
+        memcpy(trailer, pad_seq + 16, 16);
+    } else {
+        for (i = 0; i < pad; i++) {
+            trailer[i] = (uint8_t)(i + 1);
+        }
     }
     trailer[pad] = (uint8_t)pad;
     trailer[pad + 1] = next_header;
@@ -369,10 +384,23 @@ static bool pad_ok(const uint8_t *trailer_end, size_t avail, uint8_t *pad_out)
     if (pad + 2 > avail) {
         return false;
     }
-    p = trailer_end - 2 - pad;
-    for (i = 0; i < pad; i++) {
-        if (p[i] != (uint8_t)(i + 1)) {
+    if (pad <= 16 && avail >= 18) {
+        /* The 16 bytes before the trailer, all inside the payload, compared
+         * where they are padding: two words, whatever pad is. */
+        uint64_t w[2], e[2], m[2];
+
+        memcpy(w, trailer_end - 18, 16);
+        memcpy(e, pad_seq + pad, 16);
+        memcpy(m, pad_mask + pad, 16);
+        if ((((w[0] ^ e[0]) & m[0]) | ((w[1] ^ e[1]) & m[1])) != 0) {
             return false;
+        }
+    } else {
+        p = trailer_end - 2 - pad;
+        for (i = 0; i < pad; i++) {
+            if (p[i] != (uint8_t)(i + 1)) {
+                return false;
+            }
         }
     }
     *pad_out = (uint8_t)pad;

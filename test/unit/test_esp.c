@@ -1106,6 +1106,37 @@ static void test_bad_padding(void **state)
         {0, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15}, 14, -1, IPSECIF_ERR_BADPAD, true},
         {13, {1}, 1, -1, IPSECIF_OK, true},
         {13, {2}, 1, -1, IPSECIF_ERR_BADPAD, true},
+        /* Bodies of 18 bytes and more: the padding is compared as words. */
+        {40, {1, 2, 3}, 3, -1, IPSECIF_OK, false},
+        {40, {1, 2, 4}, 3, -1, IPSECIF_ERR_BADPAD, false},
+        {40, {0, 2, 3}, 3, -1, IPSECIF_ERR_BADPAD, false},
+        {40, {1, 2, 3}, 3, 4, IPSECIF_ERR_BADPAD, false}, /* a payload byte as padding */
+        {30, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, 16, -1, IPSECIF_OK, true},
+        {30,
+         {2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+         16,
+         -1,
+         IPSECIF_ERR_BADPAD,
+         true},
+        {30,
+         {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0},
+         16,
+         -1,
+         IPSECIF_ERR_BADPAD,
+         true},
+        {40,
+         {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17},
+         17,
+         -1,
+         IPSECIF_OK,
+         false},
+        {40,
+         {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16},
+         17,
+         -1,
+         IPSECIF_ERR_BADPAD,
+         false},
+        {40, {0}, 0, -1, IPSECIF_OK, false},
     };
     static const struct alg null_sha = {IPSECIF_EALG_NULL, IPSECIF_AALG_HMAC_SHA2_256_128, 0, 32,
                                         "null/sha256"};
@@ -1143,7 +1174,7 @@ static void test_bad_padding(void **state)
             if (rc == IPSECIF_ERR_BADPAD) {
                 badpad++;
             } else {
-                uint8_t want[20];
+                uint8_t want[64];
 
                 payload_pattern(want, cases[k].payload, 7);
                 assert_int_equal(tb.b.len, cases[k].payload);
